@@ -1,0 +1,895 @@
+//! [`LumosApp`]: drains engine events in `logic`, lays out panels in `ui`, applies the
+//! panels' commands after the frame.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::Instant;
+
+use lumos_engine::checkpoints::{self, Discovery};
+use lumos_engine::protocol::{DeviceChoice, Event, GenerateRequest, JobId, ModelSpec};
+
+use crate::bench::FrameBench;
+use crate::commands::{AppCommand, ConflictChoice, ExportSelection};
+use crate::engine_link::{EngineLink, Polled};
+use crate::export::{self, ExportPlan, ExportReport};
+use crate::gallery::{Gallery, Run, RunId, RunImage, RunStatus};
+use crate::jobs::{JobQueue, JobState};
+use crate::panels::canvas::CanvasPanel;
+use crate::panels::controls::{ControlsContext, controls_ui};
+use crate::panels::gallery::gallery_ui;
+use crate::panels::models::{ModelsPanel, ModelsView};
+use crate::panels::notifications::Notifications;
+use crate::panels::queue::{progress_ui, queue_ui};
+use crate::panels::viewer::Viewer;
+use crate::preview::{LivePreview, PreviewRenderer};
+use crate::references::{Canvas, Reference, decode_reference, display_name, load_reference};
+use crate::settings::{STORAGE_KEY, Settings, random_seed};
+
+/// At most this many engine events are handled per frame, so a burst cannot stall the UI.
+const MAX_EVENTS_PER_FRAME: usize = 256;
+
+/// Automatic run for `--bench-frames`: add a reference, press Generate, measure, quit.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// When the process started.
+    pub launched_at: Instant,
+    /// The reference to generate from.
+    pub reference: PathBuf,
+    /// Close the window when the run ends.
+    pub exit_when_done: bool,
+}
+
+/// How the app is set up: models, where history goes, settings to start from.
+pub struct AppConfig {
+    /// Usable models; the first is the default.
+    pub models: Vec<ModelSpec>,
+    /// What discovery found for the full model.
+    pub discovery: Discovery,
+    /// Devices this build can use.
+    pub devices: Vec<DeviceChoice>,
+    /// Settings to start from; `None` reads eframe's storage.
+    pub settings: Option<Settings>,
+    /// Frame-time bench.
+    pub bench: Option<BenchConfig>,
+}
+
+impl AppConfig {
+    /// The configuration of the real app: discovered models, then the tiny test model if the
+    /// fixtures are present (a development checkout).
+    pub fn discover() -> Self {
+        let discovery = checkpoints::discover(None);
+        let mut models: Vec<ModelSpec> = discovery.spec().into_iter().collect();
+        if let Ok(spec) = checkpoints::pipeline_fixture_spec(&checkpoints::fixtures_root()) {
+            models.push(spec);
+        }
+        Self {
+            models,
+            discovery,
+            devices: lumos_engine::device::available(),
+            settings: None,
+            bench: None,
+        }
+    }
+
+    /// A configuration with exactly one model and default settings (tests).
+    pub fn with_model(model: ModelSpec) -> Self {
+        Self {
+            models: vec![model],
+            discovery: Discovery::default(),
+            devices: vec![DeviceChoice::Cpu],
+            settings: Some(Settings::default()),
+            bench: None,
+        }
+    }
+}
+
+/// What a native dialog thread sends back.
+enum DialogResult {
+    References(Vec<PathBuf>),
+    ExportFolder(PathBuf),
+    ModelsFolder(PathBuf),
+}
+
+/// An export waiting for the user's answer about existing files.
+struct PendingExport {
+    plan: ExportPlan,
+    dir: PathBuf,
+}
+
+/// The Lumos Studio app.
+pub struct LumosApp {
+    settings: Settings,
+    models: Vec<ModelSpec>,
+    model_names: Vec<String>,
+    discovery: Discovery,
+    devices: Vec<DeviceChoice>,
+    engine: EngineLink,
+    engine_failed: bool,
+    canvas: Canvas,
+    canvas_panel: CanvasPanel,
+    models_panel: ModelsPanel,
+    jobs: JobQueue,
+    gallery: Gallery,
+    live: LivePreview,
+    live_job: Option<JobId>,
+    notifications: Notifications,
+    viewer: Option<Viewer>,
+    pending_export: Option<PendingExport>,
+    last_export: Option<ExportReport>,
+    export_dir_text: String,
+    dialogs_tx: Sender<DialogResult>,
+    dialogs_rx: Receiver<DialogResult>,
+    commands: Vec<AppCommand>,
+    ctx: egui::Context,
+    bench: Option<(BenchConfig, FrameBench, BenchPhase)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BenchPhase {
+    Start,
+    Running,
+    Done,
+}
+
+impl LumosApp {
+    /// Builds the app and starts the engine thread.
+    pub fn new(cc: &eframe::CreationContext<'_>, config: AppConfig) -> anyhow::Result<Self> {
+        let ctx = cc.egui_ctx.clone();
+        let mut notifications = Notifications::default();
+        let settings = match config.settings {
+            Some(settings) => settings,
+            None => match cc.storage.and_then(|s| s.get_string(STORAGE_KEY)) {
+                Some(text) => Settings::from_json(&text).unwrap_or_else(|error| {
+                    notifications.error(format!(
+                        "Saved settings could not be read ({error}); using defaults."
+                    ));
+                    Settings::default()
+                }),
+                None => Settings::default(),
+            },
+        };
+        let renderer = match &cc.wgpu_render_state {
+            Some(render_state) => {
+                crate::preview::install_wgpu(render_state);
+                PreviewRenderer::Wgpu
+            }
+            None => PreviewRenderer::Cpu,
+        };
+        let waker_ctx = ctx.clone();
+        let engine = EngineLink::spawn(move || waker_ctx.request_repaint())
+            .map_err(|e| anyhow::anyhow!("could not start the engine thread: {e}"))?;
+        let (dialogs_tx, dialogs_rx) = std::sync::mpsc::channel();
+        let export_dir_text = settings
+            .export_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let model_names = config.models.iter().map(|m| m.name.clone()).collect();
+        Ok(Self {
+            settings,
+            models: config.models,
+            model_names,
+            discovery: config.discovery,
+            devices: config.devices,
+            engine,
+            engine_failed: false,
+            canvas: Canvas::default(),
+            canvas_panel: CanvasPanel::default(),
+            models_panel: ModelsPanel::default(),
+            jobs: JobQueue::default(),
+            gallery: Gallery::default(),
+            live: LivePreview::new(renderer),
+            live_job: None,
+            notifications,
+            viewer: None,
+            pending_export: None,
+            last_export: None,
+            export_dir_text,
+            dialogs_tx,
+            dialogs_rx,
+            commands: Vec::new(),
+            ctx,
+            bench: config
+                .bench
+                .map(|b| (b.clone(), FrameBench::new(b.launched_at), BenchPhase::Start)),
+        })
+    }
+
+    // ---- accessors (used by tests and the bench) ----
+
+    /// The persisted settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The persisted settings, mutably.
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    /// The references.
+    pub fn canvas(&self) -> &Canvas {
+        &self.canvas
+    }
+
+    /// The results.
+    pub fn gallery(&self) -> &Gallery {
+        &self.gallery
+    }
+
+    /// The tracked jobs.
+    pub fn jobs(&self) -> &JobQueue {
+        &self.jobs
+    }
+
+    /// Errors and notices.
+    pub fn notifications(&self) -> &Notifications {
+        &self.notifications
+    }
+
+    /// The engine link.
+    pub fn engine_mut(&mut self) -> &mut EngineLink {
+        &mut self.engine
+    }
+
+    /// Which path draws previews.
+    pub fn preview_renderer(&self) -> PreviewRenderer {
+        self.live.renderer()
+    }
+
+    /// Whether a live preview latent is being shown.
+    pub fn has_live_preview(&self) -> bool {
+        self.live.has_latent()
+    }
+
+    /// What the last export wrote.
+    pub fn last_export(&self) -> Option<&ExportReport> {
+        self.last_export.as_ref()
+    }
+
+    /// Queues a command as if a panel had returned it.
+    pub fn push_command(&mut self, command: AppCommand) {
+        self.commands.push(command);
+    }
+
+    // ---- engine events ----
+
+    fn drain_engine(&mut self) {
+        if self.engine_failed {
+            return;
+        }
+        for _ in 0..MAX_EVENTS_PER_FRAME {
+            match self.engine.poll() {
+                Polled::Event(event) => self.on_event(event),
+                Polled::Idle => return,
+                Polled::Died => {
+                    self.on_engine_died();
+                    return;
+                }
+            }
+        }
+        // More events are waiting: come back next frame.
+        self.ctx.request_repaint();
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let job = event.job();
+        let Some(run_id) = self.jobs.get(job).map(|t| t.run) else {
+            // Not (or no longer) tracked: ignore.
+            return;
+        };
+        let now = Instant::now();
+        match event {
+            Event::Started { images, steps, .. } => self.jobs.started(job, images, steps, now),
+            Event::Progress {
+                step,
+                steps,
+                preview,
+                ..
+            } => {
+                self.jobs.step(job, step, steps, now);
+                if let Some(latent) = preview {
+                    self.live.set_latent(latent);
+                    self.live_job = Some(job);
+                }
+            }
+            Event::ModelReady { name, device, .. } => {
+                log::info!("model {name} ready on {device}");
+            }
+            Event::Image {
+                index, image, meta, ..
+            } => {
+                self.jobs.image_done(job);
+                if let Some(run) = self.gallery.run_mut(run_id) {
+                    run.images.push(RunImage {
+                        index,
+                        image,
+                        meta: *meta,
+                        texture: None,
+                        selected: false,
+                    });
+                }
+            }
+            Event::Finished { .. } => self.end_job(job, run_id, RunStatus::Finished),
+            Event::Cancelled { .. } => self.end_job(job, run_id, RunStatus::Cancelled),
+            Event::Failed { error, .. } => {
+                self.notifications.error(format!("Run {run_id} failed: {error}"));
+                self.end_job(job, run_id, RunStatus::Failed(error));
+            }
+        }
+    }
+
+    fn end_job(&mut self, job: JobId, run_id: RunId, status: RunStatus) {
+        self.jobs.remove(job);
+        if self.live_job == Some(job) {
+            self.live.clear();
+            self.live_job = None;
+        }
+        if let Some(run) = self.gallery.run_mut(run_id) {
+            run.status = status;
+            run.job = None;
+        }
+    }
+
+    fn on_engine_died(&mut self) {
+        for lost in self.jobs.clear() {
+            if let Some(run) = self.gallery.run_mut(lost.run) {
+                run.status = RunStatus::Failed("the engine stopped".into());
+                run.job = None;
+            }
+        }
+        self.live.clear();
+        self.live_job = None;
+        match self.engine.restart() {
+            Ok(()) => self.notifications.error(
+                "The engine stopped unexpectedly and was restarted. Your references are still \
+                 here: press Generate to try again.",
+            ),
+            Err(error) => {
+                self.engine_failed = true;
+                self.notifications.error(format!(
+                    "The engine stopped and could not be restarted ({error}). Save your work \
+                     and restart Lumos Studio."
+                ));
+            }
+        }
+    }
+
+    fn drain_dialogs(&mut self) {
+        while let Ok(result) = self.dialogs_rx.try_recv() {
+            match result {
+                DialogResult::References(paths) => {
+                    self.commands
+                        .extend(paths.into_iter().map(AppCommand::AddReferencePath));
+                }
+                DialogResult::ExportFolder(dir) => {
+                    self.export_dir_text = dir.display().to_string();
+                    self.settings.export_dir = Some(dir);
+                }
+                DialogResult::ModelsFolder(dir) => self.search_models(&dir),
+            }
+        }
+    }
+
+    /// Runs a native dialog on its own thread (it may block for as long as the user looks).
+    /// Headless, rfd returns nothing; the typed-path fields do the same job.
+    fn spawn_dialog(&self, dialog: impl FnOnce() -> Option<DialogResult> + Send + 'static) {
+        let tx = self.dialogs_tx.clone();
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("file-dialog".into())
+            .spawn(move || {
+                if let Some(result) = dialog() {
+                    let _ = tx.send(result);
+                    ctx.request_repaint();
+                }
+            });
+        if let Err(error) = spawned {
+            log::error!("could not open a file dialog: {error}");
+        }
+    }
+
+    // ---- commands ----
+
+    fn apply_commands(&mut self) {
+        // Commands may queue more commands (a dialog result adds references).
+        while !self.commands.is_empty() {
+            for command in std::mem::take(&mut self.commands) {
+                self.apply(command);
+            }
+        }
+    }
+
+    fn apply(&mut self, command: AppCommand) {
+        match command {
+            AppCommand::AddReferencePath(path) => self.add_reference_path(&path),
+            AppCommand::AddReferenceBytes { name, bytes } => {
+                match decode_reference(&name, &bytes) {
+                    Ok(reference) => self.canvas.push(reference),
+                    Err(error) => self.notifications.error(format!("{error:#}")),
+                }
+            }
+            AppCommand::AddReferencePixels {
+                name,
+                width_px,
+                height_px,
+                rgb,
+            } => match image::RgbImage::from_raw(width_px as u32, height_px as u32, rgb) {
+                Some(image) => self.canvas.push(Reference::new(name, None, image)),
+                None => self.notifications.error("The pasted image could not be read."),
+            },
+            AppCommand::OpenReferenceDialog => self.spawn_dialog(|| {
+                rfd::FileDialog::new()
+                    .set_title("Add reference images")
+                    .add_filter("Images", &["png", "jpg", "jpeg", "webp", "gif", "bmp"])
+                    .pick_files()
+                    .map(DialogResult::References)
+            }),
+            AppCommand::RemoveReference(index) => self.canvas.remove(index),
+            AppCommand::MoveReference { from, to } => self.canvas.move_to(from, to),
+            AppCommand::Generate => self.generate(),
+            AppCommand::Cancel(job) => {
+                self.engine.cancel(job);
+                self.jobs.mark_cancelling(job);
+            }
+            AppCommand::CancelCurrent => {
+                if let Some(job) = self.jobs.current() {
+                    self.engine.cancel(job);
+                    self.jobs.mark_cancelling(job);
+                }
+            }
+            AppCommand::View { run, index } => self.viewer = Some(Viewer::new(run, index)),
+            AppCommand::CloseViewer => self.viewer = None,
+            AppCommand::UseAsReference { run, index } => {
+                if let Some(result) = self.gallery.run(run).and_then(|r| r.image(index)) {
+                    let name = format!("run{run}_{index:02}_seed{}", result.meta.settings.seed);
+                    self.canvas
+                        .push(Reference::from_shared(name, None, result.image.clone()));
+                }
+            }
+            AppCommand::ReuseSettings { run, index } => {
+                if let Some(result) = self.gallery.run(run).and_then(|r| r.image(index)) {
+                    self.settings.reuse(&result.meta);
+                    self.notifications.info(format!(
+                        "Settings of result {run}.{index} restored (seed {}, locked).",
+                        self.settings.sampler.seed
+                    ));
+                }
+            }
+            AppCommand::RemoveRun(run) => {
+                if self.viewer.as_ref().is_some_and(|v| v.run == run) {
+                    self.viewer = None;
+                }
+                self.gallery.remove(run);
+            }
+            AppCommand::Export { run, selection } => self.export(run, selection),
+            AppCommand::ResolveExportConflict(choice) => {
+                if let Some(pending) = self.pending_export.take() {
+                    self.finish_export(&pending.plan, choice, &pending.dir);
+                }
+            }
+            AppCommand::ChooseExportFolderDialog => self.spawn_dialog(|| {
+                rfd::FileDialog::new()
+                    .set_title("Export folder")
+                    .pick_folder()
+                    .map(DialogResult::ExportFolder)
+            }),
+            AppCommand::SearchModels(dir) => self.search_models(&dir),
+            AppCommand::ChooseModelsFolderDialog => self.spawn_dialog(|| {
+                rfd::FileDialog::new()
+                    .set_title("Models folder")
+                    .pick_folder()
+                    .map(DialogResult::ModelsFolder)
+            }),
+            AppCommand::DismissNotification(id) => self.notifications.dismiss(id),
+            AppCommand::RestartEngine => match self.engine.restart() {
+                Ok(()) => {
+                    self.engine_failed = false;
+                    self.notifications.info("The engine was restarted.");
+                }
+                Err(error) => self
+                    .notifications
+                    .error(format!("The engine could not be restarted: {error}")),
+            },
+        }
+    }
+
+    fn add_reference_path(&mut self, path: &Path) {
+        match load_reference(path) {
+            Ok(reference) => {
+                // A PNG we exported carries its settings: restore them.
+                if let Ok(Some(meta)) = lumos_engine::imageio::read_png_meta(path) {
+                    self.settings.reuse(&meta);
+                    self.notifications.info(format!(
+                        "Restored the settings {} was made with (seed {}, locked).",
+                        display_name(path),
+                        self.settings.sampler.seed
+                    ));
+                }
+                self.canvas.push(reference);
+            }
+            Err(error) => self.notifications.error(format!("{error:#}")),
+        }
+    }
+
+    fn search_models(&mut self, dir: &Path) {
+        let discovery = checkpoints::discover(Some(dir));
+        if let Some(spec) = discovery.spec() {
+            if !self.model_names.contains(&spec.name) {
+                self.model_names.insert(0, spec.name.clone());
+                self.models.insert(0, spec);
+            }
+            self.notifications
+                .info(format!("Found the full Lumos model in {}", dir.display()));
+        } else {
+            self.notifications.error(format!(
+                "The full Lumos model is not complete in {}: see Models for what is missing.",
+                dir.display()
+            ));
+        }
+        self.discovery = discovery;
+    }
+
+    fn selected_model(&self) -> Option<&ModelSpec> {
+        let wanted = self.settings.model.as_deref();
+        self.models
+            .iter()
+            .find(|m| Some(m.name.as_str()) == wanted)
+            .or_else(|| self.models.first())
+    }
+
+    fn generate(&mut self) {
+        if self.canvas.references.is_empty() {
+            self.notifications
+                .error("Add a reference image first (drop one, paste one, or use Open…).");
+            return;
+        }
+        let Some(model) = self.selected_model().cloned() else {
+            self.notifications
+                .error("No model is available: see Models for what to install.");
+            return;
+        };
+        let request = GenerateRequest {
+            model: model.clone(),
+            device: self.settings.device,
+            references: self.canvas.to_engine(),
+            mode: self.settings.engine_mode(),
+            settings: self.settings.sampler.clone(),
+        };
+        let run_id = self.gallery.next_id();
+        let run = Run {
+            id: run_id,
+            job: None,
+            model: model.name.clone(),
+            mode: request.mode.clone(),
+            settings: request.settings.clone(),
+            references: self.canvas.references.iter().map(|r| r.name.clone()).collect(),
+            images: Vec::new(),
+            status: RunStatus::Pending,
+            created_unix_secs: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default(),
+            history_dir: None,
+        };
+        match self.engine.generate(request) {
+            Ok(job) => {
+                let summary = format!(
+                    "{} image(s), {} steps, seed {}",
+                    self.settings.image_count(),
+                    self.settings.sampler.steps,
+                    self.settings.sampler.seed
+                );
+                self.jobs.push(job, run_id, summary);
+                self.gallery.push(Run {
+                    job: Some(job),
+                    ..run
+                });
+                self.settings.advance_seed(random_seed());
+            }
+            Err(_) => self.on_engine_died(),
+        }
+    }
+
+    fn export(&mut self, run_id: RunId, selection: ExportSelection) {
+        let Some(dir) = self.settings.export_dir.clone() else {
+            self.notifications
+                .error("Choose an export folder first (Export folder, under the queue).");
+            return;
+        };
+        let Some(run) = self.gallery.run(run_id) else {
+            return;
+        };
+        match export::plan(run, selection, &dir, self.settings.contact_sheet) {
+            Ok(plan) if plan.conflicts.is_empty() => {
+                self.finish_export(&plan, ConflictChoice::Skip, &dir);
+            }
+            Ok(plan) => self.pending_export = Some(PendingExport { plan, dir }),
+            Err(error) => self.notifications.error(format!("{error:#}")),
+        }
+    }
+
+    fn finish_export(&mut self, plan: &ExportPlan, choice: ConflictChoice, dir: &Path) {
+        match export::execute(plan, choice, dir) {
+            Ok(report) => {
+                let mut text = format!("Exported {} file(s) to {}", report.written.len(), dir.display());
+                if !report.skipped.is_empty() {
+                    text.push_str(&format!(" ({} existing file(s) left alone)", report.skipped.len()));
+                }
+                self.notifications.info(text);
+                self.last_export = Some(report);
+            }
+            Err(error) => self.notifications.error(format!("Export failed: {error:#}")),
+        }
+    }
+
+    // ---- input ----
+
+    fn handle_input(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        for file in dropped {
+            let path = file.path();
+            if !path.as_os_str().is_empty() {
+                self.commands.push(AppCommand::AddReferencePath(path.to_owned()));
+            } else {
+                match file.bytes() {
+                    Ok(bytes) => self.commands.push(AppCommand::AddReferenceBytes {
+                        name: "dropped image".into(),
+                        bytes,
+                    }),
+                    Err(error) => self
+                        .notifications
+                        .error(format!("The dropped file could not be read: {error}")),
+                }
+            }
+        }
+        let generate = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Enter);
+        let open = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::O);
+        if ctx.input_mut(|i| i.consume_shortcut(&generate)) {
+            self.commands.push(AppCommand::Generate);
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&open)) {
+            self.commands.push(AppCommand::OpenReferenceDialog);
+        }
+        if ctx.input(|i| i.key_pressed(egui::Key::Escape)) && !self.jobs.is_empty() {
+            self.commands.push(AppCommand::CancelCurrent);
+        }
+        // Paste goes to a focused text field first; otherwise it adds a reference.
+        if ctx.memory(|m| m.focused().is_none()) {
+            let pasted: Vec<egui::Event> = ctx.input(|i| {
+                i.events
+                    .iter()
+                    .filter(|e| matches!(e, egui::Event::Paste(_) | egui::Event::PasteImage(_)))
+                    .cloned()
+                    .collect()
+            });
+            for event in pasted {
+                match event {
+                    egui::Event::PasteImage(image) => {
+                        self.commands.push(pasted_pixels(&image));
+                    }
+                    egui::Event::Paste(text) => {
+                        let path = PathBuf::from(text.trim().trim_start_matches("file://"));
+                        if path.is_file() {
+                            self.commands.push(AppCommand::AddReferencePath(path));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // ---- layout ----
+
+    fn top_ui(&mut self, ui: &mut egui::Ui) {
+        if self.notifications.items().is_empty() && !self.engine_failed {
+            return;
+        }
+        egui::Panel::top("notifications").show(ui, |ui| {
+            self.notifications.notifications_ui(ui, &mut self.commands);
+            if self.engine_failed && ui.button("Restart engine").clicked() {
+                self.commands.push(AppCommand::RestartEngine);
+            }
+        });
+    }
+
+    fn right_ui(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::right("controls")
+            .default_size(330.0)
+            .resizable(true)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().id_salt("controls").show(ui, |ui| {
+                    let context = ControlsContext {
+                        model_names: &self.model_names,
+                        devices: &self.devices,
+                        has_references: !self.canvas.references.is_empty(),
+                        busy: !self.jobs.is_empty(),
+                    };
+                    controls_ui(ui, &mut self.settings, &context, &mut self.commands);
+                    ui.separator();
+                    queue_ui(ui, &self.jobs, &mut self.commands);
+                    ui.separator();
+                    self.export_settings_ui(ui);
+                    ui.separator();
+                    egui::CollapsingHeader::new("Models")
+                        .default_open(self.model_names.is_empty())
+                        .show(ui, |ui| {
+                            let report = self.discovery.report();
+                            let view = ModelsView {
+                                model_names: &self.model_names,
+                                report: &report,
+                            };
+                            self.models_panel.models_ui(ui, &view, &mut self.commands);
+                        });
+                });
+            });
+    }
+
+    fn export_settings_ui(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Export");
+        ui.horizontal(|ui| {
+            let label = ui.label("Export folder");
+            let response = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.export_dir_text)
+                        .hint_text("/path/to/folder")
+                        .desired_width(150.0),
+                )
+                .labelled_by(label.id);
+            if response.changed() {
+                let text = self.export_dir_text.trim();
+                self.settings.export_dir = (!text.is_empty()).then(|| PathBuf::from(text));
+            }
+            if ui.button("Choose…").clicked() {
+                self.commands.push(AppCommand::ChooseExportFolderDialog);
+            }
+        });
+        ui.checkbox(&mut self.settings.contact_sheet, "Also write a contact sheet");
+    }
+
+    fn central_ui(&mut self, ui: &mut egui::Ui) {
+        egui::CentralPanel::default().show(ui, |ui| {
+            if let Some(tracked) = self.jobs.running() {
+                if let JobState::Running(progress) = &tracked.state {
+                    ui.horizontal(|ui| {
+                        ui.strong(format!("Run {}", tracked.run));
+                        if ui.button("Cancel (Esc)").clicked() {
+                            self.commands.push(AppCommand::Cancel(tracked.job));
+                        }
+                    });
+                    progress_ui(ui, progress);
+                }
+                if self.live.has_latent() {
+                    let side = 256.0_f32.min(ui.available_width());
+                    let (rect, _) =
+                        ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::hover());
+                    self.live.paint_ui(ui, rect);
+                }
+                ui.separator();
+            }
+            ui.heading("Gallery");
+            egui::ScrollArea::vertical().id_salt("gallery").show(ui, |ui| {
+                gallery_ui(ui, &mut self.gallery, &mut self.commands);
+            });
+        });
+    }
+
+    fn export_conflict_ui(&mut self, ctx: &egui::Context) {
+        let Some(pending) = &self.pending_export else {
+            return;
+        };
+        let conflicts = pending.plan.conflicts.clone();
+        egui::Modal::new(egui::Id::new("export_conflict")).show(ctx, |ui| {
+            ui.heading("Files already exist");
+            ui.label(format!(
+                "{} file(s) in the export folder would be replaced:",
+                conflicts.len()
+            ));
+            for path in conflicts.iter().take(6) {
+                ui.monospace(display_name(path));
+            }
+            ui.horizontal(|ui| {
+                if ui.button("Replace them").clicked() {
+                    self.commands
+                        .push(AppCommand::ResolveExportConflict(ConflictChoice::Overwrite));
+                }
+                if ui.button("Keep both").clicked() {
+                    self.commands
+                        .push(AppCommand::ResolveExportConflict(ConflictChoice::KeepBoth));
+                }
+                if ui.button("Skip existing").clicked() {
+                    self.commands
+                        .push(AppCommand::ResolveExportConflict(ConflictChoice::Skip));
+                }
+            });
+        });
+    }
+
+    fn bench_frame(&mut self, ctx: &egui::Context, frame: &eframe::Frame) {
+        let busy = !self.jobs.is_empty();
+        let Some((config, bench, phase)) = &mut self.bench else {
+            return;
+        };
+        let work = frame
+            .info()
+            .cpu_usage
+            .map(|secs| std::time::Duration::from_secs_f32(secs.max(0.0)));
+        bench.frame(Instant::now(), work, busy);
+        match *phase {
+            BenchPhase::Start => {
+                *phase = BenchPhase::Running;
+                let reference = config.reference.clone();
+                self.commands.push(AppCommand::AddReferencePath(reference));
+                self.commands.push(AppCommand::Generate);
+            }
+            BenchPhase::Running if !busy && !self.commands.contains(&AppCommand::Generate) => {
+                *phase = BenchPhase::Done;
+                println!("{}", bench.report());
+                if config.exit_when_done {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            }
+            _ => {}
+        }
+        // Measure the frame rate the UI can keep, not only frames the engine asks for.
+        ctx.request_repaint();
+    }
+}
+
+fn pasted_pixels(image: &egui::ColorImage) -> AppCommand {
+    let rgb = image
+        .pixels
+        .iter()
+        .flat_map(|p| {
+            let [r, g, b, _] = p.to_srgba_unmultiplied();
+            [r, g, b]
+        })
+        .collect();
+    AppCommand::AddReferencePixels {
+        name: "pasted image".into(),
+        width_px: image.size[0],
+        height_px: image.size[1],
+        rgb,
+    }
+}
+
+impl eframe::App for LumosApp {
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_engine();
+        self.drain_dialogs();
+        self.apply_commands();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.bench_frame(&ctx, frame);
+        self.handle_input(&ctx);
+        self.top_ui(ui);
+        egui::Panel::left("canvas")
+            .default_size(300.0)
+            .resizable(true)
+            .show(ui, |ui| {
+                self.canvas_panel
+                    .canvas_ui(ui, &mut self.canvas, &mut self.commands);
+            });
+        self.right_ui(ui);
+        self.central_ui(ui);
+        if let Some(viewer) = &mut self.viewer {
+            viewer.viewer_ui(
+                &ctx,
+                &mut self.gallery,
+                &mut self.canvas,
+                self.live.renderer(),
+                &mut self.commands,
+            );
+        }
+        self.export_conflict_ui(&ctx);
+        // Commands from this frame's panels take effect now, not a frame later.
+        self.apply_commands();
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        storage.set_string(STORAGE_KEY, self.settings.to_json());
+    }
+}

@@ -1,0 +1,113 @@
+//! Commands that panels return and the app applies after the frame.
+
+use std::path::PathBuf;
+
+use lumos_engine::protocol::JobId;
+
+use crate::gallery::RunId;
+
+/// Which results of a run to export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportSelection {
+    /// Only the selected results.
+    Selected,
+    /// Every result of the run.
+    All,
+}
+
+/// What to do with files that already exist in the export folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictChoice {
+    /// Replace the existing files (the user said so).
+    Overwrite,
+    /// Write under a new name next to them.
+    KeepBoth,
+    /// Write nothing that would replace a file.
+    Skip,
+}
+
+/// Something the user asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppCommand {
+    /// Load a reference image from a file.
+    AddReferencePath(PathBuf),
+    /// Load a reference image from bytes (a drop without a path, a paste).
+    AddReferenceBytes {
+        /// Display name.
+        name: String,
+        /// Encoded image.
+        bytes: Vec<u8>,
+    },
+    /// Add a reference from pixels (a pasted image).
+    AddReferencePixels {
+        /// Display name.
+        name: String,
+        /// Width in pixels.
+        width_px: usize,
+        /// Height in pixels.
+        height_px: usize,
+        /// RGB bytes, row-major.
+        rgb: Vec<u8>,
+    },
+    /// Open the native file dialog to add references.
+    OpenReferenceDialog,
+    /// Remove the reference at this position.
+    RemoveReference(usize),
+    /// Move a reference one place.
+    MoveReference {
+        /// Current position.
+        from: usize,
+        /// New position.
+        to: usize,
+    },
+    /// Queue a generation with the current canvas and settings.
+    Generate,
+    /// Cancel a running or queued job.
+    Cancel(JobId),
+    /// Cancel the job that is running now (Esc).
+    CancelCurrent,
+    /// Show a result large.
+    View {
+        /// The run.
+        run: RunId,
+        /// Result index in the run.
+        index: usize,
+    },
+    /// Close the large view.
+    CloseViewer,
+    /// Add a result to the canvas as a reference.
+    UseAsReference {
+        /// The run.
+        run: RunId,
+        /// Result index in the run.
+        index: usize,
+    },
+    /// Take over the settings a result was made with.
+    ReuseSettings {
+        /// The run.
+        run: RunId,
+        /// Result index in the run.
+        index: usize,
+    },
+    /// Remove a run from the gallery.
+    RemoveRun(RunId),
+    /// Export results of a run to the export folder.
+    Export {
+        /// The run.
+        run: RunId,
+        /// Which results.
+        selection: ExportSelection,
+    },
+    /// Answer to "files exist: overwrite?".
+    ResolveExportConflict(ConflictChoice),
+    /// Pick the export folder with the native dialog.
+    ChooseExportFolderDialog,
+    /// Look for model files in a folder.
+    SearchModels(PathBuf),
+    /// Pick a models folder with the native dialog.
+    ChooseModelsFolderDialog,
+    /// Hide a notification.
+    DismissNotification(u64),
+    /// Start a fresh engine thread (after it died).
+    RestartEngine,
+}

@@ -1,0 +1,128 @@
+//! Generation controls: mode, count, guidance, steps, seed, solver, model, device, Generate.
+
+use lumos_engine::protocol::{DeviceChoice, InterpolationPath, Solver};
+
+use crate::commands::AppCommand;
+use crate::settings::{ModeKind, SeedPolicy, Settings, limits, random_seed};
+
+/// What the controls need to know besides the settings.
+pub struct ControlsContext<'a> {
+    /// Names of the models that can be used.
+    pub model_names: &'a [String],
+    /// Devices this build can compute on.
+    pub devices: &'a [DeviceChoice],
+    /// Whether the canvas has references (Generate needs at least one).
+    pub has_references: bool,
+    /// Whether a job is running or waiting.
+    pub busy: bool,
+}
+
+/// Draws the controls; edits `settings` in place, returns Generate.
+pub fn controls_ui(
+    ui: &mut egui::Ui,
+    settings: &mut Settings,
+    context: &ControlsContext<'_>,
+    commands: &mut Vec<AppCommand>,
+) {
+    ui.heading("Generate");
+    egui::ComboBox::from_label("Mode")
+        .selected_text(settings.mode.label())
+        .show_ui(ui, |ui| {
+            for mode in [ModeKind::Variations, ModeKind::Interpolate] {
+                ui.selectable_value(&mut settings.mode, mode, mode.label());
+            }
+        });
+    match settings.mode {
+        ModeKind::Variations => {
+            ui.add(egui::Slider::new(&mut settings.count, limits::COUNT).text("Count"));
+        }
+        ModeKind::Interpolate => {
+            ui.add(egui::Slider::new(&mut settings.frames, limits::FRAMES).text("Frames"));
+            egui::ComboBox::from_label("Path")
+                .selected_text(path_label(settings.path))
+                .show_ui(ui, |ui| {
+                    for path in [
+                        InterpolationPath::Endpoints,
+                        InterpolationPath::Slerp,
+                        InterpolationPath::Demo,
+                    ] {
+                        ui.selectable_value(&mut settings.path, path, path_label(path));
+                    }
+                });
+        }
+    }
+    ui.add(
+        egui::Slider::new(&mut settings.sampler.guidance, limits::GUIDANCE)
+            .text("Guidance")
+            .fixed_decimals(1),
+    )
+    .on_hover_text("Classifier-free guidance: higher follows the references more closely.");
+    ui.add(egui::Slider::new(&mut settings.sampler.steps, limits::STEPS).text("Steps"));
+    ui.horizontal(|ui| {
+        let label = ui.label("Seed");
+        ui.add(egui::DragValue::new(&mut settings.sampler.seed).speed(1.0))
+            .labelled_by(label.id);
+        if ui.button("New seed").clicked() {
+            settings.sampler.seed = random_seed();
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.label("After each run:");
+        for policy in [SeedPolicy::Locked, SeedPolicy::Random, SeedPolicy::Increment] {
+            ui.radio_value(&mut settings.seed_policy, policy, policy.label());
+        }
+    });
+    egui::ComboBox::from_label("Solver")
+        .selected_text(settings.sampler.solver.to_string())
+        .show_ui(ui, |ui| {
+            for solver in [
+                Solver::DpmSolverPp { order: 2 },
+                Solver::DpmSolverPp { order: 1 },
+                Solver::DpmSolverPp { order: 3 },
+                Solver::Ddim,
+            ] {
+                ui.selectable_value(&mut settings.sampler.solver, solver, solver.to_string());
+            }
+        });
+    let selected_model = settings
+        .model
+        .clone()
+        .or_else(|| context.model_names.first().cloned())
+        .unwrap_or_else(|| "none found".into());
+    egui::ComboBox::from_label("Model")
+        .selected_text(selected_model)
+        .show_ui(ui, |ui| {
+            for name in context.model_names {
+                ui.selectable_value(&mut settings.model, Some(name.clone()), name);
+            }
+        });
+    egui::ComboBox::from_label("Device")
+        .selected_text(settings.device.to_string())
+        .show_ui(ui, |ui| {
+            for device in context.devices {
+                ui.selectable_value(&mut settings.device, *device, device.to_string());
+            }
+        });
+    ui.add_space(8.0);
+    let ready = context.has_references && !context.model_names.is_empty();
+    let label = if context.busy { "Queue another" } else { "Generate" };
+    let response = ui
+        .add_enabled(ready, egui::Button::new(label).min_size(egui::vec2(160.0, 32.0)))
+        .on_hover_text("Ctrl+Enter (Cmd+Enter on macOS)");
+    if !context.has_references {
+        ui.weak("Add a reference image first.");
+    } else if context.model_names.is_empty() {
+        ui.weak("No model found: see Models below.");
+    }
+    if response.clicked() {
+        commands.push(AppCommand::Generate);
+    }
+}
+
+fn path_label(path: InterpolationPath) -> &'static str {
+    match path {
+        InterpolationPath::Endpoints => "Linear (ends on both references)",
+        InterpolationPath::Slerp => "Spherical",
+        InterpolationPath::Demo => "As in the original demo",
+    }
+}

@@ -1,0 +1,117 @@
+//! The large view of one result, with a before/after wipe against the first reference.
+
+use crate::commands::AppCommand;
+use crate::gallery::{Gallery, RunId};
+use crate::preview::{PreviewRenderer, WipePair, wipe_ui};
+use crate::references::Canvas;
+
+/// Which result is shown large, and how.
+pub struct Viewer {
+    /// The run.
+    pub run: RunId,
+    /// Result index in the run.
+    pub index: usize,
+    /// Compare with the first reference.
+    pub wipe: bool,
+    /// Split of the wipe, as a fraction of the width.
+    pub split: f32,
+}
+
+impl Viewer {
+    /// Shows result `index` of `run`.
+    pub fn new(run: RunId, index: usize) -> Self {
+        Self {
+            run,
+            index,
+            wipe: false,
+            split: 0.5,
+        }
+    }
+
+    /// Draws the viewer window; returns commands (close, use as reference, reuse settings).
+    pub fn viewer_ui(
+        &mut self,
+        ctx: &egui::Context,
+        gallery: &mut Gallery,
+        canvas: &mut Canvas,
+        renderer: PreviewRenderer,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        let (run_id, index) = (self.run, self.index);
+        let Some(result) = gallery.run_mut(run_id).and_then(|r| r.image_mut(index)) else {
+            commands.push(AppCommand::CloseViewer);
+            return;
+        };
+        let texture = result.texture(ctx, run_id);
+        let image = result.image.clone();
+        let seed = result.meta.settings.seed;
+        let mut open = true;
+        egui::Window::new(format!("Result {run_id}.{index}"))
+            .open(&mut open)
+            .default_size(egui::vec2(560.0, 620.0))
+            .show(ctx, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label(format!("Seed {seed} · {}×{}", image.width(), image.height()));
+                    if ui.button("Use as reference").clicked() {
+                        commands.push(AppCommand::UseAsReference { run: run_id, index });
+                    }
+                    if ui.button("Reuse settings").clicked() {
+                        commands.push(AppCommand::ReuseSettings { run: run_id, index });
+                    }
+                });
+                let reference = canvas.references.first_mut();
+                ui.add_enabled_ui(reference.is_some(), |ui| {
+                    ui.horizontal(|ui| {
+                        ui.checkbox(&mut self.wipe, "Compare with the first reference");
+                        if self.wipe {
+                            ui.add(egui::Slider::new(&mut self.split, 0.0..=1.0).text("Wipe"));
+                        }
+                    });
+                });
+                let side = ui.available_width().min(ui.available_height()).max(64.0);
+                let (rect, response) =
+                    ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::drag());
+                match reference {
+                    Some(reference) if self.wipe => {
+                        if let Some(pos) = response.interact_pointer_pos() {
+                            self.split = ((pos.x - rect.left()) / rect.width()).clamp(0.0, 1.0);
+                        }
+                        let reference_texture = reference.texture(ctx);
+                        // Ids only need to tell pairs apart: the texture ids do.
+                        let pair = WipePair {
+                            before: texture_key(reference_texture.id()),
+                            after: texture_key(texture.id()),
+                        };
+                        wipe_ui(
+                            ui,
+                            renderer,
+                            rect,
+                            pair,
+                            (&reference.image, &reference_texture),
+                            (&image, &texture),
+                            self.split,
+                            2.0,
+                        );
+                    }
+                    _ => {
+                        ui.painter().image(
+                            texture.id(),
+                            rect,
+                            egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                            egui::Color32::WHITE,
+                        );
+                    }
+                }
+            });
+        if !open {
+            commands.push(AppCommand::CloseViewer);
+        }
+    }
+}
+
+fn texture_key(id: egui::TextureId) -> u64 {
+    match id {
+        egui::TextureId::Managed(n) => n,
+        egui::TextureId::User(n) => n | (1 << 63),
+    }
+}

@@ -1,0 +1,329 @@
+//! Live preview of the x0 latent and the before/after wipe, drawn by the WGSL shaders of
+//! `lumos-shaders` through egui_wgpu paint callbacks (eframe's `custom3d_wgpu` pattern:
+//! pipelines live in the renderer's callback resources, each frame adds a small callback that
+//! carries only parameters). Renderers without wgpu (glow) get textures made by the CPU twin
+//! of the same map.
+
+use std::sync::Arc;
+
+use egui_wgpu::{CallbackResources, CallbackTrait};
+use image::RgbImage;
+use lumos_engine::protocol::LatentPreview;
+use lumos_shaders::{
+    LatentPreviewPipeline, LatentPreviewTarget, LatentRgbMap, LatentView, Rgba8View,
+    WipePipeline, WipeTarget, WipeUniforms, latent_preview_cpu,
+};
+
+/// Which path draws previews.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreviewRenderer {
+    /// WGSL shaders through egui_wgpu paint callbacks.
+    Wgpu,
+    /// Textures from the CPU map (glow renderer, tests without an adapter).
+    Cpu,
+}
+
+/// Installs the pipelines into the wgpu renderer's callback resources.
+pub fn install_wgpu(render_state: &egui_wgpu::RenderState) {
+    let device = &render_state.device;
+    let format = render_state.target_format;
+    let mut renderer = render_state.renderer.write();
+    renderer.callback_resources.insert(LatentResources {
+        pipeline: LatentPreviewPipeline::new(device, format),
+        target: None,
+        version: 0,
+    });
+    renderer.callback_resources.insert(WipeResources {
+        pipeline: WipePipeline::new(device, format),
+        target: None,
+        pair: None,
+    });
+}
+
+/// The latest latent of the running job, and its CPU texture when that path is used.
+pub struct LivePreview {
+    renderer: PreviewRenderer,
+    map: LatentRgbMap,
+    latent: Option<Arc<LatentPreview>>,
+    version: u64,
+    cpu_texture: Option<(u64, egui::TextureHandle)>,
+}
+
+/// Pixels per latent position of the CPU fallback texture (egui then scales it linearly).
+const CPU_UPSCALE: usize = 4;
+
+impl LivePreview {
+    /// An empty preview drawn by `renderer`.
+    pub fn new(renderer: PreviewRenderer) -> Self {
+        Self {
+            renderer,
+            map: LatentRgbMap::SD1,
+            latent: None,
+            version: 0,
+            cpu_texture: None,
+        }
+    }
+
+    /// Which path draws.
+    pub fn renderer(&self) -> PreviewRenderer {
+        self.renderer
+    }
+
+    /// Shows a new latent (ignored if its shape is not previewable).
+    pub fn set_latent(&mut self, latent: LatentPreview) {
+        if LatentView::new(latent.channels, latent.height, latent.width, &latent.data).is_ok() {
+            self.latent = Some(Arc::new(latent));
+            self.version += 1;
+        }
+    }
+
+    /// Forgets the latent (the job ended).
+    pub fn clear(&mut self) {
+        self.latent = None;
+    }
+
+    /// Whether there is something to show.
+    pub fn has_latent(&self) -> bool {
+        self.latent.is_some()
+    }
+
+    /// Draws the preview into `rect`.
+    pub fn paint_ui(&mut self, ui: &mut egui::Ui, rect: egui::Rect) {
+        let Some(latent) = self.latent.clone() else {
+            return;
+        };
+        match self.renderer {
+            PreviewRenderer::Wgpu => {
+                ui.painter().add(egui_wgpu::Callback::new_paint_callback(
+                    rect,
+                    LatentCallback {
+                        latent,
+                        version: self.version,
+                        map: self.map,
+                    },
+                ));
+            }
+            PreviewRenderer::Cpu => {
+                let texture = self.cpu_texture(ui.ctx(), &latent);
+                ui.painter().image(
+                    texture.id(),
+                    rect,
+                    egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                    egui::Color32::WHITE,
+                );
+            }
+        }
+    }
+
+    fn cpu_texture(&mut self, ctx: &egui::Context, latent: &LatentPreview) -> egui::TextureHandle {
+        if let Some((version, texture)) = &self.cpu_texture
+            && *version == self.version
+        {
+            return texture.clone();
+        }
+        let image = cpu_preview_image(latent, &self.map);
+        let texture = match self.cpu_texture.take() {
+            Some((_, mut texture)) => {
+                texture.set(image, egui::TextureOptions::LINEAR);
+                texture
+            }
+            None => ctx.load_texture("live_preview", image, egui::TextureOptions::LINEAR),
+        };
+        self.cpu_texture = Some((self.version, texture.clone()));
+        texture
+    }
+}
+
+/// The CPU fallback image of a latent.
+pub fn cpu_preview_image(latent: &LatentPreview, map: &LatentRgbMap) -> egui::ColorImage {
+    let (width_px, height_px) = (latent.width * CPU_UPSCALE, latent.height * CPU_UPSCALE);
+    match LatentView::new(latent.channels, latent.height, latent.width, &latent.data) {
+        Ok(view) => egui::ColorImage::from_rgba_unmultiplied(
+            [width_px, height_px],
+            &latent_preview_cpu(&view, map, width_px, height_px),
+        ),
+        Err(_) => egui::ColorImage::new([1, 1], vec![egui::Color32::BLACK]),
+    }
+}
+
+struct LatentResources {
+    pipeline: LatentPreviewPipeline,
+    target: Option<LatentPreviewTarget>,
+    version: u64,
+}
+
+struct LatentCallback {
+    latent: Arc<LatentPreview>,
+    version: u64,
+    map: LatentRgbMap,
+}
+
+impl CallbackTrait for LatentCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen_descriptor: &egui_wgpu::ScreenDescriptor,
+        _egui_encoder: &mut wgpu::CommandEncoder,
+        resources: &mut CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        if let Some(res) = resources.get_mut::<LatentResources>()
+            && (res.version != self.version || res.target.is_none())
+            && let Ok(view) = LatentView::new(
+                self.latent.channels,
+                self.latent.height,
+                self.latent.width,
+                &self.latent.data,
+            )
+        {
+            res.pipeline
+                .upload(device, queue, &mut res.target, &view, &self.map);
+            res.version = self.version;
+        }
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        render_pass: &mut wgpu::RenderPass<'static>,
+        resources: &CallbackResources,
+    ) {
+        if let Some(res) = resources.get::<LatentResources>()
+            && let Some(target) = &res.target
+        {
+            res.pipeline.draw(render_pass, target);
+        }
+    }
+}
+
+/// Identifies the two images of a wipe (so that they are uploaded once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WipePair {
+    /// Id of the image left of the split.
+    pub before: u64,
+    /// Id of the image right of the split.
+    pub after: u64,
+}
+
+struct WipeResources {
+    pipeline: WipePipeline,
+    target: Option<WipeTarget>,
+    pair: Option<WipePair>,
+}
+
+struct WipeCallback {
+    pair: WipePair,
+    before: Arc<RgbImage>,
+    after: Arc<RgbImage>,
+    split: f32,
+    divider_half_width: f32,
+}
+
+fn rgba(image: &RgbImage) -> Vec<u8> {
+    image
+        .pixels()
+        .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])
+        .collect()
+}
+
+impl CallbackTrait for WipeCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen_descriptor: &egui_wgpu::ScreenDescriptor,
+        _egui_encoder: &mut wgpu::CommandEncoder,
+        resources: &mut CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        if let Some(res) = resources.get_mut::<WipeResources>() {
+            if res.pair != Some(self.pair) || res.target.is_none() {
+                let (before, after) = (rgba(&self.before), rgba(&self.after));
+                res.target = Some(res.pipeline.create_target(
+                    device,
+                    queue,
+                    &Rgba8View {
+                        width_px: self.before.width(),
+                        height_px: self.before.height(),
+                        bytes: &before,
+                    },
+                    &Rgba8View {
+                        width_px: self.after.width(),
+                        height_px: self.after.height(),
+                        bytes: &after,
+                    },
+                ));
+                res.pair = Some(self.pair);
+            }
+            if let Some(target) = &res.target {
+                res.pipeline.set_split(
+                    queue,
+                    target,
+                    &WipeUniforms {
+                        split: [self.split, self.divider_half_width, 0.0, 0.0],
+                        divider_color: [1.0, 1.0, 1.0, 1.0],
+                    },
+                );
+            }
+        }
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        render_pass: &mut wgpu::RenderPass<'static>,
+        resources: &CallbackResources,
+    ) {
+        if let Some(res) = resources.get::<WipeResources>()
+            && let Some(target) = &res.target
+        {
+            res.pipeline.draw(render_pass, target);
+        }
+    }
+}
+
+/// Draws a before/after wipe into `rect`: `before` left of `split` (a fraction of the width),
+/// `after` right of it.
+#[expect(clippy::too_many_arguments, reason = "two images with their ids and textures")]
+pub fn wipe_ui(
+    ui: &mut egui::Ui,
+    renderer: PreviewRenderer,
+    rect: egui::Rect,
+    pair: WipePair,
+    before: (&Arc<RgbImage>, &egui::TextureHandle),
+    after: (&Arc<RgbImage>, &egui::TextureHandle),
+    split: f32,
+    divider_px: f32,
+) {
+    match renderer {
+        PreviewRenderer::Wgpu => {
+            ui.painter().add(egui_wgpu::Callback::new_paint_callback(
+                rect,
+                WipeCallback {
+                    pair,
+                    before: before.0.clone(),
+                    after: after.0.clone(),
+                    split,
+                    divider_half_width: divider_px * 0.5 / rect.width().max(1.0),
+                },
+            ));
+        }
+        PreviewRenderer::Cpu => {
+            let split_x = rect.left() + rect.width() * split;
+            let full_uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+            let left = egui::Rect::from_min_max(rect.min, egui::pos2(split_x, rect.bottom()));
+            let right = egui::Rect::from_min_max(egui::pos2(split_x, rect.top()), rect.max);
+            ui.painter()
+                .with_clip_rect(left)
+                .image(before.1.id(), rect, full_uv, egui::Color32::WHITE);
+            ui.painter()
+                .with_clip_rect(right)
+                .image(after.1.id(), rect, full_uv, egui::Color32::WHITE);
+            ui.painter().line_segment(
+                [egui::pos2(split_x, rect.top()), egui::pos2(split_x, rect.bottom())],
+                egui::Stroke::new(divider_px, egui::Color32::WHITE),
+            );
+        }
+    }
+}

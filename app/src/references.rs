@@ -1,0 +1,188 @@
+//! The canvas's reference images: pixels, weight, the encoder's crop, and the display texture.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use image::RgbImage;
+use lumos_engine::protocol::ReferenceImage;
+
+/// Side of the square crop the image encoder sees, after resizing the shorter side to it.
+pub const ENCODER_CROP_PX: f32 = 224.0;
+
+/// Bounds of a reference's weight slider.
+pub const WEIGHT_RANGE: std::ops::RangeInclusive<f32> = 0.0..=2.0;
+
+/// One reference image on the canvas.
+pub struct Reference {
+    /// Display name (file name).
+    pub name: String,
+    /// Where it came from, if from a file.
+    pub path: Option<PathBuf>,
+    /// The pixels.
+    pub image: Arc<RgbImage>,
+    /// Mixing weight.
+    pub weight: f32,
+    /// Where the encoder's square crop sits, as fractions of the free range (0.5 = centred).
+    pub crop: [f32; 2],
+    /// Display texture (created on first draw).
+    pub texture: Option<egui::TextureHandle>,
+}
+
+impl Reference {
+    /// A reference with weight 1 and the crop centred.
+    pub fn new(name: String, path: Option<PathBuf>, image: RgbImage) -> Self {
+        Self::from_shared(name, path, Arc::new(image))
+    }
+
+    /// A reference sharing pixels that are already in memory (a result).
+    pub fn from_shared(name: String, path: Option<PathBuf>, image: Arc<RgbImage>) -> Self {
+        Self {
+            name,
+            path,
+            image,
+            weight: 1.0,
+            crop: [0.5, 0.5],
+            texture: None,
+        }
+    }
+
+    /// The texture of this reference, uploading it on first use.
+    pub fn texture(&mut self, ctx: &egui::Context) -> egui::TextureHandle {
+        self.texture
+            .get_or_insert_with(|| {
+                ctx.load_texture(
+                    format!("reference:{}", self.name),
+                    crate::gallery::color_image(&self.image),
+                    egui::TextureOptions::LINEAR,
+                )
+            })
+            .clone()
+    }
+
+    /// The encoder's crop as a rectangle in normalised image coordinates ([0, 1]²).
+    pub fn crop_rect_in_image(&self) -> egui::Rect {
+        let (w, h) = (self.image.width() as f32, self.image.height() as f32);
+        let short = w.min(h).max(1.0);
+        let size = egui::vec2(short / w.max(1.0), short / h.max(1.0));
+        let min = egui::pos2(
+            self.crop[0] * (1.0 - size.x),
+            self.crop[1] * (1.0 - size.y),
+        );
+        egui::Rect::from_min_size(min, size)
+    }
+
+    /// Moves the crop by a delta in normalised image coordinates.
+    pub fn move_crop(&mut self, delta_in_image: egui::Vec2) {
+        let size = self.crop_rect_in_image().size();
+        for (axis, (free, delta)) in [(1.0 - size.x, delta_in_image.x), (1.0 - size.y, delta_in_image.y)]
+            .into_iter()
+            .enumerate()
+        {
+            if free > f32::EPSILON {
+                self.crop[axis] = (self.crop[axis] + delta / free).clamp(0.0, 1.0);
+            }
+        }
+    }
+
+    /// The reference as the engine receives it.
+    pub fn to_engine(&self) -> ReferenceImage {
+        let centred = (self.crop[0] - 0.5).abs() < 1e-4 && (self.crop[1] - 0.5).abs() < 1e-4;
+        ReferenceImage {
+            name: self.name.clone(),
+            image: self.image.clone(),
+            weight: self.weight,
+            crop: (!centred).then_some(self.crop),
+        }
+    }
+}
+
+/// The file name of `path` for display.
+pub fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Reads an image file (the engine's loader refuses corrupt and huge images).
+pub fn load_reference(path: &Path) -> anyhow::Result<Reference> {
+    let image = lumos_engine::imageio::load_image(path)
+        .with_context(|| format!("could not open {} as an image", path.display()))?;
+    Ok(Reference::new(display_name(path), Some(path.to_owned()), image))
+}
+
+/// Decodes image bytes (a drop without a path, a paste).
+pub fn decode_reference(name: &str, bytes: &[u8]) -> anyhow::Result<Reference> {
+    let image = lumos_engine::imageio::decode_image(bytes, name)
+        .with_context(|| format!("could not read {name} as an image"))?;
+    Ok(Reference::new(name.to_owned(), None, image))
+}
+
+/// The references on the canvas, in order.
+#[derive(Default)]
+pub struct Canvas {
+    /// The references.
+    pub references: Vec<Reference>,
+}
+
+impl Canvas {
+    /// Adds a reference at the end.
+    pub fn push(&mut self, reference: Reference) {
+        self.references.push(reference);
+    }
+
+    /// Removes the reference at `index`.
+    pub fn remove(&mut self, index: usize) {
+        if index < self.references.len() {
+            self.references.remove(index);
+        }
+    }
+
+    /// Moves the reference at `from` to `to`.
+    pub fn move_to(&mut self, from: usize, to: usize) {
+        if from < self.references.len() && to < self.references.len() {
+            let reference = self.references.remove(from);
+            self.references.insert(to, reference);
+        }
+    }
+
+    /// The references as the engine receives them.
+    pub fn to_engine(&self) -> Vec<ReferenceImage> {
+        self.references.iter().map(Reference::to_engine).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_rect_covers_the_short_side_and_moves_within_the_image() {
+        let mut reference = Reference::new("wide".into(), None, RgbImage::new(400, 200));
+        let rect = reference.crop_rect_in_image();
+        assert!((rect.width() - 0.5).abs() < 1e-6 && (rect.height() - 1.0).abs() < 1e-6);
+        assert!((rect.min.x - 0.25).abs() < 1e-6);
+        reference.move_crop(egui::vec2(10.0, 10.0));
+        assert_eq!(reference.crop, [1.0, 0.5]);
+        assert!((reference.crop_rect_in_image().max.x - 1.0).abs() < 1e-6);
+        assert_eq!(reference.to_engine().crop, Some([1.0, 0.5]));
+        reference.move_crop(egui::vec2(-0.25, 0.0));
+        assert!((reference.crop[0] - 0.5).abs() < 1e-6);
+        assert_eq!(reference.to_engine().crop, None);
+    }
+
+    #[test]
+    fn canvas_reorders_and_removes() {
+        let mut canvas = Canvas::default();
+        for name in ["a", "b", "c"] {
+            canvas.push(Reference::new(name.into(), None, RgbImage::new(2, 2)));
+        }
+        canvas.move_to(0, 2);
+        let names: Vec<_> = canvas.references.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["b", "c", "a"]);
+        canvas.remove(1);
+        canvas.remove(7);
+        let names: Vec<_> = canvas.references.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+    }
+}

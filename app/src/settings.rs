@@ -1,0 +1,273 @@
+//! Settings that persist across restarts (serde, versioned, every field defaulted), kept apart
+//! from transient state such as jobs, textures and the selection.
+
+use std::path::PathBuf;
+
+use lumos_engine::protocol::{
+    DeviceChoice, GenerationMeta, InterpolationPath, Mode, SamplerSettings, Solver,
+};
+use serde::{Deserialize, Serialize};
+
+/// Current schema version of [`Settings`].
+pub const SETTINGS_VERSION: u32 = 1;
+
+/// Key of the settings in eframe's storage.
+pub const STORAGE_KEY: &str = "lumos-studio.settings";
+
+/// What to make from the references.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModeKind {
+    /// Variations of the (weighted blend of the) references.
+    #[default]
+    Variations,
+    /// Frames along a path from the first to the last reference.
+    Interpolate,
+}
+
+impl ModeKind {
+    /// Label shown in the UI.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Variations => "Variations / blend",
+            Self::Interpolate => "Interpolate",
+        }
+    }
+}
+
+/// What happens to the seed after each Generate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeedPolicy {
+    /// Keep the seed (reproduce the same images with other settings).
+    Locked,
+    /// A new random seed every time.
+    #[default]
+    Random,
+    /// Add the number of images of the run, so that consecutive runs never share a seed.
+    Increment,
+}
+
+impl SeedPolicy {
+    /// Label shown in the UI.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Locked => "Lock",
+            Self::Random => "Random",
+            Self::Increment => "Increment",
+        }
+    }
+}
+
+/// Persisted settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Schema version the settings were written with.
+    pub version: u32,
+    /// Mode of the next run.
+    pub mode: ModeKind,
+    /// Images per variations run.
+    pub count: usize,
+    /// Frames per interpolation run.
+    pub frames: usize,
+    /// Interpolation path.
+    pub path: InterpolationPath,
+    /// Steps, guidance, solver and seed of the next run.
+    pub sampler: SamplerSettings,
+    /// What happens to the seed after each run.
+    pub seed_policy: SeedPolicy,
+    /// Device to compute on.
+    pub device: DeviceChoice,
+    /// Name of the selected model (falls back to the first available one).
+    pub model: Option<String>,
+    /// Folder exports go to.
+    pub export_dir: Option<PathBuf>,
+    /// Also write a contact sheet when exporting.
+    pub contact_sheet: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            version: SETTINGS_VERSION,
+            mode: ModeKind::default(),
+            count: 4,
+            frames: 5,
+            path: InterpolationPath::Endpoints,
+            sampler: SamplerSettings::default(),
+            seed_policy: SeedPolicy::default(),
+            device: DeviceChoice::Cpu,
+            model: None,
+            export_dir: None,
+            contact_sheet: true,
+        }
+    }
+}
+
+/// Bounds the UI offers; loaded settings are clamped into them.
+pub mod limits {
+    use std::ops::RangeInclusive;
+    /// Images per variations run.
+    pub const COUNT: RangeInclusive<usize> = 1..=16;
+    /// Frames per interpolation run.
+    pub const FRAMES: RangeInclusive<usize> = 2..=24;
+    /// Sampler steps.
+    pub const STEPS: RangeInclusive<usize> = 1..=100;
+    /// Classifier-free guidance scale.
+    pub const GUIDANCE: RangeInclusive<f64> = 1.0..=15.0;
+}
+
+impl Settings {
+    /// Parses stored settings; unknown or newer data falls back to defaults field by field
+    /// (`#[serde(default)]`), and values outside the UI's bounds are clamped.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        let mut settings: Self = serde_json::from_str(text)?;
+        settings.migrate();
+        Ok(settings)
+    }
+
+    /// The JSON that [`Self::from_json`] reads.
+    pub fn to_json(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Brings settings of any version to the current one.
+    fn migrate(&mut self) {
+        // Version 1 is the first; later versions add their steps here.
+        self.version = SETTINGS_VERSION;
+        self.count = self.count.clamp(*limits::COUNT.start(), *limits::COUNT.end());
+        self.frames = self.frames.clamp(*limits::FRAMES.start(), *limits::FRAMES.end());
+        self.sampler.steps = self
+            .sampler
+            .steps
+            .clamp(*limits::STEPS.start(), *limits::STEPS.end());
+        if !self.sampler.guidance.is_finite() {
+            self.sampler.guidance = SamplerSettings::default().guidance;
+        }
+        self.sampler.guidance = self
+            .sampler
+            .guidance
+            .clamp(*limits::GUIDANCE.start(), *limits::GUIDANCE.end());
+        if let Solver::DpmSolverPp { order } = &mut self.sampler.solver {
+            *order = (*order).clamp(1, 3);
+        }
+    }
+
+    /// The engine's mode for the next run.
+    pub fn engine_mode(&self) -> Mode {
+        match self.mode {
+            ModeKind::Variations => Mode::Variations { count: self.count },
+            ModeKind::Interpolate => Mode::Interpolate {
+                frames: self.frames,
+                path: self.path,
+            },
+        }
+    }
+
+    /// Number of images the next run makes.
+    pub fn image_count(&self) -> usize {
+        match self.mode {
+            ModeKind::Variations => self.count,
+            ModeKind::Interpolate => self.frames,
+        }
+    }
+
+    /// Moves the seed on after a run was queued, following [`Self::seed_policy`].
+    pub fn advance_seed(&mut self, random: u64) {
+        match self.seed_policy {
+            SeedPolicy::Locked => {}
+            SeedPolicy::Random => self.sampler.seed = random,
+            SeedPolicy::Increment => {
+                self.sampler.seed = self.sampler.seed.wrapping_add(self.image_count() as u64);
+            }
+        }
+    }
+
+    /// Takes over the settings a result was made with ("reuse settings", or a dropped PNG).
+    /// The seed is locked so that the same image comes out again.
+    pub fn reuse(&mut self, meta: &GenerationMeta) {
+        match meta.mode {
+            Mode::Variations { count } => {
+                self.mode = ModeKind::Variations;
+                self.count = count;
+            }
+            Mode::Interpolate { frames, path } => {
+                self.mode = ModeKind::Interpolate;
+                self.frames = frames;
+                self.path = path;
+            }
+        }
+        self.sampler = meta.settings.clone();
+        // `settings.seed` is the image's own seed: image i of a run uses seed + i.
+        if matches!(meta.mode, Mode::Variations { .. }) {
+            self.sampler.seed = meta.settings.seed.wrapping_sub(meta.index as u64);
+        }
+        self.seed_policy = SeedPolicy::Locked;
+        self.model = Some(meta.model.clone());
+        self.migrate();
+    }
+}
+
+/// A seed from the clock and a counter: good enough to pick "a random seed" without a RNG crate.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    // Keep seeds short enough to read and type.
+    hasher.finish() % 1_000_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_through_json() {
+        let mut settings = Settings {
+            count: 7,
+            mode: ModeKind::Interpolate,
+            export_dir: Some("/tmp/out".into()),
+            ..Settings::default()
+        };
+        settings.sampler.guidance = 6.5;
+        let back = Settings::from_json(&settings.to_json()).expect("parse");
+        assert_eq!(back, settings);
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_fall_back_to_defaults() {
+        let back = Settings::from_json(r#"{"version": 99, "count": 3, "future_field": true}"#)
+            .expect("parse");
+        assert_eq!(back.count, 3);
+        assert_eq!(back.version, SETTINGS_VERSION);
+        assert_eq!(back.sampler, SamplerSettings::default());
+    }
+
+    #[test]
+    fn out_of_range_values_are_clamped() {
+        let back = Settings::from_json(r#"{"count": 1000, "sampler": {"steps": 0}}"#)
+            .expect("parse");
+        assert_eq!(back.count, *limits::COUNT.end());
+        assert_eq!(back.sampler.steps, *limits::STEPS.start());
+    }
+
+    #[test]
+    fn seed_policies() {
+        let mut settings = Settings {
+            count: 4,
+            ..Settings::default()
+        };
+        settings.sampler.seed = 10;
+        settings.seed_policy = SeedPolicy::Locked;
+        settings.advance_seed(99);
+        assert_eq!(settings.sampler.seed, 10);
+        settings.seed_policy = SeedPolicy::Increment;
+        settings.advance_seed(99);
+        assert_eq!(settings.sampler.seed, 14);
+        settings.seed_policy = SeedPolicy::Random;
+        settings.advance_seed(99);
+        assert_eq!(settings.sampler.seed, 99);
+    }
+}

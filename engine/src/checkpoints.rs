@@ -1,0 +1,433 @@
+//! Finding and loading weights: `.safetensors` and PyTorch zip `.pth` files with the original
+//! key names, a model manifest (`ModelSpec`), and discovery of the published Lumos, DINO and
+//! VAE files in the usual places (explicit path, `$LUMOS_MODELS`, the app's data directory,
+//! the Hugging Face cache).
+//!
+//! `.pth` files are pickles. Before any tensor is read, the pickle program is decoded (never
+//! executed) and every class it references is checked against an allow-list of tensor
+//! rebuilders, storages and plain containers; anything else is refused. Tensor sizes are
+//! checked against the archive entry sizes so that a crafted header cannot ask for huge
+//! allocations.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use candle_core::pickle::{Object, Stack};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::error::{EngineError, Result};
+use crate::models::{DinoConfig, LumosConfig, VaeConfig};
+use crate::protocol::{ComponentSpec, ModelSpec};
+
+/// Key prefixes stripped on load (DINO checkpoints saved from DDP or as a backbone).
+const STRIPPED_PREFIXES: [&str; 2] = ["module.", "backbone."];
+
+fn checkpoint_error(path: &Path, reason: impl std::fmt::Display) -> EngineError {
+    EngineError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads every tensor of a `.safetensors` or `.pth` file onto the CPU, with `module.` and
+/// `backbone.` prefixes removed.
+pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let metadata = std::fs::metadata(path).map_err(|e| EngineError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if metadata.len() == 0 {
+        return Err(checkpoint_error(path, "the file is empty"));
+    }
+    let is_pth = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("pth" | "pt" | "bin" | "ckpt")
+    );
+    let tensors = if is_pth {
+        load_pth(path)?
+    } else {
+        candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| checkpoint_error(path, format!("not a readable safetensors file ({e})")))?
+    };
+    Ok(tensors
+        .into_iter()
+        .map(|(key, tensor)| (strip_prefixes(&key).to_string(), tensor))
+        .collect())
+}
+
+fn strip_prefixes(key: &str) -> &str {
+    let mut key = key;
+    while let Some(rest) = STRIPPED_PREFIXES
+        .iter()
+        .find_map(|prefix| key.strip_prefix(prefix))
+    {
+        key = rest;
+    }
+    key
+}
+
+/// Whether a class referenced by a checkpoint pickle is a tensor rebuilder, a storage type or
+/// a plain container.
+fn is_allowed_class(module: &str, name: &str) -> bool {
+    match module {
+        "collections" => name == "OrderedDict",
+        "torch._utils" => matches!(
+            name,
+            "_rebuild_tensor_v2" | "_rebuild_parameter" | "_rebuild_parameter_with_state"
+        ),
+        "torch._tensor" => name == "_rebuild_from_type_v2",
+        "torch" => name.ends_with("Storage") || name == "Tensor",
+        "torch.nn.parameter" => name == "Parameter",
+        _ => false,
+    }
+}
+
+/// Walks a decoded pickle and returns the first disallowed class, if any.
+fn find_disallowed_class(object: &Object) -> Option<String> {
+    match object {
+        Object::Class {
+            module_name,
+            class_name,
+        } => (!is_allowed_class(module_name, class_name))
+            .then(|| format!("{module_name}.{class_name}")),
+        Object::Tuple(items) | Object::List(items) => items.iter().find_map(find_disallowed_class),
+        Object::Dict(items) => items
+            .iter()
+            .find_map(|(k, v)| find_disallowed_class(k).or_else(|| find_disallowed_class(v))),
+        Object::Reduce { callable, args } | Object::Build { callable, args } => {
+            find_disallowed_class(callable).or_else(|| find_disallowed_class(args))
+        }
+        Object::PersistentLoad(inner) => find_disallowed_class(inner),
+        _ => None,
+    }
+}
+
+fn load_pth(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let file_len = std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| EngineError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    let file = std::fs::File::open(path).map_err(|e| EngineError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
+        checkpoint_error(
+            path,
+            format!(
+                "not a PyTorch zip checkpoint ({e}); legacy (pre-1.6) pickles are not supported, \
+                 re-save it with torch.save or convert it to safetensors"
+            ),
+        )
+    })?;
+    let pickle_name = zip
+        .file_names()
+        .filter_map(|name| name.ok().map(|n| n.into_owned()))
+        .find(|name| name.ends_with("data.pkl"))
+        .ok_or_else(|| checkpoint_error(path, "no data.pkl inside: not a torch.save checkpoint"))?;
+    let mut pickle = Vec::new();
+    zip.by_name(&pickle_name)
+        .and_then(|mut entry| {
+            if entry.size() > file_len {
+                return Err(zip::result::ZipError::InvalidArchive(
+                    "pickle larger than the file".into(),
+                ));
+            }
+            entry.read_to_end(&mut pickle).map_err(Into::into)
+        })
+        .map_err(|e| checkpoint_error(path, format!("cannot read {pickle_name} ({e})")))?;
+    let mut stack = Stack::empty();
+    stack
+        .read_loop(&mut std::io::Cursor::new(&pickle))
+        .map_err(|e| checkpoint_error(path, format!("malformed pickle ({e})")))?;
+    let object = stack
+        .finalize()
+        .map_err(|e| checkpoint_error(path, format!("malformed pickle ({e})")))?;
+    if let Some(class) = find_disallowed_class(&object) {
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "the pickle references `{class}`; only tensors and plain containers are \
+                 allowed, so this file was not loaded"
+            ),
+        ));
+    }
+
+    let pth = candle_core::pickle::PthTensors::new(path, None)
+        .map_err(|e| checkpoint_error(path, format!("cannot read tensors ({e})")))?;
+    let mut tensors = HashMap::new();
+    for (name, info) in pth.tensor_infos() {
+        let needed = info.layout.shape().elem_count() * info.dtype.size_in_bytes();
+        let entry_size = zip
+            .by_name(&info.path)
+            .map(|entry| entry.size())
+            .map_err(|e| checkpoint_error(path, format!("tensor `{name}`: {e}")))?;
+        if needed as u64 > entry_size || entry_size > file_len {
+            return Err(checkpoint_error(
+                path,
+                format!(
+                    "tensor `{name}` claims {needed} bytes but its storage holds {entry_size}: \
+                     the file is truncated or corrupt"
+                ),
+            ));
+        }
+        let tensor = pth
+            .get(name)
+            .map_err(|e| checkpoint_error(path, format!("tensor `{name}`: {e}")))?
+            .ok_or_else(|| checkpoint_error(path, format!("tensor `{name}` vanished")))?;
+        tensors.insert(name.clone(), tensor);
+    }
+    if tensors.is_empty() {
+        return Err(checkpoint_error(path, "no tensors found in the checkpoint"));
+    }
+    Ok(tensors)
+}
+
+/// Turns a candle error raised while building a model into a structured engine error.
+fn model_load_error(path: &Path, error: candle_core::Error) -> EngineError {
+    match error {
+        candle_core::Error::WithBacktrace { inner, .. } => model_load_error(path, *inner),
+        candle_core::Error::Context { inner, .. } => model_load_error(path, *inner),
+        candle_core::Error::CannotFindTensor { path: key } => EngineError::MissingKey {
+            path: path.to_path_buf(),
+            key,
+        },
+        candle_core::Error::UnexpectedShape { msg, expected, got } => EngineError::ShapeMismatch {
+            path: path.to_path_buf(),
+            key: msg
+                .strip_prefix("shape mismatch for ")
+                .unwrap_or(&msg)
+                .to_string(),
+            expected: expected.dims().to_vec(),
+            found: got.dims().to_vec(),
+        },
+        other => checkpoint_error(path, other),
+    }
+}
+
+/// Loads a weights file and builds a model from it, mapping missing keys and wrong shapes to
+/// errors that name the file, the key and both shapes.
+pub fn build_model<M>(
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+    build: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<M>,
+) -> Result<M> {
+    let tensors = load_tensors(path)?;
+    let vb = VarBuilder::from_tensors(tensors, dtype, device);
+    build(vb).map_err(|e| model_load_error(path, e))
+}
+
+/// Resolves a VAE path: a diffusers folder (its `diffusion_pytorch_model.safetensors`) or a file.
+pub fn vae_weights_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("diffusion_pytorch_model.safetensors")
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Reads a JSON config file.
+pub fn read_config<C: serde::de::DeserializeOwned>(path: &Path) -> Result<C> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    serde_json::from_str(&text).map_err(|e| checkpoint_error(path, format!("bad config: {e}")))
+}
+
+/// The shared parity fixtures: `$LUMOS_FIXTURES`, else `../shared/fixtures` next to the
+/// workspace, else the copy vendored in `tests/fixtures`.
+pub fn fixtures_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LUMOS_FIXTURES") {
+        return PathBuf::from(dir);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shared = workspace.join("../shared/fixtures");
+    if shared.is_dir() {
+        shared
+    } else {
+        workspace.join("tests/fixtures")
+    }
+}
+
+/// The tiny end-to-end model of the `pipeline_tiny` fixture (random weights, 64×64 output):
+/// DINO from `dino_vit_tiny`, the DiT and VAE from `pipeline_tiny`.
+pub fn pipeline_fixture_spec(fixtures_root: &Path) -> Result<ModelSpec> {
+    let pipeline = fixtures_root.join("pipeline_tiny");
+    let dino = fixtures_root.join("dino_vit_tiny");
+    Ok(ModelSpec {
+        name: "pipeline_tiny (test fixture, random weights)".into(),
+        prior: ComponentSpec {
+            path: pipeline.join("lumos_weights.safetensors"),
+            config: read_config::<LumosConfig>(&pipeline.join("lumos_config.json"))?,
+        },
+        encoder: ComponentSpec {
+            path: dino.join("weights.safetensors"),
+            config: read_config::<DinoConfig>(&dino.join("config.json"))?,
+        },
+        vae: ComponentSpec {
+            path: pipeline.join("vae"),
+            config: read_config::<VaeConfig>(&pipeline.join("vae/config.json"))?,
+        },
+    })
+}
+
+/// File names of the published release.
+pub mod published {
+    /// The Lumos I2I prior (fp32 pickle, 3.3 GB).
+    pub const PRIOR: &str = "Lumos_I2I.pth";
+    /// The DINO ViT-B/16 weights.
+    pub const ENCODER: &str = "dino_vitbase16_pretrain.pth";
+    /// The VAE's diffusers weights file.
+    pub const VAE_FILE: &str = "diffusion_pytorch_model.safetensors";
+    /// Hugging Face repository of the VAE.
+    pub const VAE_REPO: &str = "stabilityai/sd-vae-ft-mse";
+}
+
+/// What discovery found for the full Lumos I2I model.
+#[derive(Clone, Debug, Default)]
+pub struct Discovery {
+    /// Folders searched, in order.
+    pub searched: Vec<PathBuf>,
+    /// `Lumos_I2I.pth` (or a `.safetensors` conversion).
+    pub prior: Option<PathBuf>,
+    /// `dino_vitbase16_pretrain.pth` (or a `.safetensors` conversion).
+    pub encoder: Option<PathBuf>,
+    /// The `sd-vae-ft-mse` diffusers folder.
+    pub vae: Option<PathBuf>,
+}
+
+impl Discovery {
+    /// The full model, if every part was found.
+    pub fn spec(&self) -> Option<ModelSpec> {
+        Some(ModelSpec {
+            name: "Lumos I2I XL/2".into(),
+            prior: ComponentSpec {
+                path: self.prior.clone()?,
+                config: LumosConfig::xl_2(),
+            },
+            encoder: ComponentSpec {
+                path: self.encoder.clone()?,
+                config: DinoConfig::vit_base_16(),
+            },
+            vae: ComponentSpec {
+                path: self.vae.clone()?,
+                config: VaeConfig::sd_vae_ft_mse(),
+            },
+        })
+    }
+
+    /// A human-readable report: what was found where, what is missing and how to get it.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let line = |found: &Option<PathBuf>, what: &str, how: &str| match found {
+            Some(path) => format!("found    {what}: {}\n", path.display()),
+            None => format!("missing  {what}: {how}\n"),
+        };
+        out += &line(
+            &self.prior,
+            "Lumos I2I prior",
+            "put Lumos_I2I.pth (from the Lumos release on Hugging Face) in a models folder",
+        );
+        out += &line(
+            &self.encoder,
+            "DINO ViT-B/16 encoder",
+            "put dino_vitbase16_pretrain.pth (facebookresearch/dino) in a models folder",
+        );
+        out += &line(
+            &self.vae,
+            "SD VAE (sd-vae-ft-mse)",
+            "put the stabilityai/sd-vae-ft-mse folder (config.json + \
+             diffusion_pytorch_model.safetensors) in a models folder as `sd-vae-ft-mse/`",
+        );
+        out += "searched:\n";
+        for dir in &self.searched {
+            out += &format!("  {}\n", dir.display());
+        }
+        out
+    }
+}
+
+/// The app's own models folder (`<data dir>/models`).
+pub fn data_models_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "Lumos", "Lumos Studio")
+        .map(|dirs| dirs.data_dir().join("models"))
+}
+
+/// Hugging Face hub cache roots, in priority order.
+pub fn hf_cache_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Some(dir) = std::env::var_os("HF_HUB_CACHE") {
+        roots.push(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("HF_HOME") {
+        roots.push(PathBuf::from(dir).join("hub"));
+    }
+    if let Some(home) = directories::BaseDirs::new() {
+        roots.push(home.home_dir().join(".cache/huggingface/hub"));
+    }
+    roots
+}
+
+/// Folders a model file may sit in: the folder itself, and every snapshot of every repository
+/// when it is a Hugging Face cache (`models--ORG--NAME/snapshots/REV/`).
+fn candidate_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![root.to_path_buf()];
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return dirs;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("models--") {
+            if let Ok(snapshots) = std::fs::read_dir(entry.path().join("snapshots")) {
+                dirs.extend(snapshots.flatten().map(|s| s.path()));
+            }
+        } else if entry.path().is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    dirs
+}
+
+fn find_weights(dirs: &[PathBuf], stem: &str) -> Option<PathBuf> {
+    dirs.iter().find_map(|dir| {
+        ["pth", "safetensors"]
+            .iter()
+            .map(|ext| dir.join(format!("{stem}.{ext}")))
+            .find(|p| p.is_file())
+    })
+}
+
+fn find_vae(dirs: &[PathBuf]) -> Option<PathBuf> {
+    let is_vae_dir =
+        |d: &Path| d.join("config.json").is_file() && d.join(published::VAE_FILE).is_file();
+    dirs.iter().find_map(|dir| {
+        [dir.join("sd-vae-ft-mse"), dir.join("vae"), dir.clone()]
+            .into_iter()
+            .find(|d| is_vae_dir(d) && d.join("config.json").is_file())
+    })
+}
+
+/// Looks for the published model files: `explicit` first, then `$LUMOS_MODELS`, the app's data
+/// directory and the Hugging Face cache.
+pub fn discover(explicit: Option<&Path>) -> Discovery {
+    let mut roots: Vec<PathBuf> = explicit.map(Path::to_path_buf).into_iter().collect();
+    if let Some(dir) = std::env::var_os("LUMOS_MODELS") {
+        roots.push(PathBuf::from(dir));
+    }
+    roots.extend(data_models_dir());
+    roots.extend(hf_cache_roots());
+    let dirs: Vec<PathBuf> = roots.iter().flat_map(|r| candidate_dirs(r)).collect();
+    Discovery {
+        prior: find_weights(&dirs, "Lumos_I2I"),
+        encoder: find_weights(&dirs, "dino_vitbase16_pretrain"),
+        vae: find_vae(&dirs),
+        searched: roots,
+    }
+}

@@ -1,0 +1,261 @@
+//! Image files in and out: decoding with limits (corrupt, truncated and decompression-bomb
+//! images get a clear error), and PNG writing with the settings embedded twice — an
+//! A1111-style `parameters` tEXt chunk that other tools read, and our own versioned JSON in an
+//! iTXt chunk (`lumos`) that restores a run when the file is dropped back on the app.
+//!
+//! Writes are atomic (temporary file, then link/rename) and never replace an existing file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+
+use crate::error::{EngineError, Result};
+use crate::protocol::{GenerationMeta, Mode};
+
+/// Largest image file we read.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+/// Largest decoded side length.
+pub const MAX_SIDE_PX: u32 = 16_384;
+/// Largest decoded allocation.
+pub const MAX_DECODED_BYTES: u64 = 512 << 20;
+/// Keyword of our JSON chunk.
+pub const META_KEYWORD: &str = "lumos";
+/// Keyword of the A1111-style chunk.
+pub const PARAMETERS_KEYWORD: &str = "parameters";
+
+fn image_error(path: &Path, reason: impl std::fmt::Display) -> EngineError {
+    EngineError::Image {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads and decodes an image file into RGB (alpha dropped, as PIL's `convert('RGB')`).
+pub fn load_image(path: &Path) -> Result<RgbImage> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| image_error(path, e))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        return Err(image_error(
+            path,
+            format!("the file is {} MiB; the limit is {} MiB", len >> 20, MAX_FILE_BYTES >> 20),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| image_error(path, e))?;
+    decode_image(&bytes, &path.display().to_string())
+}
+
+/// Decodes an in-memory image (e.g. pasted or dropped bytes); `name` is used in errors.
+pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage> {
+    let path = PathBuf::from(name);
+    if bytes.is_empty() {
+        return Err(image_error(&path, "the file is empty"));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| image_error(&path, e))?;
+    if reader.format().is_none() {
+        return Err(image_error(
+            &path,
+            "not a recognised image (PNG, JPEG, WebP, GIF or BMP)",
+        ));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE_PX);
+    limits.max_image_height = Some(MAX_SIDE_PX);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => image_error(
+            &path,
+            format!(
+                "the image is too large to decode safely (limit {MAX_SIDE_PX} px per side, \
+                 {} MiB); scale it down first",
+                MAX_DECODED_BYTES >> 20
+            ),
+        ),
+        other => image_error(&path, format!("cannot decode ({other}); the file may be corrupt or truncated")),
+    })?;
+    if decoded.width() == 0 || decoded.height() == 0 {
+        return Err(image_error(&path, "the image has no pixels"));
+    }
+    Ok(decoded.to_rgb8())
+}
+
+/// SHA-256 of an image's RGB pixels with its size, as lowercase hex.
+pub fn pixel_hash(img: &RgbImage) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(img.width().to_le_bytes());
+    hasher.update(img.height().to_le_bytes());
+    hasher.update(img.as_raw());
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The A1111-style `parameters` text for a result.
+pub fn parameters_text(meta: &GenerationMeta) -> String {
+    let refs: Vec<String> = meta
+        .references
+        .iter()
+        .map(|r| format!("{} ({:.2})", r.name, r.weight))
+        .collect();
+    let mode = match &meta.mode {
+        Mode::Variations { count } => format!("variations x{count}"),
+        Mode::Interpolate { frames, path } => format!("interpolate {frames} frames ({path:?})"),
+    };
+    format!(
+        "references: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}, Mode: {}",
+        refs.join(", "),
+        meta.settings.steps,
+        meta.settings.solver,
+        meta.settings.guidance,
+        meta.settings.seed,
+        meta.size[0],
+        meta.size[1],
+        meta.model,
+        mode,
+    )
+}
+
+/// Encodes a PNG with both metadata chunks.
+pub fn encode_png(img: &RgbImage, meta: Option<&GenerationMeta>) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, img.width(), img.height());
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let encode_error = |e: png::EncodingError| EngineError::Write {
+        path: PathBuf::from("<png>"),
+        reason: e.to_string(),
+    };
+    if let Some(meta) = meta {
+        let json = serde_json::to_string(meta).map_err(|e| EngineError::Write {
+            path: PathBuf::from("<png>"),
+            reason: e.to_string(),
+        })?;
+        let parameters = parameters_text(meta);
+        // tEXt is what other tools read; it is Latin-1 only, so fall back to iTXt.
+        if parameters.chars().all(|c| u32::from(c) < 256) {
+            encoder.add_text_chunk(PARAMETERS_KEYWORD.into(), parameters)
+        } else {
+            encoder.add_itxt_chunk(PARAMETERS_KEYWORD.into(), parameters)
+        }
+        .map_err(encode_error)?;
+        encoder
+            .add_itxt_chunk(META_KEYWORD.into(), json)
+            .map_err(encode_error)?;
+    }
+    let mut writer = encoder.write_header().map_err(encode_error)?;
+    writer.write_image_data(img.as_raw()).map_err(encode_error)?;
+    writer.finish().map_err(encode_error)?;
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` atomically; fails if `path` exists (nothing is overwritten) and
+/// leaves no partial file behind on failure (e.g. a full disk).
+pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let write_error = |reason: String| EngineError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.exists() {
+        return Err(write_error(
+            "the file already exists; choose another name or folder".into(),
+        ));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(write_error(e.to_string()));
+    }
+    // A hard link fails if the target appeared meanwhile, so nothing is ever replaced.
+    let linked = std::fs::hard_link(&tmp, path);
+    let outcome = match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(write_error(
+            "the file already exists; choose another name or folder".into(),
+        )),
+        Err(_) if !path.exists() => {
+            std::fs::rename(&tmp, path).map_err(|e| write_error(e.to_string()))
+        }
+        Err(e) => Err(write_error(e.to_string())),
+    };
+    let _ = std::fs::remove_file(&tmp);
+    outcome
+}
+
+/// Writes a result PNG with its settings; never overwrites.
+pub fn write_png(path: &Path, img: &RgbImage, meta: &GenerationMeta) -> Result<()> {
+    let bytes = encode_png(img, Some(meta)).map_err(|e| match e {
+        EngineError::Write { reason, .. } => EngineError::Write {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => other,
+    })?;
+    write_new_file(path, &bytes)
+}
+
+/// Reads our JSON settings back from a PNG; `Ok(None)` when the PNG carries none.
+pub fn read_png_meta(path: &Path) -> Result<Option<GenerationMeta>> {
+    let file = std::fs::File::open(path).map_err(|e| image_error(path, e))?;
+    let decoder = png::Decoder::new(std::io::BufReader::new(file));
+    let reader = decoder
+        .read_info()
+        .map_err(|e| image_error(path, format!("not a readable PNG ({e})")))?;
+    let info = reader.info();
+    for chunk in &info.utf8_text {
+        if chunk.keyword == META_KEYWORD {
+            let text = chunk
+                .get_text()
+                .map_err(|e| image_error(path, format!("unreadable settings chunk ({e})")))?;
+            let meta = serde_json::from_str(&text)
+                .map_err(|e| image_error(path, format!("unreadable settings ({e})")))?;
+            return Ok(Some(meta));
+        }
+    }
+    Ok(None)
+}
+
+/// torchvision's `make_grid(images, nrow, padding, pad_value=1)` on u8 images of equal size:
+/// `nrow` images per row, `padding` white pixels around and between.
+pub fn make_grid(images: &[&RgbImage], nrow: usize, padding: u32) -> Option<RgbImage> {
+    let first = images.first()?;
+    if images.len() == 1 {
+        return Some((*first).clone());
+    }
+    let (w, h) = (first.width(), first.height());
+    let cols = nrow.clamp(1, images.len()) as u32;
+    let rows = images.len().div_ceil(cols as usize) as u32;
+    let cell_w = w + padding;
+    let cell_h = h + padding;
+    let mut grid = RgbImage::from_pixel(cols * cell_w + padding, rows * cell_h + padding, image::Rgb([255; 3]));
+    for (i, img) in images.iter().enumerate() {
+        let (col, row) = (i as u32 % cols, i as u32 / cols);
+        image::imageops::replace(
+            &mut grid,
+            *img,
+            i64::from(col * cell_w + padding),
+            i64::from(row * cell_h + padding),
+        );
+    }
+    Some(grid)
+}

@@ -1,0 +1,25 @@
+//! The Lumos engine: everything that computes, and nothing that draws.
+//!
+//! It holds the Lumos DiT, the DINO ViT and the SD VAE in candle (`models`), the
+//! DPM-Solver++/DDIM samplers (`sampling`), staged generation pipelines (`pipelines`),
+//! checkpoint discovery and loading (`checkpoints`), image IO with embedded settings
+//! (`imageio`) and the engine thread with its job protocol (`worker`, `protocol`).
+//!
+//! Boundaries: this crate must not depend on egui, eframe, wgpu, winit or rfd. Models and
+//! solvers are pure and single-threaded from the caller's point of view (candle uses rayon
+//! inside); only `worker` owns a thread and channels.
+
+pub mod checkpoints;
+pub mod device;
+pub mod error;
+pub mod imageio;
+pub mod models;
+pub mod noise;
+pub mod pipelines;
+pub mod preprocess;
+pub mod protocol;
+pub mod sampling;
+pub mod selftest;
+pub mod worker;
+
+pub use error::EngineError;

@@ -1,0 +1,506 @@
+//! The Lumos image-to-image prior (`LumosI2I`), a DiT in the PixArt-α family.
+//!
+//! Reproduces `lumos_diffusion/model/lumos/LumosI2I.py` of the Lumos release ("Learning Visual
+//! Generative Priors without Text"). Checkpoint keys have no prefix (`x_embedder.proj.weight`,
+//! `blocks.0.attn.qkv.weight`, `y_embedder.y_embedding`, ...). Unlike PixArt's adaLN-single,
+//! every block has its own `adaLN_modulation`; the cross-attention branch has no norm, no
+//! modulation and no gate; the final layer adds the *raw* timestep embedding to its table.
+
+use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use super::layers::{PlainLayerNorm, attention, merge_heads, split_heads};
+
+/// Hyper-parameters of `LumosI2I` (names as in the original constructor).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LumosConfig {
+    /// Latent side length the model was built for (pos-embed base grid = input_size / patch).
+    pub input_size: usize,
+    /// Patch size of the patch embedding.
+    pub patch_size: usize,
+    /// Latent channels.
+    pub in_channels: usize,
+    /// Transformer width.
+    pub hidden_size: usize,
+    /// Number of blocks.
+    pub depth: usize,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// MLP width as a multiple of `hidden_size`.
+    pub mlp_ratio: f64,
+    /// Width of a condition token (768 for DINO ViT-B/16).
+    pub caption_channels: usize,
+    /// Condition tokens per sample in training (1 for I2I).
+    #[serde(default = "one")]
+    pub model_max_length: usize,
+    /// Whether the model also predicts the variance (out channels = 2 × in channels).
+    #[serde(default = "yes")]
+    pub pred_sigma: bool,
+    /// Positional-embedding scale.
+    #[serde(default = "one_f64")]
+    pub lewei_scale: f64,
+}
+
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn one_f64() -> f64 {
+    1.0
+}
+
+impl LumosConfig {
+    /// `LumosI2I_XL_2`: the published model (depth 28, width 1152, 16 heads, patch 2, 256 px).
+    pub fn xl_2() -> Self {
+        Self {
+            input_size: 32,
+            patch_size: 2,
+            in_channels: 4,
+            hidden_size: 1152,
+            depth: 28,
+            num_heads: 16,
+            mlp_ratio: 4.0,
+            caption_channels: 768,
+            model_max_length: 1,
+            pred_sigma: true,
+            lewei_scale: 1.0,
+        }
+    }
+
+    /// Output channels (eps, plus the variance when `pred_sigma`).
+    pub fn out_channels(&self) -> usize {
+        if self.pred_sigma {
+            2 * self.in_channels
+        } else {
+            self.in_channels
+        }
+    }
+
+    fn mlp_hidden(&self) -> usize {
+        (self.hidden_size as f64 * self.mlp_ratio) as usize
+    }
+
+    /// Number of parameters (for reports and FLOP estimates).
+    pub fn parameter_count(&self) -> usize {
+        let c = self.hidden_size;
+        let m = self.mlp_hidden();
+        let p = self.patch_size;
+        let block = (3 * c * c + 3 * c)
+            + (c * c + c)
+            + (c * c + c)
+            + (2 * c * c + 2 * c)
+            + (c * c + c)
+            + (c * m + m + m * c + c)
+            + (6 * c * c + 6 * c);
+        let embed = self.in_channels * c * p * p
+            + c
+            + (256 * c + c + c * c + c)
+            + (self.caption_channels * c + c + c * c + c)
+            + self.caption_channels;
+        let final_layer = 2 * c + c * p * p * self.out_channels() + p * p * self.out_channels();
+        embed + self.depth * block + final_layer
+    }
+}
+
+/// Number of sinusoidal timestep features.
+const FREQUENCY_EMBEDDING_SIZE: usize = 256;
+
+/// Sinusoidal timestep features `[cos(t f_k), sin(t f_k)]`, computed in f32 in the original
+/// operation order (`exp(-ln(10000) * k / half)`), on the CPU. `(b,)` → `(b, 256)`.
+pub fn timestep_features(timesteps: &[f32], device: &Device) -> Result<Tensor> {
+    let half = FREQUENCY_EMBEDDING_SIZE / 2;
+    let neg_log_period = -(10000f64.ln()) as f32;
+    let freqs: Vec<f32> = (0..half)
+        .map(|k| ((neg_log_period * k as f32) / half as f32).exp())
+        .collect();
+    let mut features = Vec::with_capacity(timesteps.len() * FREQUENCY_EMBEDDING_SIZE);
+    for &t in timesteps {
+        features.extend(freqs.iter().map(|&f| (t * f).cos()));
+        features.extend(freqs.iter().map(|&f| (t * f).sin()));
+    }
+    Tensor::from_vec(features, (timesteps.len(), FREQUENCY_EMBEDDING_SIZE), device)
+}
+
+/// PixArt's 2-D sin-cos positional embedding for an `h × w` token grid, `(1, h*w, dim)`.
+/// The first half of the features encodes the column, the second half the row; computed in
+/// f64 and cast to f32 like the original (numpy) code.
+pub fn sincos_pos_embed(
+    dim: usize,
+    grid_h: usize,
+    grid_w: usize,
+    base_size: usize,
+    lewei_scale: f64,
+    device: &Device,
+) -> Result<Tensor> {
+    let quarter = dim / 4;
+    let omega: Vec<f64> = (0..quarter)
+        .map(|k| 1.0 / 10000f64.powf(k as f64 / quarter as f64))
+        .collect();
+    let encode = |pos: f64, out: &mut Vec<f32>| {
+        out.extend(omega.iter().map(|w| (pos * w).sin() as f32));
+        out.extend(omega.iter().map(|w| (pos * w).cos() as f32));
+    };
+    let mut data = Vec::with_capacity(grid_h * grid_w * dim);
+    for i in 0..grid_h {
+        for j in 0..grid_w {
+            let col = j as f64 / (grid_w as f64 / base_size as f64) / lewei_scale;
+            let row = i as f64 / (grid_h as f64 / base_size as f64) / lewei_scale;
+            encode(col, &mut data);
+            encode(row, &mut data);
+        }
+    }
+    Tensor::from_vec(data, (1, grid_h * grid_w, dim), device)
+}
+
+/// Linear → GELU(tanh) → Linear (timm's `Mlp` as PixArt uses it).
+#[derive(Debug, Clone)]
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn load(in_dim: usize, hidden: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            fc1: candle_nn::linear(in_dim, hidden, vb.pp("fc1"))?,
+            fc2: candle_nn::linear(hidden, out_dim, vb.pp("fc2"))?,
+        })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.fc2.forward(&self.fc1.forward(xs)?.gelu()?)
+    }
+}
+
+/// Multi-head self-attention with a fused `qkv` projection.
+#[derive(Debug, Clone)]
+struct SelfAttention {
+    qkv: Linear,
+    proj: Linear,
+    num_heads: usize,
+}
+
+impl SelfAttention {
+    fn load(dim: usize, num_heads: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            qkv: candle_nn::linear(dim, 3 * dim, vb.pp("qkv"))?,
+            proj: candle_nn::linear(dim, dim, vb.pp("proj"))?,
+            num_heads,
+        })
+    }
+}
+
+impl Module for SelfAttention {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, n, c) = xs.dims3()?;
+        let head_dim = c / self.num_heads;
+        // (b, n, 3, heads, d) → (3, b, heads, n, d)
+        let qkv = self
+            .qkv
+            .forward(xs)?
+            .reshape((b, n, 3, self.num_heads, head_dim))?
+            .permute((2, 0, 3, 1, 4))?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let out = attention(&q, &k, &v, 1.0 / (head_dim as f64).sqrt())?;
+        self.proj.forward(&merge_heads(&out)?)
+    }
+}
+
+/// Per-sample cross-attention from image tokens to condition tokens.
+#[derive(Debug, Clone)]
+struct CrossAttention {
+    q_linear: Linear,
+    kv_linear: Linear,
+    proj: Linear,
+    num_heads: usize,
+}
+
+impl CrossAttention {
+    fn load(dim: usize, num_heads: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            q_linear: candle_nn::linear(dim, dim, vb.pp("q_linear"))?,
+            kv_linear: candle_nn::linear(dim, 2 * dim, vb.pp("kv_linear"))?,
+            proj: candle_nn::linear(dim, dim, vb.pp("proj"))?,
+            num_heads,
+        })
+    }
+
+    /// `xs`: `(b, n, c)` image tokens; `cond`: `(b, l, c)` embedded condition tokens.
+    /// Returns `(b, n, c)`, or `(b, 1, c)` to be broadcast when `l == 1`.
+    fn forward(&self, xs: &Tensor, cond: &Tensor) -> Result<Tensor> {
+        let (_, l, c) = cond.dims3()?;
+        if l == 1 {
+            // The softmax over a single key is exactly 1: every query receives that key's
+            // value, so the output is `proj(v(y))` per sample, the same for every token. This
+            // skips the query and key projections entirely (bit-compatible with the original).
+            let value_weight = self.kv_linear.weight().narrow(0, c, c)?;
+            let value_bias = self
+                .kv_linear
+                .bias()
+                .map(|b| b.narrow(0, c, c))
+                .transpose()?;
+            let v = Linear::new(value_weight, value_bias).forward(cond)?;
+            return self.proj.forward(&v);
+        }
+        let q = split_heads(&self.q_linear.forward(xs)?, self.num_heads)?;
+        let kv = self.kv_linear.forward(cond)?;
+        let k = split_heads(&kv.narrow(D::Minus1, 0, c)?, self.num_heads)?;
+        let v = split_heads(&kv.narrow(D::Minus1, c, c)?, self.num_heads)?;
+        let head_dim = c / self.num_heads;
+        let out = attention(&q, &k, &v, 1.0 / (head_dim as f64).sqrt())?;
+        self.proj.forward(&merge_heads(&out)?)
+    }
+}
+
+/// Intermediate tensors of one block, for parity checks.
+#[derive(Debug, Clone)]
+pub struct BlockTrace {
+    /// `adaLN_modulation(t_emb)`, `(b, 6c)`.
+    pub ada_ln: Tensor,
+    /// Self-attention output before the gate.
+    pub attn_out: Tensor,
+    /// Cross-attention output (broadcast to `(b, n, c)`).
+    pub cross_attn_out: Tensor,
+    /// MLP output before the gate.
+    pub mlp_out: Tensor,
+    /// Block output.
+    pub out: Tensor,
+}
+
+/// One Lumos block: adaLN self-attention, plain cross-attention, adaLN MLP.
+#[derive(Debug, Clone)]
+struct LumosBlock {
+    attn: SelfAttention,
+    cross_attn: CrossAttention,
+    mlp: Mlp,
+    ada_ln_modulation: Linear,
+    norm: PlainLayerNorm,
+}
+
+impl LumosBlock {
+    fn load(cfg: &LumosConfig, vb: VarBuilder) -> Result<Self> {
+        let c = cfg.hidden_size;
+        Ok(Self {
+            attn: SelfAttention::load(c, cfg.num_heads, vb.pp("attn"))?,
+            cross_attn: CrossAttention::load(c, cfg.num_heads, vb.pp("cross_attn"))?,
+            mlp: Mlp::load(c, cfg.mlp_hidden(), c, vb.pp("mlp"))?,
+            ada_ln_modulation: candle_nn::linear(c, 6 * c, vb.pp("adaLN_modulation").pp("1"))?,
+            norm: PlainLayerNorm::new(c, 1e-6, vb.dtype(), vb.device())?,
+        })
+    }
+
+    /// `xs`: `(b, n, c)`, `t_emb`: `(b, c)`, `cond`: `(b, l, c)`.
+    fn forward(&self, xs: &Tensor, t_emb: &Tensor, cond: &Tensor) -> Result<BlockTrace> {
+        let ada_ln = self.ada_ln_modulation.forward(&t_emb.silu()?)?;
+        // (b, 6c) → six (b, 1, c) chunks
+        let chunks = ada_ln.unsqueeze(1)?.chunk(6, D::Minus1)?;
+        let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp] = &chunks[..] else {
+            candle_core::bail!("adaLN_modulation must give 6 chunks")
+        };
+        let modulate = |v: &Tensor, shift: &Tensor, scale: &Tensor| -> Result<Tensor> {
+            v.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)
+        };
+        let attn_in = modulate(&self.norm.forward(xs)?, shift_msa, scale_msa)?;
+        let attn_out = self.attn.forward(&attn_in)?;
+        let xs = (xs + attn_out.broadcast_mul(gate_msa)?)?;
+        let cross_attn_out = self.cross_attn.forward(&xs, cond)?;
+        let xs = xs.broadcast_add(&cross_attn_out)?;
+        let mlp_in = modulate(&self.norm.forward(&xs)?, shift_mlp, scale_mlp)?;
+        let mlp_out = self.mlp.forward(&mlp_in)?;
+        let out = (&xs + mlp_out.broadcast_mul(gate_mlp)?)?;
+        Ok(BlockTrace {
+            ada_ln,
+            attn_out,
+            cross_attn_out,
+            mlp_out,
+            out,
+        })
+    }
+}
+
+/// Everything `LumosI2I::forward_traced` computes on the way, for parity checks.
+#[derive(Debug, Clone)]
+pub struct LumosTrace {
+    /// Patch embedding before the positional embedding, `(b, n, c)`.
+    pub x_embed: Tensor,
+    /// The positional embedding used, `(1, n, c)`.
+    pub pos_embed: Tensor,
+    /// Sinusoidal timestep features, `(b, 256)`.
+    pub t_freq: Tensor,
+    /// Timestep embedding, `(b, c)`.
+    pub t_emb: Tensor,
+    /// Embedded condition, `(b, 1, l, c)`.
+    pub y_emb: Tensor,
+    /// Per-block intermediates.
+    pub blocks: Vec<BlockTrace>,
+    /// Final layer output before unpatchify, `(b, n, p*p*out)`.
+    pub final_out: Tensor,
+    /// The model output, `(b, out, h, w)`.
+    pub out: Tensor,
+}
+
+/// The Lumos image-to-image DiT.
+#[derive(Debug, Clone)]
+pub struct LumosI2I {
+    x_embedder: Conv2d,
+    t_mlp_0: Linear,
+    t_mlp_2: Linear,
+    y_proj: Mlp,
+    y_embedding: Tensor,
+    blocks: Vec<LumosBlock>,
+    final_table: Tensor,
+    final_linear: Linear,
+    norm: PlainLayerNorm,
+    config: LumosConfig,
+}
+
+impl LumosI2I {
+    /// Builds the model from weights with the original key names.
+    pub fn load(config: &LumosConfig, vb: VarBuilder) -> Result<Self> {
+        let c = config.hidden_size;
+        let p = config.patch_size;
+        let conv_cfg = Conv2dConfig {
+            stride: p,
+            ..Default::default()
+        };
+        let x_embedder = candle_nn::conv2d(
+            config.in_channels,
+            c,
+            p,
+            conv_cfg,
+            vb.pp("x_embedder").pp("proj"),
+        )?;
+        let t_vb = vb.pp("t_embedder").pp("mlp");
+        let y_vb = vb.pp("y_embedder");
+        let blocks = (0..config.depth)
+            .map(|i| LumosBlock::load(config, vb.pp("blocks").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        let final_vb = vb.pp("final_layer");
+        Ok(Self {
+            x_embedder,
+            t_mlp_0: candle_nn::linear(FREQUENCY_EMBEDDING_SIZE, c, t_vb.pp("0"))?,
+            t_mlp_2: candle_nn::linear(c, c, t_vb.pp("2"))?,
+            y_proj: Mlp::load(config.caption_channels, c, c, y_vb.pp("y_proj"))?,
+            y_embedding: y_vb.get(
+                (config.model_max_length, config.caption_channels),
+                "y_embedding",
+            )?,
+            blocks,
+            final_table: final_vb.get((2, c), "scale_shift_table")?,
+            final_linear: candle_nn::linear(c, p * p * config.out_channels(), final_vb.pp("linear"))?,
+            norm: PlainLayerNorm::new(c, 1e-6, vb.dtype(), vb.device())?,
+            config: config.clone(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LumosConfig {
+        &self.config
+    }
+
+    /// The learned null condition for classifier-free guidance, repeated for `batch`:
+    /// `(batch, 1, model_max_length, caption_channels)`.
+    pub fn null_condition(&self, batch: usize) -> Result<Tensor> {
+        let (l, cc) = self.y_embedding.dims2()?;
+        self.y_embedding
+            .unsqueeze(0)?
+            .unsqueeze(0)?
+            .broadcast_as((batch, 1, l, cc))?
+            .contiguous()
+    }
+
+    /// Model dtype.
+    pub fn dtype(&self) -> DType {
+        self.y_embedding.dtype()
+    }
+
+    /// Model device.
+    pub fn device(&self) -> &Device {
+        self.y_embedding.device()
+    }
+
+    /// `model(x, t, y)`: `x` `(b, in, h, w)`, `timesteps` (b values, fractional allowed),
+    /// `y` `(b, 1, l, caption_channels)` → `(b, out, h, w)`.
+    pub fn forward(&self, xs: &Tensor, timesteps: &[f32], y: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_traced(xs, timesteps, y)?.out)
+    }
+
+    /// `forward_with_dpmsolver`: the eps half of the output, `(b, in, h, w)`.
+    pub fn forward_eps(&self, xs: &Tensor, timesteps: &[f32], y: &Tensor) -> Result<Tensor> {
+        let out = self.forward(xs, timesteps, y)?;
+        out.narrow(1, 0, self.config.in_channels)
+    }
+
+    /// The forward pass, keeping every intermediate the parity fixtures record.
+    pub fn forward_traced(&self, xs: &Tensor, timesteps: &[f32], y: &Tensor) -> Result<LumosTrace> {
+        let cfg = &self.config;
+        let dtype = self.dtype();
+        let xs = xs.to_dtype(dtype)?;
+        let (b, _, h, w) = xs.dims4()?;
+        let p = cfg.patch_size;
+        if h % p != 0 || w % p != 0 {
+            candle_core::bail!("latent size {h}x{w} is not a multiple of the patch size {p}")
+        }
+        if timesteps.len() != b {
+            candle_core::bail!("{} timesteps for a batch of {b}", timesteps.len())
+        }
+        let (grid_h, grid_w) = (h / p, w / p);
+        // (b, c, gh, gw) → (b, gh*gw, c), row-major tokens
+        let x_embed = self.x_embedder.forward(&xs)?.flatten_from(2)?.transpose(1, 2)?;
+        let pos_embed = sincos_pos_embed(
+            cfg.hidden_size,
+            grid_h,
+            grid_w,
+            cfg.input_size / p,
+            cfg.lewei_scale,
+            xs.device(),
+        )?
+        .to_dtype(dtype)?;
+        let mut tokens = x_embed.broadcast_add(&pos_embed)?;
+
+        let t_freq = timestep_features(timesteps, xs.device())?.to_dtype(dtype)?;
+        let t_emb = self.t_mlp_2.forward(&self.t_mlp_0.forward(&t_freq)?.silu()?)?;
+
+        let y_emb = self.y_proj.forward(&y.to_dtype(dtype)?)?; // (b, 1, l, c)
+        let (_, _, l, c) = y_emb.dims4()?;
+        let cond = y_emb.reshape((b, l, c))?;
+
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let trace = block.forward(&tokens, &t_emb, &cond)?;
+            tokens = trace.out.clone();
+            blocks.push(trace);
+        }
+
+        // shift, scale = (table[None] + t_emb[:, None]).chunk(2, dim=1)
+        let table = self.final_table.unsqueeze(0)?.broadcast_add(&t_emb.unsqueeze(1)?)?;
+        let shift = table.narrow(1, 0, 1)?;
+        let scale = table.narrow(1, 1, 1)?;
+        let normed = self.norm.forward(&tokens)?;
+        let modulated = normed.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(&shift)?;
+        let final_out = self.final_linear.forward(&modulated)?;
+
+        // (b, gh*gw, p*p*c) → (b, gh, gw, p, p, c) → (b, c, gh, p, gw, p) → (b, c, h, w)
+        let out_c = cfg.out_channels();
+        let out = final_out
+            .reshape((b, grid_h, grid_w, p, p, out_c))?
+            .permute((0, 5, 1, 3, 2, 4))?
+            .contiguous()?
+            .reshape((b, out_c, h, w))?;
+        Ok(LumosTrace {
+            x_embed,
+            pos_embed,
+            t_freq,
+            t_emb,
+            y_emb,
+            blocks,
+            final_out,
+            out,
+        })
+    }
+}

@@ -1,0 +1,11 @@
+//! Network architectures, one per file. Pure `forward`s: no threads, no channels, no IO
+//! beyond reading weights through a `VarBuilder`.
+
+pub mod dino;
+pub mod layers;
+pub mod lumos;
+pub mod vae;
+
+pub use dino::{DinoConfig, DinoVit};
+pub use lumos::{LumosConfig, LumosI2I};
+pub use vae::{AutoencoderKl, VaeConfig};

@@ -1,0 +1,317 @@
+//! Staged generation: check the request → embed the references → prepare the noise → denoise
+//! (calling a hook between steps for progress, previews and cancellation) → decode.
+//!
+//! `run` drives a whole [`GenerateRequest`]; the stages are public so that the CLI and the
+//! parity checks can feed given noise or conditions.
+
+pub mod conditions;
+
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use image::RgbImage;
+
+use crate::checkpoints;
+use crate::error::{EngineError, Result};
+use crate::models::dino::condition_from_cls;
+use crate::models::{AutoencoderKl, DinoVit, LumosI2I};
+use crate::protocol::{
+    DeviceChoice, GenerateRequest, GenerationMeta, LatentPreview, META_VERSION, ModelSpec, Mode,
+    ReferenceImage, ReferenceMeta, SamplerSettings,
+};
+use crate::sampling::{self, ClassifierFreeGuidance, LowerOrderFinal, NoiseSchedule};
+
+/// Most images denoised in one batch (bounds memory on the full-size model).
+pub const MAX_BATCH: usize = 4;
+/// Most images one request may ask for.
+pub const MAX_IMAGES: usize = 256;
+/// Most sampler steps one request may ask for.
+pub const MAX_STEPS: usize = 1000;
+
+/// What the pipeline reports to its caller between steps.
+#[derive(Debug)]
+pub enum StepReport {
+    /// A sampler step finished.
+    Step {
+        step: usize,
+        steps: usize,
+        preview: Option<LatentPreview>,
+    },
+    /// An image is ready.
+    Image {
+        index: usize,
+        image: Arc<RgbImage>,
+        meta: Box<GenerationMeta>,
+    },
+}
+
+/// The hook the pipeline calls; returning an error (e.g. `Cancelled`) stops the run.
+pub type StepHook<'a> = dyn FnMut(StepReport) -> Result<()> + 'a;
+
+/// A model ready to sample: prior, encoder and autoencoder on one device.
+pub struct LoadedModel {
+    /// What it was built from.
+    pub spec: ModelSpec,
+    /// Where it lives.
+    pub device: Device,
+    /// The prior.
+    pub prior: LumosI2I,
+    /// The reference encoder.
+    pub encoder: DinoVit,
+    /// The autoencoder.
+    pub vae: AutoencoderKl,
+    /// The noise schedule.
+    pub schedule: NoiseSchedule,
+}
+
+impl LoadedModel {
+    /// Loads all three networks (f32).
+    pub fn load(spec: &ModelSpec, device: &Device) -> Result<Self> {
+        let dtype = DType::F32;
+        let prior = checkpoints::build_model(&spec.prior.path, dtype, device, |vb| {
+            LumosI2I::load(&spec.prior.config, vb)
+        })?;
+        let encoder = checkpoints::build_model(&spec.encoder.path, dtype, device, |vb| {
+            DinoVit::load(&spec.encoder.config, vb)
+        })?;
+        let vae_file = checkpoints::vae_weights_file(&spec.vae.path);
+        let vae = checkpoints::build_model(&vae_file, dtype, device, |vb| {
+            AutoencoderKl::load(&spec.vae.config, vb)
+        })?;
+        if spec.encoder.config.embed_dim != spec.prior.config.caption_channels {
+            return Err(EngineError::InvalidRequest(format!(
+                "the encoder gives {}-d embeddings but the prior expects {}",
+                spec.encoder.config.embed_dim, spec.prior.config.caption_channels
+            )));
+        }
+        Ok(Self {
+            spec: spec.clone(),
+            device: device.clone(),
+            prior,
+            encoder,
+            vae,
+            schedule: NoiseSchedule::default(),
+        })
+    }
+
+    /// Latent grid `(channels, height, width)` of the output.
+    pub fn latent_shape(&self) -> (usize, usize, usize) {
+        let cfg = self.prior.config();
+        (cfg.in_channels, cfg.input_size, cfg.input_size)
+    }
+
+    /// Output image side length in pixels.
+    pub fn image_size_px(&self) -> usize {
+        self.prior.config().input_size * self.vae.config().downsampling_factor()
+    }
+}
+
+/// The engine's model cache: the most recently used model (the full model is large, so only
+/// one is kept).
+#[derive(Default)]
+pub struct ModelCache {
+    current: Option<(ModelSpec, DeviceChoice, Arc<LoadedModel>)>,
+}
+
+impl ModelCache {
+    /// The model for `spec` on `device`, loading it on first use.
+    pub fn get(&mut self, spec: &ModelSpec, device: DeviceChoice) -> Result<Arc<LoadedModel>> {
+        if let Some((cached_spec, cached_device, model)) = &self.current {
+            if cached_spec == spec && *cached_device == device {
+                return Ok(model.clone());
+            }
+        }
+        self.current = None; // free the old model before loading the new one
+        let model = Arc::new(LoadedModel::load(spec, &crate::device::open(device)?)?);
+        self.current = Some((spec.clone(), device, model.clone()));
+        Ok(model)
+    }
+}
+
+/// Checks a request before any work is done.
+pub fn validate(request: &GenerateRequest) -> Result<()> {
+    let invalid = |msg: &str| Err(EngineError::InvalidRequest(msg.into()));
+    let s = &request.settings;
+    if request.references.is_empty() {
+        return invalid("add at least one reference image");
+    }
+    if s.steps == 0 || s.steps > MAX_STEPS {
+        return invalid("steps must be between 1 and 1000");
+    }
+    if !s.guidance.is_finite() || s.guidance < 0.0 {
+        return invalid("guidance must be a finite number ≥ 0");
+    }
+    if request.references.iter().any(|r| !r.weight.is_finite()) {
+        return invalid("reference weights must be finite numbers");
+    }
+    let images = image_count(&request.mode);
+    if images == 0 || images > MAX_IMAGES {
+        return invalid("ask for between 1 and 256 images");
+    }
+    if let Mode::Interpolate { frames, .. } = request.mode {
+        if request.references.len() < 2 {
+            return invalid("interpolation needs at least two references");
+        }
+        if frames < 2 {
+            return invalid("interpolation needs at least two frames");
+        }
+    }
+    Ok(())
+}
+
+/// How many images a mode produces.
+pub fn image_count(mode: &Mode) -> usize {
+    match mode {
+        Mode::Variations { count } => *count,
+        Mode::Interpolate { frames, path } => conditions::path_weights(*frames, *path).len(),
+    }
+}
+
+/// L2-normalised encoder embeddings `(n, c)` of the references.
+pub fn embed_references(model: &LoadedModel, references: &[ReferenceImage]) -> Result<Tensor> {
+    let pixels = references
+        .iter()
+        .map(|r| crate::preprocess::pixel_values(&r.image, r.crop, &model.device))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let cls = model.encoder.forward(&Tensor::cat(&pixels, 0)?)?;
+    let (n, c) = cls.dims2()?;
+    Ok(condition_from_cls(&cls)?.reshape((n, c))?)
+}
+
+/// Denoises a batch from `noise` `(b, c, h, w)` with `condition` `(b, 1, l, cc)`; returns the
+/// final latents in the prior's (scaled) space.
+pub fn denoise(
+    model: &LoadedModel,
+    condition: &Tensor,
+    noise: &Tensor,
+    settings: &SamplerSettings,
+    hook: &mut StepHook<'_>,
+) -> Result<Tensor> {
+    let b = noise.dim(0)?;
+    let mut predictor = ClassifierFreeGuidance {
+        model: &model.prior,
+        condition: condition.clone(),
+        uncondition: model.prior.null_condition(b)?,
+        scale: settings.guidance,
+    };
+    let mut on_step = |step: sampling::SolverStep<'_>| -> Result<()> {
+        let preview = latent_preview(step.x0)?;
+        hook(StepReport::Step {
+            step: step.step,
+            steps: step.steps,
+            preview: Some(preview),
+        })
+    };
+    sampling::sample(
+        settings.solver,
+        LowerOrderFinal::Always,
+        &model.schedule,
+        settings.steps,
+        noise,
+        &mut predictor,
+        &mut on_step,
+    )
+}
+
+fn latent_preview(x0: &Tensor) -> Result<LatentPreview> {
+    let first = x0.get(0)?.to_dtype(DType::F32)?;
+    let (channels, height, width) = first.dims3()?;
+    Ok(LatentPreview {
+        channels,
+        height,
+        width,
+        data: first.flatten_all()?.to_vec1()?,
+    })
+}
+
+/// Decodes scaled latents to images in [-1, 1] `(b, 3, H, W)`.
+pub fn decode(model: &LoadedModel, latents: &Tensor) -> Result<Tensor> {
+    let unscaled = (latents / model.vae.config().scaling_factor)?;
+    Ok(model.vae.decode(&unscaled)?)
+}
+
+/// The demo's conversion: `clamp(x * 0.5 + 0.5, 0, 1) * 255`, truncated to u8.
+pub fn to_images(decoded: &Tensor) -> Result<Vec<RgbImage>> {
+    let (b, _, h, w) = decoded.dims4()?;
+    let float = decoded
+        .to_dtype(DType::F32)?
+        .affine(0.5, 0.5)?
+        .clamp(0f32, 1f32)?;
+    let u8s = (float * 255.0)?
+        .permute((0, 2, 3, 1))?
+        .contiguous()?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let per_image = h * w * 3;
+    (0..b)
+        .map(|i| {
+            let bytes = u8s[i * per_image..(i + 1) * per_image]
+                .iter()
+                .map(|&v| v as u8) // truncation, as numpy's astype(uint8)
+                .collect();
+            RgbImage::from_raw(w as u32, h as u32, bytes)
+                .ok_or_else(|| EngineError::InvalidRequest("decoded image has a bad size".into()))
+        })
+        .collect()
+}
+
+/// Runs a whole request, reporting steps and images through `hook`.
+pub fn run(model: &LoadedModel, request: &GenerateRequest, hook: &mut StepHook<'_>) -> Result<()> {
+    validate(request)?;
+    let embeddings = embed_references(model, &request.references)?;
+    let weights: Vec<f32> = request.references.iter().map(|r| r.weight).collect();
+    let plan = conditions::plan(&embeddings, &weights, &request.mode)?;
+    let (c, h, w) = model.latent_shape();
+    let references: Vec<ReferenceMeta> = request
+        .references
+        .iter()
+        .map(|r| ReferenceMeta {
+            name: r.name.clone(),
+            sha256: crate::imageio::pixel_hash(&r.image),
+            weight: r.weight,
+            crop: r.crop,
+        })
+        .collect();
+    let size = model.image_size_px() as u32;
+    let total = plan.conditions.dim(0)?;
+    let mut start = 0;
+    while start < total {
+        let len = MAX_BATCH.min(total - start);
+        let seeds: Vec<u64> = (start..start + len)
+            .map(|i| plan.seed_for(request.settings.seed, i))
+            .collect();
+        let noise = seeds
+            .iter()
+            .map(|&seed| crate::noise::gaussian(seed, &[1, c, h, w], &model.device))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let noise = Tensor::cat(&noise, 0)?;
+        let (_, cc) = plan.conditions.dims2()?;
+        let condition = plan.conditions.narrow(0, start, len)?.reshape((len, 1, 1, cc))?;
+        let latents = denoise(model, &condition, &noise, &request.settings, hook)?;
+        let images = to_images(&decode(model, &latents)?)?;
+        for (offset, (image, seed)) in images.into_iter().zip(seeds).enumerate() {
+            let index = start + offset;
+            let meta = GenerationMeta {
+                version: META_VERSION,
+                model: request.model.name.clone(),
+                mode: request.mode.clone(),
+                settings: SamplerSettings {
+                    seed,
+                    ..request.settings.clone()
+                },
+                index,
+                mix: plan.mix.get(index).copied(),
+                references: references.clone(),
+                size: [size, size],
+                parent: None,
+            };
+            hook(StepReport::Image {
+                index,
+                image: Arc::new(image),
+                meta: Box::new(meta),
+            })?;
+        }
+        start += len;
+    }
+    Ok(())
+}

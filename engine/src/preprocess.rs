@@ -1,0 +1,172 @@
+//! The I2I demo's image transform for the encoder: `Resize(224)` (Pillow bilinear, which
+//! antialiases when shrinking and rounds to uint8 after each pass), `CenterCrop(224)`,
+//! `ToTensor`, ImageNet `Normalize`.
+//!
+//! The resampler reimplements Pillow's fixed-point algorithm so that the 224×224 crop matches
+//! the original's bytes (the fixtures allow one level of difference).
+
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+
+/// ImageNet mean.
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet standard deviation.
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Fixed-point filter taps of one output position: first source index and weights.
+struct Taps {
+    start: usize,
+    weights: Vec<i32>,
+}
+
+/// Pillow's `precompute_coeffs` for the bilinear (triangle) filter plus `normalize_coeffs_8bpc`.
+fn bilinear_taps(in_size: usize, out_size: usize) -> Vec<Taps> {
+    let scale = in_size as f64 / out_size as f64;
+    let filter_scale = scale.max(1.0);
+    let support = filter_scale; // the triangle's support is 1
+    let inv = 1.0 / filter_scale;
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let raw: Vec<f64> = (xmin..xmax)
+                .map(|x| {
+                    let d = ((x as f64 - center + 0.5) * inv).abs();
+                    if d < 1.0 { 1.0 - d } else { 0.0 }
+                })
+                .collect();
+            let total: f64 = raw.iter().sum();
+            let weights = raw
+                .iter()
+                .map(|k| {
+                    let k = if total != 0.0 { k / total } else { *k };
+                    let fixed = k * f64::from(1u32 << PRECISION_BITS);
+                    if fixed < 0.0 {
+                        (fixed - 0.5) as i32
+                    } else {
+                        (fixed + 0.5) as i32
+                    }
+                })
+                .collect();
+            Taps {
+                start: xmin,
+                weights,
+            }
+        })
+        .collect()
+}
+
+fn clip8(acc: i64) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resamples one axis of an RGB buffer (`horizontal` selects the axis).
+fn resample_axis(src: &RgbImage, out_w: u32, out_h: u32, horizontal: bool) -> RgbImage {
+    let (in_len, out_len) = if horizontal {
+        (src.width() as usize, out_w as usize)
+    } else {
+        (src.height() as usize, out_h as usize)
+    };
+    let taps = bilinear_taps(in_len, out_len);
+    let mut out = RgbImage::new(out_w, out_h);
+    for (x, y, pixel) in out.enumerate_pixels_mut() {
+        let tap = &taps[if horizontal { x } else { y } as usize];
+        let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
+        for (i, &w) in tap.weights.iter().enumerate() {
+            let s = (tap.start + i) as u32;
+            let p = if horizontal {
+                src.get_pixel(s, y)
+            } else {
+                src.get_pixel(x, s)
+            };
+            for c in 0..3 {
+                acc[c] += i64::from(p[c]) * i64::from(w);
+            }
+        }
+        *pixel = image::Rgb(acc.map(clip8));
+    }
+    out
+}
+
+/// Pillow's `Image.resize((w, h), BILINEAR)`: horizontal pass, then vertical, each rounded.
+pub fn resize_bilinear(src: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let mut img = src.clone();
+    if width != img.width() {
+        img = resample_axis(&img, width, img.height(), true);
+    }
+    if height != img.height() {
+        img = resample_axis(&img, img.width(), height, false);
+    }
+    img
+}
+
+/// torchvision's `Resize(size)` target: the short side becomes `size`, the long side
+/// `int(size * long / short)`.
+pub fn resized_dims(width: u32, height: u32, size: u32) -> (u32, u32) {
+    let (short, long) = if width <= height {
+        (width, height)
+    } else {
+        (height, width)
+    };
+    let new_long = (u64::from(size) * u64::from(long) / u64::from(short.max(1))) as u32;
+    if width <= height {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    }
+}
+
+/// Python's `round` (half to even) of a non-negative half-integer or integer.
+fn round_half_even(x: f64) -> u32 {
+    let r = x.round();
+    let r = if (x - x.trunc() - 0.5).abs() < 1e-12 && r % 2.0 != 0.0 {
+        r - 1.0
+    } else {
+        r
+    };
+    r.max(0.0) as u32
+}
+
+/// Offset of a `crop`-long window in `len`: the demo's centre (`int(round((len - crop) / 2))`)
+/// or a chosen position `frac` in [0, 1].
+pub fn crop_offset(len: u32, crop: u32, frac: Option<f32>) -> u32 {
+    let slack = len.saturating_sub(crop);
+    match frac {
+        None => round_half_even(f64::from(slack) / 2.0),
+        Some(f) => (f64::from(f.clamp(0.0, 1.0)) * f64::from(slack)).round() as u32,
+    }
+}
+
+/// Resize (short side `size`) and crop `size × size` as the demo does; `crop` moves the window.
+pub fn resize_and_crop(src: &RgbImage, size: u32, crop: Option<[f32; 2]>) -> RgbImage {
+    let (w, h) = resized_dims(src.width(), src.height(), size);
+    let resized = resize_bilinear(src, w, h);
+    let left = crop_offset(w, size, crop.map(|c| c[0]));
+    let top = crop_offset(h, size, crop.map(|c| c[1]));
+    image::imageops::crop_imm(&resized, left, top, size.min(w), size.min(h)).to_image()
+}
+
+/// `(u8 / 255 - mean) / std` in f32, as a `(1, 3, h, w)` tensor.
+pub fn normalize(img: &RgbImage, device: &Device) -> candle_core::Result<Tensor> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut data = vec![0f32; 3 * w * h];
+    for (x, y, p) in img.enumerate_pixels() {
+        for c in 0..3 {
+            let v = f32::from(p[c]) / 255.0;
+            data[c * w * h + y as usize * w + x as usize] = (v - MEAN[c]) / STD[c];
+        }
+    }
+    Tensor::from_vec(data, (1, 3, h, w), device)
+}
+
+/// The full demo transform: image → `(1, 3, 224, 224)` pixel values.
+pub fn pixel_values(
+    src: &RgbImage,
+    crop: Option<[f32; 2]>,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    normalize(&resize_and_crop(src, 224, crop), device)
+}

@@ -1,0 +1,328 @@
+//! The job protocol between a front end (the app, the CLI) and the engine thread.
+//!
+//! Requests are imperative, events are statuses. Every submitted `Generate` or `LoadModel`
+//! ends in exactly one terminal event (`Finished`, `Cancelled` or `Failed`); `Started` is sent
+//! when a job begins to run. Job ids only increase. Results carry their full settings
+//! (`GenerationMeta`) so that any image can be reproduced.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::{DinoConfig, LumosConfig, VaeConfig};
+
+/// Identifies one job; assigned by the handle, strictly increasing.
+pub type JobId = u64;
+
+/// Where the engine computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceChoice {
+    /// The CPU (always available).
+    #[default]
+    Cpu,
+    /// A CUDA GPU by ordinal (builds with the `cuda` feature).
+    Cuda(usize),
+    /// A Metal GPU by ordinal (builds with the `metal` feature, Apple only).
+    Metal(usize),
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cpu => write!(f, "cpu"),
+            Self::Cuda(i) => write!(f, "cuda:{i}"),
+            Self::Metal(i) => write!(f, "metal:{i}"),
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, ordinal) = s.split_once(':').unwrap_or((s, "0"));
+        let ordinal: usize = ordinal
+            .parse()
+            .map_err(|_| format!("bad device ordinal in `{s}`"))?;
+        match kind {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(ordinal)),
+            "metal" => Ok(Self::Metal(ordinal)),
+            _ => Err(format!("unknown device `{s}` (use cpu, cuda[:N] or metal[:N])")),
+        }
+    }
+}
+
+/// Numeric precision of the model weights and activations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precision {
+    /// 32-bit floats (the only sensible choice on a CPU).
+    #[default]
+    F32,
+    /// 16-bit floats (GPUs).
+    F16,
+    /// bfloat16 (GPUs).
+    Bf16,
+}
+
+/// One weights file plus the configuration of the network it holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentSpec<C> {
+    /// A `.pth` or `.safetensors` file (for the VAE: a diffusers folder or its safetensors file).
+    pub path: PathBuf,
+    /// The network's hyper-parameters.
+    pub config: C,
+}
+
+/// Everything needed to build a Lumos image-to-image model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Short name shown to users and recorded in metadata.
+    pub name: String,
+    /// The Lumos DiT prior.
+    pub prior: ComponentSpec<LumosConfig>,
+    /// The image encoder that turns a reference into the condition token.
+    pub encoder: ComponentSpec<DinoConfig>,
+    /// The autoencoder whose latent space the prior works in.
+    pub vae: ComponentSpec<VaeConfig>,
+}
+
+/// Which ODE solver samples the prior.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Solver {
+    /// DPM-Solver++ multistep (data prediction) of the given order (1..=3).
+    DpmSolverPp { order: usize },
+    /// DDIM (deterministic, eta = 0).
+    Ddim,
+}
+
+impl Default for Solver {
+    fn default() -> Self {
+        Self::DpmSolverPp { order: 2 }
+    }
+}
+
+impl std::fmt::Display for Solver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DpmSolverPp { order } => write!(f, "DPM-Solver++ {order}M"),
+            Self::Ddim => write!(f, "DDIM"),
+        }
+    }
+}
+
+/// Sampler settings shared by every mode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplerSettings {
+    /// Number of solver steps (= network evaluations).
+    pub steps: usize,
+    /// Classifier-free guidance scale (1 = no guidance).
+    pub guidance: f64,
+    /// The solver.
+    pub solver: Solver,
+    /// Seed of the first image; image `i` of a variations batch uses `seed + i`.
+    pub seed: u64,
+}
+
+impl Default for SamplerSettings {
+    fn default() -> Self {
+        Self {
+            steps: 20,
+            guidance: 4.5,
+            solver: Solver::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// How an interpolation path mixes two embeddings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InterpolationPath {
+    /// Exactly the original demo: weights `arange(0, 1, 1/n)`; never reaches the second image.
+    #[default]
+    Demo,
+    /// Linear, weights `k / (n - 1)`: first and last frames are the two references.
+    Endpoints,
+    /// Spherical linear interpolation with endpoints reached.
+    Slerp,
+}
+
+/// What to generate from the references.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Mode {
+    /// `count` images from the (weighted) references, each with its own seed.
+    Variations { count: usize },
+    /// `frames` images along a path from the first to the last reference, sharing one noise.
+    Interpolate {
+        frames: usize,
+        path: InterpolationPath,
+    },
+}
+
+/// A reference image as the engine receives it.
+#[derive(Clone, Debug)]
+pub struct ReferenceImage {
+    /// Display name (file name).
+    pub name: String,
+    /// The pixels.
+    pub image: Arc<image::RgbImage>,
+    /// Mixing weight (used by weighted blends of several references).
+    pub weight: f32,
+    /// Where the encoder's 224×224 crop sits after resizing, as fractions (0.5, 0.5 = centre,
+    /// the original demo). `None` is exactly the demo's centre crop.
+    pub crop: Option<[f32; 2]>,
+}
+
+/// A complete generation request.
+#[derive(Clone, Debug)]
+pub struct GenerateRequest {
+    /// The model to use (loaded lazily, cached by the engine).
+    pub model: ModelSpec,
+    /// Device to run on.
+    pub device: DeviceChoice,
+    /// Reference images (at least one).
+    pub references: Vec<ReferenceImage>,
+    /// What to generate.
+    pub mode: Mode,
+    /// Sampler settings.
+    pub settings: SamplerSettings,
+}
+
+/// Requests the front end sends to the engine.
+#[derive(Clone, Debug)]
+pub enum Request {
+    /// Load (and cache) a model so that the first generation starts faster.
+    LoadModel {
+        job: JobId,
+        model: ModelSpec,
+        device: DeviceChoice,
+    },
+    /// Generate images.
+    Generate {
+        job: JobId,
+        request: Box<GenerateRequest>,
+    },
+    /// Stop the engine thread.
+    Shutdown,
+}
+
+/// A latent x0 prediction for a live preview: one image, channel-major `(c, h, w)`.
+#[derive(Clone, Debug)]
+pub struct LatentPreview {
+    /// Latent channels (4).
+    pub channels: usize,
+    /// Latent height.
+    pub height: usize,
+    /// Latent width.
+    pub width: usize,
+    /// `channels * height * width` values, in the model's (scaled) latent units.
+    pub data: Vec<f32>,
+}
+
+/// Statuses the engine reports.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The job began to run.
+    Started {
+        job: JobId,
+        /// Number of images the job will produce.
+        images: usize,
+        /// Sampler steps per batch.
+        steps: usize,
+    },
+    /// A sampler step finished (may be dropped when the front end is slow).
+    Progress {
+        job: JobId,
+        /// 1-based step just finished.
+        step: usize,
+        /// Total steps of the current batch.
+        steps: usize,
+        /// x0 prediction of the first image in the batch.
+        preview: Option<LatentPreview>,
+    },
+    /// A model finished loading.
+    ModelReady {
+        job: JobId,
+        name: String,
+        device: DeviceChoice,
+    },
+    /// One finished image with its settings.
+    Image {
+        job: JobId,
+        index: usize,
+        image: Arc<image::RgbImage>,
+        meta: Box<GenerationMeta>,
+    },
+    /// Terminal: the job completed.
+    Finished { job: JobId },
+    /// Terminal: the job was cancelled before completing.
+    Cancelled { job: JobId },
+    /// Terminal: the job failed; `error` says what happened and what to do.
+    Failed { job: JobId, error: String },
+}
+
+impl Event {
+    /// The job this event belongs to.
+    pub fn job(&self) -> JobId {
+        match self {
+            Self::Started { job, .. }
+            | Self::Progress { job, .. }
+            | Self::ModelReady { job, .. }
+            | Self::Image { job, .. }
+            | Self::Finished { job }
+            | Self::Cancelled { job }
+            | Self::Failed { job, .. } => *job,
+        }
+    }
+
+    /// Whether this is the last event of its job.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Finished { .. } | Self::Cancelled { .. } | Self::Failed { .. }
+        )
+    }
+}
+
+/// A reference as recorded in metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceMeta {
+    /// File name.
+    pub name: String,
+    /// SHA-256 of the RGB pixels (hex).
+    pub sha256: String,
+    /// Mixing weight.
+    pub weight: f32,
+    /// Crop position, if moved.
+    #[serde(default)]
+    pub crop: Option<[f32; 2]>,
+}
+
+/// Everything needed to reproduce one image; embedded in every PNG the engine writes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationMeta {
+    /// Schema version of this struct.
+    pub version: u32,
+    /// Model name.
+    pub model: String,
+    /// Mode of the run.
+    pub mode: Mode,
+    /// Sampler settings; `settings.seed` is this image's own seed.
+    pub settings: SamplerSettings,
+    /// Index of this image in its run.
+    pub index: usize,
+    /// Embedding mixing weight of the last reference along an interpolation path, if any.
+    #[serde(default)]
+    pub mix: Option<f64>,
+    /// The references.
+    pub references: Vec<ReferenceMeta>,
+    /// Width and height in pixels.
+    pub size: [u32; 2],
+    /// File this image was derived from, if any.
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+/// Current schema version of [`GenerationMeta`].
+pub const META_VERSION: u32 = 1;

@@ -1,0 +1,72 @@
+//! Noise schedule, solvers and classifier-free guidance, as the Lumos I2I demo samples.
+//!
+//! Time is continuous in `[1/N, 1]` (DPM-Solver's convention for a discrete schedule); the
+//! network sees `(t - 1/N) * N`. Scalars of the schedule are computed in f32 in the original
+//! operation order so that results match PyTorch to float rounding.
+
+pub mod ddim;
+pub mod dpm_solver;
+pub mod guidance;
+pub mod schedule;
+
+use candle_core::Tensor;
+
+pub use guidance::{ClassifierFreeGuidance, NoisePredictor};
+pub use schedule::NoiseSchedule;
+
+use crate::error::Result;
+use crate::protocol::Solver;
+
+/// When the multistep solver drops to first order on its last steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LowerOrderFinal {
+    /// Always (`DPMS_INTER`, the I2I demo's sampler): the last step is first order.
+    #[default]
+    Always,
+    /// Only when `steps < 10` (`DPMS`, the T2I demo's sampler).
+    BelowTenSteps,
+}
+
+/// What the sampler reports after each update.
+#[derive(Debug)]
+pub struct SolverStep<'a> {
+    /// 1-based index of the update just made.
+    pub step: usize,
+    /// Total number of updates.
+    pub steps: usize,
+    /// Solver order used for this update.
+    pub order: usize,
+    /// Target (continuous) time of this update.
+    pub t: f32,
+    /// The latent after this update.
+    pub x: &'a Tensor,
+    /// The latest data prediction (x0), useful for previews.
+    pub x0: &'a Tensor,
+}
+
+/// Samples from `noise` with the given solver, calling `predictor` once per step (`steps`
+/// calls) and `on_step` after every update (return an error, e.g. `Cancelled`, to stop).
+pub fn sample(
+    solver: Solver,
+    lower_order_final: LowerOrderFinal,
+    schedule: &NoiseSchedule,
+    steps: usize,
+    noise: &Tensor,
+    predictor: &mut dyn NoisePredictor,
+    on_step: &mut dyn FnMut(SolverStep<'_>) -> Result<()>,
+) -> Result<Tensor> {
+    match solver {
+        Solver::DpmSolverPp { order } => dpm_solver::sample(
+            &dpm_solver::DpmSolverPp {
+                order,
+                lower_order_final,
+            },
+            schedule,
+            steps,
+            noise,
+            predictor,
+            on_step,
+        ),
+        Solver::Ddim => ddim::sample(schedule, steps, noise, predictor, on_step),
+    }
+}

@@ -1,0 +1,314 @@
+//! The engine thread: the only place in the engine with a thread and channels.
+//!
+//! One thread owns the device and the loaded models (cached by spec and device) and runs jobs
+//! one at a time, in order. Front ends talk to it through [`EngineHandle`]: requests go over a
+//! bounded channel, events come back over another. Progress events are dropped when the front
+//! end is slow (`try_send`); images and terminal events never are. Cancellation is a shared set
+//! of job ids checked between sampler steps, so a queued job can be cancelled too. A panic
+//! inside a job is caught and reported as `Failed`; if the thread dies anyway, the handle
+//! reports it (`EngineGone`) and the front end can spawn a new one.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::error::EngineError;
+use crate::pipelines::{self, ModelCache, StepHook, StepReport};
+use crate::protocol::{Event, GenerateRequest, JobId, Request};
+
+/// Capacity of the request channel (a queue of jobs).
+const REQUEST_CAPACITY: usize = 256;
+/// Capacity of the event channel; progress beyond this is dropped.
+const EVENT_CAPACITY: usize = 64;
+
+/// The engine thread is gone (it panicked outside a job or was shut down).
+#[derive(Debug, thiserror::Error)]
+#[error("the engine stopped unexpectedly; restart it")]
+pub struct EngineGone;
+
+type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Job ids the front end has cancelled and the engine has not yet acknowledged.
+#[derive(Clone, Default)]
+struct CancelSet(Arc<Mutex<HashSet<JobId>>>);
+
+impl CancelSet {
+    fn insert(&self, job: JobId) {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(job);
+        }
+    }
+
+    /// Whether `job` was cancelled; leaves the mark in place.
+    fn contains(&self, job: JobId) -> bool {
+        self.0.lock().map(|set| set.contains(&job)).unwrap_or(false)
+    }
+
+    fn remove(&self, job: JobId) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&job);
+        }
+    }
+}
+
+/// The front end's side of the engine: send requests, receive events, cancel jobs.
+///
+/// Dropping it sends `Shutdown` and joins the thread (after the current step).
+pub struct EngineHandle {
+    requests: Sender<Request>,
+    events: Receiver<Event>,
+    cancelled: CancelSet,
+    next_job: AtomicU64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// Starts the engine thread. `waker` is called after every event is queued (the app passes
+    /// a closure that calls `ctx.request_repaint()`).
+    pub fn spawn(waker: impl Fn() + Send + Sync + 'static) -> std::io::Result<Self> {
+        Self::spawn_from(1, Arc::new(waker))
+    }
+
+    /// Starts an engine whose job ids begin at `first_job` (used when restarting a dead engine
+    /// so that ids keep increasing).
+    fn spawn_from(first_job: JobId, waker: Waker) -> std::io::Result<Self> {
+        let (request_tx, request_rx) = crossbeam_channel::bounded(REQUEST_CAPACITY);
+        let (event_tx, event_rx) = crossbeam_channel::bounded(EVENT_CAPACITY);
+        let cancelled = CancelSet::default();
+        let worker = Worker {
+            events: event_tx,
+            waker,
+            cancelled: cancelled.clone(),
+            cache: ModelCache::default(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("lumos-engine".into())
+            .spawn(move || worker.run(&request_rx))?;
+        Ok(Self {
+            requests: request_tx,
+            events: event_rx,
+            cancelled,
+            next_job: AtomicU64::new(first_job),
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts a fresh engine thread that continues this one's job ids (after a crash).
+    pub fn respawn(&self, waker: impl Fn() + Send + Sync + 'static) -> std::io::Result<Self> {
+        Self::spawn_from(self.next_job.load(Ordering::SeqCst), Arc::new(waker))
+    }
+
+    fn allocate_job(&self) -> JobId {
+        self.next_job.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Queues a generation; returns its job id.
+    pub fn generate(&self, request: GenerateRequest) -> Result<JobId, EngineGone> {
+        let job = self.allocate_job();
+        self.requests
+            .send(Request::Generate {
+                job,
+                request: Box::new(request),
+            })
+            .map_err(|_| EngineGone)?;
+        Ok(job)
+    }
+
+    /// Queues loading a model (to warm the cache); returns its job id.
+    pub fn load_model(
+        &self,
+        model: crate::protocol::ModelSpec,
+        device: crate::protocol::DeviceChoice,
+    ) -> Result<JobId, EngineGone> {
+        let job = self.allocate_job();
+        self.requests
+            .send(Request::LoadModel { job, model, device })
+            .map_err(|_| EngineGone)?;
+        Ok(job)
+    }
+
+    /// Cancels a running or queued job. It still ends with exactly one terminal event.
+    pub fn cancel(&self, job: JobId) {
+        self.cancelled.insert(job);
+    }
+
+    /// The next event, if any, without blocking.
+    pub fn try_recv(&self) -> Result<Option<Event>, EngineGone> {
+        match self.events.try_recv() {
+            Ok(event) => Ok(Some(event)),
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                if self.is_alive() {
+                    Ok(None)
+                } else {
+                    Err(EngineGone)
+                }
+            }
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Err(EngineGone),
+        }
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Result<Option<Event>, EngineGone> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Ok(Some(event)),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(EngineGone),
+        }
+    }
+
+    /// Whether the engine thread is still running.
+    pub fn is_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        // A full queue must not block the UI on exit: cancel everything, then ask to stop.
+        let last = self.next_job.load(Ordering::SeqCst);
+        for job in 1..last {
+            self.cancelled.insert(job);
+        }
+        let _ = self.requests.try_send(Request::Shutdown);
+        drop(std::mem::replace(
+            &mut self.events,
+            crossbeam_channel::never(),
+        ));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The engine thread's state.
+struct Worker {
+    events: Sender<Event>,
+    waker: Waker,
+    cancelled: CancelSet,
+    cache: ModelCache,
+}
+
+impl Worker {
+    fn run(mut self, requests: &Receiver<Request>) {
+        while let Ok(request) = requests.recv() {
+            match request {
+                Request::Shutdown => break,
+                Request::LoadModel { job, model, device } => {
+                    let outcome = self.guarded(job, |worker| {
+                        worker.cache.get(&model, device)?;
+                        worker.send(Event::ModelReady {
+                            job,
+                            name: model.name.clone(),
+                            device,
+                        });
+                        Ok(())
+                    });
+                    self.finish(job, outcome);
+                }
+                Request::Generate { job, request } => {
+                    let outcome = self.guarded(job, |worker| worker.generate(job, &request));
+                    self.finish(job, outcome);
+                }
+            }
+        }
+    }
+
+    /// Runs `f` unless the job was cancelled while queued; turns panics into errors.
+    fn guarded(
+        &mut self,
+        job: JobId,
+        f: impl FnOnce(&mut Self) -> crate::error::Result<()>,
+    ) -> crate::error::Result<()> {
+        if self.cancelled.contains(job) {
+            return Err(EngineError::Cancelled);
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(EngineError::InvalidRequest(format!(
+                    "internal error: {what} (please report this)"
+                )))
+            }
+        }
+    }
+
+    fn generate(&mut self, job: JobId, request: &GenerateRequest) -> crate::error::Result<()> {
+        pipelines::validate(request)?;
+        let images = pipelines::image_count(&request.mode);
+        self.send(Event::Started {
+            job,
+            images,
+            steps: request.settings.steps,
+        });
+        let model = self.cache.get(&request.model, request.device)?;
+        let events = self.events.clone();
+        let waker = self.waker.clone();
+        let cancelled = self.cancelled.clone();
+        let mut hook = |report: StepReport| -> crate::error::Result<()> {
+            if cancelled.contains(job) {
+                return Err(EngineError::Cancelled);
+            }
+            let event = match report {
+                StepReport::Step {
+                    step,
+                    steps,
+                    preview,
+                } => {
+                    // Progress may be dropped when the front end is behind.
+                    let event = Event::Progress {
+                        job,
+                        step,
+                        steps,
+                        preview,
+                    };
+                    match events.try_send(event) {
+                        Ok(()) | Err(TrySendError::Full(_)) => {}
+                        Err(TrySendError::Disconnected(_)) => return Err(EngineError::Cancelled),
+                    }
+                    waker();
+                    return Ok(());
+                }
+                StepReport::Image { index, image, meta } => Event::Image {
+                    job,
+                    index,
+                    image,
+                    meta,
+                },
+            };
+            // Results are never dropped.
+            events.send(event).map_err(|_| EngineError::Cancelled)?;
+            waker();
+            Ok(())
+        };
+        pipelines::run(&model, request, &mut hook as &mut StepHook<'_>)
+    }
+
+    fn finish(&mut self, job: JobId, outcome: crate::error::Result<()>) {
+        let event = match outcome {
+            Ok(()) => Event::Finished { job },
+            Err(EngineError::Cancelled) => Event::Cancelled { job },
+            Err(error) => Event::Failed {
+                job,
+                error: format!("{error:#}"),
+            },
+        };
+        self.cancelled.remove(job);
+        self.send(event);
+    }
+
+    /// Sends an event that must not be dropped, then wakes the front end.
+    fn send(&self, event: Event) {
+        // If the front end is gone there is nobody to tell; the loop ends on the next recv.
+        let _ = self.events.send(event);
+        (self.waker)();
+    }
+}

@@ -1,0 +1,562 @@
+//! WGSL shaders of Lumos Studio, the wgpu pipelines that draw them, and CPU reference
+//! implementations of the same maps.
+//!
+//! The WGSL files live next to this crate's `Cargo.toml` and are embedded with `include_str!`.
+//! Pipelines are built once for a target format ([`LatentPreviewPipeline::new`],
+//! [`WipePipeline::new`]) and then draw into any render pass with that format, such as the one
+//! egui_wgpu hands to a paint callback, or an offscreen one in tests. The CPU functions
+//! ([`latent_preview_cpu`]) are the fallback for renderers without wgpu (glow) and the
+//! reference the offscreen tests compare against.
+//!
+//! Boundaries: depends on wgpu only, never on egui, eframe or the engine. No threads.
+
+use std::num::NonZeroU64;
+
+use bytemuck::{Pod, Zeroable};
+
+/// `latent_preview.wgsl`: 4 latent channels → RGB with a fixed linear map, bilinear upscale.
+pub const LATENT_PREVIEW_WGSL: &str = include_str!("../latent_preview.wgsl");
+/// `wipe.wgsl`: before/after wipe between two images.
+pub const WIPE_WGSL: &str = include_str!("../wipe.wgsl");
+
+/// Every WGSL file of the crate, by file name (for validation).
+pub const ALL_WGSL: &[(&str, &str)] = &[
+    ("latent_preview.wgsl", LATENT_PREVIEW_WGSL),
+    ("wipe.wgsl", WIPE_WGSL),
+];
+
+/// A linear map from 4 latent channels to RGB in [−1, 1]: `rgb[c] = Σ_k latent[k]·weights[k][c] + bias[c]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatentRgbMap {
+    /// Rows are latent channels, columns are R, G, B.
+    pub weights: [[f32; 3]; 4],
+    /// Added after the matrix product.
+    pub bias: [f32; 3],
+}
+
+impl LatentRgbMap {
+    /// The widely used approximation for SD-1.x latents (sd-vae-ft-mse shares that latent
+    /// space), applied to the 0.18215-scaled latent (ComfyUI's `latent_formats.py`).
+    pub const SD1: Self = Self {
+        weights: [
+            [0.3512, 0.2297, 0.3227],
+            [0.3250, 0.4974, 0.2350],
+            [-0.2829, 0.1762, 0.2721],
+            [-0.2120, -0.2616, -0.7177],
+        ],
+        bias: [0.0, 0.0, 0.0],
+    };
+
+    /// The map of one latent value, as display values in [0, 1].
+    pub fn apply(&self, latent: [f32; 4]) -> [f32; 3] {
+        let mut rgb = [0.0f32; 3];
+        for (c, out) in rgb.iter_mut().enumerate() {
+            let mut sum = self.bias[c];
+            for (k, value) in latent.iter().enumerate() {
+                sum += value * self.weights[k][c];
+            }
+            *out = (sum * 0.5 + 0.5).clamp(0.0, 1.0);
+        }
+        rgb
+    }
+
+    /// The uniform block the shader reads.
+    pub fn uniforms(&self) -> PreviewUniforms {
+        let column = |c: usize| {
+            [
+                self.weights[0][c],
+                self.weights[1][c],
+                self.weights[2][c],
+                self.weights[3][c],
+            ]
+        };
+        PreviewUniforms {
+            weights_r: column(0),
+            weights_g: column(1),
+            weights_b: column(2),
+            bias: [self.bias[0], self.bias[1], self.bias[2], 0.0],
+        }
+    }
+}
+
+impl Default for LatentRgbMap {
+    fn default() -> Self {
+        Self::SD1
+    }
+}
+
+/// Mirrors `PreviewUniforms` in `latent_preview.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct PreviewUniforms {
+    /// Latent channel weights of red.
+    pub weights_r: [f32; 4],
+    /// Latent channel weights of green.
+    pub weights_g: [f32; 4],
+    /// Latent channel weights of blue.
+    pub weights_b: [f32; 4],
+    /// RGB bias (w unused).
+    pub bias: [f32; 4],
+}
+
+/// Mirrors `WipeUniforms` in `wipe.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct WipeUniforms {
+    /// x: split in [0, 1] of the width; y: divider half-width (same units); z, w: padding.
+    pub split: [f32; 4],
+    /// Divider colour (gamma-space RGBA in [0, 1]).
+    pub divider_color: [f32; 4],
+}
+
+/// A borrowed latent, channel-major `(4, height, width)` as the engine sends it.
+#[derive(Clone, Copy, Debug)]
+pub struct LatentView<'a> {
+    /// Latent width.
+    pub width: usize,
+    /// Latent height.
+    pub height: usize,
+    /// `4 * height * width` values.
+    pub data: &'a [f32],
+}
+
+/// Why a latent cannot be previewed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatentShapeError(pub String);
+
+impl std::fmt::Display for LatentShapeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LatentShapeError {}
+
+impl<'a> LatentView<'a> {
+    /// Checks that `data` holds exactly `channels × height × width` values with 4 channels.
+    pub fn new(
+        channels: usize,
+        height: usize,
+        width: usize,
+        data: &'a [f32],
+    ) -> Result<Self, LatentShapeError> {
+        if channels != 4 {
+            return Err(LatentShapeError(format!(
+                "latent preview needs 4 channels, got {channels}"
+            )));
+        }
+        if width == 0 || height == 0 || data.len() != channels * height * width {
+            return Err(LatentShapeError(format!(
+                "latent of {channels}×{height}×{width} has {} values",
+                data.len()
+            )));
+        }
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
+    /// The 4 channels at one position.
+    pub fn at(&self, x: usize, y: usize) -> [f32; 4] {
+        let plane = self.width * self.height;
+        let i = y * self.width + x;
+        [
+            self.data[i],
+            self.data[plane + i],
+            self.data[2 * plane + i],
+            self.data[3 * plane + i],
+        ]
+    }
+
+    /// Interleaved `(height, width, 4)` values, the layout of an rgba32float texture.
+    pub fn interleaved(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.data.len());
+        for y in 0..self.height {
+            for x in 0..self.width {
+                out.extend_from_slice(&self.at(x, y));
+            }
+        }
+        out
+    }
+}
+
+/// The CPU twin of `latent_preview.wgsl`: the preview at `width_px × height_px` as RGBA8
+/// (row-major, alpha 255). Same sample positions, same bilinear weights, same clamping.
+pub fn latent_preview_cpu(
+    latent: &LatentView<'_>,
+    map: &LatentRgbMap,
+    width_px: usize,
+    height_px: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width_px * height_px * 4);
+    let max_x = latent.width as i64 - 1;
+    let max_y = latent.height as i64 - 1;
+    let load = |x: i64, y: i64| latent.at(x.clamp(0, max_x) as usize, y.clamp(0, max_y) as usize);
+    let lerp = |a: [f32; 4], b: [f32; 4], t: f32| {
+        let mut v = [0.0f32; 4];
+        for k in 0..4 {
+            v[k] = a[k] + (b[k] - a[k]) * t;
+        }
+        v
+    };
+    for y_px in 0..height_px {
+        let v = (y_px as f32 + 0.5) / height_px as f32;
+        let pos_y = v * latent.height as f32 - 0.5;
+        let base_y = pos_y.floor();
+        let frac_y = pos_y - base_y;
+        for x_px in 0..width_px {
+            let u = (x_px as f32 + 0.5) / width_px as f32;
+            let pos_x = u * latent.width as f32 - 0.5;
+            let base_x = pos_x.floor();
+            let frac_x = pos_x - base_x;
+            let (x0, y0) = (base_x as i64, base_y as i64);
+            let top = lerp(load(x0, y0), load(x0 + 1, y0), frac_x);
+            let bottom = lerp(load(x0, y0 + 1), load(x0 + 1, y0 + 1), frac_x);
+            let rgb = map.apply(lerp(top, bottom, frac_y));
+            out.extend(rgb.iter().map(|c| (c * 255.0).round() as u8));
+            out.push(255);
+        }
+    }
+    out
+}
+
+fn full_screen_pipeline(
+    device: &wgpu::Device,
+    label: &str,
+    source: &str,
+    layout: &wgpu::BindGroupLayout,
+    target_format: wgpu::TextureFormat,
+) -> wgpu::RenderPipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some(label),
+        layout: Some(&pipeline_layout),
+        vertex: wgpu::VertexState {
+            module: &module,
+            entry_point: Some("vs_main"),
+            buffers: &[],
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+        },
+        primitive: wgpu::PrimitiveState::default(),
+        depth_stencil: None,
+        multisample: wgpu::MultisampleState::default(),
+        fragment: Some(wgpu::FragmentState {
+            module: &module,
+            entry_point: Some("fs_main"),
+            targets: &[Some(wgpu::ColorTargetState {
+                format: target_format,
+                blend: None,
+                write_mask: wgpu::ColorWrites::ALL,
+            })],
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+        }),
+        multiview_mask: None,
+        cache: None,
+    })
+}
+
+fn uniform_entry(binding: u32, size: usize) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: NonZeroU64::new(size as u64),
+        },
+        count: None,
+    }
+}
+
+fn texture_entry(binding: u32, filterable: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty: wgpu::BindingType::Texture {
+            sample_type: wgpu::TextureSampleType::Float { filterable },
+            view_dimension: wgpu::TextureViewDimension::D2,
+            multisampled: false,
+        },
+        count: None,
+    }
+}
+
+fn uniform_buffer(device: &wgpu::Device, label: &str, size: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+fn texture_2d(
+    device: &wgpu::Device,
+    label: &str,
+    width: u32,
+    height: u32,
+    format: wgpu::TextureFormat,
+) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    })
+}
+
+fn write_texture(
+    queue: &wgpu::Queue,
+    texture: &wgpu::Texture,
+    bytes: &[u8],
+    bytes_per_pixel: u32,
+) {
+    let size = texture.size();
+    queue.write_texture(
+        texture.as_image_copy(),
+        bytes,
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(size.width * bytes_per_pixel),
+            rows_per_image: Some(size.height),
+        },
+        size,
+    );
+}
+
+/// The latent-preview pipeline for one target format. Build once, draw many latents.
+pub struct LatentPreviewPipeline {
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// GPU resources of one latent being previewed (texture, uniforms, bind group).
+pub struct LatentPreviewTarget {
+    texture: wgpu::Texture,
+    uniforms: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+impl LatentPreviewPipeline {
+    /// Compiles `latent_preview.wgsl` for render targets of `target_format` (single-sampled,
+    /// no depth: what egui_wgpu's render pass uses with default renderer options).
+    pub fn new(device: &wgpu::Device, target_format: wgpu::TextureFormat) -> Self {
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("lumos_latent_preview"),
+            entries: &[
+                uniform_entry(0, std::mem::size_of::<PreviewUniforms>()),
+                texture_entry(1, false),
+            ],
+        });
+        let pipeline = full_screen_pipeline(
+            device,
+            "lumos_latent_preview",
+            LATENT_PREVIEW_WGSL,
+            &layout,
+            target_format,
+        );
+        Self { pipeline, layout }
+    }
+
+    /// Uploads `latent` into `target`, (re)creating it when the latent's size changed.
+    pub fn upload(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        target: &mut Option<LatentPreviewTarget>,
+        latent: &LatentView<'_>,
+        map: &LatentRgbMap,
+    ) {
+        let (width, height) = (latent.width as u32, latent.height as u32);
+        let reusable = target.as_ref().is_some_and(|t| {
+            let size = t.texture.size();
+            size.width == width && size.height == height
+        });
+        if !reusable {
+            let texture = texture_2d(
+                device,
+                "lumos_latent",
+                width,
+                height,
+                wgpu::TextureFormat::Rgba32Float,
+            );
+            let uniforms = uniform_buffer(
+                device,
+                "lumos_latent_preview_uniforms",
+                std::mem::size_of::<PreviewUniforms>(),
+            );
+            let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("lumos_latent_preview"),
+                layout: &self.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: uniforms.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::TextureView(&view),
+                    },
+                ],
+            });
+            *target = Some(LatentPreviewTarget {
+                texture,
+                uniforms,
+                bind_group,
+            });
+        }
+        if let Some(target) = target {
+            let texels = latent.interleaved();
+            write_texture(queue, &target.texture, bytemuck::cast_slice(&texels), 16);
+            queue.write_buffer(&target.uniforms, 0, bytemuck::bytes_of(&map.uniforms()));
+        }
+    }
+
+    /// Draws `target` over the whole viewport of `pass`.
+    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &LatentPreviewTarget) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &target.bind_group, &[]);
+        pass.draw(0..6, 0..1);
+    }
+}
+
+/// The before/after wipe pipeline for one target format.
+pub struct WipePipeline {
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+    sampler: wgpu::Sampler,
+}
+
+/// GPU resources of one before/after pair.
+pub struct WipeTarget {
+    uniforms: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+/// An RGBA8 image (gamma space, row-major) to upload.
+#[derive(Clone, Copy, Debug)]
+pub struct Rgba8View<'a> {
+    /// Width in pixels.
+    pub width_px: u32,
+    /// Height in pixels.
+    pub height_px: u32,
+    /// `width_px * height_px * 4` bytes.
+    pub bytes: &'a [u8],
+}
+
+impl WipePipeline {
+    /// Compiles `wipe.wgsl` for render targets of `target_format`.
+    pub fn new(device: &wgpu::Device, target_format: wgpu::TextureFormat) -> Self {
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("lumos_wipe"),
+            entries: &[
+                uniform_entry(0, std::mem::size_of::<WipeUniforms>()),
+                texture_entry(1, true),
+                texture_entry(2, true),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 3,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+                    count: None,
+                },
+            ],
+        });
+        let pipeline = full_screen_pipeline(device, "lumos_wipe", WIPE_WGSL, &layout, target_format);
+        let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
+            label: Some("lumos_wipe"),
+            mag_filter: wgpu::FilterMode::Linear,
+            min_filter: wgpu::FilterMode::Linear,
+            ..Default::default()
+        });
+        Self {
+            pipeline,
+            layout,
+            sampler,
+        }
+    }
+
+    /// Uploads a before/after pair.
+    pub fn create_target(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        before: &Rgba8View<'_>,
+        after: &Rgba8View<'_>,
+    ) -> WipeTarget {
+        let upload = |image: &Rgba8View<'_>, label: &str| {
+            let texture = texture_2d(
+                device,
+                label,
+                image.width_px.max(1),
+                image.height_px.max(1),
+                wgpu::TextureFormat::Rgba8Unorm,
+            );
+            write_texture(queue, &texture, image.bytes, 4);
+            texture.create_view(&wgpu::TextureViewDescriptor::default())
+        };
+        let before_view = upload(before, "lumos_wipe_before");
+        let after_view = upload(after, "lumos_wipe_after");
+        let uniforms = uniform_buffer(
+            device,
+            "lumos_wipe_uniforms",
+            std::mem::size_of::<WipeUniforms>(),
+        );
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("lumos_wipe"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniforms.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&before_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(&after_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: wgpu::BindingResource::Sampler(&self.sampler),
+                },
+            ],
+        });
+        WipeTarget {
+            uniforms,
+            bind_group,
+        }
+    }
+
+    /// Sets the split (fraction of the width) and divider of `target`.
+    pub fn set_split(&self, queue: &wgpu::Queue, target: &WipeTarget, uniforms: &WipeUniforms) {
+        queue.write_buffer(&target.uniforms, 0, bytemuck::bytes_of(uniforms));
+    }
+
+    /// Draws `target` over the whole viewport of `pass`.
+    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &WipeTarget) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &target.bind_group, &[]);
+        pass.draw(0..6, 0..1);
+    }
+}
