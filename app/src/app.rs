@@ -780,7 +780,7 @@ impl LumosApp {
             return;
         };
         let conflicts = pending.plan.conflicts.clone();
-        egui::Modal::new(egui::Id::new("export_conflict")).show(ctx, |ui| {
+        egui::Modal::new(egui::Id::unique("export_conflict")).show(ctx, |ui| {
             ui.heading("Files already exist");
             ui.label(format!(
                 "{} file(s) in the export folder would be replaced:",

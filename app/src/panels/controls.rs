@@ -24,7 +24,7 @@ pub fn controls_ui(
     context: &ControlsContext<'_>,
     commands: &mut Vec<AppCommand>,
 ) {
-    ui.heading("Generate");
+    ui.heading("Generation");
     egui::ComboBox::from_label("Mode")
         .selected_text(settings.mode.label())
         .show_ui(ui, |ui| {

@@ -77,7 +77,7 @@ impl Notifications {
                 Level::Info => (ui.visuals().text_color(), "Note"),
             };
             ui.horizontal_wrapped(|ui| {
-                if ui.small_button("✕").on_hover_text("Dismiss").clicked() {
+                if ui.small_button("Dismiss").clicked() {
                     commands.push(AppCommand::DismissNotification(item.id));
                 }
                 ui.colored_label(color, format!("{tag}: {}", item.text));

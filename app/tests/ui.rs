@@ -1,0 +1,283 @@
+//! The app as a user drives it, with egui_kittest, on the real engine thread running the tiny
+//! real-weights fixture model (`pipeline_tiny`: 64×64 images, well under a second each).
+//!
+//! These tests use kittest's lazy renderer (no GPU needed): previews take the CPU path.
+//! Snapshots rendered with wgpu live in `snapshots.rs`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{drop_file, fixture_ref, harness, slider, step_until};
+use egui::{Key, Modifiers};
+use egui_kittest::kittest::Queryable;
+use lumos_engine::protocol::{Mode, Solver};
+use lumos_studio::gallery::RunStatus;
+use lumos_studio::panels::notifications::Level;
+use lumos_studio::settings::SeedPolicy;
+
+#[test]
+fn drop_reference_move_sliders_generate_and_export_with_metadata() {
+    let export_dir = tempfile::tempdir().expect("tempdir");
+    let mut harness = harness();
+
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    assert_eq!(harness.state().canvas().references.len(), 1);
+    harness.get_by_label_contains("ref_a.png (");
+
+    slider(&harness, "Steps").set_value_accesskit(4.0);
+    slider(&harness, "Count").set_value_accesskit(2.0);
+    slider(&harness, "Guidance").set_value_accesskit(6.0);
+    harness.run_steps(2);
+    harness.get_by_label("Lock").click();
+    harness.run_steps(2);
+    let settings = harness.state().settings().clone();
+    assert_eq!(settings.sampler.steps, 4);
+    assert_eq!(settings.count, 2);
+    assert!((settings.sampler.guidance - 6.0).abs() < 1e-9);
+    assert_eq!(settings.seed_policy, SeedPolicy::Locked);
+    let seed = settings.sampler.seed;
+
+    let folder = harness.get_by_label("Export folder");
+    folder.click();
+    harness.run_steps(1);
+    harness
+        .get_by_label("Export folder")
+        .type_text(&export_dir.path().display().to_string());
+    harness.run_steps(2);
+
+    harness.get_by_label("Generate").click();
+    harness.run_steps(1);
+    assert_eq!(harness.state().gallery().runs().len(), 1);
+    step_until(&mut harness, Duration::from_secs(120), "the run to finish", |app| {
+        app.gallery().runs()[0].status != RunStatus::Pending
+    });
+    let run = &harness.state().gallery().runs()[0];
+    assert_eq!(run.status, RunStatus::Finished, "{:?}", harness.state().notifications().items());
+    assert_eq!(run.images.len(), 2);
+    assert!(harness.state().jobs().is_empty());
+    harness.get_by_label_contains("finished");
+    harness.get_by_label("Select 1.0");
+
+    harness.get_by_label("Export all of run 1").click();
+    harness.run_steps(2);
+    let report = harness.state().last_export().expect("exported").clone();
+    assert_eq!(report.written.len(), 3, "two results and a contact sheet: {report:?}");
+    let mut seeds = Vec::new();
+    for path in &report.written {
+        assert!(path.starts_with(export_dir.path()), "{}", path.display());
+        let image = lumos_engine::imageio::load_image(path).expect("exported PNG reads back");
+        if path.to_string_lossy().contains("contact_sheet") {
+            assert!(image.width() > 64 && image.height() >= 64);
+            continue;
+        }
+        assert_eq!(image.dimensions(), (64, 64));
+        let meta = lumos_engine::imageio::read_png_meta(path)
+            .expect("read metadata")
+            .expect("settings embedded");
+        assert_eq!(meta.settings.steps, 4);
+        assert!((meta.settings.guidance - 6.0).abs() < 1e-9);
+        assert_eq!(meta.settings.solver, Solver::DpmSolverPp { order: 2 });
+        assert_eq!(meta.mode, Mode::Variations { count: 2 });
+        assert_eq!(meta.references.len(), 1);
+        assert_eq!(meta.references[0].name, "ref_a.png");
+        seeds.push(meta.settings.seed);
+    }
+    seeds.sort_unstable();
+    assert_eq!(seeds, [seed, seed + 1], "image i uses seed + i");
+
+    // Exporting again never overwrites silently: the app asks.
+    harness.get_by_label("Export all of run 1").click();
+    harness.run_steps(2);
+    harness.get_by_label("Files already exist");
+    harness.get_by_label("Keep both").click();
+    harness.run_steps(2);
+    let again = harness.state().last_export().expect("exported").clone();
+    assert_eq!(again.written.len(), 3);
+    for path in &again.written {
+        assert!(path.to_string_lossy().contains(" (2)"), "{}", path.display());
+    }
+    assert_eq!(std::fs::read_dir(export_dir.path()).expect("dir").count(), 6);
+}
+
+#[test]
+fn ctrl_enter_generates_and_escape_cancels_mid_run() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_b.png"));
+    harness.state_mut().settings_mut().sampler.steps = 100;
+    harness.state_mut().settings_mut().count = 16;
+    harness.run_steps(1);
+
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    harness.run_steps(1);
+    assert_eq!(harness.state().gallery().runs().len(), 1, "Ctrl+Enter queued a run");
+
+    step_until(&mut harness, Duration::from_secs(120), "sampling to start", |app| {
+        app.has_live_preview()
+    });
+    harness.get_by_label_contains("Step ");
+    harness.key_press(Key::Escape);
+    step_until(&mut harness, Duration::from_secs(60), "the cancel to land", |app| {
+        app.jobs().is_empty()
+    });
+    let run = &harness.state().gallery().runs()[0];
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert!(run.images.len() < 16, "cancelled before the end");
+    assert!(!harness.state().has_live_preview());
+    harness.run_steps(1);
+    harness.get_by_label_contains("cancelled");
+    harness.get_by_label("Idle.");
+}
+
+#[test]
+fn dropping_a_corrupt_file_shows_an_error_and_the_app_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\n this is not really a png").expect("write");
+    let mut harness = harness();
+    drop_file(&mut harness, &broken);
+    assert!(harness.state().canvas().references.is_empty());
+    let errors: Vec<_> = harness
+        .state()
+        .notifications()
+        .items()
+        .iter()
+        .filter(|n| n.level == Level::Error)
+        .map(|n| n.text.clone())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("broken.png"), "{}", errors[0]);
+    harness.get_by_label_contains("Error: ");
+    // Still usable: a good file goes in after the bad one.
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    assert_eq!(harness.state().canvas().references.len(), 1);
+    harness.get_by_label("Dismiss").click();
+    harness.run_steps(1);
+    assert!(harness.state().notifications().items().is_empty());
+}
+
+#[test]
+fn generate_without_references_explains_what_to_do() {
+    let mut harness = harness();
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    harness.run_steps(1);
+    assert!(harness.state().gallery().runs().is_empty());
+    harness.get_by_label_contains("Add a reference image first");
+}
+
+#[test]
+fn typed_path_adds_a_reference_and_references_can_be_reordered_and_removed() {
+    let mut harness = harness();
+    harness.get_by_label("Path").click();
+    harness.run_steps(1);
+    harness
+        .get_by_label("Path")
+        .type_text(&fixture_ref("ref_a.png").display().to_string());
+    harness.run_steps(1);
+    harness.get_by_label("Add").click();
+    harness.run_steps(2);
+    drop_file(&mut harness, &fixture_ref("ref_b.png"));
+    let names = |h: &common::AppHarness| -> Vec<String> {
+        h.state()
+            .canvas()
+            .references
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    assert_eq!(names(&harness), ["ref_a.png", "ref_b.png"]);
+    slider(&harness, "Weight of ref_b.png").set_value_accesskit(0.5);
+    harness.run_steps(1);
+    assert!((harness.state().canvas().references[1].weight - 0.5).abs() < 1e-6);
+    harness.get_all_by_label("Move up").nth(1).expect("second Move up").click();
+    harness.run_steps(2);
+    assert_eq!(names(&harness), ["ref_b.png", "ref_a.png"]);
+    harness.get_by_label("Remove ref_b.png").click();
+    harness.run_steps(2);
+    assert_eq!(names(&harness), ["ref_a.png"]);
+}
+
+#[test]
+fn engine_crash_is_reported_the_engine_restarts_and_the_canvas_survives() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    harness.state_mut().engine_mut().stop_for_test();
+    harness.run_steps(2);
+    assert_eq!(harness.state_mut().engine_mut().restarts(), 1);
+    assert!(harness.state_mut().engine_mut().is_alive());
+    harness.get_by_label_contains("engine stopped unexpectedly");
+    assert_eq!(harness.state().canvas().references.len(), 1, "canvas intact");
+
+    // The restarted engine works.
+    harness.state_mut().settings_mut().sampler.steps = 2;
+    harness.state_mut().settings_mut().count = 1;
+    harness.get_by_label("Generate").click();
+    step_until(&mut harness, Duration::from_secs(120), "the run to finish", |app| {
+        app.gallery().runs().first().is_some_and(|r| r.status != RunStatus::Pending)
+    });
+    assert_eq!(harness.state().gallery().runs()[0].status, RunStatus::Finished);
+}
+
+#[test]
+fn dropping_an_exported_png_restores_its_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 3;
+        settings.sampler.guidance = 2.5;
+        settings.sampler.seed = 4242;
+        settings.count = 1;
+        settings.seed_policy = SeedPolicy::Random;
+        settings.export_dir = Some(dir.path().to_owned());
+    }
+    harness.get_by_label("Generate").click();
+    step_until(&mut harness, Duration::from_secs(120), "the run to finish", |app| {
+        app.gallery().runs().first().is_some_and(|r| r.status != RunStatus::Pending)
+    });
+    harness.get_by_label("Export all of run 1").click();
+    harness.run_steps(2);
+    let exported = harness.state().last_export().expect("export").written[0].clone();
+
+    let mut fresh = harness_with_defaults();
+    drop_file(&mut fresh, &exported);
+    let settings = fresh.state().settings();
+    assert_eq!(settings.sampler.steps, 3);
+    assert!((settings.sampler.guidance - 2.5).abs() < 1e-9);
+    assert_eq!(settings.sampler.seed, 4242);
+    assert_eq!(settings.seed_policy, SeedPolicy::Locked);
+    fresh.get_by_label_contains("Restored the settings");
+}
+
+fn harness_with_defaults() -> common::AppHarness {
+    harness()
+}
+
+#[test]
+fn result_viewer_offers_reuse_and_use_as_reference() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    harness.state_mut().settings_mut().sampler.steps = 2;
+    harness.state_mut().settings_mut().count = 1;
+    harness.state_mut().settings_mut().sampler.seed = 77;
+    harness.state_mut().settings_mut().seed_policy = SeedPolicy::Increment;
+    harness.get_by_label("Generate").click();
+    step_until(&mut harness, Duration::from_secs(120), "the run to finish", |app| {
+        app.gallery().runs().first().is_some_and(|r| r.status != RunStatus::Pending)
+    });
+    assert_eq!(harness.state().settings().sampler.seed, 78, "increment after a run of 1");
+    harness.state_mut().push_command(lumos_studio::commands::AppCommand::View { run: 1, index: 0 });
+    harness.run_steps(2);
+    harness.get_by_label("Result 1.0");
+    harness.get_by_label("Compare with the first reference").click();
+    harness.run_steps(2);
+    harness.get_by_label("Wipe");
+    harness.get_by_label("Reuse settings").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings().sampler.seed, 77);
+    assert_eq!(harness.state().settings().seed_policy, SeedPolicy::Locked);
+    harness.get_by_label("Use as reference").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().canvas().references.len(), 2);
+}
