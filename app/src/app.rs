@@ -247,6 +247,11 @@ impl LumosApp {
         self.last_export.as_ref()
     }
 
+    /// Whether an export waits for the user's answer about existing files.
+    pub fn export_waits_for_answer(&self) -> bool {
+        self.pending_export.is_some()
+    }
+
     /// Queues a command as if a panel had returned it.
     pub fn push_command(&mut self, command: AppCommand) {
         self.commands.push(command);
@@ -313,7 +318,8 @@ impl LumosApp {
             Event::Finished { .. } => self.end_job(job, run_id, RunStatus::Finished),
             Event::Cancelled { .. } => self.end_job(job, run_id, RunStatus::Cancelled),
             Event::Failed { error, .. } => {
-                self.notifications.error(format!("Run {run_id} failed: {error}"));
+                self.notifications
+                    .error(format!("Run {run_id} failed: {error}"));
                 self.end_job(job, run_id, RunStatus::Failed(error));
             }
         }
@@ -416,7 +422,9 @@ impl LumosApp {
                 rgb,
             } => match image::RgbImage::from_raw(width_px as u32, height_px as u32, rgb) {
                 Some(image) => self.canvas.push(Reference::new(name, None, image)),
-                None => self.notifications.error("The pasted image could not be read."),
+                None => self
+                    .notifications
+                    .error("The pasted image could not be read."),
             },
             AppCommand::OpenReferenceDialog => self.spawn_dialog(|| {
                 rfd::FileDialog::new()
@@ -563,7 +571,12 @@ impl LumosApp {
             model: model.name.clone(),
             mode: request.mode.clone(),
             settings: request.settings.clone(),
-            references: self.canvas.references.iter().map(|r| r.name.clone()).collect(),
+            references: self
+                .canvas
+                .references
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
             images: Vec::new(),
             status: RunStatus::Pending,
             created_unix_secs: std::time::SystemTime::now()
@@ -612,14 +625,23 @@ impl LumosApp {
     fn finish_export(&mut self, plan: &ExportPlan, choice: ConflictChoice, dir: &Path) {
         match export::execute(plan, choice, dir) {
             Ok(report) => {
-                let mut text = format!("Exported {} file(s) to {}", report.written.len(), dir.display());
+                let mut text = format!(
+                    "Exported {} file(s) to {}",
+                    report.written.len(),
+                    dir.display()
+                );
                 if !report.skipped.is_empty() {
-                    text.push_str(&format!(" ({} existing file(s) left alone)", report.skipped.len()));
+                    text.push_str(&format!(
+                        " ({} existing file(s) left alone)",
+                        report.skipped.len()
+                    ));
                 }
                 self.notifications.info(text);
                 self.last_export = Some(report);
             }
-            Err(error) => self.notifications.error(format!("Export failed: {error:#}")),
+            Err(error) => self
+                .notifications
+                .error(format!("Export failed: {error:#}")),
         }
     }
 
@@ -630,7 +652,8 @@ impl LumosApp {
         for file in dropped {
             let path = file.path();
             if !path.as_os_str().is_empty() {
-                self.commands.push(AppCommand::AddReferencePath(path.to_owned()));
+                self.commands
+                    .push(AppCommand::AddReferencePath(path.to_owned()));
             } else {
                 match file.bytes() {
                     Ok(bytes) => self.commands.push(AppCommand::AddReferenceBytes {
@@ -699,30 +722,32 @@ impl LumosApp {
             .default_size(330.0)
             .resizable(true)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().id_salt("controls").show(ui, |ui| {
-                    let context = ControlsContext {
-                        model_names: &self.model_names,
-                        devices: &self.devices,
-                        has_references: !self.canvas.references.is_empty(),
-                        busy: !self.jobs.is_empty(),
-                    };
-                    controls_ui(ui, &mut self.settings, &context, &mut self.commands);
-                    ui.separator();
-                    queue_ui(ui, &self.jobs, &mut self.commands);
-                    ui.separator();
-                    self.export_settings_ui(ui);
-                    ui.separator();
-                    egui::CollapsingHeader::new("Models")
-                        .default_open(self.model_names.is_empty())
-                        .show(ui, |ui| {
-                            let report = self.discovery.report();
-                            let view = ModelsView {
-                                model_names: &self.model_names,
-                                report: &report,
-                            };
-                            self.models_panel.models_ui(ui, &view, &mut self.commands);
-                        });
-                });
+                egui::ScrollArea::vertical()
+                    .id_salt("controls")
+                    .show(ui, |ui| {
+                        let context = ControlsContext {
+                            model_names: &self.model_names,
+                            devices: &self.devices,
+                            has_references: !self.canvas.references.is_empty(),
+                            busy: !self.jobs.is_empty(),
+                        };
+                        controls_ui(ui, &mut self.settings, &context, &mut self.commands);
+                        ui.separator();
+                        queue_ui(ui, &self.jobs, &mut self.commands);
+                        ui.separator();
+                        self.export_settings_ui(ui);
+                        ui.separator();
+                        egui::CollapsingHeader::new("Models")
+                            .default_open(self.model_names.is_empty())
+                            .show(ui, |ui| {
+                                let report = self.discovery.report();
+                                let view = ModelsView {
+                                    model_names: &self.model_names,
+                                    report: &report,
+                                };
+                                self.models_panel.models_ui(ui, &view, &mut self.commands);
+                            });
+                    });
             });
     }
 
@@ -745,7 +770,10 @@ impl LumosApp {
                 self.commands.push(AppCommand::ChooseExportFolderDialog);
             }
         });
-        ui.checkbox(&mut self.settings.contact_sheet, "Also write a contact sheet");
+        ui.checkbox(
+            &mut self.settings.contact_sheet,
+            "Also write a contact sheet",
+        );
     }
 
     fn central_ui(&mut self, ui: &mut egui::Ui) {
@@ -769,9 +797,11 @@ impl LumosApp {
                 ui.separator();
             }
             ui.heading("Gallery");
-            egui::ScrollArea::vertical().id_salt("gallery").show(ui, |ui| {
-                gallery_ui(ui, &mut self.gallery, &mut self.commands);
-            });
+            egui::ScrollArea::vertical()
+                .id_salt("gallery")
+                .show(ui, |ui| {
+                    gallery_ui(ui, &mut self.gallery, &mut self.commands);
+                });
         });
     }
 

@@ -113,11 +113,14 @@ impl FrameBench {
 
     /// A human-readable report.
     pub fn report(&self) -> String {
-        let show = |p: Option<Percentiles>| p.map_or_else(|| "no samples".into(), |p| p.to_string());
+        let show =
+            |p: Option<Percentiles>| p.map_or_else(|| "no samples".into(), |p| p.to_string());
         format!(
             "launch to first frame: {}\nframe interval during generation: {}\nframe work during generation: {}",
-            self.first_frame_after
-                .map_or_else(|| "-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3)),
+            self.first_frame_after.map_or_else(
+                || "-".into(),
+                |d| format!("{:.1} ms", d.as_secs_f64() * 1e3)
+            ),
             show(self.intervals()),
             show(self.frame_work()),
         )

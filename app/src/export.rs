@@ -105,7 +105,11 @@ pub fn plan(
 }
 
 /// Writes a plan. `choice` says what to do with files that exist (ignored when none do).
-pub fn execute(plan: &ExportPlan, choice: ConflictChoice, dir: &Path) -> anyhow::Result<ExportReport> {
+pub fn execute(
+    plan: &ExportPlan,
+    choice: ConflictChoice,
+    dir: &Path,
+) -> anyhow::Result<ExportReport> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create the export folder {}", dir.display()))?;
     let mut report = ExportReport::default();

@@ -153,9 +153,7 @@ impl JobQueue {
 
     /// The job Esc cancels: the running one, else the oldest waiting one.
     pub fn current(&self) -> Option<JobId> {
-        self.running()
-            .or_else(|| self.jobs.first())
-            .map(|j| j.job)
+        self.running().or_else(|| self.jobs.first()).map(|j| j.job)
     }
 
     /// The engine started `job`.

@@ -10,8 +10,8 @@ use egui_wgpu::{CallbackResources, CallbackTrait};
 use image::RgbImage;
 use lumos_engine::protocol::LatentPreview;
 use lumos_shaders::{
-    LatentPreviewPipeline, LatentPreviewTarget, LatentRgbMap, LatentView, Rgba8View,
-    WipePipeline, WipeTarget, WipeUniforms, latent_preview_cpu,
+    LatentPreviewPipeline, LatentPreviewTarget, LatentRgbMap, LatentView, Rgba8View, WipePipeline,
+    WipeTarget, WipeUniforms, latent_preview_cpu,
 };
 
 /// Which path draws previews.
@@ -285,7 +285,10 @@ impl CallbackTrait for WipeCallback {
 
 /// Draws a before/after wipe into `rect`: `before` left of `split` (a fraction of the width),
 /// `after` right of it.
-#[expect(clippy::too_many_arguments, reason = "two images with their ids and textures")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "two images with their ids and textures"
+)]
 pub fn wipe_ui(
     ui: &mut egui::Ui,
     renderer: PreviewRenderer,
@@ -314,14 +317,23 @@ pub fn wipe_ui(
             let full_uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
             let left = egui::Rect::from_min_max(rect.min, egui::pos2(split_x, rect.bottom()));
             let right = egui::Rect::from_min_max(egui::pos2(split_x, rect.top()), rect.max);
-            ui.painter()
-                .with_clip_rect(left)
-                .image(before.1.id(), rect, full_uv, egui::Color32::WHITE);
-            ui.painter()
-                .with_clip_rect(right)
-                .image(after.1.id(), rect, full_uv, egui::Color32::WHITE);
+            ui.painter().with_clip_rect(left).image(
+                before.1.id(),
+                rect,
+                full_uv,
+                egui::Color32::WHITE,
+            );
+            ui.painter().with_clip_rect(right).image(
+                after.1.id(),
+                rect,
+                full_uv,
+                egui::Color32::WHITE,
+            );
             ui.painter().line_segment(
-                [egui::pos2(split_x, rect.top()), egui::pos2(split_x, rect.bottom())],
+                [
+                    egui::pos2(split_x, rect.top()),
+                    egui::pos2(split_x, rect.bottom()),
+                ],
                 egui::Stroke::new(divider_px, egui::Color32::WHITE),
             );
         }

@@ -65,19 +65,19 @@ impl Reference {
         let (w, h) = (self.image.width() as f32, self.image.height() as f32);
         let short = w.min(h).max(1.0);
         let size = egui::vec2(short / w.max(1.0), short / h.max(1.0));
-        let min = egui::pos2(
-            self.crop[0] * (1.0 - size.x),
-            self.crop[1] * (1.0 - size.y),
-        );
+        let min = egui::pos2(self.crop[0] * (1.0 - size.x), self.crop[1] * (1.0 - size.y));
         egui::Rect::from_min_size(min, size)
     }
 
     /// Moves the crop by a delta in normalised image coordinates.
     pub fn move_crop(&mut self, delta_in_image: egui::Vec2) {
         let size = self.crop_rect_in_image().size();
-        for (axis, (free, delta)) in [(1.0 - size.x, delta_in_image.x), (1.0 - size.y, delta_in_image.y)]
-            .into_iter()
-            .enumerate()
+        for (axis, (free, delta)) in [
+            (1.0 - size.x, delta_in_image.x),
+            (1.0 - size.y, delta_in_image.y),
+        ]
+        .into_iter()
+        .enumerate()
         {
             if free > f32::EPSILON {
                 self.crop[axis] = (self.crop[axis] + delta / free).clamp(0.0, 1.0);
@@ -108,7 +108,11 @@ pub fn display_name(path: &Path) -> String {
 pub fn load_reference(path: &Path) -> anyhow::Result<Reference> {
     let image = lumos_engine::imageio::load_image(path)
         .with_context(|| format!("could not open {} as an image", path.display()))?;
-    Ok(Reference::new(display_name(path), Some(path.to_owned()), image))
+    Ok(Reference::new(
+        display_name(path),
+        Some(path.to_owned()),
+        image,
+    ))
 }
 
 /// Decodes image bytes (a drop without a path, a paste).

@@ -135,8 +135,12 @@ impl Settings {
     fn migrate(&mut self) {
         // Version 1 is the first; later versions add their steps here.
         self.version = SETTINGS_VERSION;
-        self.count = self.count.clamp(*limits::COUNT.start(), *limits::COUNT.end());
-        self.frames = self.frames.clamp(*limits::FRAMES.start(), *limits::FRAMES.end());
+        self.count = self
+            .count
+            .clamp(*limits::COUNT.start(), *limits::COUNT.end());
+        self.frames = self
+            .frames
+            .clamp(*limits::FRAMES.start(), *limits::FRAMES.end());
         self.sampler.steps = self
             .sampler
             .steps
@@ -247,8 +251,8 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_clamped() {
-        let back = Settings::from_json(r#"{"count": 1000, "sampler": {"steps": 0}}"#)
-            .expect("parse");
+        let back =
+            Settings::from_json(r#"{"count": 1000, "sampler": {"steps": 0}}"#).expect("parse");
         assert_eq!(back.count, *limits::COUNT.end());
         assert_eq!(back.sampler.steps, *limits::STEPS.start());
     }

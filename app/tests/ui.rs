@@ -49,11 +49,19 @@ fn drop_reference_move_sliders_generate_and_export_with_metadata() {
     harness.get_by_label("Generate").click();
     harness.run_steps(1);
     assert_eq!(harness.state().gallery().runs().len(), 1);
-    step_until(&mut harness, Duration::from_secs(120), "the run to finish", |app| {
-        app.gallery().runs()[0].status != RunStatus::Pending
-    });
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the run to finish",
+        |app| app.gallery().runs()[0].status != RunStatus::Pending,
+    );
     let run = &harness.state().gallery().runs()[0];
-    assert_eq!(run.status, RunStatus::Finished, "{:?}", harness.state().notifications().items());
+    assert_eq!(
+        run.status,
+        RunStatus::Finished,
+        "{:?}",
+        harness.state().notifications().items()
+    );
     assert_eq!(run.images.len(), 2);
     assert!(harness.state().jobs().is_empty());
     harness.get_by_label_contains("finished");
@@ -62,7 +70,11 @@ fn drop_reference_move_sliders_generate_and_export_with_metadata() {
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
     let report = harness.state().last_export().expect("exported").clone();
-    assert_eq!(report.written.len(), 3, "two results and a contact sheet: {report:?}");
+    assert_eq!(
+        report.written.len(),
+        3,
+        "two results and a contact sheet: {report:?}"
+    );
     let mut seeds = Vec::new();
     for path in &report.written {
         assert!(path.starts_with(export_dir.path()), "{}", path.display());
@@ -89,15 +101,25 @@ fn drop_reference_move_sliders_generate_and_export_with_metadata() {
     // Exporting again never overwrites silently: the app asks.
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
+    assert!(harness.state().export_waits_for_answer());
+    // The modal fades in: it is visible (and in the accessibility tree) a few frames later.
+    harness.run_steps(3);
     harness.get_by_label("Files already exist");
     harness.get_by_label("Keep both").click();
     harness.run_steps(2);
     let again = harness.state().last_export().expect("exported").clone();
     assert_eq!(again.written.len(), 3);
     for path in &again.written {
-        assert!(path.to_string_lossy().contains(" (2)"), "{}", path.display());
+        assert!(
+            path.to_string_lossy().contains(" (2)"),
+            "{}",
+            path.display()
+        );
     }
-    assert_eq!(std::fs::read_dir(export_dir.path()).expect("dir").count(), 6);
+    assert_eq!(
+        std::fs::read_dir(export_dir.path()).expect("dir").count(),
+        6
+    );
 }
 
 #[test]
@@ -110,16 +132,26 @@ fn ctrl_enter_generates_and_escape_cancels_mid_run() {
 
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
     harness.run_steps(1);
-    assert_eq!(harness.state().gallery().runs().len(), 1, "Ctrl+Enter queued a run");
+    assert_eq!(
+        harness.state().gallery().runs().len(),
+        1,
+        "Ctrl+Enter queued a run"
+    );
 
-    step_until(&mut harness, Duration::from_secs(120), "sampling to start", |app| {
-        app.has_live_preview()
-    });
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "sampling to start",
+        |app| app.has_live_preview(),
+    );
     harness.get_by_label_contains("Step ");
     harness.key_press(Key::Escape);
-    step_until(&mut harness, Duration::from_secs(60), "the cancel to land", |app| {
-        app.jobs().is_empty()
-    });
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the cancel to land",
+        |app| app.jobs().is_empty(),
+    );
     let run = &harness.state().gallery().runs()[0];
     assert_eq!(run.status, RunStatus::Cancelled);
     assert!(run.images.len() < 16, "cancelled before the end");
@@ -162,7 +194,7 @@ fn generate_without_references_explains_what_to_do() {
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
     harness.run_steps(1);
     assert!(harness.state().gallery().runs().is_empty());
-    harness.get_by_label_contains("Add a reference image first");
+    harness.get_by_label_contains("Error: Add a reference image first");
 }
 
 #[test]
@@ -189,7 +221,11 @@ fn typed_path_adds_a_reference_and_references_can_be_reordered_and_removed() {
     slider(&harness, "Weight of ref_b.png").set_value_accesskit(0.5);
     harness.run_steps(1);
     assert!((harness.state().canvas().references[1].weight - 0.5).abs() < 1e-6);
-    harness.get_all_by_label("Move up").nth(1).expect("second Move up").click();
+    harness
+        .get_all_by_label("Move up")
+        .nth(1)
+        .expect("second Move up")
+        .click();
     harness.run_steps(2);
     assert_eq!(names(&harness), ["ref_b.png", "ref_a.png"]);
     harness.get_by_label("Remove ref_b.png").click();
@@ -206,16 +242,31 @@ fn engine_crash_is_reported_the_engine_restarts_and_the_canvas_survives() {
     assert_eq!(harness.state_mut().engine_mut().restarts(), 1);
     assert!(harness.state_mut().engine_mut().is_alive());
     harness.get_by_label_contains("engine stopped unexpectedly");
-    assert_eq!(harness.state().canvas().references.len(), 1, "canvas intact");
+    assert_eq!(
+        harness.state().canvas().references.len(),
+        1,
+        "canvas intact"
+    );
 
     // The restarted engine works.
     harness.state_mut().settings_mut().sampler.steps = 2;
     harness.state_mut().settings_mut().count = 1;
     harness.get_by_label("Generate").click();
-    step_until(&mut harness, Duration::from_secs(120), "the run to finish", |app| {
-        app.gallery().runs().first().is_some_and(|r| r.status != RunStatus::Pending)
-    });
-    assert_eq!(harness.state().gallery().runs()[0].status, RunStatus::Finished);
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the run to finish",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
+    assert_eq!(
+        harness.state().gallery().runs()[0].status,
+        RunStatus::Finished
+    );
 }
 
 #[test]
@@ -233,9 +284,17 @@ fn dropping_an_exported_png_restores_its_settings() {
         settings.export_dir = Some(dir.path().to_owned());
     }
     harness.get_by_label("Generate").click();
-    step_until(&mut harness, Duration::from_secs(120), "the run to finish", |app| {
-        app.gallery().runs().first().is_some_and(|r| r.status != RunStatus::Pending)
-    });
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the run to finish",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
     let exported = harness.state().last_export().expect("export").written[0].clone();
@@ -263,16 +322,32 @@ fn result_viewer_offers_reuse_and_use_as_reference() {
     harness.state_mut().settings_mut().sampler.seed = 77;
     harness.state_mut().settings_mut().seed_policy = SeedPolicy::Increment;
     harness.get_by_label("Generate").click();
-    step_until(&mut harness, Duration::from_secs(120), "the run to finish", |app| {
-        app.gallery().runs().first().is_some_and(|r| r.status != RunStatus::Pending)
-    });
-    assert_eq!(harness.state().settings().sampler.seed, 78, "increment after a run of 1");
-    harness.state_mut().push_command(lumos_studio::commands::AppCommand::View { run: 1, index: 0 });
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the run to finish",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
+    assert_eq!(
+        harness.state().settings().sampler.seed,
+        78,
+        "increment after a run of 1"
+    );
+    harness
+        .state_mut()
+        .push_command(lumos_studio::commands::AppCommand::View { run: 1, index: 0 });
     harness.run_steps(2);
     harness.get_by_label("Result 1.0");
-    harness.get_by_label("Compare with the first reference").click();
+    harness
+        .get_by_label("Compare with the first reference")
+        .click();
     harness.run_steps(2);
-    harness.get_by_label("Wipe");
+    slider(&harness, "Wipe");
     harness.get_by_label("Reuse settings").click();
     harness.run_steps(2);
     assert_eq!(harness.state().settings().sampler.seed, 77);

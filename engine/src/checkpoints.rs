@@ -431,3 +431,77 @@ pub fn discover(explicit: Option<&Path>) -> Discovery {
         searched: roots,
     }
 }
+
+/// Which model a front end asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelChoice {
+    /// The published model if discovery finds it, else the tiny test model.
+    Auto,
+    /// The tiny random-weight model of the parity fixtures.
+    Fixture,
+    /// A folder to search for the published files, or a `ModelSpec` JSON manifest.
+    Path(PathBuf),
+}
+
+impl std::str::FromStr for ModelChoice {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(match s {
+            "auto" => Self::Auto,
+            "fixture" | "tiny" => Self::Fixture,
+            other => Self::Path(PathBuf::from(other)),
+        })
+    }
+}
+
+/// A resolved model and, when it is not the real thing, why.
+#[derive(Clone, Debug)]
+pub struct ResolvedModel {
+    /// The model to load.
+    pub spec: ModelSpec,
+    /// A warning for the user (e.g. falling back to the random-weight test model).
+    pub warning: Option<String>,
+}
+
+/// Resolves a model choice into a spec.
+pub fn resolve_model(choice: &ModelChoice) -> Result<ResolvedModel> {
+    match choice {
+        ModelChoice::Fixture => Ok(ResolvedModel {
+            spec: pipeline_fixture_spec(&fixtures_root())?,
+            warning: Some(
+                "using the tiny random-weight test model: images will look like noise".into(),
+            ),
+        }),
+        ModelChoice::Auto => {
+            let found = discover(None);
+            match found.spec() {
+                Some(spec) => Ok(ResolvedModel {
+                    spec,
+                    warning: None,
+                }),
+                None => Ok(ResolvedModel {
+                    spec: pipeline_fixture_spec(&fixtures_root())?,
+                    warning: Some(format!(
+                        "the full Lumos model was not found, so the tiny random-weight test model \
+                         is used (images will look like noise).\n{}",
+                        found.report()
+                    )),
+                }),
+            }
+        }
+        ModelChoice::Path(path) if path.extension().is_some_and(|e| e == "json") => Ok(ResolvedModel {
+            spec: read_config::<ModelSpec>(path)?,
+            warning: None,
+        }),
+        ModelChoice::Path(path) => {
+            let found = discover(Some(path));
+            let spec = found.spec().ok_or_else(|| {
+                checkpoint_error(path, format!("the full model is incomplete here:\n{}", found.report()))
+            })?;
+            Ok(ResolvedModel {
+                spec,
+                warning: None,
+            })
+        }
+    }
+}

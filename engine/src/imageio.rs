@@ -259,3 +259,26 @@ pub fn make_grid(images: &[&RgbImage], nrow: usize, padding: u32) -> Option<RgbI
     }
     Some(grid)
 }
+
+/// An animated GIF (looping) of equally sized frames, `delay_millis` per frame.
+pub fn encode_gif(frames: &[&RgbImage], delay_millis: u32) -> Result<Vec<u8>> {
+    let gif_error = |e: image::ImageError| EngineError::Write {
+        path: PathBuf::from("<gif>"),
+        reason: e.to_string(),
+    };
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder
+            .set_repeat(image::codecs::gif::Repeat::Infinite)
+            .map_err(gif_error)?;
+        for frame in frames {
+            let rgba = image::DynamicImage::ImageRgb8((*frame).clone()).to_rgba8();
+            let delay = image::Delay::from_numer_denom_ms(delay_millis, 1);
+            encoder
+                .encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))
+                .map_err(gif_error)?;
+        }
+    }
+    Ok(bytes)
+}

@@ -9,6 +9,7 @@
 //! solvers are pure and single-threaded from the caller's point of view (candle uses rayon
 //! inside); only `worker` owns a thread and channels.
 
+pub mod bench;
 pub mod checkpoints;
 pub mod device;
 pub mod error;

@@ -323,12 +323,7 @@ fn texture_2d(
     })
 }
 
-fn write_texture(
-    queue: &wgpu::Queue,
-    texture: &wgpu::Texture,
-    bytes: &[u8],
-    bytes_per_pixel: u32,
-) {
+fn write_texture(queue: &wgpu::Queue, texture: &wgpu::Texture, bytes: &[u8], bytes_per_pixel: u32) {
     let size = texture.size();
     queue.write_texture(
         texture.as_image_copy(),
@@ -480,7 +475,8 @@ impl WipePipeline {
                 },
             ],
         });
-        let pipeline = full_screen_pipeline(device, "lumos_wipe", WIPE_WGSL, &layout, target_format);
+        let pipeline =
+            full_screen_pipeline(device, "lumos_wipe", WIPE_WGSL, &layout, target_format);
         let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
             label: Some("lumos_wipe"),
             mag_filter: wgpu::FilterMode::Linear,

@@ -9,7 +9,8 @@ use lumos_shaders::{
 const FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 
 fn device() -> Option<(wgpu::Device, wgpu::Queue)> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
         power_preference: wgpu::PowerPreference::LowPower,
         compatible_surface: None,
@@ -144,7 +145,9 @@ fn latent_preview_shader_matches_cpu_map() {
     let target = target.expect("uploaded");
     // Not a multiple of the latent size, so the bilinear weights are fractional everywhere.
     let (width, height) = (70u32, 45u32);
-    let gpu = render(&device, &queue, width, height, |pass| pipeline.draw(pass, &target));
+    let gpu = render(&device, &queue, width, height, |pass| {
+        pipeline.draw(pass, &target)
+    });
     let cpu = latent_preview_cpu(&latent, &map, width as usize, height as usize);
     assert_eq!(gpu.len(), cpu.len());
     let mut worst = 0u8;
@@ -154,7 +157,10 @@ fn latent_preview_shader_matches_cpu_map() {
         // RGB only: alpha is always 255.
         clamped += usize::from(i % 4 != 3 && (*c == 0 || *c == 255));
     }
-    assert!(worst <= 2, "GPU and CPU previews differ by up to {worst}/255");
+    assert!(
+        worst <= 2,
+        "GPU and CPU previews differ by up to {worst}/255"
+    );
     // The test latent must exercise the clamp and the interior alike.
     let rgb_values = cpu.len() / 4 * 3;
     assert!(
@@ -213,12 +219,22 @@ fn wipe_shader_splits_before_and_after() {
         },
     );
     let (width, height) = (40u32, 10u32);
-    let pixels = render(&device, &queue, width, height, |pass| pipeline.draw(pass, &target));
+    let pixels = render(&device, &queue, width, height, |pass| {
+        pipeline.draw(pass, &target)
+    });
     let at = |x: u32, y: u32| {
         let i = ((y * width + x) * 4) as usize;
         [pixels[i], pixels[i + 1], pixels[i + 2]]
     };
-    assert_eq!(at(2, 5), [200, 10, 10], "left of the split shows the before image");
-    assert_eq!(at(30, 5), [10, 10, 200], "right of the split shows the after image");
+    assert_eq!(
+        at(2, 5),
+        [200, 10, 10],
+        "left of the split shows the before image"
+    );
+    assert_eq!(
+        at(30, 5),
+        [10, 10, 200],
+        "right of the split shows the after image"
+    );
     assert_eq!(at(10, 5), [255, 255, 255], "the divider sits at the split");
 }

@@ -37,7 +37,10 @@ fn every_wgsl_file_validates_with_naga() {
         }
     }
     found.sort();
-    let mut embedded: Vec<_> = lumos_shaders::ALL_WGSL.iter().map(|(n, _)| n.to_string()).collect();
+    let mut embedded: Vec<_> = lumos_shaders::ALL_WGSL
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
     embedded.sort();
     assert_eq!(found, embedded, "every WGSL file is embedded in ALL_WGSL");
 }

@@ -20,7 +20,12 @@ const DEFAULT_THUMBNAIL_WIDTH: f32 = 220.0;
 
 impl CanvasPanel {
     /// Draws the canvas; edits weights and crops in place, returns everything else.
-    pub fn canvas_ui(&mut self, ui: &mut egui::Ui, canvas: &mut Canvas, commands: &mut Vec<AppCommand>) {
+    pub fn canvas_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        canvas: &mut Canvas,
+        commands: &mut Vec<AppCommand>,
+    ) {
         if self.thumbnail_width <= 0.0 {
             self.thumbnail_width = DEFAULT_THUMBNAIL_WIDTH;
         }

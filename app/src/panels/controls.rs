@@ -68,7 +68,11 @@ pub fn controls_ui(
     });
     ui.horizontal(|ui| {
         ui.label("After each run:");
-        for policy in [SeedPolicy::Locked, SeedPolicy::Random, SeedPolicy::Increment] {
+        for policy in [
+            SeedPolicy::Locked,
+            SeedPolicy::Random,
+            SeedPolicy::Increment,
+        ] {
             ui.radio_value(&mut settings.seed_policy, policy, policy.label());
         }
     });
@@ -105,9 +109,16 @@ pub fn controls_ui(
         });
     ui.add_space(8.0);
     let ready = context.has_references && !context.model_names.is_empty();
-    let label = if context.busy { "Queue another" } else { "Generate" };
+    let label = if context.busy {
+        "Queue another"
+    } else {
+        "Generate"
+    };
     let response = ui
-        .add_enabled(ready, egui::Button::new(label).min_size(egui::vec2(160.0, 32.0)))
+        .add_enabled(
+            ready,
+            egui::Button::new(label).min_size(egui::vec2(160.0, 32.0)),
+        )
         .on_hover_text("Ctrl+Enter (Cmd+Enter on macOS)");
     if !context.has_references {
         ui.weak("Add a reference image first.");

@@ -44,7 +44,10 @@ pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<A
                         });
                     }
                     if ui
-                        .add_enabled(has_images, egui::Button::new(format!("Export all of run {run_id}")))
+                        .add_enabled(
+                            has_images,
+                            egui::Button::new(format!("Export all of run {run_id}")),
+                        )
                         .clicked()
                     {
                         commands.push(AppCommand::Export {
@@ -69,12 +72,10 @@ pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<A
                                 egui::vec2(THUMBNAIL_PX, THUMBNAIL_PX),
                             ))
                             .sense(egui::Sense::click());
-                            let response = ui
-                                .add(image)
-                                .on_hover_text(format!(
-                                    "Seed {} — click to view large",
-                                    result.meta.settings.seed
-                                ));
+                            let response = ui.add(image).on_hover_text(format!(
+                                "Seed {} — click to view large",
+                                result.meta.settings.seed
+                            ));
                             if response.clicked() {
                                 commands.push(AppCommand::View {
                                     run: run_id,

@@ -22,7 +22,12 @@ pub struct ModelsView<'a> {
 
 impl ModelsPanel {
     /// Draws the panel; returns folder searches.
-    pub fn models_ui(&mut self, ui: &mut egui::Ui, view: &ModelsView<'_>, commands: &mut Vec<AppCommand>) {
+    pub fn models_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        view: &ModelsView<'_>,
+        commands: &mut Vec<AppCommand>,
+    ) {
         if view.model_names.is_empty() {
             ui.colored_label(ui.visuals().warn_fg_color, "No usable model yet.");
         }
@@ -40,7 +45,9 @@ impl ModelsPanel {
             )
             .labelled_by(label.id);
             if ui.button("Search").clicked() && !self.folder_text.trim().is_empty() {
-                commands.push(AppCommand::SearchModels(PathBuf::from(self.folder_text.trim())));
+                commands.push(AppCommand::SearchModels(PathBuf::from(
+                    self.folder_text.trim(),
+                )));
             }
             if ui.button("Choose folder…").clicked() {
                 commands.push(AppCommand::ChooseModelsFolderDialog);

@@ -51,7 +51,11 @@ impl Viewer {
             .default_size(egui::vec2(560.0, 620.0))
             .show(ctx, |ui| {
                 ui.horizontal(|ui| {
-                    ui.label(format!("Seed {seed} · {}×{}", image.width(), image.height()));
+                    ui.label(format!(
+                        "Seed {seed} · {}×{}",
+                        image.width(),
+                        image.height()
+                    ));
                     if ui.button("Use as reference").clicked() {
                         commands.push(AppCommand::UseAsReference { run: run_id, index });
                     }

@@ -1,1 +1,467 @@
-fn main() {}
+//! `lumos`: the headless command line of Lumos Studio — generate, interpolate, list models,
+//! check parity against fixtures, and benchmark.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use lumos_engine::checkpoints::{self, ModelChoice};
+use lumos_engine::imageio;
+use lumos_engine::pipelines::{self, LoadedModel, StepReport};
+use lumos_engine::protocol::{
+    DeviceChoice, Event, GenerateRequest, GenerationMeta, InterpolationPath, Mode, ReferenceImage,
+    SamplerSettings, Solver,
+};
+use lumos_engine::worker::EngineHandle;
+
+#[derive(Parser)]
+#[command(name = "lumos", version, about = "Lumos Studio: images from images, on your own machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SolverArg {
+    /// DPM-Solver++ 2M (the Lumos default).
+    #[value(name = "dpm++2m")]
+    DpmPp2m,
+    /// DPM-Solver++ 1 (first order).
+    #[value(name = "dpm++1")]
+    DpmPp1,
+    /// DPM-Solver++ 3M.
+    #[value(name = "dpm++3m")]
+    DpmPp3m,
+    /// DDIM.
+    Ddim,
+}
+
+impl From<SolverArg> for Solver {
+    fn from(s: SolverArg) -> Self {
+        match s {
+            SolverArg::DpmPp2m => Solver::DpmSolverPp { order: 2 },
+            SolverArg::DpmPp1 => Solver::DpmSolverPp { order: 1 },
+            SolverArg::DpmPp3m => Solver::DpmSolverPp { order: 3 },
+            SolverArg::Ddim => Solver::Ddim,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PathArg {
+    /// The original demo: weights arange(0, 1, 1/n), never reaches the last reference.
+    Demo,
+    /// Linear, first and last frames are the references.
+    Endpoints,
+    /// Spherical, first and last frames are the references.
+    Slerp,
+}
+
+impl From<PathArg> for InterpolationPath {
+    fn from(p: PathArg) -> Self {
+        match p {
+            PathArg::Demo => Self::Demo,
+            PathArg::Endpoints => Self::Endpoints,
+            PathArg::Slerp => Self::Slerp,
+        }
+    }
+}
+
+/// Options shared by the generating commands.
+#[derive(clap::Args)]
+struct SamplingArgs {
+    /// Model: `auto` (the published model if found), `fixture` (tiny test model), a models
+    /// folder, or a ModelSpec JSON file.
+    #[arg(long, default_value = "auto")]
+    model: ModelChoice,
+    /// Classifier-free guidance scale.
+    #[arg(long, default_value_t = 4.5)]
+    guidance: f64,
+    /// Sampler steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Seed (random when omitted; printed so that the run can be repeated).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Solver.
+    #[arg(long, value_enum, default_value = "dpm++2m")]
+    solver: SolverArg,
+    /// Device: cpu, cuda[:N], metal[:N].
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+    /// Output folder (created if missing; existing files are never overwritten).
+    #[arg(long, short, default_value = "lumos-out")]
+    out: PathBuf,
+    /// Start from this noise instead of seeded noise: `FILE.safetensors` or
+    /// `FILE.safetensors:KEY` (default key `z`), shape (1, 4, h, w).
+    #[arg(long)]
+    noise: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Variations of one reference, or of a weighted blend of several.
+    Generate {
+        /// Reference images.
+        #[arg(required = true)]
+        references: Vec<PathBuf>,
+        /// Weights of the references (comma-separated, default all 1).
+        #[arg(long, value_delimiter = ',')]
+        weights: Vec<f32>,
+        /// Number of images.
+        #[arg(long, short = 'n', default_value_t = 4)]
+        count: usize,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+    },
+    /// Frames along a path through two or more references (shared noise), plus a grid and a GIF.
+    Interpolate {
+        /// Reference images, in path order.
+        #[arg(required = true, num_args = 2..)]
+        references: Vec<PathBuf>,
+        /// Number of frames.
+        #[arg(long, default_value_t = 5)]
+        frames: usize,
+        /// Interpolation path.
+        #[arg(long, value_enum, default_value = "endpoints")]
+        path: PathArg,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+    },
+    /// What model files were found, and what is missing.
+    Models {
+        /// Also search this folder first.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Parity checks against a fixture folder (as in shared/fixtures); non-zero exit on failure.
+    Selftest {
+        /// Fixture root.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+        /// Device: cpu, cuda[:N], metal[:N].
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
+        /// Print every tensor, not only the summary per fixture.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Time the full-size networks with random weights.
+    Bench {
+        /// Device: cpu, cuda[:N], metal[:N].
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
+        /// Timed runs per workload (median reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Only these workloads (prior, encoder, vae); all by default.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Generate {
+            references,
+            weights,
+            count,
+            sampling,
+        } => {
+            if !weights.is_empty() && weights.len() != references.len() {
+                bail!("{} weights for {} references", weights.len(), references.len());
+            }
+            let mode = Mode::Variations { count };
+            generate(&references, &weights, mode, &sampling)
+        }
+        Command::Interpolate {
+            references,
+            frames,
+            path,
+            sampling,
+        } => {
+            let mode = Mode::Interpolate {
+                frames,
+                path: path.into(),
+            };
+            generate(&references, &[], mode, &sampling)
+        }
+        Command::Models { dir } => {
+            let found = checkpoints::discover(dir.as_deref());
+            print!("{}", found.report());
+            let fixtures = checkpoints::fixtures_root();
+            match checkpoints::pipeline_fixture_spec(&fixtures) {
+                Ok(_) => println!("test model (random weights): {}", fixtures.join("pipeline_tiny").display()),
+                Err(e) => println!("test model: not available ({e})"),
+            }
+            println!("devices in this build: {:?}", lumos_engine::device::available());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Selftest {
+            fixtures,
+            device,
+            verbose,
+        } => selftest(fixtures, device, verbose),
+        Command::Bench { device, runs, only } => bench(device, runs, &only),
+    }
+}
+
+fn load_references(paths: &[PathBuf], weights: &[f32]) -> anyhow::Result<Vec<ReferenceImage>> {
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let image = imageio::load_image(path)?;
+            Ok(ReferenceImage {
+                name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                image: Arc::new(image),
+                weight: weights.get(i).copied().unwrap_or(1.0),
+                crop: None,
+            })
+        })
+        .collect()
+}
+
+/// Creates the output folder and checks that files can be written there.
+fn prepare_output_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the output folder {}", dir.display()))?;
+    let probe = dir.join(format!(".lumos-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("the output folder is not writable: {}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn output_name(mode: &Mode, meta_seed: u64, index: usize) -> String {
+    match mode {
+        Mode::Variations { .. } => format!("lumos-{meta_seed}-{index:03}.png"),
+        Mode::Interpolate { .. } => format!("lumos-morph-{meta_seed}-{index:03}.png"),
+    }
+}
+
+fn read_noise(spec: &str) -> anyhow::Result<candle_core::Tensor> {
+    let (file, key) = match spec.rsplit_once(':') {
+        Some((file, key)) if file.ends_with(".safetensors") => (file, key),
+        _ => (spec, "z"),
+    };
+    let tensors = candle_core::safetensors::load(file, &candle_core::Device::Cpu)
+        .with_context(|| format!("cannot read noise from {file}"))?;
+    let noise = tensors
+        .get(key)
+        .with_context(|| format!("{file} has no tensor `{key}`"))?;
+    Ok(noise.to_dtype(candle_core::DType::F32)?)
+}
+
+fn generate(paths: &[PathBuf], weights: &[f32], mode: Mode, args: &SamplingArgs) -> anyhow::Result<ExitCode> {
+    let references = load_references(paths, weights)?;
+    let resolved = checkpoints::resolve_model(&args.model)?;
+    if let Some(warning) = &resolved.warning {
+        eprintln!("warning: {warning}");
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64 % 1_000_000_000)
+            .unwrap_or(0)
+    });
+    eprintln!("seed {seed}");
+    let request = GenerateRequest {
+        model: resolved.spec,
+        device: args.device,
+        references,
+        mode: mode.clone(),
+        settings: SamplerSettings {
+            steps: args.steps,
+            guidance: args.guidance,
+            solver: args.solver.into(),
+            seed,
+        },
+    };
+    pipelines::validate(&request)?;
+    let count = pipelines::image_count(&mode);
+    // Refuse before computing anything if a result would overwrite a file.
+    let names: Vec<PathBuf> = (0..count)
+        .map(|i| {
+            let image_seed = match mode {
+                Mode::Variations { .. } => seed.wrapping_add(i as u64),
+                Mode::Interpolate { .. } => seed,
+            };
+            args.out.join(output_name(&mode, image_seed, i))
+        })
+        .collect();
+    if let Some(existing) = names.iter().find(|p| p.exists()) {
+        bail!(
+            "{} already exists; choose another --out folder or --seed (nothing was written)",
+            existing.display()
+        );
+    }
+    prepare_output_dir(&args.out)?;
+
+    let bar = ProgressBar::new((count.div_ceil(pipelines::MAX_BATCH) * args.steps) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps, {per_sec}, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("loading model");
+    let mut results: Vec<(usize, Arc<image::RgbImage>, GenerationMeta)> = Vec::new();
+    let mut on_report = |report: StepReport, bar: &ProgressBar| match report {
+        StepReport::Step { .. } => {
+            bar.set_message("sampling");
+            bar.inc(1);
+        }
+        StepReport::Image { index, image, meta } => results.push((index, image, *meta)),
+    };
+
+    if let Some(noise_spec) = &args.noise {
+        // Given noise: run the pipeline in this thread.
+        let noise = read_noise(noise_spec)?;
+        let device = lumos_engine::device::open(args.device)?;
+        let model = LoadedModel::load(&request.model, &device)?;
+        pipelines::run_with_noise(&model, &request, Some(&noise), &mut |r| {
+            on_report(r, &bar);
+            Ok(())
+        })?;
+    } else {
+        let engine = EngineHandle::spawn(|| {})?;
+        let job = engine.generate(request)?;
+        loop {
+            let Some(event) = engine.recv_timeout(Duration::from_millis(200))? else {
+                continue;
+            };
+            if event.job() != job {
+                continue;
+            }
+            match event {
+                Event::Progress { step, steps, .. } => on_report(
+                    StepReport::Step {
+                        step,
+                        steps,
+                        preview: None,
+                    },
+                    &bar,
+                ),
+                Event::Image { index, image, meta, .. } => on_report(StepReport::Image { index, image, meta }, &bar),
+                Event::Finished { .. } => break,
+                Event::Cancelled { .. } => bail!("the job was cancelled"),
+                Event::Failed { error, .. } => bail!("{error}"),
+                Event::Started { .. } | Event::ModelReady { .. } => {}
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    results.sort_by_key(|(index, _, _)| *index);
+    for ((_, image, meta), path) in results.iter().zip(&names) {
+        imageio::write_png(path, image, meta)?;
+        println!("{}", path.display());
+    }
+    if let Mode::Interpolate { frames, .. } = mode {
+        let images: Vec<&image::RgbImage> = results.iter().map(|(_, img, _)| img.as_ref()).collect();
+        if let Some(grid) = imageio::make_grid(&images, (images.len() / 3).max(1), 3) {
+            let path = args.out.join(format!("lumos-morph-{seed}-grid.png"));
+            imageio::write_new_file(&path, &imageio::encode_png(&grid, None)?)?;
+            println!("{}", path.display());
+        }
+        let path = args.out.join(format!("lumos-morph-{seed}.gif"));
+        imageio::write_new_file(&path, &imageio::encode_gif(&images, 100)?)?;
+        println!("{} ({frames} frames requested)", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn selftest(fixtures: Option<PathBuf>, device: DeviceChoice, verbose: bool) -> anyhow::Result<ExitCode> {
+    let root = fixtures.unwrap_or_else(checkpoints::fixtures_root);
+    let device = lumos_engine::device::open(device)?;
+    let outcomes = lumos_engine::selftest::run_all(&root, &device);
+    if outcomes.is_empty() {
+        bail!("no fixture folders found under {}", root.display());
+    }
+    let mut failed = false;
+    for outcome in outcomes {
+        match outcome.checks {
+            Err(e) => {
+                failed = true;
+                println!("{:<16} ERROR {e:#}", outcome.fixture);
+            }
+            Ok(checks) => {
+                let bad = checks.iter().filter(|c| !c.passed).count();
+                failed |= bad > 0;
+                for c in checks.iter().filter(|c| verbose || !c.passed) {
+                    println!(
+                        "  {:<44} {:<40} max err {:.2e} (max|ref| {:.2e}, tol {}) {}",
+                        c.group,
+                        c.name,
+                        c.max_abs_err,
+                        c.max_abs_ref,
+                        c.tolerance,
+                        if c.passed { "ok" } else { "FAILED" }
+                    );
+                }
+                let worst = checks
+                    .iter()
+                    .max_by(|a, b| a.max_abs_err.total_cmp(&b.max_abs_err))
+                    .map(|c| format!("{} {} {:.2e}", c.group, c.name, c.max_abs_err))
+                    .unwrap_or_default();
+                println!(
+                    "{:<16} {} ({} tensors, {} failed; largest error: {worst})",
+                    outcome.fixture,
+                    if bad == 0 { "PASS" } else { "FAIL" },
+                    checks.len(),
+                    bad
+                );
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn bench(device: DeviceChoice, runs: usize, only: &[String]) -> anyhow::Result<ExitCode> {
+    let dev = lumos_engine::device::open(device)?;
+    let wants = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let plan = lumos_engine::bench::BenchPlan {
+        runs,
+        prior: wants("prior"),
+        encoder: wants("encoder"),
+        vae: wants("vae"),
+    };
+    println!(
+        "lumos bench on {device} ({} threads), f32, median of {runs} runs after a warm-up",
+        rayon_threads()
+    );
+    lumos_engine::bench::run(&dev, plan, &mut |r| {
+        println!(
+            "{:<58} median {:>8.3} s   {:>7.1} GFLOP/s   ({:.1} GFLOP; runs {:?})",
+            r.name,
+            r.median_secs,
+            r.gflops(),
+            r.flops / 1e9,
+            r.runs_secs.iter().map(|s| (s * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+        );
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rayon_threads() -> String {
+    std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
+        std::thread::available_parallelism()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into())
+    })
+}

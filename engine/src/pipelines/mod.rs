@@ -257,6 +257,17 @@ pub fn to_images(decoded: &Tensor) -> Result<Vec<RgbImage>> {
 
 /// Runs a whole request, reporting steps and images through `hook`.
 pub fn run(model: &LoadedModel, request: &GenerateRequest, hook: &mut StepHook<'_>) -> Result<()> {
+    run_with_noise(model, request, None, hook)
+}
+
+/// Like [`run`], but every image starts from `noise` `(1, c, h, w)` instead of seeded noise
+/// (to reproduce a result whose noise is known, e.g. a reference output).
+pub fn run_with_noise(
+    model: &LoadedModel,
+    request: &GenerateRequest,
+    noise: Option<&Tensor>,
+    hook: &mut StepHook<'_>,
+) -> Result<()> {
     validate(request)?;
     let embeddings = embed_references(model, &request.references)?;
     let weights: Vec<f32> = request.references.iter().map(|r| r.weight).collect();
@@ -280,14 +291,29 @@ pub fn run(model: &LoadedModel, request: &GenerateRequest, hook: &mut StepHook<'
         let seeds: Vec<u64> = (start..start + len)
             .map(|i| plan.seed_for(request.settings.seed, i))
             .collect();
-        let noise = seeds
-            .iter()
-            .map(|&seed| crate::noise::gaussian(seed, &[1, c, h, w], &model.device))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let noise = Tensor::cat(&noise, 0)?;
+        let batch_noise = match noise {
+            Some(given) => given
+                .to_device(&model.device)?
+                .to_dtype(DType::F32)?
+                .broadcast_as((len, c, h, w))
+                .map_err(|_| {
+                    EngineError::InvalidRequest(format!(
+                        "the given noise has shape {:?}; this model needs (1, {c}, {h}, {w})",
+                        given.dims()
+                    ))
+                })?
+                .contiguous()?,
+            None => {
+                let per_image = seeds
+                    .iter()
+                    .map(|&seed| crate::noise::gaussian(seed, &[1, c, h, w], &model.device))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                Tensor::cat(&per_image, 0)?
+            }
+        };
         let (_, cc) = plan.conditions.dims2()?;
         let condition = plan.conditions.narrow(0, start, len)?.reshape((len, 1, 1, cc))?;
-        let latents = denoise(model, &condition, &noise, &request.settings, hook)?;
+        let latents = denoise(model, &condition, &batch_noise, &request.settings, hook)?;
         let images = to_images(&decode(model, &latents)?)?;
         for (offset, (image, seed)) in images.into_iter().zip(seeds).enumerate() {
             let index = start + offset;
