@@ -237,6 +237,11 @@ impl LumosApp {
         self.live.renderer()
     }
 
+    /// The live preview (latent, map and where it was drawn).
+    pub fn live_preview(&self) -> &LivePreview {
+        &self.live
+    }
+
     /// Whether a live preview latent is being shown.
     pub fn has_live_preview(&self) -> bool {
         self.live.has_latent()
@@ -719,7 +724,8 @@ impl LumosApp {
 
     fn right_ui(&mut self, ui: &mut egui::Ui) {
         egui::Panel::right("controls")
-            .default_size(330.0)
+            .default_size(340.0)
+            .size_range(300.0..=520.0)
             .resizable(true)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical()
@@ -898,6 +904,7 @@ impl eframe::App for LumosApp {
         self.top_ui(ui);
         egui::Panel::left("canvas")
             .default_size(300.0)
+            .size_range(240.0..=640.0)
             .resizable(true)
             .show(ui, |ui| {
                 self.canvas_panel

@@ -47,6 +47,7 @@ pub struct LivePreview {
     latent: Option<Arc<LatentPreview>>,
     version: u64,
     cpu_texture: Option<(u64, egui::TextureHandle)>,
+    last_rect: Option<egui::Rect>,
 }
 
 /// Pixels per latent position of the CPU fallback texture (egui then scales it linearly).
@@ -61,6 +62,7 @@ impl LivePreview {
             latent: None,
             version: 0,
             cpu_texture: None,
+            last_rect: None,
         }
     }
 
@@ -87,11 +89,27 @@ impl LivePreview {
         self.latent.is_some()
     }
 
+    /// The latent being shown.
+    pub fn latent(&self) -> Option<&Arc<LatentPreview>> {
+        self.latent.as_ref()
+    }
+
+    /// The map from latent to RGB.
+    pub fn map(&self) -> &LatentRgbMap {
+        &self.map
+    }
+
+    /// Where the preview was drawn last (in points).
+    pub fn last_rect(&self) -> Option<egui::Rect> {
+        self.last_rect
+    }
+
     /// Draws the preview into `rect`.
     pub fn paint_ui(&mut self, ui: &mut egui::Ui, rect: egui::Rect) {
         let Some(latent) = self.latent.clone() else {
             return;
         };
+        self.last_rect = Some(rect);
         match self.renderer {
             PreviewRenderer::Wgpu => {
                 ui.painter().add(egui_wgpu::Callback::new_paint_callback(

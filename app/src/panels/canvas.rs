@@ -37,7 +37,7 @@ impl CanvasPanel {
                 .add(
                     egui::TextEdit::singleline(&mut self.path_text)
                         .hint_text("/path/to/image.png")
-                        .desired_width((ui.available_width() - 110.0).max(60.0)),
+                        .desired_width(150.0),
                 )
                 .labelled_by(label.id);
             let typed = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));

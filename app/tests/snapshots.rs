@@ -1,0 +1,134 @@
+//! The main screens rendered with wgpu (lavapipe in CI) as image snapshots, and the live
+//! preview drawn by the WGSL shader through egui_wgpu's paint callback, checked against the
+//! CPU map. Without a wgpu adapter these tests print SKIPPED and pass, unless
+//! `REQUIRE_WGPU=1`. Update snapshots deliberately: `UPDATE_SNAPSHOTS=1 cargo test -p lumos-studio --test snapshots`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{AppHarness, SIZE, config, drop_file, fixture_ref, step_until};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use lumos_shaders::{LatentView, latent_preview_cpu};
+use lumos_studio::LumosApp;
+use lumos_studio::gallery::RunStatus;
+use lumos_studio::preview::PreviewRenderer;
+use lumos_studio::settings::SeedPolicy;
+
+/// Whether a wgpu adapter exists; prints SKIPPED (or fails with `REQUIRE_WGPU=1`) if not.
+fn wgpu_available() -> bool {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    match pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())) {
+        Ok(_) => true,
+        Err(error) => {
+            assert!(
+                std::env::var("REQUIRE_WGPU").as_deref() != Ok("1"),
+                "REQUIRE_WGPU=1 but no wgpu adapter: {error}"
+            );
+            println!("SKIPPED: no wgpu adapter ({error})");
+            false
+        }
+    }
+}
+
+fn wgpu_harness() -> AppHarness {
+    Harness::builder()
+        .with_size(SIZE)
+        .wgpu()
+        .build_eframe(|cc| LumosApp::new(cc, config()).expect("app starts"))
+}
+
+/// Two results of a fixed seed, so that the screen is the same on every run.
+fn generate_fixed_run(harness: &mut AppHarness) {
+    drop_file(harness, &fixture_ref("ref_a.png"));
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 4;
+        settings.sampler.seed = 1234;
+        settings.count = 2;
+        settings.seed_policy = SeedPolicy::Locked;
+    }
+    harness.get_by_label("Generate").click();
+    step_until(harness, Duration::from_secs(120), "the run to finish", |app| {
+        app.gallery()
+            .runs()
+            .first()
+            .is_some_and(|r| r.status != RunStatus::Pending)
+    });
+    harness.run_steps(4);
+}
+
+#[test]
+fn main_screen_snapshots() {
+    if !wgpu_available() {
+        return;
+    }
+    let mut harness = wgpu_harness();
+    assert_eq!(harness.state().preview_renderer(), PreviewRenderer::Wgpu);
+    harness.run_steps(2);
+    harness.snapshot("empty");
+    generate_fixed_run(&mut harness);
+    harness.snapshot("results");
+}
+
+#[test]
+fn viewer_wipe_snapshot() {
+    if !wgpu_available() {
+        return;
+    }
+    let mut harness = wgpu_harness();
+    generate_fixed_run(&mut harness);
+    harness
+        .state_mut()
+        .push_command(lumos_studio::commands::AppCommand::View { run: 1, index: 0 });
+    harness.run_steps(2);
+    harness
+        .get_by_label("Compare with the first reference")
+        .click();
+    harness.run_steps(4);
+    harness.snapshot("viewer_wipe");
+}
+
+#[test]
+fn live_preview_shader_draws_the_cpu_map() {
+    if !wgpu_available() {
+        return;
+    }
+    let mut harness = wgpu_harness();
+    harness.set_render_cursor(false);
+    drop_file(&mut harness, &fixture_ref("ref_b.png"));
+    harness.state_mut().settings_mut().sampler.steps = 100;
+    harness.state_mut().settings_mut().count = 16;
+    harness.get_by_label("Generate").click();
+    step_until(&mut harness, Duration::from_secs(120), "a preview", |app| {
+        app.live_preview().last_rect().is_some()
+    });
+    // Render the last frame and read the latent it drew (no step in between).
+    let screen = harness.render().expect("render");
+    let live = harness.state().live_preview();
+    let latent = live.latent().expect("latent").clone();
+    let rect = live.last_rect().expect("drawn");
+    let view = LatentView::new(latent.channels, latent.height, latent.width, &latent.data)
+        .expect("previewable latent");
+    let (w, h) = (rect.width().round() as usize, rect.height().round() as usize);
+    let cpu = latent_preview_cpu(&view, live.map(), w, h);
+    // Compare an interior grid (edges depend on how the viewport rounds).
+    let mut worst = 0u8;
+    for gy in 1..16 {
+        for gx in 1..16 {
+            let (x, y) = (gx * w / 16, gy * h / 16);
+            let on_screen = screen.get_pixel(rect.left() as u32 + x as u32, rect.top() as u32 + y as u32);
+            let i = (y * w + x) * 4;
+            for c in 0..3 {
+                worst = worst.max(on_screen.0[c].abs_diff(cpu[i + c]));
+            }
+        }
+    }
+    assert!(worst <= 8, "shader preview differs from the CPU map by {worst}/255");
+    harness.state_mut().push_command(lumos_studio::commands::AppCommand::CancelCurrent);
+    step_until(&mut harness, Duration::from_secs(60), "the cancel", |app| {
+        app.jobs().is_empty()
+    });
+}

@@ -1,0 +1,252 @@
+//! The `lumos` command line end to end on the tiny fixture model: it reproduces the original
+//! pipeline's image from the same noise, embeds its settings, refuses to overwrite, and turns
+//! bad input into a clear error with nothing written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lumos_engine::checkpoints::fixtures_root;
+
+fn lumos(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lumos"))
+        .args(args)
+        .env("LUMOS_FIXTURES", fixtures_root())
+        .output()
+        .expect("run lumos")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn pipeline_dir() -> PathBuf {
+    fixtures_root().join("pipeline_tiny")
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Differences between two u8 images: (max difference, number of differing values).
+fn image_diff(a: &image::RgbImage, b: &image::RgbImage) -> (u8, usize) {
+    assert_eq!(a.dimensions(), b.dimensions());
+    a.as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .fold((0, 0), |(max, n), (x, y)| {
+            let d = x.abs_diff(*y);
+            (max.max(d), n + usize::from(d > 0))
+        })
+}
+
+#[test]
+fn generate_reproduces_the_original_pipeline_image_from_its_noise() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let noise = format!("{}:z", pipeline_dir().join("io_single.safetensors").display());
+    let result = lumos(&[
+        "generate",
+        path_str(&pipeline_dir().join("ref_a.png")),
+        "--model", "fixture", "--steps", "5", "--guidance", "4.5", "--seed", "3", "-n", "1",
+        "--noise", &noise, "-o", path_str(out.path()),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let written = out.path().join("lumos-3-000.png");
+    let ours = image::open(&written).expect("output png").to_rgb8();
+    let reference = image::open(pipeline_dir().join("single_out.png")).expect("fixture").to_rgb8();
+    let (max, count) = image_diff(&ours, &reference);
+    let allowed = reference.as_raw().len() / 200; // fixtures README: ≤ 1 level on ≤ 0.5 %
+    assert!(max <= 1 && count <= allowed, "max diff {max} on {count} values");
+
+    let meta = lumos_engine::imageio::read_png_meta(&written)
+        .expect("readable")
+        .expect("settings embedded");
+    assert_eq!(meta.settings.steps, 5);
+    assert_eq!(meta.settings.seed, 3);
+    assert_eq!(meta.references[0].name, "ref_a.png");
+    assert_eq!(meta.size, [64, 64]);
+}
+
+#[test]
+fn generate_writes_distinct_seeded_variations_and_never_overwrites() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let reference = pipeline_dir().join("ref_b.png");
+    let args = [
+        "generate",
+        path_str(&reference),
+        "--model", "fixture", "--steps", "3", "--seed", "10", "-n", "3", "-o", path_str(out.path()),
+    ];
+    let first = lumos(&args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let files = files_in(out.path());
+    assert_eq!(files.len(), 3, "{files:?}");
+    let images: Vec<_> = files.iter().map(|f| image::open(f).expect("png").to_rgb8()).collect();
+    assert_ne!(images[0], images[1], "different seeds must give different images");
+    let seeds: Vec<u64> = files
+        .iter()
+        .map(|f| lumos_engine::imageio::read_png_meta(f).expect("meta").expect("meta").settings.seed)
+        .collect();
+    assert_eq!(seeds, vec![10, 11, 12]);
+
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).expect("read")).collect();
+    let second = lumos(&args);
+    assert!(!second.status.success());
+    assert!(stderr(&second).contains("already exists"), "{}", stderr(&second));
+    let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).expect("read")).collect();
+    assert_eq!(before, after, "existing files must be untouched");
+}
+
+#[test]
+fn interpolate_writes_frames_grid_and_gif() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let result = lumos(&[
+        "interpolate",
+        path_str(&pipeline_dir().join("ref_a.png")),
+        path_str(&pipeline_dir().join("ref_b.png")),
+        "--model", "fixture", "--steps", "3", "--frames", "4", "--path", "slerp", "--seed", "1",
+        "-o", path_str(out.path()),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let files = files_in(out.path());
+    let pngs = files.iter().filter(|f| f.to_string_lossy().ends_with(".png")).count();
+    assert_eq!(pngs, 5, "4 frames + grid: {files:?}");
+    let gif = files.iter().find(|f| f.extension().is_some_and(|e| e == "gif")).expect("gif");
+    let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(gif).expect("open gif"),
+    ))
+    .expect("gif decodes");
+    use image::AnimationDecoder;
+    assert_eq!(decoder.into_frames().count(), 4);
+}
+
+fn assert_refused(args: &[&str], out: &Path, expected: &str) {
+    let result = lumos(args);
+    assert!(!result.status.success(), "should fail: {args:?}");
+    let err = stderr(&result);
+    assert!(err.contains(expected), "expected `{expected}` in: {err}");
+    assert!(
+        files_in(out).iter().all(|f| !f.to_string_lossy().ends_with(".png")),
+        "nothing may be written"
+    );
+}
+
+#[test]
+fn bad_images_give_clear_errors_and_write_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").expect("write");
+    let garbage = dir.path().join("garbage.jpg");
+    std::fs::write(&garbage, b"this is not an image at all").expect("write");
+    let truncated = dir.path().join("truncated.png");
+    let full = std::fs::read(pipeline_dir().join("ref_b.png")).expect("read");
+    std::fs::write(&truncated, &full[..full.len() / 3]).expect("write");
+    let bomb = dir.path().join("bomb.png");
+    std::fs::write(&bomb, huge_png_header(100_000, 100_000)).expect("write");
+    for (file, expected) in [
+        (&empty, "empty"),
+        (&garbage, "not a recognised image"),
+        (&truncated, "cannot decode"),
+        (&bomb, "too large"),
+    ] {
+        assert_refused(
+            &["generate", path_str(file), "--model", "fixture", "--steps", "2", "-o", path_str(&out)],
+            &out,
+            expected,
+        );
+    }
+}
+
+/// A valid PNG signature and IHDR claiming `w × h` RGB pixels, with one tiny IDAT.
+fn huge_png_header(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        let crc = crc32(&[kind, data].concat());
+        c.extend_from_slice(&crc.to_be_bytes());
+        c
+    }
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+#[test]
+fn unwritable_output_folder_is_refused_before_sampling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"x").expect("write");
+    let out = blocker.join("sub"); // a folder inside a regular file cannot exist
+    let result = lumos(&[
+        "generate",
+        path_str(&pipeline_dir().join("ref_a.png")),
+        "--model", "fixture", "--steps", "2", "-o", path_str(&out),
+    ]);
+    assert!(!result.status.success());
+    assert!(stderr(&result).contains("output folder"), "{}", stderr(&result));
+}
+
+#[test]
+fn selftest_passes_on_the_fixtures_and_fails_on_a_tampered_copy() {
+    let ok = lumos(&["selftest", "--fixtures", path_str(&fixtures_root())]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    for fixture in lumos_engine::selftest::KNOWN_FIXTURES {
+        assert!(stdout.contains(&format!("{fixture:<16} PASS")), "{stdout}");
+    }
+
+    // Same layout, one reference tensor changed: the self-test must notice.
+    let copy = tempfile::tempdir().expect("tempdir");
+    let src = fixtures_root().join("lumos_i2i_tiny");
+    let dst = copy.path().join("lumos_i2i_tiny");
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    for f in ["config.json", "weights.safetensors"] {
+        std::fs::copy(src.join(f), dst.join(f)).expect("copy");
+    }
+    let mut io = candle_core::safetensors::load(src.join("io.safetensors"), &candle_core::Device::Cpu)
+        .expect("load io");
+    let out = io.get("out").expect("out").clone();
+    io.insert("out".into(), (out + 0.01).expect("add"));
+    candle_core::safetensors::save(&io, dst.join("io.safetensors")).expect("save");
+    let bad = lumos(&["selftest", "--fixtures", path_str(copy.path())]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAILED"));
+}
+
+#[test]
+fn models_reports_what_is_missing_and_where_it_looked() {
+    let models = tempfile::tempdir().expect("tempdir");
+    let result = Command::new(env!("CARGO_BIN_EXE_lumos"))
+        .args(["models", "--dir", path_str(models.path())])
+        .env("LUMOS_MODELS", models.path())
+        .env("HF_HUB_CACHE", models.path())
+        .output()
+        .expect("run");
+    assert!(result.status.success());
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(stdout.contains("missing  Lumos I2I prior"), "{stdout}");
+    assert!(stdout.contains(path_str(models.path())), "{stdout}");
+}
