@@ -67,7 +67,7 @@ fn native_options(renderer: RendererChoice) -> eframe::NativeOptions {
         },
         viewport: egui::ViewportBuilder::default()
             .with_title("Lumos Studio")
-            .with_app_id("lumos-studio")
+            .with_app_id("org.lumos.LumosStudio")
             .with_inner_size([1280.0, 820.0])
             .with_min_inner_size([720.0, 480.0])
             .with_drag_and_drop(true),

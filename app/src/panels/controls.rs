@@ -94,7 +94,7 @@ pub fn controls_ui(
         .or_else(|| context.model_names.first().cloned())
         .unwrap_or_else(|| "none found".into());
     egui::ComboBox::from_label("Model")
-        .width(220.0)
+        .width(170.0)
         .truncate()
         .selected_text(selected_model)
         .show_ui(ui, |ui| {
