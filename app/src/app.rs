@@ -855,13 +855,23 @@ impl LumosApp {
         match *phase {
             BenchPhase::Start => {
                 *phase = BenchPhase::Running;
+                // Long enough to collect a few hundred frames on the tiny model.
+                self.settings.sampler.steps = 50;
+                self.settings.count = 8;
+                self.settings.mode = crate::settings::ModeKind::Variations;
                 let reference = config.reference.clone();
                 self.commands.push(AppCommand::AddReferencePath(reference));
                 self.commands.push(AppCommand::Generate);
             }
             BenchPhase::Running if !busy && !self.commands.contains(&AppCommand::Generate) => {
                 *phase = BenchPhase::Done;
-                println!("{}", bench.report());
+                let outcome = self
+                    .gallery
+                    .runs()
+                    .last()
+                    .map(|run| format!("{} images, {}", run.images.len(), run.status.label()))
+                    .unwrap_or_else(|| "no run".into());
+                println!("bench run: {outcome}\n{}", bench.report());
                 if config.exit_when_done {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                 }

@@ -51,12 +51,17 @@ fn generate_fixed_run(harness: &mut AppHarness) {
         settings.seed_policy = SeedPolicy::Locked;
     }
     harness.get_by_label("Generate").click();
-    step_until(harness, Duration::from_secs(120), "the run to finish", |app| {
-        app.gallery()
-            .runs()
-            .first()
-            .is_some_and(|r| r.status != RunStatus::Pending)
-    });
+    step_until(
+        harness,
+        Duration::from_secs(120),
+        "the run to finish",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
     harness.run_steps(4);
 }
 
@@ -112,22 +117,31 @@ fn live_preview_shader_draws_the_cpu_map() {
     let rect = live.last_rect().expect("drawn");
     let view = LatentView::new(latent.channels, latent.height, latent.width, &latent.data)
         .expect("previewable latent");
-    let (w, h) = (rect.width().round() as usize, rect.height().round() as usize);
+    let (w, h) = (
+        rect.width().round() as usize,
+        rect.height().round() as usize,
+    );
     let cpu = latent_preview_cpu(&view, live.map(), w, h);
     // Compare an interior grid (edges depend on how the viewport rounds).
     let mut worst = 0u8;
     for gy in 1..16 {
         for gx in 1..16 {
             let (x, y) = (gx * w / 16, gy * h / 16);
-            let on_screen = screen.get_pixel(rect.left() as u32 + x as u32, rect.top() as u32 + y as u32);
+            let on_screen =
+                screen.get_pixel(rect.left() as u32 + x as u32, rect.top() as u32 + y as u32);
             let i = (y * w + x) * 4;
             for c in 0..3 {
                 worst = worst.max(on_screen.0[c].abs_diff(cpu[i + c]));
             }
         }
     }
-    assert!(worst <= 8, "shader preview differs from the CPU map by {worst}/255");
-    harness.state_mut().push_command(lumos_studio::commands::AppCommand::CancelCurrent);
+    assert!(
+        worst <= 8,
+        "shader preview differs from the CPU map by {worst}/255"
+    );
+    harness
+        .state_mut()
+        .push_command(lumos_studio::commands::AppCommand::CancelCurrent);
     step_until(&mut harness, Duration::from_secs(60), "the cancel", |app| {
         app.jobs().is_empty()
     });

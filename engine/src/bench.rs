@@ -106,7 +106,11 @@ fn conv_flops(cin: usize, cout: usize, k: usize, h: usize, w: usize) -> f64 {
 fn resnet_flops(cin: usize, cout: usize, h: usize, w: usize) -> f64 {
     conv_flops(cin, cout, 3, h, w)
         + conv_flops(cout, cout, 3, h, w)
-        + if cin != cout { conv_flops(cin, cout, 1, h, w) } else { 0.0 }
+        + if cin != cout {
+            conv_flops(cin, cout, 1, h, w)
+        } else {
+            0.0
+        }
 }
 
 fn mid_flops(c: usize, h: usize, w: usize) -> f64 {
@@ -176,7 +180,11 @@ pub struct BenchPlan {
 }
 
 /// Runs the benchmark on `device`, reporting each result as soon as it is measured.
-pub fn run(device: &Device, plan: BenchPlan, report: &mut dyn FnMut(&BenchResult)) -> Result<Vec<BenchResult>> {
+pub fn run(
+    device: &Device,
+    plan: BenchPlan,
+    report: &mut dyn FnMut(&BenchResult),
+) -> Result<Vec<BenchResult>> {
     let mut results = Vec::new();
     let mut push = |r: BenchResult, results: &mut Vec<BenchResult>| {
         report(&r);
@@ -201,7 +209,10 @@ pub fn run(device: &Device, plan: BenchPlan, report: &mut dyn FnMut(&BenchResult
             flops,
             plan.runs,
             || {
-                cfg_model.predict_noise(&x, 500.0)?.sum_all()?.to_scalar::<f32>()?;
+                cfg_model
+                    .predict_noise(&x, 500.0)?
+                    .sum_all()?
+                    .to_scalar::<f32>()?;
                 Ok(())
             },
         )?;
@@ -212,10 +223,15 @@ pub fn run(device: &Device, plan: BenchPlan, report: &mut dyn FnMut(&BenchResult
         let (_varmap, vb) = random_vb(device);
         let model = DinoVit::load(&cfg, vb)?;
         let x = crate::noise::gaussian(3, &[1, 3, 224, 224], device)?;
-        let r = time_runs("DINO ViT-B/16, 224 px", dino_flops(&cfg, 224, 224), plan.runs, || {
-            model.forward(&x)?.sum_all()?.to_scalar::<f32>()?;
-            Ok(())
-        })?;
+        let r = time_runs(
+            "DINO ViT-B/16, 224 px",
+            dino_flops(&cfg, 224, 224),
+            plan.runs,
+            || {
+                model.forward(&x)?.sum_all()?.to_scalar::<f32>()?;
+                Ok(())
+            },
+        )?;
         push(r, &mut results);
     }
     if plan.vae {
@@ -223,16 +239,26 @@ pub fn run(device: &Device, plan: BenchPlan, report: &mut dyn FnMut(&BenchResult
         let (_varmap, vb) = random_vb(device);
         let vae = AutoencoderKl::load(&cfg, vb)?;
         let latent = crate::noise::gaussian(4, &[1, 4, 32, 32], device)?;
-        let r = time_runs("VAE decode, 32×32 → 256 px", vae_decode_flops(&cfg, 32, 32), plan.runs, || {
-            vae.decode(&latent)?.sum_all()?.to_scalar::<f32>()?;
-            Ok(())
-        })?;
+        let r = time_runs(
+            "VAE decode, 32×32 → 256 px",
+            vae_decode_flops(&cfg, 32, 32),
+            plan.runs,
+            || {
+                vae.decode(&latent)?.sum_all()?.to_scalar::<f32>()?;
+                Ok(())
+            },
+        )?;
         push(r, &mut results);
         let image = Tensor::rand(-1f32, 1f32, (1, 3, 256, 256), device)?;
-        let r = time_runs("VAE encode, 256 px", vae_encode_flops(&cfg, 256, 256), plan.runs, || {
-            vae.encode(&image)?.mean.sum_all()?.to_scalar::<f32>()?;
-            Ok(())
-        })?;
+        let r = time_runs(
+            "VAE encode, 256 px",
+            vae_encode_flops(&cfg, 256, 256),
+            plan.runs,
+            || {
+                vae.encode(&image)?.mean.sum_all()?.to_scalar::<f32>()?;
+                Ok(())
+            },
+        )?;
         push(r, &mut results);
     }
     Ok(results)

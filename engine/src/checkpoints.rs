@@ -489,14 +489,19 @@ pub fn resolve_model(choice: &ModelChoice) -> Result<ResolvedModel> {
                 }),
             }
         }
-        ModelChoice::Path(path) if path.extension().is_some_and(|e| e == "json") => Ok(ResolvedModel {
-            spec: read_config::<ModelSpec>(path)?,
-            warning: None,
-        }),
+        ModelChoice::Path(path) if path.extension().is_some_and(|e| e == "json") => {
+            Ok(ResolvedModel {
+                spec: read_config::<ModelSpec>(path)?,
+                warning: None,
+            })
+        }
         ModelChoice::Path(path) => {
             let found = discover(Some(path));
             let spec = found.spec().ok_or_else(|| {
-                checkpoint_error(path, format!("the full model is incomplete here:\n{}", found.report()))
+                checkpoint_error(
+                    path,
+                    format!("the full model is incomplete here:\n{}", found.report()),
+                )
             })?;
             Ok(ResolvedModel {
                 spec,

@@ -39,7 +39,11 @@ pub fn load_image(path: &Path) -> Result<RgbImage> {
     if len > MAX_FILE_BYTES {
         return Err(image_error(
             path,
-            format!("the file is {} MiB; the limit is {} MiB", len >> 20, MAX_FILE_BYTES >> 20),
+            format!(
+                "the file is {} MiB; the limit is {} MiB",
+                len >> 20,
+                MAX_FILE_BYTES >> 20
+            ),
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| image_error(path, e))?;
@@ -75,7 +79,10 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage> {
                 MAX_DECODED_BYTES >> 20
             ),
         ),
-        other => image_error(&path, format!("cannot decode ({other}); the file may be corrupt or truncated")),
+        other => image_error(
+            &path,
+            format!("cannot decode ({other}); the file may be corrupt or truncated"),
+        ),
     })?;
     if decoded.width() == 0 || decoded.height() == 0 {
         return Err(image_error(&path, "the image has no pixels"));
@@ -150,7 +157,9 @@ pub fn encode_png(img: &RgbImage, meta: Option<&GenerationMeta>) -> Result<Vec<u
             .map_err(encode_error)?;
     }
     let mut writer = encoder.write_header().map_err(encode_error)?;
-    writer.write_image_data(img.as_raw()).map_err(encode_error)?;
+    writer
+        .write_image_data(img.as_raw())
+        .map_err(encode_error)?;
     writer.finish().map_err(encode_error)?;
     Ok(bytes)
 }
@@ -247,7 +256,11 @@ pub fn make_grid(images: &[&RgbImage], nrow: usize, padding: u32) -> Option<RgbI
     let rows = images.len().div_ceil(cols as usize) as u32;
     let cell_w = w + padding;
     let cell_h = h + padding;
-    let mut grid = RgbImage::from_pixel(cols * cell_w + padding, rows * cell_h + padding, image::Rgb([255; 3]));
+    let mut grid = RgbImage::from_pixel(
+        cols * cell_w + padding,
+        rows * cell_h + padding,
+        image::Rgb([255; 3]),
+    );
     for (i, img) in images.iter().enumerate() {
         let (col, row) = (i as u32 % cols, i as u32 / cols);
         image::imageops::replace(

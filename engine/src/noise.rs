@@ -9,6 +9,8 @@ use rand_distr::{Distribution, StandardNormal};
 pub fn gaussian(seed: u64, shape: &[usize], device: &Device) -> candle_core::Result<Tensor> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let count: usize = shape.iter().product();
-    let values: Vec<f32> = (0..count).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let values: Vec<f32> = (0..count)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
     Tensor::from_vec(values, shape, &Device::Cpu)?.to_device(device)
 }

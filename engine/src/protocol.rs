@@ -48,7 +48,9 @@ impl std::str::FromStr for DeviceChoice {
             "cpu" => Ok(Self::Cpu),
             "cuda" => Ok(Self::Cuda(ordinal)),
             "metal" => Ok(Self::Metal(ordinal)),
-            _ => Err(format!("unknown device `{s}` (use cpu, cuda[:N] or metal[:N])")),
+            _ => Err(format!(
+                "unknown device `{s}` (use cpu, cuda[:N] or metal[:N])"
+            )),
         }
     }
 }
@@ -195,7 +197,7 @@ pub enum Request {
     /// Load (and cache) a model so that the first generation starts faster.
     LoadModel {
         job: JobId,
-        model: ModelSpec,
+        model: Box<ModelSpec>,
         device: DeviceChoice,
     },
     /// Generate images.

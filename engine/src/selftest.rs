@@ -35,7 +35,11 @@ impl std::fmt::Display for Tolerance {
             Self::Elementwise { atol, rtol } => write!(f, "atol {atol:e} + rtol {rtol:e}"),
             Self::Scaled { tol } => write!(f, "{tol:e} × max|ref|"),
             Self::Bytes { levels, fraction } => {
-                write!(f, "≤ {levels} level on ≤ {:.1}% of values", fraction * 100.0)
+                write!(
+                    f,
+                    "≤ {levels} level on ≤ {:.1}% of values",
+                    fraction * 100.0
+                )
             }
         }
     }
@@ -46,7 +50,10 @@ const PARITY: Tolerance = Tolerance::Elementwise {
     rtol: 1e-4,
 };
 const SAMPLER: Tolerance = Tolerance::Scaled { tol: 2e-5 };
-const EXACT: Tolerance = Tolerance::Elementwise { atol: 0.0, rtol: 0.0 };
+const EXACT: Tolerance = Tolerance::Elementwise {
+    atol: 0.0,
+    rtol: 0.0,
+};
 
 /// One compared tensor.
 #[derive(Clone, Debug)]
@@ -66,7 +73,13 @@ pub struct Check {
 }
 
 /// Compares `ours` with `reference` (broadcasting `ours` to the reference's shape).
-pub fn compare(group: &str, name: &str, ours: &Tensor, reference: &Tensor, tolerance: Tolerance) -> Result<Check> {
+pub fn compare(
+    group: &str,
+    name: &str,
+    ours: &Tensor,
+    reference: &Tensor,
+    tolerance: Tolerance,
+) -> Result<Check> {
     let ours = ours
         .to_dtype(DType::F64)?
         .to_device(&Device::Cpu)?
@@ -136,10 +149,13 @@ impl Fixture {
 
     /// A tensor as f32 on `device`.
     fn get(&self, name: &str, device: &Device) -> Result<Tensor> {
-        let t = self.tensors.get(name).ok_or_else(|| EngineError::MissingKey {
-            path: self.path.clone(),
-            key: name.into(),
-        })?;
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| EngineError::MissingKey {
+                path: self.path.clone(),
+                key: name.into(),
+            })?;
         let t = if t.dtype() == DType::U8 || t.dtype() == DType::I64 {
             t.clone()
         } else {
@@ -153,7 +169,10 @@ impl Fixture {
     }
 
     fn f32s(&self, name: &str) -> Result<Vec<f32>> {
-        Ok(self.get(name, &Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?)
+        Ok(self
+            .get(name, &Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
     }
 
     /// Names starting with `prefix`, sorted.
@@ -179,8 +198,14 @@ fn weight_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn file_label(dir: &Path, file: &Path) -> String {
-    let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let folder = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!("{folder} [{name}]")
 }
 
@@ -194,11 +219,15 @@ pub fn check_lumos_i2i(dir: &Path, device: &Device) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     let files = weight_files(dir);
     if files.is_empty() {
-        return Err(EngineError::InvalidRequest(format!("no weights in {}", dir.display())));
+        return Err(EngineError::InvalidRequest(format!(
+            "no weights in {}",
+            dir.display()
+        )));
     }
     for file in files {
         let group = file_label(dir, &file);
-        let model = checkpoints::build_model(&file, DType::F32, device, |vb| LumosI2I::load(&config, vb))?;
+        let model =
+            checkpoints::build_model(&file, DType::F32, device, |vb| LumosI2I::load(&config, vb))?;
         let trace = model.forward_traced(&x, &t, &y)?;
         let mut check = |name: &str, ours: &Tensor| -> Result<()> {
             checks.push(compare(&group, name, ours, &io.get(name, device)?, PARITY)?);
@@ -243,7 +272,8 @@ pub fn check_dino_vit(dir: &Path, device: &Device) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     for file in weight_files(dir) {
         let group = file_label(dir, &file);
-        let model = checkpoints::build_model(&file, DType::F32, device, |vb| DinoVit::load(&config, vb))?;
+        let model =
+            checkpoints::build_model(&file, DType::F32, device, |vb| DinoVit::load(&config, vb))?;
         for (input, prefix) in [("x224", "224"), ("x_odd", "odd")] {
             if !io.has(input) {
                 continue;
@@ -259,7 +289,10 @@ pub fn check_dino_vit(dir: &Path, device: &Device) -> Result<Vec<Check>> {
             check(
                 "pos_embed_used",
                 &trace.pos_embed_used,
-                Tolerance::Elementwise { atol: 1e-5, rtol: 1e-5 },
+                Tolerance::Elementwise {
+                    atol: 1e-5,
+                    rtol: 1e-5,
+                },
             )?;
             check("tokens", &trace.tokens, PARITY)?;
             for (i, block) in trace.blocks.iter().enumerate() {
@@ -288,15 +321,28 @@ pub fn check_dino_vit(dir: &Path, device: &Device) -> Result<Vec<Check>> {
 fn check_preprocess(png: &Path, reference: &Fixture, device: &Device) -> Result<Vec<Check>> {
     let group = format!(
         "dino_vit_tiny/preprocess [{}]",
-        png.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        png.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     );
     let img = crate::imageio::load_image(png)?;
     let mut checks = Vec::new();
-    let size_hw = reference.get("resized_size_hw", &Device::Cpu)?.to_vec1::<i64>()?;
+    let size_hw = reference
+        .get("resized_size_hw", &Device::Cpu)?
+        .to_vec1::<i64>()?;
     let (w, h) = preprocess::resized_dims(img.width(), img.height(), 224);
     let ours_hw = Tensor::new(&[f64::from(h), f64::from(w)], &Device::Cpu)?;
-    let ref_hw = Tensor::new(size_hw.iter().map(|&v| v as f64).collect::<Vec<_>>(), &Device::Cpu)?;
-    checks.push(compare(&group, "resized_size_hw", &ours_hw, &ref_hw, EXACT)?);
+    let ref_hw = Tensor::new(
+        size_hw.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        &Device::Cpu,
+    )?;
+    checks.push(compare(
+        &group,
+        "resized_size_hw",
+        &ours_hw,
+        &ref_hw,
+        EXACT,
+    )?);
     let cropped = preprocess::resize_and_crop(&img, 224, None);
     // (h, w, 3) → (3, h, w)
     let ours_u8 = Tensor::from_vec(
@@ -311,7 +357,10 @@ fn check_preprocess(png: &Path, reference: &Fixture, device: &Device) -> Result<
         "resized_cropped_u8",
         &ours_u8,
         &ref_u8,
-        Tolerance::Bytes { levels: 1.0, fraction: 1.0 },
+        Tolerance::Bytes {
+            levels: 1.0,
+            fraction: 1.0,
+        },
     )?);
     // Normalisation is exact given the same bytes.
     let (c, hh, ww) = ref_u8.dims3()?;
@@ -334,7 +383,10 @@ fn check_preprocess(png: &Path, reference: &Fixture, device: &Device) -> Result<
         "pixel_values",
         &preprocess::normalize(&cropped, device)?,
         &reference.get("pixel_values", device)?,
-        Tolerance::Elementwise { atol: 0.018, rtol: 0.0 },
+        Tolerance::Elementwise {
+            atol: 0.018,
+            rtol: 0.0,
+        },
     )?);
     Ok(checks)
 }
@@ -344,7 +396,10 @@ pub fn check_vae(dir: &Path, device: &Device) -> Result<Vec<Check>> {
     let config: VaeConfig = read_config(&dir.join("config.json"))?;
     let io = Fixture::open(&dir.join("io.safetensors"))?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| EngineError::Io { path: dir.to_path_buf(), source: e })?
+        .map_err(|e| EngineError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
@@ -356,7 +411,9 @@ pub fn check_vae(dir: &Path, device: &Device) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     for file in files {
         let group = file_label(dir, &file);
-        let vae = checkpoints::build_model(&file, DType::F32, device, |vb| AutoencoderKl::load(&config, vb))?;
+        let vae = checkpoints::build_model(&file, DType::F32, device, |vb| {
+            AutoencoderKl::load(&config, vb)
+        })?;
         let enc = vae.encode_traced(&io.get("image", device)?)?;
         let posterior = AutoencoderKl::posterior(&enc.moments)?;
         let dec = vae.decode_traced(&io.get("latent", device)?)?;
@@ -373,10 +430,26 @@ pub fn check_vae(dir: &Path, device: &Device) -> Result<Vec<Check>> {
             ("dec.mid_block".into(), dec.mid_block.clone()),
             ("decoded".into(), dec.decoded.clone()),
         ];
-        ours.extend(enc.down_blocks.iter().enumerate().map(|(i, t)| (format!("enc.down_blocks.{i}"), t.clone())));
-        ours.extend(dec.up_blocks.iter().enumerate().map(|(i, t)| (format!("dec.up_blocks.{i}"), t.clone())));
+        ours.extend(
+            enc.down_blocks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("enc.down_blocks.{i}"), t.clone())),
+        );
+        ours.extend(
+            dec.up_blocks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("dec.up_blocks.{i}"), t.clone())),
+        );
         for (name, tensor) in ours {
-            checks.push(compare(&group, &name, &tensor, &io.get(&name, device)?, PARITY)?);
+            checks.push(compare(
+                &group,
+                &name,
+                &tensor,
+                &io.get(&name, device)?,
+                PARITY,
+            )?);
         }
     }
     Ok(checks)
@@ -429,52 +502,129 @@ impl NoisePredictor for Oracle<'_> {
     }
 }
 
+/// What one sampler run did: network calls `(x, net_t, eps)`, updates `(order, t, x)`, result.
+struct SamplerRun {
+    calls: Vec<(Tensor, f32, Tensor)>,
+    steps: Vec<(usize, f32, Tensor)>,
+    final_x: Tensor,
+}
+
 fn compare_trace(
     group: &str,
     trace: &Fixture,
     schedule: &NoiseSchedule,
-    calls: &[(Tensor, f32, Tensor)],
-    steps: &[(usize, f32, Tensor)],
-    final_x: &Tensor,
+    run: &SamplerRun,
     tol: Tolerance,
     device: &Device,
 ) -> Result<Vec<Check>> {
+    let SamplerRun {
+        calls,
+        steps,
+        final_x,
+    } = run;
     let mut checks = Vec::new();
     let cpu = Device::Cpu;
     let grid = schedule.time_uniform_grid(steps.len());
-    let scalars = |f: &dyn Fn(f32) -> f32| Tensor::new(grid.iter().map(|&t| f(t)).collect::<Vec<f32>>(), &cpu);
-    let schedule_tol = Tolerance::Elementwise { atol: 1e-6, rtol: 1e-6 };
+    let scalars = |f: &dyn Fn(f32) -> f32| {
+        Tensor::new(grid.iter().map(|&t| f(t)).collect::<Vec<f32>>(), &cpu)
+    };
+    let schedule_tol = Tolerance::Elementwise {
+        atol: 1e-6,
+        rtol: 1e-6,
+    };
     for (name, values) in [
         ("timesteps", scalars(&|t| t)?),
-        ("lambda_at_timesteps", scalars(&|t| schedule.marginal_lambda(t))?),
-        ("alpha_at_timesteps", scalars(&|t| schedule.marginal_alpha(t))?),
-        ("sigma_at_timesteps", scalars(&|t| schedule.marginal_std(t))?),
+        (
+            "lambda_at_timesteps",
+            scalars(&|t| schedule.marginal_lambda(t))?,
+        ),
+        (
+            "alpha_at_timesteps",
+            scalars(&|t| schedule.marginal_alpha(t))?,
+        ),
+        (
+            "sigma_at_timesteps",
+            scalars(&|t| schedule.marginal_std(t))?,
+        ),
     ] {
         if trace.has(name) {
-            checks.push(compare(group, name, &values, &trace.get(name, &cpu)?, schedule_tol)?);
+            checks.push(compare(
+                group,
+                name,
+                &values,
+                &trace.get(name, &cpu)?,
+                schedule_tol,
+            )?);
         }
     }
     for (i, (x, net_t, eps)) in calls.iter().enumerate() {
         let prefix = format!("call{i:02}");
-        checks.push(compare(group, &format!("{prefix}.x"), x, &trace.get(&format!("{prefix}.x"), device)?, tol)?);
+        checks.push(compare(
+            group,
+            &format!("{prefix}.x"),
+            x,
+            &trace.get(&format!("{prefix}.x"), device)?,
+            tol,
+        )?);
         let ref_t = trace.get(&format!("{prefix}.net_t"), &cpu)?;
         let ours_t = Tensor::new(&[*net_t], &cpu)?;
-        checks.push(compare(group, &format!("{prefix}.net_t"), &ours_t, &ref_t, Tolerance::Elementwise { atol: 1e-4, rtol: 1e-6 })?);
-        checks.push(compare(group, &format!("{prefix}.eps_guided"), eps, &trace.get(&format!("{prefix}.eps_guided"), device)?, tol)?);
+        checks.push(compare(
+            group,
+            &format!("{prefix}.net_t"),
+            &ours_t,
+            &ref_t,
+            Tolerance::Elementwise {
+                atol: 1e-4,
+                rtol: 1e-6,
+            },
+        )?);
+        checks.push(compare(
+            group,
+            &format!("{prefix}.eps_guided"),
+            eps,
+            &trace.get(&format!("{prefix}.eps_guided"), device)?,
+            tol,
+        )?);
     }
     for (i, (order, t, x)) in steps.iter().enumerate() {
         let prefix = format!("step{:02}", i + 1);
         if trace.has(&format!("{prefix}.order")) {
-            let ref_order = trace.get(&format!("{prefix}.order"), &cpu)?.to_dtype(DType::F64)?;
-            checks.push(compare(group, &format!("{prefix}.order"), &Tensor::new(&[*order as f64], &cpu)?, &ref_order, EXACT)?);
+            let ref_order = trace
+                .get(&format!("{prefix}.order"), &cpu)?
+                .to_dtype(DType::F64)?;
+            checks.push(compare(
+                group,
+                &format!("{prefix}.order"),
+                &Tensor::new(&[*order as f64], &cpu)?,
+                &ref_order,
+                EXACT,
+            )?);
         }
         if trace.has(&format!("{prefix}.t")) {
-            checks.push(compare(group, &format!("{prefix}.t"), &Tensor::new(&[*t], &cpu)?, &trace.get(&format!("{prefix}.t"), &cpu)?, schedule_tol)?);
+            checks.push(compare(
+                group,
+                &format!("{prefix}.t"),
+                &Tensor::new(&[*t], &cpu)?,
+                &trace.get(&format!("{prefix}.t"), &cpu)?,
+                schedule_tol,
+            )?);
         }
-        checks.push(compare(group, &format!("{prefix}.x"), x, &trace.get(&format!("{prefix}.x"), device)?, tol)?);
+        checks.push(compare(
+            group,
+            &format!("{prefix}.x"),
+            x,
+            &trace.get(&format!("{prefix}.x"), device)?,
+            tol,
+        )?);
     }
     if trace.has("final") {
-        checks.push(compare(group, "final", final_x, &trace.get("final", device)?, tol)?);
+        checks.push(compare(
+            group,
+            "final",
+            final_x,
+            &trace.get("final", device)?,
+            tol,
+        )?);
     }
     Ok(checks)
 }
@@ -500,10 +650,34 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
     let group = "dpm_solver [schedule]";
     let sched = Fixture::open(&dir.join("schedule.safetensors"))?;
     let cpu = Device::Cpu;
-    checks.push(compare(group, "log_alpha_array_f32", &Tensor::new(schedule.log_alpha_array(), &cpu)?, &sched.get("log_alpha_array_f32", &cpu)?, EXACT)?);
+    checks.push(compare(
+        group,
+        "log_alpha_array_f32",
+        &Tensor::new(schedule.log_alpha_array(), &cpu)?,
+        &sched.get("log_alpha_array_f32", &cpu)?,
+        EXACT,
+    )?);
     // PyTorch's vectorised linspace rounds some entries differently: allow one ulp.
-    checks.push(compare(group, "t_array_f32", &Tensor::new(schedule.t_array(), &cpu)?, &sched.get("t_array_f32", &cpu)?, Tolerance::Elementwise { atol: 0.0, rtol: 1.2e-7 })?);
-    checks.push(compare(group, "alphas_cumprod_f64", &Tensor::new(schedule.alphas_cumprod.as_slice(), &cpu)?, &sched.tensors["alphas_cumprod_f64"], Tolerance::Elementwise { atol: 1e-12, rtol: 1e-9 })?);
+    checks.push(compare(
+        group,
+        "t_array_f32",
+        &Tensor::new(schedule.t_array(), &cpu)?,
+        &sched.get("t_array_f32", &cpu)?,
+        Tolerance::Elementwise {
+            atol: 0.0,
+            rtol: 1.2e-7,
+        },
+    )?);
+    checks.push(compare(
+        group,
+        "alphas_cumprod_f64",
+        &Tensor::new(schedule.alphas_cumprod.as_slice(), &cpu)?,
+        &sched.tensors["alphas_cumprod_f64"],
+        Tolerance::Elementwise {
+            atol: 1e-12,
+            rtol: 1e-9,
+        },
+    )?);
 
     let io = Fixture::open(&dir.join("io.safetensors"))?;
     let z = io.get("z", device)?;
@@ -518,24 +692,39 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
         .filter(|p| p.is_dir())
         .unwrap_or_else(|| fixtures_root.join("lumos_i2i_tiny"));
     let model_config: LumosConfig = read_config(&model_dir.join("config.json"))?;
-    let model = checkpoints::build_model(&model_dir.join("weights.safetensors"), DType::F32, device, |vb| {
-        LumosI2I::load(&model_config, vb)
-    })?;
+    let model = checkpoints::build_model(
+        &model_dir.join("weights.safetensors"),
+        DType::F32,
+        device,
+        |vb| LumosI2I::load(&model_config, vb),
+    )?;
 
     let mut traces: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| EngineError::Io { path: dir.to_path_buf(), source: e })?
+        .map_err(|e| EngineError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?
         .flatten()
         .map(|e| e.path())
         .filter(|p| parse_trace_name(p).is_some())
         .collect();
     traces.sort();
     for path in traces {
-        let Some((variant, steps)) = parse_trace_name(&path) else { continue };
+        let Some((variant, steps)) = parse_trace_name(&path) else {
+            continue;
+        };
         let trace = Fixture::open(&path)?;
         let oracle = variant.starts_with("oracle_");
         let base = variant.trim_start_matches("oracle_");
-        let lower_order_final = if base == "dpms" { LowerOrderFinal::BelowTenSteps } else { LowerOrderFinal::Always };
-        let solver = DpmSolverPp { order: config.order, lower_order_final };
+        let lower_order_final = if base == "dpms" {
+            LowerOrderFinal::BelowTenSteps
+        } else {
+            LowerOrderFinal::Always
+        };
+        let solver = DpmSolverPp {
+            order: config.order,
+            lower_order_final,
+        };
         let mut network = ClassifierFreeGuidance {
             model: &model,
             condition: condition.clone(),
@@ -549,18 +738,40 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
             scale: config.cfg_scale,
         };
         let inner: &mut dyn NoisePredictor = if oracle { &mut analytic } else { &mut network };
-        let mut recording = Recording { inner, calls: Vec::new() };
+        let mut recording = Recording {
+            inner,
+            calls: Vec::new(),
+        };
         let mut step_log = Vec::new();
-        let final_x = dpm_solver::sample(&solver, &schedule, steps, &z, &mut recording, &mut |s| {
-            step_log.push((s.order, s.t, s.x.clone()));
-            Ok(())
-        })?;
-        let tol = if oracle { Tolerance::Elementwise { atol: 1e-4, rtol: 0.0 } } else { SAMPLER };
+        let final_x =
+            dpm_solver::sample(&solver, &schedule, steps, &z, &mut recording, &mut |s| {
+                step_log.push((s.order, s.t, s.x.clone()));
+                Ok(())
+            })?;
+        let tol = if oracle {
+            Tolerance::Elementwise {
+                atol: 1e-4,
+                rtol: 0.0,
+            }
+        } else {
+            SAMPLER
+        };
         let group = format!("dpm_solver [{variant}, {steps} steps]");
-        checks.extend(compare_trace(&group, &trace, &schedule, &recording.calls, &step_log, &final_x, tol, device)?);
+        let run = SamplerRun {
+            calls: recording.calls,
+            steps: step_log,
+            final_x: final_x.clone(),
+        };
+        checks.extend(compare_trace(&group, &trace, &schedule, &run, tol, device)?);
         let final_name = format!("final.{variant}.steps{steps}");
         if io.has(&final_name) {
-            checks.push(compare(&group, &final_name, &final_x, &io.get(&final_name, device)?, tol)?);
+            checks.push(compare(
+                &group,
+                &final_name,
+                &final_x,
+                &io.get(&final_name, device)?,
+                tol,
+            )?);
         }
     }
     // Finals without a full trace (e.g. DPMS at 5 steps).
@@ -575,17 +786,31 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
         if checks.iter().any(|c| c.name == name) || variant.starts_with("oracle_") {
             continue;
         }
-        let lower_order_final = if variant == "dpms" { LowerOrderFinal::BelowTenSteps } else { LowerOrderFinal::Always };
-        let solver = DpmSolverPp { order: config.order, lower_order_final };
+        let lower_order_final = if variant == "dpms" {
+            LowerOrderFinal::BelowTenSteps
+        } else {
+            LowerOrderFinal::Always
+        };
+        let solver = DpmSolverPp {
+            order: config.order,
+            lower_order_final,
+        };
         let mut network = ClassifierFreeGuidance {
             model: &model,
             condition: condition.clone(),
             uncondition: uncondition.clone(),
             scale: config.cfg_scale,
         };
-        let final_x = dpm_solver::sample(&solver, &schedule, steps, &z, &mut network, &mut |_| Ok(()))?;
+        let final_x =
+            dpm_solver::sample(&solver, &schedule, steps, &z, &mut network, &mut |_| Ok(()))?;
         let group = format!("dpm_solver [{variant}, {steps} steps]");
-        checks.push(compare(&group, &name, &final_x, &io.get(&name, device)?, SAMPLER)?);
+        checks.push(compare(
+            &group,
+            &name,
+            &final_x,
+            &io.get(&name, device)?,
+            SAMPLER,
+        )?);
     }
     Ok(checks)
 }
@@ -616,59 +841,137 @@ pub fn check_pipeline(dir: &Path, fixtures_root: &Path, device: &Device) -> Resu
         crop: None,
     };
     let latent_tol = SAMPLER;
-    let decoded_tol = Tolerance::Elementwise { atol: 1e-3, rtol: 0.0 };
-    let bytes_tol = Tolerance::Bytes { levels: 1.0, fraction: 0.005 };
+    let decoded_tol = Tolerance::Elementwise {
+        atol: 1e-3,
+        rtol: 0.0,
+    };
+    let bytes_tol = Tolerance::Bytes {
+        levels: 1.0,
+        fraction: 0.005,
+    };
     let mut checks = Vec::new();
 
-    for (mode, file) in [("single", "io_single.safetensors"), ("interp", "io_interp.safetensors")] {
+    for (mode, file) in [
+        ("single", "io_single.safetensors"),
+        ("interp", "io_interp.safetensors"),
+    ] {
         let io = Fixture::open(&dir.join(file))?;
         let group = format!("pipeline_tiny [{mode}]");
         let refs = if mode == "single" {
             vec![reference(&ref_a, "ref_a.png")]
         } else {
-            vec![reference(&ref_a, "ref_a.png"), reference(&ref_b, "ref_b.png")]
+            vec![
+                reference(&ref_a, "ref_a.png"),
+                reference(&ref_b, "ref_b.png"),
+            ]
         };
         let embeddings = pipelines::embed_references(&model, &refs)?;
         let cls_rows = embeddings.dim(0)?;
         // The fixture stores raw CLS features; ours are normalised, so compare normalised.
         let ref_cls = io.get("cls", device)?;
         let ref_norm = condition_from_cls(&ref_cls)?.reshape((cls_rows, ()))?;
-        checks.push(compare(&group, "cls (normalised)", &embeddings, &ref_norm, PARITY)?);
+        checks.push(compare(
+            &group,
+            "cls (normalised)",
+            &embeddings,
+            &ref_norm,
+            PARITY,
+        )?);
         let mode_value = if mode == "single" {
             crate::protocol::Mode::Variations { count: 1 }
         } else {
-            crate::protocol::Mode::Interpolate { frames: config.interp_bsz, path: InterpolationPath::Demo }
+            crate::protocol::Mode::Interpolate {
+                frames: config.interp_bsz,
+                path: InterpolationPath::Demo,
+            }
         };
         let weights = vec![1.0; refs.len()];
         let plan = pipelines::conditions::plan(&embeddings, &weights, &mode_value)?;
         let (k, cc) = plan.conditions.dims2()?;
         let condition = plan.conditions.reshape((k, 1, 1, cc))?;
-        checks.push(compare(&group, "condition", &condition, &io.get("condition", device)?, PARITY)?);
+        checks.push(compare(
+            &group,
+            "condition",
+            &condition,
+            &io.get("condition", device)?,
+            PARITY,
+        )?);
         if io.has("weights") {
             let ours = Tensor::new(plan.mix.as_slice(), &Device::Cpu)?;
-            checks.push(compare(&group, "weights", &ours, &io.tensors["weights"], EXACT)?);
+            checks.push(compare(
+                &group,
+                "weights",
+                &ours,
+                &io.tensors["weights"],
+                EXACT,
+            )?);
         }
-        checks.push(compare(&group, "uncondition", &model.prior.null_condition(k)?, &io.get("uncondition", device)?, EXACT)?);
+        checks.push(compare(
+            &group,
+            "uncondition",
+            &model.prior.null_condition(k)?,
+            &io.get("uncondition", device)?,
+            EXACT,
+        )?);
         let z = io.get("z", device)?;
-        let z = z.broadcast_as((k, z.dim(1)?, z.dim(2)?, z.dim(3)?))?.contiguous()?;
+        let z = z
+            .broadcast_as((k, z.dim(1)?, z.dim(2)?, z.dim(3)?))?
+            .contiguous()?;
         // Feed the fixture's own condition so that the sampler check is independent of the
         // encoder check above.
-        let latent = pipelines::denoise(&model, &io.get("condition", device)?, &z, &settings, &mut |_: StepReport| Ok(()))?;
-        checks.push(compare(&group, "latent", &latent, &io.get("latent", device)?, latent_tol)?);
+        let latent = pipelines::denoise(
+            &model,
+            &io.get("condition", device)?,
+            &z,
+            &settings,
+            &mut |_: StepReport| Ok(()),
+        )?;
+        checks.push(compare(
+            &group,
+            "latent",
+            &latent,
+            &io.get("latent", device)?,
+            latent_tol,
+        )?);
         let decoded = pipelines::decode(&model, &io.get("latent", device)?)?;
-        checks.push(compare(&group, "decoded (from reference latent)", &decoded, &io.get("decoded", device)?, decoded_tol)?);
+        checks.push(compare(
+            &group,
+            "decoded (from reference latent)",
+            &decoded,
+            &io.get("decoded", device)?,
+            decoded_tol,
+        )?);
         let ours_decoded = pipelines::decode(&model, &latent)?;
         let images = pipelines::to_images(&ours_decoded)?;
-        let flat: Vec<u8> = images.iter().flat_map(|i| i.as_raw().iter().copied()).collect();
+        let flat: Vec<u8> = images
+            .iter()
+            .flat_map(|i| i.as_raw().iter().copied())
+            .collect();
         let (h, w) = (images[0].height() as usize, images[0].width() as usize);
         let ours_u8 = Tensor::from_vec(flat, (images.len(), h, w, 3), &Device::Cpu)?;
-        checks.push(compare(&group, "image_u8", &ours_u8, &io.get("image_u8", &Device::Cpu)?, bytes_tol)?);
+        checks.push(compare(
+            &group,
+            "image_u8",
+            &ours_u8,
+            &io.get("image_u8", &Device::Cpu)?,
+            bytes_tol,
+        )?);
         if io.has("grid_u8") {
             let refs: Vec<&image::RgbImage> = images.iter().collect();
             let nrow = (images.len() / 3).max(1);
             if let Some(grid) = crate::imageio::make_grid(&refs, nrow, 3) {
-                let grid_t = Tensor::from_vec(grid.as_raw().clone(), (grid.height() as usize, grid.width() as usize, 3), &Device::Cpu)?;
-                checks.push(compare(&group, "grid_u8", &grid_t, &io.get("grid_u8", &Device::Cpu)?, bytes_tol)?);
+                let grid_t = Tensor::from_vec(
+                    grid.as_raw().clone(),
+                    (grid.height() as usize, grid.width() as usize, 3),
+                    &Device::Cpu,
+                )?;
+                checks.push(compare(
+                    &group,
+                    "grid_u8",
+                    &grid_t,
+                    &io.get("grid_u8", &Device::Cpu)?,
+                    bytes_tol,
+                )?);
             }
         }
     }
@@ -684,7 +987,13 @@ pub struct FixtureOutcome {
 }
 
 /// Fixture folders this build knows how to check.
-pub const KNOWN_FIXTURES: [&str; 5] = ["lumos_i2i_tiny", "dino_vit_tiny", "vae_tiny", "dpm_solver", "pipeline_tiny"];
+pub const KNOWN_FIXTURES: [&str; 5] = [
+    "lumos_i2i_tiny",
+    "dino_vit_tiny",
+    "vae_tiny",
+    "dpm_solver",
+    "pipeline_tiny",
+];
 
 /// Checks one fixture folder by name.
 pub fn check_fixture(root: &Path, name: &str, device: &Device) -> Result<Vec<Check>> {
@@ -695,7 +1004,9 @@ pub fn check_fixture(root: &Path, name: &str, device: &Device) -> Result<Vec<Che
         "vae_tiny" => check_vae(&dir, device),
         "dpm_solver" => check_dpm_solver(&dir, root, device),
         "pipeline_tiny" => check_pipeline(&dir, root, device),
-        other => Err(EngineError::InvalidRequest(format!("unknown fixture `{other}`"))),
+        other => Err(EngineError::InvalidRequest(format!(
+            "unknown fixture `{other}`"
+        ))),
     }
 }
 

@@ -126,7 +126,11 @@ impl EngineHandle {
     ) -> Result<JobId, EngineGone> {
         let job = self.allocate_job();
         self.requests
-            .send(Request::LoadModel { job, model, device })
+            .send(Request::LoadModel {
+                job,
+                model: Box::new(model),
+                device,
+            })
             .map_err(|_| EngineGone)?;
         Ok(job)
     }

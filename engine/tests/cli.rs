@@ -50,20 +50,40 @@ fn image_diff(a: &image::RgbImage, b: &image::RgbImage) -> (u8, usize) {
 #[test]
 fn generate_reproduces_the_original_pipeline_image_from_its_noise() {
     let out = tempfile::tempdir().expect("tempdir");
-    let noise = format!("{}:z", pipeline_dir().join("io_single.safetensors").display());
+    let noise = format!(
+        "{}:z",
+        pipeline_dir().join("io_single.safetensors").display()
+    );
     let result = lumos(&[
         "generate",
         path_str(&pipeline_dir().join("ref_a.png")),
-        "--model", "fixture", "--steps", "5", "--guidance", "4.5", "--seed", "3", "-n", "1",
-        "--noise", &noise, "-o", path_str(out.path()),
+        "--model",
+        "fixture",
+        "--steps",
+        "5",
+        "--guidance",
+        "4.5",
+        "--seed",
+        "3",
+        "-n",
+        "1",
+        "--noise",
+        &noise,
+        "-o",
+        path_str(out.path()),
     ]);
     assert!(result.status.success(), "{}", stderr(&result));
     let written = out.path().join("lumos-3-000.png");
     let ours = image::open(&written).expect("output png").to_rgb8();
-    let reference = image::open(pipeline_dir().join("single_out.png")).expect("fixture").to_rgb8();
+    let reference = image::open(pipeline_dir().join("single_out.png"))
+        .expect("fixture")
+        .to_rgb8();
     let (max, count) = image_diff(&ours, &reference);
     let allowed = reference.as_raw().len() / 200; // fixtures README: ≤ 1 level on ≤ 0.5 %
-    assert!(max <= 1 && count <= allowed, "max diff {max} on {count} values");
+    assert!(
+        max <= 1 && count <= allowed,
+        "max diff {max} on {count} values"
+    );
 
     let meta = lumos_engine::imageio::read_png_meta(&written)
         .expect("readable")
@@ -81,25 +101,56 @@ fn generate_writes_distinct_seeded_variations_and_never_overwrites() {
     let args = [
         "generate",
         path_str(&reference),
-        "--model", "fixture", "--steps", "3", "--seed", "10", "-n", "3", "-o", path_str(out.path()),
+        "--model",
+        "fixture",
+        "--steps",
+        "3",
+        "--seed",
+        "10",
+        "-n",
+        "3",
+        "-o",
+        path_str(out.path()),
     ];
     let first = lumos(&args);
     assert!(first.status.success(), "{}", stderr(&first));
     let files = files_in(out.path());
     assert_eq!(files.len(), 3, "{files:?}");
-    let images: Vec<_> = files.iter().map(|f| image::open(f).expect("png").to_rgb8()).collect();
-    assert_ne!(images[0], images[1], "different seeds must give different images");
+    let images: Vec<_> = files
+        .iter()
+        .map(|f| image::open(f).expect("png").to_rgb8())
+        .collect();
+    assert_ne!(
+        images[0], images[1],
+        "different seeds must give different images"
+    );
     let seeds: Vec<u64> = files
         .iter()
-        .map(|f| lumos_engine::imageio::read_png_meta(f).expect("meta").expect("meta").settings.seed)
+        .map(|f| {
+            lumos_engine::imageio::read_png_meta(f)
+                .expect("meta")
+                .expect("meta")
+                .settings
+                .seed
+        })
         .collect();
     assert_eq!(seeds, vec![10, 11, 12]);
 
-    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).expect("read")).collect();
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).expect("read"))
+        .collect();
     let second = lumos(&args);
     assert!(!second.status.success());
-    assert!(stderr(&second).contains("already exists"), "{}", stderr(&second));
-    let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).expect("read")).collect();
+    assert!(
+        stderr(&second).contains("already exists"),
+        "{}",
+        stderr(&second)
+    );
+    let after: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).expect("read"))
+        .collect();
     assert_eq!(before, after, "existing files must be untouched");
 }
 
@@ -110,14 +161,30 @@ fn interpolate_writes_frames_grid_and_gif() {
         "interpolate",
         path_str(&pipeline_dir().join("ref_a.png")),
         path_str(&pipeline_dir().join("ref_b.png")),
-        "--model", "fixture", "--steps", "3", "--frames", "4", "--path", "slerp", "--seed", "1",
-        "-o", path_str(out.path()),
+        "--model",
+        "fixture",
+        "--steps",
+        "3",
+        "--frames",
+        "4",
+        "--path",
+        "slerp",
+        "--seed",
+        "1",
+        "-o",
+        path_str(out.path()),
     ]);
     assert!(result.status.success(), "{}", stderr(&result));
     let files = files_in(out.path());
-    let pngs = files.iter().filter(|f| f.to_string_lossy().ends_with(".png")).count();
+    let pngs = files
+        .iter()
+        .filter(|f| f.to_string_lossy().ends_with(".png"))
+        .count();
     assert_eq!(pngs, 5, "4 frames + grid: {files:?}");
-    let gif = files.iter().find(|f| f.extension().is_some_and(|e| e == "gif")).expect("gif");
+    let gif = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "gif"))
+        .expect("gif");
     let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
         std::fs::File::open(gif).expect("open gif"),
     ))
@@ -132,7 +199,9 @@ fn assert_refused(args: &[&str], out: &Path, expected: &str) {
     let err = stderr(&result);
     assert!(err.contains(expected), "expected `{expected}` in: {err}");
     assert!(
-        files_in(out).iter().all(|f| !f.to_string_lossy().ends_with(".png")),
+        files_in(out)
+            .iter()
+            .all(|f| !f.to_string_lossy().ends_with(".png")),
         "nothing may be written"
     );
 }
@@ -157,7 +226,16 @@ fn bad_images_give_clear_errors_and_write_nothing() {
         (&bomb, "too large"),
     ] {
         assert_refused(
-            &["generate", path_str(file), "--model", "fixture", "--steps", "2", "-o", path_str(&out)],
+            &[
+                "generate",
+                path_str(file),
+                "--model",
+                "fixture",
+                "--steps",
+                "2",
+                "-o",
+                path_str(&out),
+            ],
             &out,
             expected,
         );
@@ -179,7 +257,11 @@ fn huge_png_header(w: u32, h: u32) -> Vec<u8> {
         for &b in bytes {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -189,7 +271,10 @@ fn huge_png_header(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
     png.extend(chunk(b"IEND", &[]));
     png
 }
@@ -203,16 +288,29 @@ fn unwritable_output_folder_is_refused_before_sampling() {
     let result = lumos(&[
         "generate",
         path_str(&pipeline_dir().join("ref_a.png")),
-        "--model", "fixture", "--steps", "2", "-o", path_str(&out),
+        "--model",
+        "fixture",
+        "--steps",
+        "2",
+        "-o",
+        path_str(&out),
     ]);
     assert!(!result.status.success());
-    assert!(stderr(&result).contains("output folder"), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("output folder"),
+        "{}",
+        stderr(&result)
+    );
 }
 
 #[test]
 fn selftest_passes_on_the_fixtures_and_fails_on_a_tampered_copy() {
     let ok = lumos(&["selftest", "--fixtures", path_str(&fixtures_root())]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     let stdout = String::from_utf8_lossy(&ok.stdout);
     for fixture in lumos_engine::selftest::KNOWN_FIXTURES {
         assert!(stdout.contains(&format!("{fixture:<16} PASS")), "{stdout}");
@@ -226,8 +324,9 @@ fn selftest_passes_on_the_fixtures_and_fails_on_a_tampered_copy() {
     for f in ["config.json", "weights.safetensors"] {
         std::fs::copy(src.join(f), dst.join(f)).expect("copy");
     }
-    let mut io = candle_core::safetensors::load(src.join("io.safetensors"), &candle_core::Device::Cpu)
-        .expect("load io");
+    let mut io =
+        candle_core::safetensors::load(src.join("io.safetensors"), &candle_core::Device::Cpu)
+            .expect("load io");
     let out = io.get("out").expect("out").clone();
     io.insert("out".into(), (out + 0.01).expect("add"));
     candle_core::safetensors::save(&io, dst.join("io.safetensors")).expect("save");

@@ -26,7 +26,10 @@ impl NoisePredictor for Gaussian<'_> {
 fn sample(solver: Solver, steps: usize) -> (Tensor, usize, Vec<usize>) {
     let schedule = NoiseSchedule::default();
     let noise = lumos_engine::noise::gaussian(9, &[2, 4, 4, 4], &Device::Cpu).expect("noise");
-    let mut predictor = Gaussian { schedule: &schedule, calls: 0 };
+    let mut predictor = Gaussian {
+        schedule: &schedule,
+        calls: 0,
+    };
     let mut orders = Vec::new();
     let x = sampling::sample(
         solver,
@@ -45,14 +48,25 @@ fn sample(solver: Solver, steps: usize) -> (Tensor, usize, Vec<usize>) {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).expect("sub").abs().expect("abs").max_all().expect("max").to_scalar().expect("scalar")
+    (a - b)
+        .expect("sub")
+        .abs()
+        .expect("abs")
+        .max_all()
+        .expect("max")
+        .to_scalar()
+        .expect("scalar")
 }
 
 #[test]
 fn ddim_agrees_with_first_order_dpm_solver() {
     let (dpm, _, _) = sample(Solver::DpmSolverPp { order: 1 }, 10);
     let (ddim, _, _) = sample(Solver::Ddim, 10);
-    assert!(max_abs_diff(&dpm, &ddim) < 1e-4, "{}", max_abs_diff(&dpm, &ddim));
+    assert!(
+        max_abs_diff(&dpm, &ddim) < 1e-4,
+        "{}",
+        max_abs_diff(&dpm, &ddim)
+    );
 }
 
 #[test]

@@ -42,7 +42,10 @@ fn collect_until_done(engine: &EngineHandle, jobs: &[JobId]) -> Vec<Event> {
     let mut events = Vec::new();
     let mut open: Vec<JobId> = jobs.to_vec();
     while !open.is_empty() && Instant::now() < deadline {
-        if let Some(event) = engine.recv_timeout(Duration::from_millis(100)).expect("engine alive") {
+        if let Some(event) = engine
+            .recv_timeout(Duration::from_millis(100))
+            .expect("engine alive")
+        {
             if event.is_terminal() {
                 open.retain(|j| *j != event.job());
             }
@@ -54,7 +57,10 @@ fn collect_until_done(engine: &EngineHandle, jobs: &[JobId]) -> Vec<Event> {
 }
 
 fn terminal_count(events: &[Event], job: JobId) -> usize {
-    events.iter().filter(|e| e.job() == job && e.is_terminal()).count()
+    events
+        .iter()
+        .filter(|e| e.job() == job && e.is_terminal())
+        .count()
 }
 
 #[test]
@@ -62,28 +68,45 @@ fn a_generation_reports_start_progress_images_and_finish() {
     let engine = EngineHandle::spawn(|| {}).expect("spawn");
     let job = engine.generate(request(2, 3, 5)).expect("queued");
     let events = collect_until_done(&engine, &[job]);
-    assert!(matches!(events.first(), Some(Event::Started { images: 2, steps: 3, .. })));
+    assert!(matches!(
+        events.first(),
+        Some(Event::Started {
+            images: 2,
+            steps: 3,
+            ..
+        })
+    ));
     assert!(matches!(events.last(), Some(Event::Finished { .. })));
     let previews: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Progress { preview: Some(p), .. } => Some(p),
+            Event::Progress {
+                preview: Some(p), ..
+            } => Some(p),
             _ => None,
         })
         .collect();
     assert!(!previews.is_empty());
-    assert_eq!((previews[0].channels, previews[0].height, previews[0].width), (4, 8, 8));
+    assert_eq!(
+        (previews[0].channels, previews[0].height, previews[0].width),
+        (4, 8, 8)
+    );
     assert_eq!(previews[0].data.len(), 4 * 8 * 8);
     let images: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Image { index, image, meta, .. } => Some((*index, image.clone(), meta.clone())),
+            Event::Image {
+                index, image, meta, ..
+            } => Some((*index, image.clone(), meta.clone())),
             _ => None,
         })
         .collect();
     assert_eq!(images.len(), 2);
     assert_eq!(images[0].1.dimensions(), (64, 64));
-    assert_eq!((images[0].2.settings.seed, images[1].2.settings.seed), (5, 6));
+    assert_eq!(
+        (images[0].2.settings.seed, images[1].2.settings.seed),
+        (5, 6)
+    );
     assert_ne!(images[0].1, images[1].1);
 }
 
@@ -111,16 +134,26 @@ fn cancelling_a_running_job_stops_it_within_a_step() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut steps_seen = 0;
     while steps_seen == 0 && Instant::now() < deadline {
-        if let Some(Event::Progress { step, .. }) = engine.recv_timeout(Duration::from_millis(50)).expect("alive") {
+        if let Some(Event::Progress { step, .. }) = engine
+            .recv_timeout(Duration::from_millis(50))
+            .expect("alive")
+        {
             steps_seen = step;
         }
     }
     assert!(steps_seen > 0, "no progress seen");
     engine.cancel(job);
     let events = collect_until_done(&engine, &[job]);
-    assert!(matches!(events.last(), Some(Event::Cancelled { .. })), "{:?}", events.last());
+    assert!(
+        matches!(events.last(), Some(Event::Cancelled { .. })),
+        "{:?}",
+        events.last()
+    );
     assert_eq!(terminal_count(&events, job), 1);
-    assert!(!events.iter().any(|e| matches!(e, Event::Image { .. })), "cancelled before any image");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Image { .. })),
+        "cancelled before any image"
+    );
     // The engine is still usable afterwards.
     let next = engine.generate(request(1, 1, 2)).expect("queued");
     let events = collect_until_done(&engine, &[next]);
@@ -134,9 +167,21 @@ fn a_queued_job_can_be_cancelled_before_it_starts() {
     let second = engine.generate(request(1, 2, 1)).expect("queued");
     engine.cancel(second);
     let events = collect_until_done(&engine, &[first, second]);
-    assert!(events.iter().any(|e| matches!(e, Event::Finished { job } if *job == first)));
-    assert!(events.iter().any(|e| matches!(e, Event::Cancelled { job } if *job == second)));
-    assert!(!events.iter().any(|e| matches!(e, Event::Started { job, .. } if *job == second)));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Finished { job } if *job == first))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Cancelled { job } if *job == second))
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Started { job, .. } if *job == second))
+    );
 }
 
 #[test]
@@ -157,8 +202,16 @@ fn errors_come_back_as_events_and_the_engine_keeps_running() {
         })
     };
     assert!(failure(a).expect("a failed").contains("reference"));
-    assert!(failure(b).expect("b failed").contains("/nonexistent/Lumos_I2I.pth"));
-    assert!(events.iter().any(|e| matches!(e, Event::Finished { job } if *job == c)));
+    assert!(
+        failure(b)
+            .expect("b failed")
+            .contains("/nonexistent/Lumos_I2I.pth")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Finished { job } if *job == c))
+    );
 }
 
 #[test]
@@ -183,7 +236,11 @@ fn dropping_the_handle_with_queued_work_returns_promptly() {
     std::thread::sleep(Duration::from_millis(200));
     let start = Instant::now();
     drop(engine);
-    assert!(start.elapsed() < Duration::from_secs(20), "shutdown took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "shutdown took {:?}",
+        start.elapsed()
+    );
 }
 
 proptest! {

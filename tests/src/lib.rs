@@ -24,7 +24,10 @@ pub fn assert_fixture_parity(name: &str) {
             "fixture folder {name} is missing under {} (CI requires every fixture)",
             root.display()
         );
-        eprintln!("SKIPPED: fixture folder {name} not found under {}", root.display());
+        eprintln!(
+            "SKIPPED: fixture folder {name} not found under {}",
+            root.display()
+        );
         return;
     }
     let checks = lumos_engine::selftest::check_fixture(&root, name, &candle_core::Device::Cpu)
@@ -48,7 +51,10 @@ pub fn assert_fixture_parity(name: &str) {
         checks.len(),
         failed
             .iter()
-            .map(|c| format!("{} {} (err {:.3e}, tol {})", c.group, c.name, c.max_abs_err, c.tolerance))
+            .map(|c| format!(
+                "{} {} (err {:.3e}, tol {})",
+                c.group, c.name, c.max_abs_err, c.tolerance
+            ))
             .collect::<Vec<_>>()
             .join("; ")
     );

@@ -19,7 +19,11 @@ use lumos_engine::protocol::{
 use lumos_engine::worker::EngineHandle;
 
 #[derive(Parser)]
-#[command(name = "lumos", version, about = "Lumos Studio: images from images, on your own machine")]
+#[command(
+    name = "lumos",
+    version,
+    about = "Lumos Studio: images from images, on your own machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -184,7 +188,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sampling,
         } => {
             if !weights.is_empty() && weights.len() != references.len() {
-                bail!("{} weights for {} references", weights.len(), references.len());
+                bail!(
+                    "{} weights for {} references",
+                    weights.len(),
+                    references.len()
+                );
             }
             let mode = Mode::Variations { count };
             generate(&references, &weights, mode, &sampling)
@@ -206,10 +214,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", found.report());
             let fixtures = checkpoints::fixtures_root();
             match checkpoints::pipeline_fixture_spec(&fixtures) {
-                Ok(_) => println!("test model (random weights): {}", fixtures.join("pipeline_tiny").display()),
+                Ok(_) => println!(
+                    "test model (random weights): {}",
+                    fixtures.join("pipeline_tiny").display()
+                ),
                 Err(e) => println!("test model: not available ({e})"),
             }
-            println!("devices in this build: {:?}", lumos_engine::device::available());
+            println!(
+                "devices in this build: {:?}",
+                lumos_engine::device::available()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Selftest {
@@ -242,9 +256,11 @@ fn load_references(paths: &[PathBuf], weights: &[f32]) -> anyhow::Result<Vec<Ref
 
 /// Creates the output folder and checks that files can be written there.
 fn prepare_output_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the output folder {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
     let probe = dir.join(format!(".lumos-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").with_context(|| format!("the output folder is not writable: {}", dir.display()))?;
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("the output folder is not writable: {}", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -269,7 +285,12 @@ fn read_noise(spec: &str) -> anyhow::Result<candle_core::Tensor> {
     Ok(noise.to_dtype(candle_core::DType::F32)?)
 }
 
-fn generate(paths: &[PathBuf], weights: &[f32], mode: Mode, args: &SamplingArgs) -> anyhow::Result<ExitCode> {
+fn generate(
+    paths: &[PathBuf],
+    weights: &[f32],
+    mode: Mode,
+    args: &SamplingArgs,
+) -> anyhow::Result<ExitCode> {
     let references = load_references(paths, weights)?;
     let resolved = checkpoints::resolve_model(&args.model)?;
     if let Some(warning) = &resolved.warning {
@@ -316,8 +337,10 @@ fn generate(paths: &[PathBuf], weights: &[f32], mode: Mode, args: &SamplingArgs)
 
     let bar = ProgressBar::new((count.div_ceil(pipelines::MAX_BATCH) * args.steps) as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps, {per_sec}, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} steps, {per_sec}, eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message("loading model");
     let mut results: Vec<(usize, Arc<image::RgbImage>, GenerationMeta)> = Vec::new();
@@ -357,7 +380,9 @@ fn generate(paths: &[PathBuf], weights: &[f32], mode: Mode, args: &SamplingArgs)
                     },
                     &bar,
                 ),
-                Event::Image { index, image, meta, .. } => on_report(StepReport::Image { index, image, meta }, &bar),
+                Event::Image {
+                    index, image, meta, ..
+                } => on_report(StepReport::Image { index, image, meta }, &bar),
                 Event::Finished { .. } => break,
                 Event::Cancelled { .. } => bail!("the job was cancelled"),
                 Event::Failed { error, .. } => bail!("{error}"),
@@ -373,7 +398,8 @@ fn generate(paths: &[PathBuf], weights: &[f32], mode: Mode, args: &SamplingArgs)
         println!("{}", path.display());
     }
     if let Mode::Interpolate { frames, .. } = mode {
-        let images: Vec<&image::RgbImage> = results.iter().map(|(_, img, _)| img.as_ref()).collect();
+        let images: Vec<&image::RgbImage> =
+            results.iter().map(|(_, img, _)| img.as_ref()).collect();
         if let Some(grid) = imageio::make_grid(&images, (images.len() / 3).max(1), 3) {
             let path = args.out.join(format!("lumos-morph-{seed}-grid.png"));
             imageio::write_new_file(&path, &imageio::encode_png(&grid, None)?)?;
@@ -386,7 +412,11 @@ fn generate(paths: &[PathBuf], weights: &[f32], mode: Mode, args: &SamplingArgs)
     Ok(ExitCode::SUCCESS)
 }
 
-fn selftest(fixtures: Option<PathBuf>, device: DeviceChoice, verbose: bool) -> anyhow::Result<ExitCode> {
+fn selftest(
+    fixtures: Option<PathBuf>,
+    device: DeviceChoice,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
     let root = fixtures.unwrap_or_else(checkpoints::fixtures_root);
     let device = lumos_engine::device::open(device)?;
     let outcomes = lumos_engine::selftest::run_all(&root, &device);
@@ -429,7 +459,11 @@ fn selftest(fixtures: Option<PathBuf>, device: DeviceChoice, verbose: bool) -> a
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn bench(device: DeviceChoice, runs: usize, only: &[String]) -> anyhow::Result<ExitCode> {
@@ -452,7 +486,10 @@ fn bench(device: DeviceChoice, runs: usize, only: &[String]) -> anyhow::Result<E
             r.median_secs,
             r.gflops(),
             r.flops / 1e9,
-            r.runs_secs.iter().map(|s| (s * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+            r.runs_secs
+                .iter()
+                .map(|s| (s * 1000.0).round() / 1000.0)
+                .collect::<Vec<_>>()
         );
     })?;
     Ok(ExitCode::SUCCESS)

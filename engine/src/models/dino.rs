@@ -15,7 +15,10 @@ use super::layers::{AffineLayerNorm, attention, merge_heads};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DinoConfig {
     /// Training image size (the positional embedding's grid is `img_size / patch_size`).
-    #[serde(default = "default_img_size", deserialize_with = "img_size_from_list_or_number")]
+    #[serde(
+        default = "default_img_size",
+        deserialize_with = "img_size_from_list_or_number"
+    )]
     pub img_size: usize,
     /// Patch size.
     pub patch_size: usize,
@@ -227,7 +230,11 @@ impl DinoVit {
         let xs = xs.to_dtype(self.pos_embed.dtype())?;
         let (b, _, h, w) = xs.dims4()?;
         let c = self.config.embed_dim;
-        let patches = self.patch_embed.forward(&xs)?.flatten_from(2)?.transpose(1, 2)?;
+        let patches = self
+            .patch_embed
+            .forward(&xs)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
         let cls = self.cls_token.broadcast_as((b, 1, c))?;
         let pos_embed_used = self.pos_embed_for(h, w)?;
         let tokens = Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&pos_embed_used)?;

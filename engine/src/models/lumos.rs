@@ -121,7 +121,11 @@ pub fn timestep_features(timesteps: &[f32], device: &Device) -> Result<Tensor> {
         features.extend(freqs.iter().map(|&f| (t * f).cos()));
         features.extend(freqs.iter().map(|&f| (t * f).sin()));
     }
-    Tensor::from_vec(features, (timesteps.len(), FREQUENCY_EMBEDDING_SIZE), device)
+    Tensor::from_vec(
+        features,
+        (timesteps.len(), FREQUENCY_EMBEDDING_SIZE),
+        device,
+    )
 }
 
 /// PixArt's 2-D sin-cos positional embedding for an `h × w` token grid, `(1, h*w, dim)`.
@@ -299,7 +303,15 @@ impl LumosBlock {
         let ada_ln = self.ada_ln_modulation.forward(&t_emb.silu()?)?;
         // (b, 6c) → six (b, 1, c) chunks
         let chunks = ada_ln.unsqueeze(1)?.chunk(6, D::Minus1)?;
-        let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp] = &chunks[..] else {
+        let [
+            shift_msa,
+            scale_msa,
+            gate_msa,
+            shift_mlp,
+            scale_mlp,
+            gate_mlp,
+        ] = &chunks[..]
+        else {
             candle_core::bail!("adaLN_modulation must give 6 chunks")
         };
         let modulate = |v: &Tensor, shift: &Tensor, scale: &Tensor| -> Result<Tensor> {
@@ -392,7 +404,11 @@ impl LumosI2I {
             )?,
             blocks,
             final_table: final_vb.get((2, c), "scale_shift_table")?,
-            final_linear: candle_nn::linear(c, p * p * config.out_channels(), final_vb.pp("linear"))?,
+            final_linear: candle_nn::linear(
+                c,
+                p * p * config.out_channels(),
+                final_vb.pp("linear"),
+            )?,
             norm: PlainLayerNorm::new(c, 1e-6, vb.dtype(), vb.device())?,
             config: config.clone(),
         })
@@ -451,7 +467,11 @@ impl LumosI2I {
         }
         let (grid_h, grid_w) = (h / p, w / p);
         // (b, c, gh, gw) → (b, gh*gw, c), row-major tokens
-        let x_embed = self.x_embedder.forward(&xs)?.flatten_from(2)?.transpose(1, 2)?;
+        let x_embed = self
+            .x_embedder
+            .forward(&xs)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
         let pos_embed = sincos_pos_embed(
             cfg.hidden_size,
             grid_h,
@@ -464,7 +484,9 @@ impl LumosI2I {
         let mut tokens = x_embed.broadcast_add(&pos_embed)?;
 
         let t_freq = timestep_features(timesteps, xs.device())?.to_dtype(dtype)?;
-        let t_emb = self.t_mlp_2.forward(&self.t_mlp_0.forward(&t_freq)?.silu()?)?;
+        let t_emb = self
+            .t_mlp_2
+            .forward(&self.t_mlp_0.forward(&t_freq)?.silu()?)?;
 
         let y_emb = self.y_proj.forward(&y.to_dtype(dtype)?)?; // (b, 1, l, c)
         let (_, _, l, c) = y_emb.dims4()?;
@@ -478,11 +500,16 @@ impl LumosI2I {
         }
 
         // shift, scale = (table[None] + t_emb[:, None]).chunk(2, dim=1)
-        let table = self.final_table.unsqueeze(0)?.broadcast_add(&t_emb.unsqueeze(1)?)?;
+        let table = self
+            .final_table
+            .unsqueeze(0)?
+            .broadcast_add(&t_emb.unsqueeze(1)?)?;
         let shift = table.narrow(1, 0, 1)?;
         let scale = table.narrow(1, 1, 1)?;
         let normed = self.norm.forward(&tokens)?;
-        let modulated = normed.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(&shift)?;
+        let modulated = normed
+            .broadcast_mul(&(scale + 1.0)?)?
+            .broadcast_add(&shift)?;
         let final_out = self.final_linear.forward(&modulated)?;
 
         // (b, gh*gw, p*p*c) → (b, gh, gw, p, p, c) → (b, c, gh, p, gw, p) → (b, c, h, w)

@@ -70,7 +70,13 @@ impl VaeConfig {
 
 const NORM_EPS: f64 = 1e-6;
 
-fn conv3x3(cin: usize, cout: usize, stride: usize, padding: usize, vb: VarBuilder) -> Result<Conv2d> {
+fn conv3x3(
+    cin: usize,
+    cout: usize,
+    stride: usize,
+    padding: usize,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
     let cfg = Conv2dConfig {
         stride,
         padding,

@@ -53,7 +53,11 @@ pub fn path_weights(frames: usize, path: InterpolationPath) -> Vec<f64> {
 pub fn slerp(a: &[f32], b: &[f32], w: f64) -> Vec<f32> {
     let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let (na, nb) = (norm(a), norm(b));
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let cos = (dot / (na * nb).max(1e-12)).clamp(-1.0, 1.0);
     let omega = cos.acos();
     let (wa, wb) = if omega.sin().abs() < 1e-6 {

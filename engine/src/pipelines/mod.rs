@@ -16,7 +16,7 @@ use crate::error::{EngineError, Result};
 use crate::models::dino::condition_from_cls;
 use crate::models::{AutoencoderKl, DinoVit, LumosI2I};
 use crate::protocol::{
-    DeviceChoice, GenerateRequest, GenerationMeta, LatentPreview, META_VERSION, ModelSpec, Mode,
+    DeviceChoice, GenerateRequest, GenerationMeta, LatentPreview, META_VERSION, Mode, ModelSpec,
     ReferenceImage, ReferenceMeta, SamplerSettings,
 };
 use crate::sampling::{self, ClassifierFreeGuidance, LowerOrderFinal, NoiseSchedule};
@@ -116,10 +116,11 @@ pub struct ModelCache {
 impl ModelCache {
     /// The model for `spec` on `device`, loading it on first use.
     pub fn get(&mut self, spec: &ModelSpec, device: DeviceChoice) -> Result<Arc<LoadedModel>> {
-        if let Some((cached_spec, cached_device, model)) = &self.current {
-            if cached_spec == spec && *cached_device == device {
-                return Ok(model.clone());
-            }
+        if let Some((cached_spec, cached_device, model)) = &self.current
+            && cached_spec == spec
+            && *cached_device == device
+        {
+            return Ok(model.clone());
         }
         self.current = None; // free the old model before loading the new one
         let model = Arc::new(LoadedModel::load(spec, &crate::device::open(device)?)?);
@@ -312,7 +313,10 @@ pub fn run_with_noise(
             }
         };
         let (_, cc) = plan.conditions.dims2()?;
-        let condition = plan.conditions.narrow(0, start, len)?.reshape((len, 1, 1, cc))?;
+        let condition = plan
+            .conditions
+            .narrow(0, start, len)?
+            .reshape((len, 1, 1, cc))?;
         let latents = denoise(model, &condition, &batch_noise, &request.settings, hook)?;
         let images = to_images(&decode(model, &latents)?)?;
         for (offset, (image, seed)) in images.into_iter().zip(seeds).enumerate() {

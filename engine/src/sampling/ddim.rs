@@ -19,7 +19,9 @@ pub fn sample(
     on_step: &mut dyn FnMut(SolverStep<'_>) -> Result<()>,
 ) -> Result<Tensor> {
     if steps == 0 {
-        return Err(EngineError::InvalidRequest("steps must be at least 1".into()));
+        return Err(EngineError::InvalidRequest(
+            "steps must be at least 1".into(),
+        ));
     }
     let timesteps = schedule.time_uniform_grid(steps);
     let mut x = noise.clone();

@@ -98,7 +98,8 @@ pub fn multistep_update(
             let d2 = ((&d1_0 - &d1_1)? * (1.0 / (r0 + r1)) as f64)?;
             let phi_2 = phi_1 / h + 1.0;
             let phi_3 = phi_2 / h - 0.5;
-            ((((x * ratio)? - (m0 * (alpha_t * phi_1) as f64)?)? + (d1 * (alpha_t * phi_2) as f64)?)?
+            ((((x * ratio)? - (m0 * (alpha_t * phi_1) as f64)?)?
+                + (d1 * (alpha_t * phi_2) as f64)?)?
                 - (d2 * (alpha_t * phi_3) as f64)?)?
         }
         _ => {
@@ -126,14 +127,15 @@ pub fn sample(
         )));
     }
     if steps == 0 {
-        return Err(EngineError::InvalidRequest("steps must be at least 1".into()));
+        return Err(EngineError::InvalidRequest(
+            "steps must be at least 1".into(),
+        ));
     }
     let timesteps = schedule.time_uniform_grid(steps);
     let mut x = noise.clone();
     let mut ts = vec![timesteps[0]];
     let mut x0s = vec![data_prediction(schedule, predictor, &x, timesteps[0])?];
-    for step in 1..=steps {
-        let t = timesteps[step];
+    for (step, &t) in timesteps.iter().enumerate().skip(1) {
         let order = solver.step_order(step, steps);
         let history = x0s.len();
         x = multistep_update(
