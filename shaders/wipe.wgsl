@@ -7,6 +7,9 @@ struct WipeUniforms {
     // units; z, w: unused (uniform structs are padded to 16 bytes).
     split: vec4<f32>,
     divider_color: vec4<f32>,
+    // The part of `before` to show, as (min.x, min.y, max.x, max.y) in its texture coordinates
+    // (e.g. the square an image encoder sees of a wider reference).
+    before_uv: vec4<f32>,
 };
 
 @group(0) @binding(0) var<uniform> uniforms: WipeUniforms;
@@ -35,7 +38,11 @@ fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
 @fragment
 fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     // Sample both unconditionally: textureSample must be in uniform control flow.
-    let before = textureSample(before_image, image_sampler, in.uv);
+    let before = textureSample(
+        before_image,
+        image_sampler,
+        mix(uniforms.before_uv.xy, uniforms.before_uv.zw, in.uv),
+    );
     let after = textureSample(after_image, image_sampler, in.uv);
     let split = uniforms.split.x;
     if abs(in.uv.x - split) <= uniforms.split.y {

@@ -6,9 +6,11 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
 use lumos_engine::checkpoints::{self, Discovery};
-use lumos_engine::protocol::{DeviceChoice, Event, GenerateRequest, JobId, ModelSpec};
+use lumos_engine::protocol::{
+    DeviceChoice, Event, GenerateRequest, GenerationMeta, JobId, ModelSpec,
+};
 
-use crate::bench::FrameBench;
+use crate::bench::{FrameBench, FramePhase};
 use crate::commands::{AppCommand, ConflictChoice, ExportSelection};
 use crate::engine_link::{EngineLink, Polled};
 use crate::export::{self, ExportPlan, ExportReport};
@@ -51,6 +53,8 @@ pub struct AppConfig {
     pub settings: Option<Settings>,
     /// Frame-time bench.
     pub bench: Option<BenchConfig>,
+    /// Where results are written as they arrive (and loaded from at start-up).
+    pub history_dir: Option<PathBuf>,
 }
 
 impl AppConfig {
@@ -68,6 +72,7 @@ impl AppConfig {
             devices: lumos_engine::device::available(),
             settings: None,
             bench: None,
+            history_dir: crate::history::default_dir(),
         }
     }
 
@@ -79,15 +84,57 @@ impl AppConfig {
             devices: vec![DeviceChoice::Cpu],
             settings: Some(Settings::default()),
             bench: None,
+            history_dir: None,
         }
     }
 }
 
-/// What a native dialog thread sends back.
+/// What a native dialog thread or the reference loader sends back.
 enum DialogResult {
     References(Vec<PathBuf>),
     ExportFolder(PathBuf),
     ModelsFolder(PathBuf),
+    /// Runs from the history folder, oldest first.
+    History(Vec<Run>),
+    /// A reference file was read (or not).
+    Loaded {
+        path: PathBuf,
+        outcome: anyhow::Result<Box<(Reference, Option<GenerationMeta>)>>,
+    },
+}
+
+/// Reads and decodes one reference file, and the settings it carries if it is our PNG.
+fn read_reference(path: &Path) -> anyhow::Result<(Reference, Option<GenerationMeta>)> {
+    let reference = load_reference(path)?;
+    let meta = lumos_engine::imageio::read_png_meta(path).ok().flatten();
+    Ok((reference, meta))
+}
+
+/// Starts the thread that decodes reference files in order, off the UI thread (a large photo
+/// takes a noticeable time to decode).
+fn spawn_loader(results: Sender<DialogResult>, ctx: egui::Context) -> Option<Sender<PathBuf>> {
+    let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+    let spawned = std::thread::Builder::new()
+        .name("reference-loader".into())
+        .spawn(move || {
+            for path in rx {
+                let outcome = read_reference(&path).map(Box::new);
+                if results
+                    .send(DialogResult::Loaded { path, outcome })
+                    .is_err()
+                {
+                    return;
+                }
+                ctx.request_repaint();
+            }
+        });
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(error) => {
+            log::warn!("no reference loader thread ({error}); loading on the UI thread");
+            None
+        }
+    }
 }
 
 /// An export waiting for the user's answer about existing files.
@@ -119,17 +166,25 @@ pub struct LumosApp {
     export_dir_text: String,
     dialogs_tx: Sender<DialogResult>,
     dialogs_rx: Receiver<DialogResult>,
+    loader: Option<Sender<PathBuf>>,
+    pending_loads: usize,
     commands: Vec<AppCommand>,
     ctx: egui::Context,
     bench: Option<(BenchConfig, FrameBench, BenchPhase)>,
+    history_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BenchPhase {
     Start,
+    Loading,
+    Idle,
     Running,
     Done,
 }
+
+/// Idle frames the bench measures before it presses Generate.
+const BENCH_IDLE_FRAMES: usize = 120;
 
 impl LumosApp {
     /// Builds the app and starts the engine thread.
@@ -148,6 +203,11 @@ impl LumosApp {
                 None => Settings::default(),
             },
         };
+        let mut settings = settings;
+        if !config.devices.contains(&settings.device) {
+            // Saved on a machine (or build) with a GPU this one lacks.
+            settings.device = DeviceChoice::Cpu;
+        }
         let renderer = match &cc.wgpu_render_state {
             Some(render_state) => {
                 crate::preview::install_wgpu(render_state);
@@ -159,12 +219,29 @@ impl LumosApp {
         let engine = EngineLink::spawn(move || waker_ctx.request_repaint())
             .map_err(|e| anyhow::anyhow!("could not start the engine thread: {e}"))?;
         let (dialogs_tx, dialogs_rx) = std::sync::mpsc::channel();
+        let loader = spawn_loader(dialogs_tx.clone(), ctx.clone());
         let export_dir_text = settings
             .export_dir
             .as_ref()
             .map(|d| d.display().to_string())
             .unwrap_or_default();
         let model_names = config.models.iter().map(|m| m.name.clone()).collect();
+        if let Some(dir) = config.history_dir.clone() {
+            // Off the UI thread: the first frame must not wait for the history.
+            let tx = dialogs_tx.clone();
+            let waker = ctx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("history-loader".into())
+                .spawn(move || {
+                    let runs = crate::history::load(&dir);
+                    if tx.send(DialogResult::History(runs)).is_ok() {
+                        waker.request_repaint();
+                    }
+                });
+            if let Err(error) = spawned {
+                notifications.error(format!("The history could not be loaded: {error}"));
+            }
+        }
         Ok(Self {
             settings,
             models: config.models,
@@ -187,11 +264,14 @@ impl LumosApp {
             export_dir_text,
             dialogs_tx,
             dialogs_rx,
+            loader,
+            pending_loads: 0,
             commands: Vec::new(),
             ctx,
             bench: config
                 .bench
                 .map(|b| (b.clone(), FrameBench::new(b.launched_at), BenchPhase::Start)),
+            history_dir: config.history_dir,
         })
     }
 
@@ -257,6 +337,11 @@ impl LumosApp {
         self.pending_export.is_some()
     }
 
+    /// Reference files being read in the background.
+    pub fn pending_loads(&self) -> usize {
+        self.pending_loads
+    }
+
     /// Queues a command as if a panel had returned it.
     pub fn push_command(&mut self, command: AppCommand) {
         self.commands.push(command);
@@ -311,6 +396,15 @@ impl LumosApp {
             } => {
                 self.jobs.image_done(job);
                 if let Some(run) = self.gallery.run_mut(run_id) {
+                    // Written as it arrives, so that a crash loses nothing already shown.
+                    if let Some(dir) = &run.history_dir
+                        && let Err(error) = crate::history::write_result(dir, index, &image, &meta)
+                    {
+                        run.history_dir = None;
+                        self.notifications.error(format!(
+                            "Run {run_id} is not saved to the history: {error:#}"
+                        ));
+                    }
                     run.images.push(RunImage {
                         index,
                         image,
@@ -378,6 +472,11 @@ impl LumosApp {
                     self.settings.export_dir = Some(dir);
                 }
                 DialogResult::ModelsFolder(dir) => self.search_models(&dir),
+                DialogResult::History(runs) => self.gallery.insert_older(runs),
+                DialogResult::Loaded { path, outcome } => {
+                    self.pending_loads = self.pending_loads.saturating_sub(1);
+                    self.reference_loaded(&path, outcome.map(|loaded| *loaded));
+                }
             }
         }
     }
@@ -443,7 +542,19 @@ impl LumosApp {
             AppCommand::Generate => self.generate(),
             AppCommand::Cancel(job) => {
                 self.engine.cancel(job);
-                self.jobs.mark_cancelling(job);
+                let waiting = self
+                    .jobs
+                    .get(job)
+                    .is_some_and(|t| t.state == JobState::Waiting);
+                if waiting {
+                    // The engine ends it when it gets to it; the user need not wait for that.
+                    if let Some(tracked) = self.jobs.get(job) {
+                        let run = tracked.run;
+                        self.end_job(job, run, RunStatus::Cancelled);
+                    }
+                } else {
+                    self.jobs.mark_cancelling(job);
+                }
             }
             AppCommand::CancelCurrent => {
                 if let Some(job) = self.jobs.current() {
@@ -472,6 +583,11 @@ impl LumosApp {
             AppCommand::RemoveRun(run) => {
                 if self.viewer.as_ref().is_some_and(|v| v.run == run) {
                     self.viewer = None;
+                }
+                if let Some(dir) = self.gallery.run(run).and_then(|r| r.history_dir.clone())
+                    && let Err(error) = std::fs::remove_dir_all(&dir)
+                {
+                    log::warn!("could not remove {}: {error}", dir.display());
                 }
                 self.gallery.remove(run);
             }
@@ -508,10 +624,26 @@ impl LumosApp {
     }
 
     fn add_reference_path(&mut self, path: &Path) {
-        match load_reference(path) {
-            Ok(reference) => {
+        if let Some(loader) = &self.loader {
+            if loader.send(path.to_owned()).is_ok() {
+                self.pending_loads += 1;
+                return;
+            }
+            self.loader = None;
+        }
+        let outcome = read_reference(path);
+        self.reference_loaded(path, outcome);
+    }
+
+    fn reference_loaded(
+        &mut self,
+        path: &Path,
+        outcome: anyhow::Result<(Reference, Option<GenerationMeta>)>,
+    ) {
+        match outcome {
+            Ok((reference, meta)) => {
                 // A PNG we exported carries its settings: restore them.
-                if let Ok(Some(meta)) = lumos_engine::imageio::read_png_meta(path) {
+                if let Some(meta) = meta {
                     self.settings.reuse(&meta);
                     self.notifications.info(format!(
                         "Restored the settings {} was made with (seed {}, locked).",
@@ -557,19 +689,26 @@ impl LumosApp {
                 .error("Add a reference image first (drop one, paste one, or use Open…).");
             return;
         }
-        let Some(model) = self.selected_model().cloned() else {
+        let Some(mut model) = self.selected_model().cloned() else {
             self.notifications
                 .error("No model is available: see Models for what to install.");
             return;
         };
+        model.precision = self.settings.precision();
         let request = GenerateRequest {
             model: model.clone(),
             device: self.settings.device,
             references: self.canvas.to_engine(),
             mode: self.settings.engine_mode(),
             settings: self.settings.sampler.clone(),
+            init: None,
+            mix: self.settings.mix,
         };
         let run_id = self.gallery.next_id();
+        let created_unix_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
         let run = Run {
             id: run_id,
             job: None,
@@ -584,11 +723,11 @@ impl LumosApp {
                 .collect(),
             images: Vec::new(),
             status: RunStatus::Pending,
-            created_unix_secs: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default(),
-            history_dir: None,
+            created_unix_secs,
+            history_dir: self
+                .history_dir
+                .as_deref()
+                .map(|h| crate::history::run_dir(h, created_unix_secs, run_id)),
         };
         match self.engine.generate(request) {
             Ok(job) => {
@@ -851,17 +990,26 @@ impl LumosApp {
             .info()
             .cpu_usage
             .map(|secs| std::time::Duration::from_secs_f32(secs.max(0.0)));
-        bench.frame(Instant::now(), work, busy);
+        let measured = match *phase {
+            BenchPhase::Idle => FramePhase::Idle,
+            BenchPhase::Running if busy => FramePhase::Generating,
+            _ => FramePhase::Ignored,
+        };
+        bench.frame(Instant::now(), work, measured);
         match *phase {
             BenchPhase::Start => {
-                *phase = BenchPhase::Running;
                 // Long enough to collect a few hundred frames on the tiny model.
                 self.settings.sampler.steps = 50;
                 self.settings.count = 8;
                 self.settings.mode = crate::settings::ModeKind::Variations;
                 let reference = config.reference.clone();
                 self.commands.push(AppCommand::AddReferencePath(reference));
+                *phase = BenchPhase::Loading;
+            }
+            BenchPhase::Loading if self.pending_loads == 0 => *phase = BenchPhase::Idle,
+            BenchPhase::Idle if bench.idle_frames() >= BENCH_IDLE_FRAMES => {
                 self.commands.push(AppCommand::Generate);
+                *phase = BenchPhase::Running;
             }
             BenchPhase::Running if !busy && !self.commands.contains(&AppCommand::Generate) => {
                 *phase = BenchPhase::Done;
@@ -917,8 +1065,12 @@ impl eframe::App for LumosApp {
             .size_range(240.0..=640.0)
             .resizable(true)
             .show(ui, |ui| {
-                self.canvas_panel
-                    .canvas_ui(ui, &mut self.canvas, &mut self.commands);
+                self.canvas_panel.canvas_ui(
+                    ui,
+                    &mut self.canvas,
+                    self.pending_loads,
+                    &mut self.commands,
+                );
             });
         self.right_ui(ui);
         self.central_ui(ui);
@@ -937,6 +1089,9 @@ impl eframe::App for LumosApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        storage.set_string(STORAGE_KEY, self.settings.to_json());
+        // A bench run changes settings for its measurement; keep the user's.
+        if self.bench.is_none() {
+            storage.set_string(STORAGE_KEY, self.settings.to_json());
+        }
     }
 }

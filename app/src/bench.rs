@@ -7,15 +7,32 @@
 
 use std::time::{Duration, Instant};
 
+/// What the app was doing during a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramePhase {
+    /// Not measured (start-up, loading).
+    Ignored,
+    /// Nothing running: the UI's own cost.
+    Idle,
+    /// A generation runs on the engine thread.
+    Generating,
+}
+
+#[derive(Debug, Default)]
+struct Samples {
+    intervals: Vec<Duration>,
+    frame_work: Vec<Duration>,
+}
+
 /// Collected frame timings.
 #[derive(Debug)]
 pub struct FrameBench {
     launched_at: Instant,
     first_frame_after: Option<Duration>,
     last_frame_at: Option<Instant>,
-    intervals: Vec<Duration>,
-    frame_work: Vec<Duration>,
-    recording: bool,
+    last_phase: FramePhase,
+    idle: Samples,
+    generating: Samples,
 }
 
 /// Percentiles of a set of durations.
@@ -72,28 +89,40 @@ impl FrameBench {
             launched_at,
             first_frame_after: None,
             last_frame_at: None,
-            intervals: Vec::new(),
-            frame_work: Vec::new(),
-            recording: false,
+            last_phase: FramePhase::Ignored,
+            idle: Samples::default(),
+            generating: Samples::default(),
         }
     }
 
-    /// Records a frame; `frame_work` is the previous frame's CPU time if known. Only frames
-    /// while `recording` (a generation runs) count towards the percentiles.
-    pub fn frame(&mut self, now: Instant, frame_work: Option<Duration>, recording: bool) {
+    /// Records a frame; `frame_work` is the previous frame's CPU time if known. A frame counts
+    /// only when the previous one was in the same phase (so that intervals never span two).
+    pub fn frame(&mut self, now: Instant, frame_work: Option<Duration>, phase: FramePhase) {
         if self.first_frame_after.is_none() {
             self.first_frame_after = Some(now.duration_since(self.launched_at));
         }
-        if recording && self.recording {
+        let samples = match phase {
+            FramePhase::Idle => Some(&mut self.idle),
+            FramePhase::Generating => Some(&mut self.generating),
+            FramePhase::Ignored => None,
+        };
+        if let Some(samples) = samples
+            && self.last_phase == phase
+        {
             if let Some(last) = self.last_frame_at {
-                self.intervals.push(now.duration_since(last));
+                samples.intervals.push(now.duration_since(last));
             }
             if let Some(work) = frame_work {
-                self.frame_work.push(work);
+                samples.frame_work.push(work);
             }
         }
-        self.recording = recording;
+        self.last_phase = phase;
         self.last_frame_at = Some(now);
+    }
+
+    /// Number of idle frames recorded.
+    pub fn idle_frames(&self) -> usize {
+        self.idle.intervals.len()
     }
 
     /// Time from launch to the first frame.
@@ -103,27 +132,39 @@ impl FrameBench {
 
     /// Frame intervals during generation.
     pub fn intervals(&self) -> Option<Percentiles> {
-        Percentiles::of(&self.intervals)
+        Percentiles::of(&self.generating.intervals)
     }
 
     /// Frame CPU work during generation.
     pub fn frame_work(&self) -> Option<Percentiles> {
-        Percentiles::of(&self.frame_work)
+        Percentiles::of(&self.generating.frame_work)
     }
 
     /// A human-readable report.
     pub fn report(&self) -> String {
         let show =
             |p: Option<Percentiles>| p.map_or_else(|| "no samples".into(), |p| p.to_string());
-        format!(
-            "launch to first frame: {}\nframe interval during generation: {}\nframe work during generation: {}",
-            self.first_frame_after.map_or_else(
-                || "-".into(),
-                |d| format!("{:.1} ms", d.as_secs_f64() * 1e3)
+        let first = self.first_frame_after.map_or_else(
+            || "-".into(),
+            |d| format!("{:.1} ms", d.as_secs_f64() * 1e3),
+        );
+        [
+            format!("launch to first frame: {first}"),
+            format!(
+                "frame interval, idle: {}",
+                show(Percentiles::of(&self.idle.intervals))
             ),
-            show(self.intervals()),
-            show(self.frame_work()),
-        )
+            format!(
+                "frame work, idle: {}",
+                show(Percentiles::of(&self.idle.frame_work))
+            ),
+            format!(
+                "frame interval during generation: {}",
+                show(self.intervals())
+            ),
+            format!("frame work during generation: {}", show(self.frame_work())),
+        ]
+        .join("\n")
     }
 }
 
@@ -146,11 +187,14 @@ mod tests {
         let t0 = Instant::now();
         let mut bench = FrameBench::new(t0);
         let ms = Duration::from_millis;
-        bench.frame(t0 + ms(100), None, false);
-        bench.frame(t0 + ms(110), Some(ms(2)), true);
-        bench.frame(t0 + ms(126), Some(ms(3)), true);
-        bench.frame(t0 + ms(300), Some(ms(3)), false);
+        bench.frame(t0 + ms(100), None, FramePhase::Ignored);
+        bench.frame(t0 + ms(105), Some(ms(1)), FramePhase::Idle);
+        bench.frame(t0 + ms(111), Some(ms(1)), FramePhase::Idle);
+        bench.frame(t0 + ms(120), Some(ms(2)), FramePhase::Generating);
+        bench.frame(t0 + ms(136), Some(ms(3)), FramePhase::Generating);
+        bench.frame(t0 + ms(300), Some(ms(3)), FramePhase::Ignored);
         assert_eq!(bench.first_frame_after(), Some(ms(100)));
+        assert_eq!(bench.idle_frames(), 1);
         let intervals = bench.intervals().expect("intervals");
         assert_eq!((intervals.count, intervals.max), (1, ms(16)));
         assert_eq!(bench.frame_work().expect("work").count, 1);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use image::RgbImage;
-use lumos_engine::protocol::GenerationMeta;
+use lumos_engine::protocol::{GenerationMeta, Mode};
 
 use crate::commands::{ConflictChoice, ExportSelection};
 use crate::gallery::Run;
@@ -32,6 +32,8 @@ pub enum ExportContent {
     },
     /// A grid of results.
     ContactSheet(Arc<RgbImage>),
+    /// The frames of an interpolation, as an animated GIF that plays back and forth.
+    Animation(Vec<Arc<RgbImage>>),
 }
 
 /// An export the user has asked for, with the files it would replace.
@@ -96,6 +98,14 @@ pub fn plan(
             content: ExportContent::ContactSheet(Arc::new(contact_sheet_image(&images))),
         });
     }
+    if matches!(run.mode, Mode::Interpolate { .. }) && chosen.len() > 1 {
+        let mut frames: Vec<_> = chosen.iter().map(|r| (r.index, r.image.clone())).collect();
+        frames.sort_by_key(|(index, _)| *index);
+        items.push(ExportItem {
+            path: dir.join(format!("{stem}_animation.gif")),
+            content: ExportContent::Animation(frames.into_iter().map(|(_, f)| f).collect()),
+        });
+    }
     let conflicts = items
         .iter()
         .filter(|i| i.path.exists())
@@ -155,11 +165,44 @@ fn write_item(dest: &Path, content: &ExportContent, replace: bool) -> anyhow::Re
             lumos_engine::imageio::encode_png(image, Some(meta))
         }
         ExportContent::ContactSheet(image) => lumos_engine::imageio::encode_png(image, None),
+        ExportContent::Animation(frames) => return write_gif(dest, frames, replace),
     }
     .with_context(|| format!("could not encode {}", dest.display()))?;
+    write_bytes(dest, &bytes, replace)
+}
+
+/// Encodes frames as a looping GIF (forward, then backward) and writes it.
+fn write_gif(dest: &Path, frames: &[Arc<RgbImage>], replace: bool) -> anyhow::Result<()> {
+    let bytes =
+        gif_bytes(frames).with_context(|| format!("could not encode {}", dest.display()))?;
+    write_bytes(dest, &bytes, replace)
+}
+
+/// An animated GIF of `frames`, 8 frames per second, ping-pong, looping forever.
+pub fn gif_bytes(frames: &[Arc<RgbImage>]) -> anyhow::Result<Vec<u8>> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder.set_repeat(Repeat::Infinite)?;
+        let delay = image::Delay::from_numer_denom_ms(125, 1);
+        let back = frames
+            .iter()
+            .rev()
+            .skip(1)
+            .take(frames.len().saturating_sub(2));
+        for frame in frames.iter().chain(back) {
+            let rgba = image::DynamicImage::ImageRgb8((**frame).clone()).into_rgba8();
+            encoder.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))?;
+        }
+    }
+    Ok(bytes)
+}
+
+fn write_bytes(dest: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<()> {
     if !replace {
         // Atomic, and fails if `dest` exists: nothing is replaced.
-        lumos_engine::imageio::write_new_file(dest, &bytes)?;
+        lumos_engine::imageio::write_new_file(dest, bytes)?;
         return Ok(());
     }
     // The user said to replace `dest`: write beside it, then rename over it, so the old file
@@ -172,7 +215,7 @@ fn write_item(dest: &Path, content: &ExportContent, replace: bool) -> anyhow::Re
         std::process::id()
     ));
     let _ = std::fs::remove_file(&temp);
-    lumos_engine::imageio::write_new_file(&temp, &bytes)?;
+    lumos_engine::imageio::write_new_file(&temp, bytes)?;
     std::fs::rename(&temp, dest).with_context(|| format!("could not replace {}", dest.display()))
 }
 
@@ -208,6 +251,26 @@ mod tests {
         assert_eq!(sheet.dimensions(), (2 * 8 + 3 * 4, 2 * 8 + 3 * 4));
         assert_eq!(sheet.get_pixel(4, 4).0, [255, 0, 0]);
         assert_eq!(sheet.get_pixel(0, 0).0, [24, 24, 24]);
+    }
+
+    #[test]
+    fn interpolation_gif_plays_back_and_forth() {
+        let frames: Vec<_> = (0..4u8)
+            .map(|i| Arc::new(RgbImage::from_pixel(8, 8, image::Rgb([i * 60, 0, 0]))))
+            .collect();
+        let bytes = gif_bytes(&frames).expect("encode");
+        let decoder =
+            image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes)).expect("decode");
+        let decoded = image::AnimationDecoder::into_frames(decoder)
+            .collect_frames()
+            .expect("frames");
+        // 0 1 2 3 2 1, then it loops.
+        assert_eq!(decoded.len(), 6);
+        let reds: Vec<u8> = decoded
+            .iter()
+            .map(|f| f.buffer().get_pixel(0, 0).0[0])
+            .collect();
+        assert_eq!(reds, [0, 60, 120, 180, 120, 60]);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum RunStatus {
     Cancelled,
     /// It failed; the message says why.
     Failed(String),
+    /// Loaded from the history folder.
+    FromHistory,
 }
 
 impl RunStatus {
@@ -30,6 +32,7 @@ impl RunStatus {
             Self::Finished => "finished".into(),
             Self::Cancelled => "cancelled".into(),
             Self::Failed(why) => format!("failed: {why}"),
+            Self::FromHistory => "from history".into(),
         }
     }
 }
@@ -141,6 +144,15 @@ impl Gallery {
     pub fn push(&mut self, run: Run) {
         self.next_id = self.next_id.max(run.id);
         self.runs.push(run);
+    }
+
+    /// Adds runs older than every run shown (loaded from the history), giving them ids.
+    pub fn insert_older(&mut self, runs: Vec<Run>) {
+        let mut runs = runs;
+        for run in &mut runs {
+            run.id = self.next_id();
+        }
+        self.runs.splice(0..0, runs);
     }
 
     /// The runs, oldest first.

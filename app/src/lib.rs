@@ -21,6 +21,7 @@ pub mod commands;
 pub mod engine_link;
 pub mod export;
 pub mod gallery;
+pub mod history;
 pub mod jobs;
 pub mod panels;
 pub mod preview;

@@ -59,8 +59,14 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-fn native_options(renderer: RendererChoice) -> eframe::NativeOptions {
+fn native_options(renderer: RendererChoice, bench: bool) -> eframe::NativeOptions {
+    let mut wgpu_options = egui_wgpu::WgpuConfiguration::default();
+    if bench {
+        // The bench measures how fast the app makes frames, not the display's refresh rate.
+        wgpu_options.surface.present_mode = wgpu::PresentMode::AutoNoVsync;
+    }
     eframe::NativeOptions {
+        wgpu_options,
         renderer: match renderer {
             RendererChoice::Wgpu => eframe::Renderer::Wgpu,
             RendererChoice::Glow => eframe::Renderer::Glow,
@@ -71,6 +77,9 @@ fn native_options(renderer: RendererChoice) -> eframe::NativeOptions {
             .with_inner_size([1280.0, 820.0])
             .with_min_inner_size([720.0, 480.0])
             .with_drag_and_drop(true),
+        // Settings in the OS-standard config folder (e.g. ~/.config/lumosstudio/app.ron).
+        persistence_path: directories::ProjectDirs::from("org", "Lumos", "Lumos Studio")
+            .map(|dirs| dirs.config_dir().join("app.ron")),
         ..Default::default()
     }
 }
@@ -79,9 +88,14 @@ fn run(renderer: RendererChoice, bench: Option<&BenchConfig>) -> eframe::Result 
     let bench = bench.cloned();
     eframe::run_native(
         "Lumos Studio",
-        native_options(renderer),
+        native_options(renderer, bench.is_some()),
         Box::new(move |cc| {
             let mut config = AppConfig::discover();
+            if bench.is_some() {
+                // A bench run must not touch the user's history or settings.
+                config.history_dir = None;
+                config.settings = Some(lumos_studio::settings::Settings::default());
+            }
             config.bench = bench;
             let app = LumosApp::new(cc, config)?;
             Ok(Box::new(app))

@@ -236,6 +236,7 @@ struct WipeCallback {
     after: Arc<RgbImage>,
     split: f32,
     divider_half_width: f32,
+    before_uv: egui::Rect,
 }
 
 fn rgba(image: &RgbImage) -> Vec<u8> {
@@ -280,6 +281,12 @@ impl CallbackTrait for WipeCallback {
                     &WipeUniforms {
                         split: [self.split, self.divider_half_width, 0.0, 0.0],
                         divider_color: [1.0, 1.0, 1.0, 1.0],
+                        before_uv: [
+                            self.before_uv.min.x,
+                            self.before_uv.min.y,
+                            self.before_uv.max.x,
+                            self.before_uv.max.y,
+                        ],
                     },
                 );
             }
@@ -301,50 +308,57 @@ impl CallbackTrait for WipeCallback {
     }
 }
 
+/// One side of a wipe: the pixels (for the shader), their texture (for the CPU path), and the
+/// part of them to show in normalised texture coordinates.
+pub struct WipeSide<'a> {
+    /// The pixels.
+    pub image: &'a Arc<RgbImage>,
+    /// Their egui texture.
+    pub texture: &'a egui::TextureHandle,
+    /// The part to show.
+    pub uv: egui::Rect,
+}
+
 /// Draws a before/after wipe into `rect`: `before` left of `split` (a fraction of the width),
 /// `after` right of it.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "two images with their ids and textures"
-)]
 pub fn wipe_ui(
     ui: &mut egui::Ui,
     renderer: PreviewRenderer,
     rect: egui::Rect,
     pair: WipePair,
-    before: (&Arc<RgbImage>, &egui::TextureHandle),
-    after: (&Arc<RgbImage>, &egui::TextureHandle),
+    before: &WipeSide<'_>,
+    after: &WipeSide<'_>,
     split: f32,
-    divider_px: f32,
 ) {
+    let divider_px = 2.0;
     match renderer {
         PreviewRenderer::Wgpu => {
             ui.painter().add(egui_wgpu::Callback::new_paint_callback(
                 rect,
                 WipeCallback {
                     pair,
-                    before: before.0.clone(),
-                    after: after.0.clone(),
+                    before: before.image.clone(),
+                    after: after.image.clone(),
                     split,
                     divider_half_width: divider_px * 0.5 / rect.width().max(1.0),
+                    before_uv: before.uv,
                 },
             ));
         }
         PreviewRenderer::Cpu => {
             let split_x = rect.left() + rect.width() * split;
-            let full_uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
             let left = egui::Rect::from_min_max(rect.min, egui::pos2(split_x, rect.bottom()));
             let right = egui::Rect::from_min_max(egui::pos2(split_x, rect.top()), rect.max);
             ui.painter().with_clip_rect(left).image(
-                before.1.id(),
+                before.texture.id(),
                 rect,
-                full_uv,
+                before.uv,
                 egui::Color32::WHITE,
             );
             ui.painter().with_clip_rect(right).image(
-                after.1.id(),
+                after.texture.id(),
                 rect,
-                full_uv,
+                after.uv,
                 egui::Color32::WHITE,
             );
             ui.painter().line_segment(

@@ -104,10 +104,10 @@ pub fn display_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Reads an image file (the engine's loader refuses corrupt and huge images).
+/// Reads an image file (the engine's loader refuses corrupt and huge images with a message
+/// that names the file and says what is wrong).
 pub fn load_reference(path: &Path) -> anyhow::Result<Reference> {
-    let image = lumos_engine::imageio::load_image(path)
-        .with_context(|| format!("could not open {} as an image", path.display()))?;
+    let image = lumos_engine::imageio::load_image(path).context("could not add the reference")?;
     Ok(Reference::new(
         display_name(path),
         Some(path.to_owned()),
@@ -117,8 +117,8 @@ pub fn load_reference(path: &Path) -> anyhow::Result<Reference> {
 
 /// Decodes image bytes (a drop without a path, a paste).
 pub fn decode_reference(name: &str, bytes: &[u8]) -> anyhow::Result<Reference> {
-    let image = lumos_engine::imageio::decode_image(bytes, name)
-        .with_context(|| format!("could not read {name} as an image"))?;
+    let image =
+        lumos_engine::imageio::decode_image(bytes, name).context("could not add the reference")?;
     Ok(Reference::new(name.to_owned(), None, image))
 }
 

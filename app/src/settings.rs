@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use lumos_engine::protocol::{
-    DeviceChoice, GenerationMeta, InterpolationPath, Mode, SamplerSettings, Solver,
+    DeviceChoice, GenerationMeta, InterpolationPath, MixSettings, Mode, Precision,
+    SamplerSettings, Solver,
 };
 use serde::{Deserialize, Serialize};
 
@@ -73,10 +74,14 @@ pub struct Settings {
     pub path: InterpolationPath,
     /// Steps, guidance, solver and seed of the next run.
     pub sampler: SamplerSettings,
+    /// How several references (and interpolation frames) are mixed.
+    pub mix: MixSettings,
     /// What happens to the seed after each run.
     pub seed_policy: SeedPolicy,
     /// Device to compute on.
     pub device: DeviceChoice,
+    /// Precision of the prior on a GPU (the CPU always computes in f32).
+    pub gpu_precision: Precision,
     /// Name of the selected model (falls back to the first available one).
     pub model: Option<String>,
     /// Folder exports go to.
@@ -94,8 +99,10 @@ impl Default for Settings {
             frames: 5,
             path: InterpolationPath::Endpoints,
             sampler: SamplerSettings::default(),
+            mix: MixSettings::default(),
             seed_policy: SeedPolicy::default(),
             device: DeviceChoice::Cpu,
+            gpu_precision: Precision::F16,
             model: None,
             export_dir: None,
             contact_sheet: true,
@@ -110,8 +117,8 @@ pub mod limits {
     pub const COUNT: RangeInclusive<usize> = 1..=16;
     /// Frames per interpolation run.
     pub const FRAMES: RangeInclusive<usize> = 2..=24;
-    /// Sampler steps.
-    pub const STEPS: RangeInclusive<usize> = 1..=100;
+    /// Sampler steps (the engine's maximum; the slider is logarithmic).
+    pub const STEPS: RangeInclusive<usize> = 1..=1000;
     /// Classifier-free guidance scale.
     pub const GUIDANCE: RangeInclusive<f64> = 1.0..=15.0;
 }
@@ -168,6 +175,14 @@ impl Settings {
         }
     }
 
+    /// The precision to run the prior at on the chosen device.
+    pub fn precision(&self) -> Precision {
+        match self.device {
+            DeviceChoice::Cpu => Precision::F32,
+            DeviceChoice::Cuda(_) | DeviceChoice::Metal(_) => self.gpu_precision,
+        }
+    }
+
     /// Number of images the next run makes.
     pub fn image_count(&self) -> usize {
         match self.mode {
@@ -202,6 +217,7 @@ impl Settings {
             }
         }
         self.sampler = meta.settings.clone();
+        self.mix = meta.mix_settings;
         // `settings.seed` is the image's own seed: image i of a run uses seed + i.
         if matches!(meta.mode, Mode::Variations { .. }) {
             self.sampler.seed = meta.settings.seed.wrapping_sub(meta.index as u64);

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{drop_file, fixture_ref, harness, slider, step_until};
+use common::{config, drop_file, fixture_ref, harness, harness_with, slider, step_until};
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::Queryable;
 use lumos_engine::protocol::{Mode, Solver};
@@ -126,7 +126,7 @@ fn drop_reference_move_sliders_generate_and_export_with_metadata() {
 fn ctrl_enter_generates_and_escape_cancels_mid_run() {
     let mut harness = harness();
     drop_file(&mut harness, &fixture_ref("ref_b.png"));
-    harness.state_mut().settings_mut().sampler.steps = 100;
+    harness.state_mut().settings_mut().sampler.steps = 1000;
     harness.state_mut().settings_mut().count = 16;
     harness.run_steps(1);
 
@@ -179,6 +179,7 @@ fn dropping_a_corrupt_file_shows_an_error_and_the_app_goes_on() {
         .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("broken.png"), "{}", errors[0]);
+    eprintln!("corrupt file error shown: {}", errors[0]);
     harness.get_by_label_contains("Error: ");
     // Still usable: a good file goes in after the bad one.
     drop_file(&mut harness, &fixture_ref("ref_a.png"));
@@ -355,4 +356,310 @@ fn result_viewer_offers_reuse_and_use_as_reference() {
     harness.get_by_label("Use as reference").click();
     harness.run_steps(2);
     assert_eq!(harness.state().canvas().references.len(), 2);
+}
+
+#[test]
+fn results_are_written_as_they_arrive_and_come_back_after_a_restart() {
+    let history = tempfile::tempdir().expect("tempdir");
+    let with_history = || {
+        let mut config = config();
+        config.history_dir = Some(history.path().to_owned());
+        config
+    };
+    let mut harness = harness_with(with_history());
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 2;
+        settings.sampler.seed = 900;
+        settings.count = 2;
+    }
+    harness.get_by_label("Generate").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the run to finish",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
+    let dir = harness.state().gallery().runs()[0]
+        .history_dir
+        .clone()
+        .expect("run has a history folder");
+    assert_eq!(std::fs::read_dir(&dir).expect("history folder").count(), 2);
+    drop(harness);
+
+    let mut restarted = harness_with(with_history());
+    step_until(
+        &mut restarted,
+        Duration::from_secs(30),
+        "the history",
+        |app| !app.gallery().runs().is_empty(),
+    );
+    let runs = restarted.state().gallery().runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::FromHistory);
+    assert_eq!(runs[0].settings.seed, 900);
+    let mut seeds: Vec<u64> = runs[0]
+        .images
+        .iter()
+        .map(|i| i.meta.settings.seed)
+        .collect();
+    seeds.sort_unstable();
+    assert_eq!(seeds, [900, 901]);
+    restarted.get_by_label_contains("from history");
+
+    // Removing the run removes it from the history too.
+    restarted.get_by_label("Remove run").click();
+    restarted.run_steps(2);
+    assert!(restarted.state().gallery().runs().is_empty());
+    assert!(!dir.exists());
+}
+
+#[test]
+fn interpolation_between_two_references_exports_frames_sheet_and_gif() {
+    let export_dir = tempfile::tempdir().expect("tempdir");
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    drop_file(&mut harness, &fixture_ref("ref_b.png"));
+    harness.get_by_label("Mode").click();
+    harness.run_steps(2);
+    harness.get_by_label("Interpolate").click();
+    harness.run_steps(2);
+    slider(&harness, "Frames").set_value_accesskit(3.0);
+    slider(&harness, "Steps").set_value_accesskit(2.0);
+    harness.run_steps(2);
+    harness.state_mut().settings_mut().export_dir = Some(export_dir.path().to_owned());
+    harness.get_by_label("Generate").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the run to finish",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
+    let run = &harness.state().gallery().runs()[0];
+    assert_eq!(
+        run.status,
+        RunStatus::Finished,
+        "{:?}",
+        harness.state().notifications().items()
+    );
+    assert!(
+        matches!(run.mode, Mode::Interpolate { frames: 3, .. }),
+        "{:?}",
+        run.mode
+    );
+    assert_eq!(run.images.len(), 3);
+    harness.get_by_label("Export all of run 1").click();
+    harness.run_steps(2);
+    let written = &harness.state().last_export().expect("export").written;
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(written.len(), 5, "{names:?}");
+    assert!(
+        names.iter().any(|n| n.ends_with("_animation.gif")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with("_contact_sheet.png")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn pasting_an_image_or_a_file_path_adds_a_reference() {
+    let mut harness = harness();
+    let pixels = egui::ColorImage::new([6, 4], vec![egui::Color32::from_rgb(200, 30, 40); 24]);
+    harness.event(egui::Event::PasteImage(std::sync::Arc::new(pixels)));
+    harness.run_steps(2);
+    let canvas = harness.state().canvas();
+    assert_eq!(canvas.references.len(), 1);
+    assert_eq!(canvas.references[0].image.dimensions(), (6, 4));
+    assert_eq!(canvas.references[0].image.get_pixel(0, 0).0, [200, 30, 40]);
+
+    harness.event(egui::Event::Paste(
+        fixture_ref("ref_b.png").display().to_string(),
+    ));
+    harness.run_steps(1);
+    step_until(
+        &mut harness,
+        Duration::from_secs(30),
+        "the file to load",
+        |app| app.pending_loads() == 0,
+    );
+    assert_eq!(harness.state().canvas().references.len(), 2);
+    assert_eq!(harness.state().canvas().references[1].name, "ref_b.png");
+}
+
+#[test]
+fn a_waiting_job_can_be_removed_from_the_queue() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    harness.state_mut().settings_mut().sampler.steps = 1000;
+    harness.state_mut().settings_mut().count = 16;
+    harness.get_by_label("Generate").click();
+    harness.run_steps(2);
+    harness.state_mut().settings_mut().count = 1;
+    harness.get_by_label("Queue another").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().jobs().jobs().len(), 2);
+    harness.get_by_label("Remove").click();
+    harness.run_steps(2);
+    // Gone from the queue at once, although the engine only drops it when it gets to it.
+    assert_eq!(
+        harness.state().jobs().jobs().len(),
+        1,
+        "{:?}",
+        harness.state().jobs().jobs()
+    );
+    let removed = &harness.state().gallery().runs()[1];
+    assert_eq!(removed.status, RunStatus::Cancelled);
+    assert!(removed.images.is_empty(), "a removed job never runs");
+    harness.key_press(Key::Escape);
+    step_until(&mut harness, Duration::from_secs(60), "the cancel", |app| {
+        app.jobs().is_empty()
+    });
+    assert_eq!(
+        harness.state().gallery().runs()[0].status,
+        RunStatus::Cancelled
+    );
+}
+
+#[test]
+fn an_engine_error_is_shown_with_what_to_do() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    harness.state_mut().settings_mut().mode = lumos_studio::settings::ModeKind::Interpolate;
+    harness.state_mut().settings_mut().sampler.steps = 2;
+    harness.run_steps(1);
+    harness.get_by_label("Generate").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the run to end",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
+    let status = harness.state().gallery().runs()[0].status.clone();
+    assert!(matches!(status, RunStatus::Failed(_)), "{status:?}");
+    let errors: Vec<_> = harness
+        .state()
+        .notifications()
+        .items()
+        .iter()
+        .filter(|n| n.level == Level::Error)
+        .map(|n| n.text.clone())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("Run 1 failed: "), "{}", errors[0]);
+    eprintln!("engine error shown: {}", errors[0]);
+    harness.get_by_label_contains("Error: Run 1 failed");
+}
+
+#[test]
+fn moving_the_encoder_crop_is_part_of_the_request() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png")); // 300×200: the crop can move sideways
+    let label = harness.get_by_label_contains("ref_a.png (").rect();
+    // The thumbnail sits right under its label; drag from its middle to the right.
+    let start = egui::pos2(label.left() + 110.0, label.bottom() + 60.0);
+    let end = start + egui::vec2(150.0, 0.0);
+    harness.event(egui::Event::PointerMoved(start));
+    harness.event(egui::Event::PointerButton {
+        pos: start,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    harness.run_steps(1);
+    for i in 1..=5 {
+        harness.event(egui::Event::PointerMoved(
+            start + (end - start) * (i as f32 / 5.0),
+        ));
+        harness.run_steps(1);
+    }
+    harness.event(egui::Event::PointerButton {
+        pos: end,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    harness.run_steps(2);
+    let crop = harness.state().canvas().references[0].crop;
+    assert_eq!(crop, [1.0, 0.5], "dragged to the right edge");
+
+    harness.state_mut().settings_mut().sampler.steps = 2;
+    harness.state_mut().settings_mut().count = 1;
+    harness.run_steps(1);
+    harness.get_by_label("Generate").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the run to finish",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
+    let meta = &harness.state().gallery().runs()[0].images[0].meta;
+    assert_eq!(meta.references[0].crop, Some([1.0, 0.5]));
+}
+
+/// eframe's storage, in memory.
+#[derive(Default)]
+struct MemoryStorage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn settings_persist_through_eframe_storage() {
+    let mut harness = harness();
+    slider(&harness, "Guidance").set_value_accesskit(7.5);
+    harness.run_steps(2);
+    let mut storage = MemoryStorage::default();
+    eframe::App::save(harness.state_mut(), &mut storage);
+    drop(harness);
+
+    // A new start reads them back (the app reads storage when the config brings no settings).
+    let storage: &'static MemoryStorage = Box::leak(Box::new(storage));
+    let mut config = config();
+    config.settings = None;
+    let restarted = egui_kittest::Harness::builder()
+        .with_size(common::SIZE)
+        .build_eframe(move |cc| {
+            cc.storage = Some(storage);
+            lumos_studio::LumosApp::new(cc, config).expect("app starts")
+        });
+    assert!((restarted.state().settings().sampler.guidance - 7.5).abs() < 1e-9);
 }

@@ -23,6 +23,9 @@ pub struct BenchResult {
     pub runs_secs: Vec<f64>,
     /// Nominal FLOPs of one run.
     pub flops: f64,
+    /// Median CPU seconds (all threads) per run, where the platform reports it; unlike wall
+    /// time it barely moves when another process competes for the cores.
+    pub median_cpu_secs: Option<f64>,
 }
 
 impl BenchResult {
@@ -45,17 +48,44 @@ fn time_runs(
 ) -> Result<BenchResult> {
     f()?; // warm-up
     let mut runs_secs = Vec::with_capacity(runs);
+    let mut cpu_secs = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
+        let cpu_start = process_cpu_secs();
         let start = Instant::now();
         f()?;
         runs_secs.push(start.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (cpu_start, process_cpu_secs()) {
+            cpu_secs.push(b - a);
+        }
     }
     Ok(BenchResult {
         name: name.into(),
         median_secs: median(runs_secs.clone()),
         runs_secs,
         flops,
+        median_cpu_secs: (!cpu_secs.is_empty()).then(|| median(cpu_secs)),
     })
+}
+
+/// User + system CPU time of this process so far.
+fn process_cpu_secs() -> Option<f64> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes a complete `rusage` into the pointer on success.
+        let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0;
+        if !ok {
+            return None;
+        }
+        // SAFETY: initialised by the successful call above.
+        let usage = unsafe { usage.assume_init() };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        Some(secs(usage.ru_utime) + secs(usage.ru_stime))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
 }
 
 /// Random weights (candle's default initialisers) for a model built through a VarBuilder.

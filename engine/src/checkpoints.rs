@@ -19,7 +19,7 @@ use candle_nn::VarBuilder;
 
 use crate::error::{EngineError, Result};
 use crate::models::{DinoConfig, LumosConfig, VaeConfig};
-use crate::protocol::{ComponentSpec, ModelSpec};
+use crate::protocol::{ComponentSpec, ModelSpec, Precision};
 
 /// Key prefixes stripped on load (DINO checkpoints saved from DDP or as a backbone).
 const STRIPPED_PREFIXES: [&str; 2] = ["module.", "backbone."];
@@ -262,6 +262,7 @@ pub fn pipeline_fixture_spec(fixtures_root: &Path) -> Result<ModelSpec> {
     let dino = fixtures_root.join("dino_vit_tiny");
     Ok(ModelSpec {
         name: "pipeline_tiny (test fixture, random weights)".into(),
+        precision: Precision::default(),
         prior: ComponentSpec {
             path: pipeline.join("lumos_weights.safetensors"),
             config: read_config::<LumosConfig>(&pipeline.join("lumos_config.json"))?,
@@ -307,6 +308,7 @@ impl Discovery {
     pub fn spec(&self) -> Option<ModelSpec> {
         Some(ModelSpec {
             name: "Lumos I2I XL/2".into(),
+            precision: Precision::default(),
             prior: ComponentSpec {
                 path: self.prior.clone()?,
                 config: LumosConfig::xl_2(),

@@ -49,3 +49,23 @@ pub fn dtype(precision: Precision) -> DType {
         Precision::Bf16 => DType::BF16,
     }
 }
+
+/// Keeps freed tensor memory in the process instead of returning it to the OS.
+///
+/// glibc serves large allocations with fresh `mmap`s and unmaps them on free, so every
+/// intermediate tensor of a forward pass costs page faults and kernel page zeroing (a quarter
+/// of the CPU time of a DiT step in a profile). Raising the mmap and trim thresholds makes the
+/// heap reuse that memory. No effect on other platforms.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const M_TRIM_THRESHOLD: libc::c_int = -1;
+        const M_MMAP_THRESHOLD: libc::c_int = -3;
+        // SAFETY: mallopt only adjusts allocator tunables; both values are within glibc's
+        // documented ranges (the mmap threshold maximum is 32 MiB on 64-bit).
+        unsafe {
+            libc::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+        }
+    }
+}

@@ -104,6 +104,15 @@ pub fn pixel_hash(img: &RgbImage) -> String {
         .collect()
 }
 
+/// SHA-256 of raw bytes, as lowercase hex.
+pub fn bytes_hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The A1111-style `parameters` text for a result.
 pub fn parameters_text(meta: &GenerationMeta) -> String {
     let refs: Vec<String> = meta

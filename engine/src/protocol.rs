@@ -81,6 +81,10 @@ pub struct ComponentSpec<C> {
 pub struct ModelSpec {
     /// Short name shown to users and recorded in metadata.
     pub name: String,
+    /// Precision of the prior (the encoder and the VAE always run in f32, as diffusers'
+    /// `force_upcast` does for this VAE).
+    #[serde(default)]
+    pub precision: Precision,
     /// The Lumos DiT prior.
     pub prior: ComponentSpec<LumosConfig>,
     /// The image encoder that turns a reference into the condition token.
@@ -176,6 +180,59 @@ pub struct ReferenceImage {
     pub crop: Option<[f32; 2]>,
 }
 
+/// How several reference embeddings are mixed into one condition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MixMethod {
+    /// Weighted sum of the unit embeddings, divided by the weights' sum (when it is not 0).
+    #[default]
+    Linear,
+    /// Successive spherical interpolation (for two references: slerp by the second's share).
+    Spherical,
+}
+
+/// The progression of frames along an interpolation path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ease {
+    /// Evenly spaced.
+    #[default]
+    Linear,
+    /// Slow at both ends (smoothstep).
+    Smooth,
+}
+
+/// Mixer settings for blends of references and interpolation paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MixSettings {
+    /// Linear or spherical mixing.
+    pub method: MixMethod,
+    /// Re-normalise the mixed embedding to unit length (the prior was trained on unit ones).
+    pub renormalize: bool,
+    /// Frame spacing of interpolation paths (not the demo path, which is reproduced as is).
+    pub ease: Ease,
+}
+
+impl Default for MixSettings {
+    fn default() -> Self {
+        Self {
+            method: MixMethod::Linear,
+            renormalize: true,
+            ease: Ease::Linear,
+        }
+    }
+}
+
+/// Start from an existing image instead of pure noise: img2img (SDEdit) and inpainting.
+#[derive(Clone, Debug)]
+pub struct InitImage {
+    /// The starting image (any size; centre-cropped and resized to the model's size).
+    pub image: Arc<image::RgbImage>,
+    /// How much to change it: 0 keeps it (up to the VAE round trip), 1 ignores it.
+    pub strength: f32,
+    /// Repaint mask at the image's size (255 = repaint, 0 = keep exactly), already feathered.
+    pub mask: Option<Arc<image::GrayImage>>,
+}
+
 /// A complete generation request.
 #[derive(Clone, Debug)]
 pub struct GenerateRequest {
@@ -189,6 +246,10 @@ pub struct GenerateRequest {
     pub mode: Mode,
     /// Sampler settings.
     pub settings: SamplerSettings,
+    /// Start from an image (img2img / inpainting) instead of pure noise.
+    pub init: Option<InitImage>,
+    /// How references are mixed.
+    pub mix: MixSettings,
 }
 
 /// Requests the front end sends to the engine.
@@ -324,6 +385,18 @@ pub struct GenerationMeta {
     /// File this image was derived from, if any.
     #[serde(default)]
     pub parent: Option<String>,
+    /// How the references were mixed.
+    #[serde(default)]
+    pub mix_settings: MixSettings,
+    /// img2img strength, when the run started from an image.
+    #[serde(default)]
+    pub strength: Option<f32>,
+    /// SHA-256 of the starting image's pixels, when the run started from an image.
+    #[serde(default)]
+    pub init_sha256: Option<String>,
+    /// SHA-256 of the repaint mask, when there was one.
+    #[serde(default)]
+    pub mask_sha256: Option<String>,
 }
 
 /// Current schema version of [`GenerationMeta`].

@@ -744,7 +744,7 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
         };
         let mut step_log = Vec::new();
         let final_x =
-            dpm_solver::sample(&solver, &schedule, steps, &z, &mut recording, &mut |s| {
+            dpm_solver::sample(&solver, &schedule, &schedule.time_uniform_grid(steps), &z, &mut recording, None, &mut |s| {
                 step_log.push((s.order, s.t, s.x.clone()));
                 Ok(())
             })?;
@@ -802,7 +802,7 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
             scale: config.cfg_scale,
         };
         let final_x =
-            dpm_solver::sample(&solver, &schedule, steps, &z, &mut network, &mut |_| Ok(()))?;
+            dpm_solver::sample(&solver, &schedule, &schedule.time_uniform_grid(steps), &z, &mut network, None, &mut |_| Ok(()))?;
         let group = format!("dpm_solver [{variant}, {steps} steps]");
         checks.push(compare(
             &group,
@@ -886,7 +886,7 @@ pub fn check_pipeline(dir: &Path, fixtures_root: &Path, device: &Device) -> Resu
             }
         };
         let weights = vec![1.0; refs.len()];
-        let plan = pipelines::conditions::plan(&embeddings, &weights, &mode_value)?;
+        let plan = pipelines::conditions::plan(&embeddings, &weights, &mode_value, Default::default())?;
         let (k, cc) = plan.conditions.dims2()?;
         let condition = plan.conditions.reshape((k, 1, 1, cc))?;
         checks.push(compare(

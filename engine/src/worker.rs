@@ -76,6 +76,7 @@ impl EngineHandle {
     /// Starts an engine whose job ids begin at `first_job` (used when restarting a dead engine
     /// so that ids keep increasing).
     fn spawn_from(first_job: JobId, waker: Waker) -> std::io::Result<Self> {
+        crate::device::tune_allocator();
         let (request_tx, request_rx) = crossbeam_channel::bounded(REQUEST_CAPACITY);
         let (event_tx, event_rx) = crossbeam_channel::bounded(EVENT_CAPACITY);
         let cancelled = CancelSet::default();

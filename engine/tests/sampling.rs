@@ -35,9 +35,10 @@ fn sample(solver: Solver, steps: usize) -> (Tensor, usize, Vec<usize>) {
         solver,
         LowerOrderFinal::Always,
         &schedule,
-        steps,
+        &schedule.time_uniform_grid(steps),
         &noise,
         &mut predictor,
+        None,
         &mut |s| {
             orders.push(s.order);
             Ok(())

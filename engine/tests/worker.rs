@@ -33,6 +33,8 @@ fn request(count: usize, steps: usize, seed: u64) -> GenerateRequest {
             seed,
             ..SamplerSettings::default()
         },
+        init: None,
+        mix: Default::default(),
     }
 }
 

@@ -107,6 +107,8 @@ pub struct WipeUniforms {
     pub split: [f32; 4],
     /// Divider colour (gamma-space RGBA in [0, 1]).
     pub divider_color: [f32; 4],
+    /// Part of the before image to show: min x, min y, max x, max y in texture coordinates.
+    pub before_uv: [f32; 4],
 }
 
 /// A borrowed latent, channel-major `(4, height, width)` as the engine sends it.
@@ -554,5 +556,42 @@ impl WipePipeline {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &target.bind_group, &[]);
         pass.draw(0..6, 0..1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_preview_at_texel_centres_is_the_map_of_that_texel() {
+        // 2×1 latent drawn at 2×1 pixels: each pixel centre is a texel centre.
+        let data = [0.5, -0.5, 1.0, 0.0, -1.0, 0.2, 0.3, 2.0];
+        let latent = LatentView::new(4, 1, 2, &data).expect("shape");
+        let pixels = latent_preview_cpu(&latent, &LatentRgbMap::SD1, 2, 1);
+        for x in 0..2 {
+            let rgb = LatentRgbMap::SD1.apply(latent.at(x, 0));
+            for c in 0..3 {
+                assert_eq!(pixels[x * 4 + c], (rgb[c] * 255.0).round() as u8);
+            }
+            assert_eq!(pixels[x * 4 + 3], 255);
+        }
+    }
+
+    #[test]
+    fn zero_latent_is_mid_grey_and_bad_shapes_are_refused() {
+        let data = [0.0; 4 * 3 * 3];
+        let latent = LatentView::new(4, 3, 3, &data).expect("shape");
+        let pixels = latent_preview_cpu(&latent, &LatentRgbMap::SD1, 5, 5);
+        assert!(pixels.chunks(4).all(|p| p == [128, 128, 128, 255]));
+        assert!(LatentView::new(3, 3, 3, &data[..27]).is_err());
+        assert!(LatentView::new(4, 3, 3, &data[..35]).is_err());
+    }
+
+    #[test]
+    fn uniforms_hold_the_map_columns() {
+        let uniforms = LatentRgbMap::SD1.uniforms();
+        assert_eq!(uniforms.weights_r, [0.3512, 0.3250, -0.2829, -0.2120]);
+        assert_eq!(uniforms.weights_b, [0.3227, 0.2350, 0.2721, -0.7177]);
     }
 }

@@ -216,6 +216,7 @@ fn wipe_shader_splits_before_and_after() {
         &WipeUniforms {
             split: [0.25, 0.02, 0.0, 0.0],
             divider_color: [1.0, 1.0, 1.0, 1.0],
+            before_uv: [0.0, 0.0, 1.0, 1.0],
         },
     );
     let (width, height) = (40u32, 10u32);

@@ -24,6 +24,7 @@ impl CanvasPanel {
         &mut self,
         ui: &mut egui::Ui,
         canvas: &mut Canvas,
+        pending_loads: usize,
         commands: &mut Vec<AppCommand>,
     ) {
         if self.thumbnail_width <= 0.0 {
@@ -56,6 +57,12 @@ impl CanvasPanel {
                 .show_value(false),
         );
         ui.separator();
+        if pending_loads > 0 {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(format!("Reading {pending_loads} file(s)…"));
+            });
+        }
         if canvas.references.is_empty() {
             ui.weak("No references yet.");
             return;

@@ -1,6 +1,8 @@
 //! Generation controls: mode, count, guidance, steps, seed, solver, model, device, Generate.
 
-use lumos_engine::protocol::{DeviceChoice, InterpolationPath, Solver};
+use lumos_engine::protocol::{
+    DeviceChoice, Ease, InterpolationPath, MixMethod, Precision, Solver,
+};
 
 use crate::commands::AppCommand;
 use crate::settings::{ModeKind, SeedPolicy, Settings, limits, random_seed};
@@ -51,13 +53,39 @@ pub fn controls_ui(
                 });
         }
     }
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_label("Mix")
+            .selected_text(mix_label(settings.mix.method))
+            .show_ui(ui, |ui| {
+                for method in [MixMethod::Linear, MixMethod::Spherical] {
+                    ui.selectable_value(&mut settings.mix.method, method, mix_label(method));
+                }
+            })
+            .response
+            .on_hover_text("How the references' embeddings are combined");
+        ui.checkbox(&mut settings.mix.renormalize, "Renormalise")
+            .on_hover_text("Scale the mixed embedding back to unit length, as the prior was trained");
+    });
+    if settings.mode == ModeKind::Interpolate {
+        egui::ComboBox::from_label("Spacing")
+            .selected_text(ease_label(settings.mix.ease))
+            .show_ui(ui, |ui| {
+                for ease in [Ease::Linear, Ease::Smooth] {
+                    ui.selectable_value(&mut settings.mix.ease, ease, ease_label(ease));
+                }
+            });
+    }
     ui.add(
         egui::Slider::new(&mut settings.sampler.guidance, limits::GUIDANCE)
             .text("Guidance")
             .fixed_decimals(1),
     )
     .on_hover_text("Classifier-free guidance: higher follows the references more closely.");
-    ui.add(egui::Slider::new(&mut settings.sampler.steps, limits::STEPS).text("Steps"));
+    ui.add(
+        egui::Slider::new(&mut settings.sampler.steps, limits::STEPS)
+            .logarithmic(true)
+            .text("Steps"),
+    );
     ui.horizontal(|ui| {
         let label = ui.label("Seed");
         ui.add(egui::DragValue::new(&mut settings.sampler.seed).speed(1.0))
@@ -94,14 +122,14 @@ pub fn controls_ui(
         .or_else(|| context.model_names.first().cloned())
         .unwrap_or_else(|| "none found".into());
     egui::ComboBox::from_label("Model")
-        .width(170.0)
-        .truncate()
-        .selected_text(selected_model)
+        .selected_text(shorten(&selected_model, 24))
         .show_ui(ui, |ui| {
             for name in context.model_names {
                 ui.selectable_value(&mut settings.model, Some(name.clone()), name);
             }
-        });
+        })
+        .response
+        .on_hover_text(selected_model);
     egui::ComboBox::from_label("Device")
         .selected_text(settings.device.to_string())
         .show_ui(ui, |ui| {
@@ -109,6 +137,19 @@ pub fn controls_ui(
                 ui.selectable_value(&mut settings.device, *device, device.to_string());
             }
         });
+    if settings.device != DeviceChoice::Cpu {
+        egui::ComboBox::from_label("Precision")
+            .selected_text(format!("{:?}", settings.gpu_precision))
+            .show_ui(ui, |ui| {
+                for precision in [Precision::F16, Precision::Bf16, Precision::F32] {
+                    ui.selectable_value(
+                        &mut settings.gpu_precision,
+                        precision,
+                        format!("{precision:?}"),
+                    );
+                }
+            });
+    }
     ui.add_space(8.0);
     let ready = context.has_references && !context.model_names.is_empty();
     let label = if context.busy {
@@ -132,10 +173,35 @@ pub fn controls_ui(
     }
 }
 
+fn mix_label(method: MixMethod) -> &'static str {
+    match method {
+        MixMethod::Linear => "Linear",
+        MixMethod::Spherical => "Spherical",
+    }
+}
+
+fn ease_label(ease: Ease) -> &'static str {
+    match ease {
+        Ease::Linear => "Even",
+        Ease::Smooth => "Slow at the ends",
+    }
+}
+
 fn path_label(path: InterpolationPath) -> &'static str {
     match path {
         InterpolationPath::Endpoints => "Linear (ends on both references)",
         InterpolationPath::Slerp => "Spherical",
         InterpolationPath::Demo => "As in the original demo",
+    }
+}
+
+/// `text` cut to `max_chars` characters with an ellipsis.
+fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_owned()
+    } else {
+        let mut short: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+        short.push('…');
+        short
     }
 }

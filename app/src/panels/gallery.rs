@@ -58,6 +58,9 @@ pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<A
                     let pending = run.status == RunStatus::Pending;
                     if ui
                         .add_enabled(!pending, egui::Button::new("Remove run"))
+                        .on_hover_text(
+                            "Removes the run from the gallery and the history; exported files stay",
+                        )
                         .clicked()
                     {
                         commands.push(AppCommand::RemoveRun(run_id));

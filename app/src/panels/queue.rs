@@ -11,13 +11,8 @@ pub fn queue_ui(ui: &mut egui::Ui, queue: &JobQueue, commands: &mut Vec<AppComma
         return;
     }
     for tracked in queue.jobs() {
-        ui.horizontal(|ui| {
-            let state = match (&tracked.state, tracked.cancelling) {
-                (_, true) => "cancelling…",
-                (JobState::Running(_), false) => "running",
-                (JobState::Waiting, false) => "waiting",
-            };
-            ui.label(format!("#{} {} — {state}", tracked.job, tracked.summary));
+        // Button first: a long description must not push it out of the panel.
+        ui.horizontal_wrapped(|ui| {
             let action = match tracked.state {
                 JobState::Running(_) => "Cancel",
                 JobState::Waiting => "Remove",
@@ -29,6 +24,12 @@ pub fn queue_ui(ui: &mut egui::Ui, queue: &JobQueue, commands: &mut Vec<AppComma
             {
                 commands.push(AppCommand::Cancel(tracked.job));
             }
+            let state = match (&tracked.state, tracked.cancelling) {
+                (_, true) => "cancelling…",
+                (JobState::Running(_), false) => "running",
+                (JobState::Waiting, false) => "waiting",
+            };
+            ui.label(format!("#{} {} — {state}", tracked.job, tracked.summary));
         });
     }
 }

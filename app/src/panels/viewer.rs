@@ -2,7 +2,7 @@
 
 use crate::commands::AppCommand;
 use crate::gallery::{Gallery, RunId};
-use crate::preview::{PreviewRenderer, WipePair, wipe_ui};
+use crate::preview::{PreviewRenderer, WipePair, WipeSide, wipe_ui};
 use crate::references::Canvas;
 
 /// Which result is shown large, and how.
@@ -86,16 +86,21 @@ impl Viewer {
                             before: texture_key(reference_texture.id()),
                             after: texture_key(texture.id()),
                         };
-                        wipe_ui(
-                            ui,
-                            renderer,
-                            rect,
-                            pair,
-                            (&reference.image, &reference_texture),
-                            (&image, &texture),
-                            self.split,
-                            2.0,
-                        );
+                        // The reference's side shows the square the encoder sees.
+                        let before = WipeSide {
+                            image: &reference.image,
+                            texture: &reference_texture,
+                            uv: reference.crop_rect_in_image(),
+                        };
+                        let after = WipeSide {
+                            image: &image,
+                            texture: &texture,
+                            uv: egui::Rect::from_min_max(
+                                egui::pos2(0.0, 0.0),
+                                egui::pos2(1.0, 1.0),
+                            ),
+                        };
+                        wipe_ui(ui, renderer, rect, pair, &before, &after, self.split);
                     }
                     _ => {
                         ui.painter().image(

@@ -30,9 +30,14 @@ pub fn config() -> AppConfig {
 
 /// The real app on the real engine, without a GPU renderer.
 pub fn harness() -> AppHarness {
+    harness_with(config())
+}
+
+/// The real app with this configuration, without a GPU renderer.
+pub fn harness_with(config: AppConfig) -> AppHarness {
     Harness::builder()
         .with_size(SIZE)
-        .build_eframe(|cc| LumosApp::new(cc, config()).expect("app starts"))
+        .build_eframe(move |cc| LumosApp::new(cc, config).expect("app starts"))
 }
 
 /// The slider labelled `label` (its value box has the same label).
@@ -61,7 +66,14 @@ pub fn drop_file(harness: &mut AppHarness, path: &Path) {
         .input_mut()
         .dropped_files
         .push(Arc::new(FileDrop(path.to_owned())));
-    harness.run_steps(2);
+    harness.run_steps(1);
+    // Files are decoded off the UI thread; wait for it like a user would.
+    step_until(
+        harness,
+        Duration::from_secs(30),
+        "the file to load",
+        |app| app.pending_loads() == 0,
+    );
 }
 
 /// Steps frames (as the engine's wake-ups would) until `done` holds; panics after `timeout`.

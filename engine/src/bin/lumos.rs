@@ -170,6 +170,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    lumos_engine::device::tune_allocator();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -314,6 +315,8 @@ fn generate(
             solver: args.solver.into(),
             seed,
         },
+        init: None,
+        mix: Default::default(),
     };
     pipelines::validate(&request)?;
     let count = pipelines::image_count(&mode);
@@ -481,10 +484,11 @@ fn bench(device: DeviceChoice, runs: usize, only: &[String]) -> anyhow::Result<E
     );
     lumos_engine::bench::run(&dev, plan, &mut |r| {
         println!(
-            "{:<58} median {:>8.3} s   {:>7.1} GFLOP/s   ({:.1} GFLOP; runs {:?})",
+            "{:<58} median {:>8.3} s   {:>7.1} GFLOP/s   cpu {}   ({:.1} GFLOP; runs {:?})",
             r.name,
             r.median_secs,
             r.gflops(),
+            r.median_cpu_secs.map(|c| format!("{c:.2} s")).unwrap_or_else(|| "n/a".into()),
             r.flops / 1e9,
             r.runs_secs
                 .iter()

@@ -177,7 +177,8 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(xs)?.gelu()?)
+        self.fc2
+            .forward(&super::fast_ops::gelu_tanh(&self.fc1.forward(xs)?)?)
     }
 }
 

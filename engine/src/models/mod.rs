@@ -2,6 +2,7 @@
 //! beyond reading weights through a `VarBuilder`.
 
 pub mod dino;
+pub mod fast_ops;
 pub mod layers;
 pub mod lumos;
 pub mod vae;

@@ -5,7 +5,7 @@
 use candle_core::{DType, Tensor};
 
 use crate::error::{EngineError, Result};
-use crate::protocol::{InterpolationPath, Mode};
+use crate::protocol::{Ease, InterpolationPath, MixMethod, MixSettings, Mode};
 
 /// The conditions of a run.
 #[derive(Debug)]
@@ -51,6 +51,13 @@ pub fn path_weights(frames: usize, path: InterpolationPath) -> Vec<f64> {
 
 /// Spherical interpolation between two vectors (linear when they are nearly parallel).
 pub fn slerp(a: &[f32], b: &[f32], w: f64) -> Vec<f32> {
+    // The endpoints are returned exactly (morph endpoints equal single-reference runs).
+    if w == 0.0 {
+        return a.to_vec();
+    }
+    if w == 1.0 {
+        return b.to_vec();
+    }
     let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let (na, nb) = (norm(a), norm(b));
     let dot: f64 = a
@@ -81,37 +88,82 @@ fn demo_mix(e1: &[f32], e2: &[f32], w: f64) -> Vec<f32> {
     e1.iter().zip(e2).map(|(a, b)| b * w2 + a * w1).collect()
 }
 
-/// Weighted mean of unit embeddings, re-normalised to unit length. One reference is returned
-/// unchanged.
-pub fn blend(embeddings: &[Vec<f32>], weights: &[f32]) -> Result<Vec<f32>> {
+/// Mixes unit embeddings with weights of any sign (negative weights subtract a reference).
+///
+/// Linear: `Σ wᵢ eᵢ / Σ wᵢ` (or `Σ wᵢ eᵢ` when the weights cancel out). Spherical: successive
+/// slerps, each new reference taking its share of the weight so far. A single reference, or
+/// weights that select one reference, give that embedding unchanged unless re-normalised.
+pub fn blend(embeddings: &[Vec<f32>], weights: &[f32], mix: MixSettings) -> Result<Vec<f32>> {
     if embeddings.len() == 1 {
         return Ok(embeddings[0].clone());
     }
-    let total: f64 = weights.iter().map(|w| f64::from(*w)).sum();
-    if total.abs() < 1e-9 {
+    if weights.iter().all(|w| *w == 0.0) {
         return Err(EngineError::InvalidRequest(
-            "the reference weights add up to zero; give at least one a non-zero weight".into(),
+            "every reference weight is zero; give at least one a non-zero weight".into(),
         ));
     }
-    let dim = embeddings[0].len();
-    let mut mixed = vec![0f64; dim];
-    for (e, w) in embeddings.iter().zip(weights) {
-        for (m, x) in mixed.iter_mut().zip(e) {
-            *m += f64::from(*w) * f64::from(*x) / total;
+    let mixed: Vec<f32> = match mix.method {
+        MixMethod::Linear => {
+            let total: f32 = weights.iter().sum();
+            let divisor = if total.abs() > 1e-6 { total } else { 1.0 };
+            (0..embeddings[0].len())
+                .map(|k| {
+                    let sum: f32 = embeddings
+                        .iter()
+                        .zip(weights)
+                        .map(|(e, w)| w * e[k])
+                        .sum();
+                    sum / divisor
+                })
+                .collect()
         }
+        MixMethod::Spherical => {
+            let mut acc = embeddings[0].clone();
+            let mut acc_weight = weights[0];
+            for (e, &w) in embeddings.iter().zip(weights).skip(1) {
+                let total = acc_weight + w;
+                if w != 0.0 {
+                    let share = if total.abs() > 1e-6 { w / total } else { 1.0 };
+                    acc = slerp(&acc, e, f64::from(share));
+                }
+                acc_weight = total;
+            }
+            acc
+        }
+    };
+    Ok(if mix.renormalize {
+        renormalize(&mixed)
+    } else {
+        mixed
+    })
+}
+
+fn renormalize(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt().max(1e-12);
+    v.iter().map(|x| (f64::from(*x) / norm) as f32).collect()
+}
+
+/// Applies an ease curve to a path position in [0, 1].
+pub fn ease(u: f64, ease: Ease) -> f64 {
+    match ease {
+        Ease::Linear => u,
+        Ease::Smooth => u * u * (3.0 - 2.0 * u),
     }
-    let norm = mixed.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-    Ok(mixed.iter().map(|x| (x / norm) as f32).collect())
 }
 
 /// Plans the conditions for `mode` from embeddings `(n, c)` and the references' weights.
-pub fn plan(embeddings: &Tensor, weights: &[f32], mode: &Mode) -> Result<ConditionPlan> {
+pub fn plan(
+    embeddings: &Tensor,
+    weights: &[f32],
+    mode: &Mode,
+    mix: MixSettings,
+) -> Result<ConditionPlan> {
     let device = embeddings.device().clone();
     let rows: Vec<Vec<f32>> = embeddings.to_dtype(DType::F32)?.to_vec2()?;
     let dim = rows.first().map(Vec::len).unwrap_or(0);
     let (conditions, mix, shared_noise) = match mode {
         Mode::Variations { count } => {
-            let blended = blend(&rows, weights)?;
+            let blended = blend(&rows, weights, mix)?;
             (vec![blended; *count], Vec::new(), false)
         }
         Mode::Interpolate { frames, path } => {
@@ -124,6 +176,7 @@ pub fn plan(embeddings: &Tensor, weights: &[f32], mode: &Mode) -> Result<Conditi
                 InterpolationPath::Endpoints | InterpolationPath::Slerp => ws
                     .iter()
                     .map(|&u| {
+                        let u = ease(u, mix.ease);
                         // Piecewise through every reference in order.
                         let segments = (rows.len() - 1) as f64;
                         let pos = u * segments;
@@ -131,6 +184,8 @@ pub fn plan(embeddings: &Tensor, weights: &[f32], mode: &Mode) -> Result<Conditi
                         let local = pos - seg as f64;
                         if *path == InterpolationPath::Slerp {
                             slerp(&rows[seg], &rows[seg + 1], local)
+                        } else if local == 1.0 {
+                            rows[seg + 1].clone()
                         } else {
                             rows[seg]
                                 .iter()

@@ -65,10 +65,12 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads all three networks (f32).
+    /// Loads all three networks: the prior at the spec's precision, the encoder and the VAE
+    /// in f32.
     pub fn load(spec: &ModelSpec, device: &Device) -> Result<Self> {
         let dtype = DType::F32;
-        let prior = checkpoints::build_model(&spec.prior.path, dtype, device, |vb| {
+        let prior_dtype = crate::device::dtype(spec.precision);
+        let prior = checkpoints::build_model(&spec.prior.path, prior_dtype, device, |vb| {
             LumosI2I::load(&spec.prior.config, vb)
         })?;
         let encoder = checkpoints::build_model(&spec.encoder.path, dtype, device, |vb| {
@@ -149,6 +151,16 @@ pub fn validate(request: &GenerateRequest) -> Result<()> {
     if images == 0 || images > MAX_IMAGES {
         return invalid("ask for between 1 and 256 images");
     }
+    if let Some(init) = &request.init {
+        if !(0.0..=1.0).contains(&init.strength) {
+            return invalid("strength must be between 0 and 1");
+        }
+        if let Some(mask) = &init.mask
+            && mask.dimensions() != init.image.dimensions()
+        {
+            return invalid("the mask must have the same size as the starting image");
+        }
+    }
     if let Mode::Interpolate { frames, .. } = request.mode {
         if request.references.len() < 2 {
             return invalid("interpolation needs at least two references");
@@ -188,7 +200,21 @@ pub fn denoise(
     settings: &SamplerSettings,
     hook: &mut StepHook<'_>,
 ) -> Result<Tensor> {
-    let b = noise.dim(0)?;
+    let grid = model.schedule.time_uniform_grid(settings.steps);
+    denoise_along(model, condition, noise, &grid, settings, None, hook)
+}
+
+/// Denoises `start` along the time grid `grid`, applying `constraint` after every update.
+pub fn denoise_along(
+    model: &LoadedModel,
+    condition: &Tensor,
+    start: &Tensor,
+    grid: &[f32],
+    settings: &SamplerSettings,
+    constraint: Option<&mut sampling::Constraint<'_>>,
+    hook: &mut StepHook<'_>,
+) -> Result<Tensor> {
+    let b = start.dim(0)?;
     let mut predictor = ClassifierFreeGuidance {
         model: &model.prior,
         condition: condition.clone(),
@@ -207,11 +233,123 @@ pub fn denoise(
         settings.solver,
         LowerOrderFinal::Always,
         &model.schedule,
-        settings.steps,
-        noise,
+        grid,
+        start,
         &mut predictor,
+        constraint,
         &mut on_step,
     )
+}
+
+/// A starting image prepared for img2img / inpainting.
+pub struct PreparedInit {
+    /// The image at the model's size (what unmasked output pixels are copied from).
+    pub pixels: RgbImage,
+    /// Its latent (posterior mean, scaled), `(1, c, h, w)`.
+    pub latent: Tensor,
+    /// Repaint strength.
+    pub strength: f32,
+    /// Repaint mask at the model's size (0..=255), if any.
+    pub mask_px: Option<image::GrayImage>,
+    /// The mask averaged onto the latent grid, `(1, 1, h, w)` in [0, 1].
+    pub mask_latent: Option<Tensor>,
+}
+
+/// Resizes and crops the starting image (and mask) like the encoder's preprocessing, but to the
+/// model's output size, and encodes it.
+pub fn prepare_init(model: &LoadedModel, init: &crate::protocol::InitImage) -> Result<PreparedInit> {
+    let size = model.image_size_px() as u32;
+    let pixels = crate::preprocess::resize_and_crop(&init.image, size, None);
+    let (w, h) = (size as usize, size as usize);
+    let mut data = vec![0f32; 3 * w * h];
+    for (x, y, p) in pixels.enumerate_pixels() {
+        for c in 0..3 {
+            data[c * w * h + y as usize * w + x as usize] = f32::from(p[c]) / 255.0 * 2.0 - 1.0;
+        }
+    }
+    let image = Tensor::from_vec(data, (1, 3, h, w), &model.device)?;
+    let posterior = model.vae.encode(&image)?;
+    let latent = (posterior.mean * model.vae.config().scaling_factor)?;
+    let (mask_px, mask_latent) = match &init.mask {
+        None => (None, None),
+        Some(mask) => {
+            let as_rgb = image::DynamicImage::ImageLuma8((**mask).clone()).to_rgb8();
+            let resized = crate::preprocess::resize_and_crop(&as_rgb, size, None);
+            let mask_px = image::DynamicImage::ImageRgb8(resized).to_luma8();
+            let (_, lh, lw) = model.latent_shape();
+            let values: Vec<f32> = mask_px.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
+            // Area average onto the latent grid.
+            let mask_latent = Tensor::from_vec(values, (1, 1, h, w), &model.device)?
+                .avg_pool2d((h / lh, w / lw))?;
+            (Some(mask_px), Some(mask_latent))
+        }
+    };
+    Ok(PreparedInit {
+        pixels,
+        latent,
+        strength: init.strength,
+        mask_px,
+        mask_latent,
+    })
+}
+
+/// img2img / inpainting: noise the starting latent to the strength's time, denoise from there
+/// with `ceil(steps × strength)` steps, and (with a mask) keep the unmasked latent on the
+/// noised original at every step (masked latent blending).
+fn denoise_from_init(
+    model: &LoadedModel,
+    condition: &Tensor,
+    noise: &Tensor,
+    init: &PreparedInit,
+    settings: &SamplerSettings,
+    hook: &mut StepHook<'_>,
+) -> Result<Tensor> {
+    let original = init.latent.broadcast_as(noise.shape())?.contiguous()?;
+    let strength = init.strength.clamp(0.0, 1.0);
+    if strength == 0.0 && init.mask_latent.is_none() {
+        return Ok(original); // nothing to change: the VAE round trip
+    }
+    let schedule = &model.schedule;
+    let noised_original = |t: f32| -> candle_core::Result<Tensor> {
+        (&original * f64::from(schedule.marginal_alpha(t)))?
+            + (noise * f64::from(schedule.marginal_std(t)))?
+    };
+    let (t_start, steps, start) = if strength >= 1.0 {
+        (1.0, settings.steps, noise.clone())
+    } else {
+        let steps = ((settings.steps as f32 * strength).ceil() as usize).max(1);
+        let t_start = strength.max(2.0 / schedule.total_n() as f32);
+        (t_start, steps, noised_original(t_start)?)
+    };
+    let grid = schedule.time_uniform_grid_from(t_start, steps);
+    let mut blend = init.mask_latent.as_ref().map(|mask| {
+        move |t: f32, x: Tensor| -> Result<Tensor> {
+            let keep = noised_original(t)?;
+            let inverse = mask.affine(-1.0, 1.0)?;
+            // x·m + keep·(1 − m)
+            Ok((x.broadcast_mul(mask)? + keep.broadcast_mul(&inverse)?)?)
+        }
+    });
+    let constraint = blend.as_mut().map(|f| f as &mut sampling::Constraint<'_>);
+    denoise_along(model, condition, &start, &grid, settings, constraint, hook)
+}
+
+/// Copies every pixel outside the mask from the original, bit for bit; blends the rest.
+pub fn composite(generated: &RgbImage, original: &RgbImage, mask: &image::GrayImage) -> RgbImage {
+    let mut out = generated.clone();
+    for (x, y, pixel) in out.enumerate_pixels_mut() {
+        let m = f32::from(mask.get_pixel(x, y)[0]) / 255.0;
+        let orig = original.get_pixel(x, y);
+        if m == 0.0 {
+            *pixel = *orig;
+        } else if m < 1.0 {
+            for c in 0..3 {
+                let v = m * f32::from(pixel[c]) + (1.0 - m) * f32::from(orig[c]);
+                pixel[c] = v.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    out
 }
 
 fn latent_preview(x0: &Tensor) -> Result<LatentPreview> {
@@ -272,7 +410,21 @@ pub fn run_with_noise(
     validate(request)?;
     let embeddings = embed_references(model, &request.references)?;
     let weights: Vec<f32> = request.references.iter().map(|r| r.weight).collect();
-    let plan = conditions::plan(&embeddings, &weights, &request.mode)?;
+    let plan = conditions::plan(&embeddings, &weights, &request.mode, request.mix)?;
+    let init = request
+        .init
+        .as_ref()
+        .map(|init| prepare_init(model, init))
+        .transpose()?;
+    let init_sha256 = request
+        .init
+        .as_ref()
+        .map(|init| crate::imageio::pixel_hash(&init.image));
+    let mask_sha256 = request
+        .init
+        .as_ref()
+        .and_then(|init| init.mask.as_ref())
+        .map(|mask| crate::imageio::bytes_hash(mask.as_raw()));
     let (c, h, w) = model.latent_shape();
     let references: Vec<ReferenceMeta> = request
         .references
@@ -317,8 +469,23 @@ pub fn run_with_noise(
             .conditions
             .narrow(0, start, len)?
             .reshape((len, 1, 1, cc))?;
-        let latents = denoise(model, &condition, &batch_noise, &request.settings, hook)?;
-        let images = to_images(&decode(model, &latents)?)?;
+        let latents = match &init {
+            None => denoise(model, &condition, &batch_noise, &request.settings, hook)?,
+            Some(init) => {
+                denoise_from_init(model, &condition, &batch_noise, init, &request.settings, hook)?
+            }
+        };
+        let mut images = to_images(&decode(model, &latents)?)?;
+        if let Some(PreparedInit {
+            pixels,
+            mask_px: Some(mask),
+            ..
+        }) = &init
+        {
+            for image in &mut images {
+                *image = composite(image, pixels, mask);
+            }
+        }
         for (offset, (image, seed)) in images.into_iter().zip(seeds).enumerate() {
             let index = start + offset;
             let meta = GenerationMeta {
@@ -334,6 +501,10 @@ pub fn run_with_noise(
                 references: references.clone(),
                 size: [size, size],
                 parent: None,
+                mix_settings: request.mix,
+                strength: request.init.as_ref().map(|i| i.strength),
+                init_sha256: init_sha256.clone(),
+                mask_sha256: mask_sha256.clone(),
             };
             hook(StepReport::Image {
                 index,

@@ -8,7 +8,7 @@ use candle_core::Tensor;
 
 use super::guidance::NoisePredictor;
 use super::schedule::NoiseSchedule;
-use super::{LowerOrderFinal, SolverStep};
+use super::{Constraint, LowerOrderFinal, SolverStep};
 use crate::error::{EngineError, Result};
 
 /// Solver settings.
@@ -115,9 +115,10 @@ pub fn multistep_update(
 pub fn sample(
     solver: &DpmSolverPp,
     schedule: &NoiseSchedule,
-    steps: usize,
+    timesteps: &[f32],
     noise: &Tensor,
     predictor: &mut dyn NoisePredictor,
+    mut constraint: Option<&mut Constraint<'_>>,
     on_step: &mut dyn FnMut(SolverStep<'_>) -> Result<()>,
 ) -> Result<Tensor> {
     if !(1..=3).contains(&solver.order) {
@@ -126,12 +127,12 @@ pub fn sample(
             solver.order
         )));
     }
-    if steps == 0 {
+    if timesteps.len() < 2 {
         return Err(EngineError::InvalidRequest(
             "steps must be at least 1".into(),
         ));
     }
-    let timesteps = schedule.time_uniform_grid(steps);
+    let steps = timesteps.len() - 1;
     let mut x = noise.clone();
     let mut ts = vec![timesteps[0]];
     let mut x0s = vec![data_prediction(schedule, predictor, &x, timesteps[0])?];
@@ -146,6 +147,9 @@ pub fn sample(
             t,
             order,
         )?;
+        if let Some(constraint) = constraint.as_mut() {
+            x = constraint(t, x)?;
+        }
         // The network is not evaluated at the final time.
         if step < steps {
             x0s.push(data_prediction(schedule, predictor, &x, t)?);

@@ -44,15 +44,21 @@ pub struct SolverStep<'a> {
     pub x0: &'a Tensor,
 }
 
-/// Samples from `noise` with the given solver, calling `predictor` once per step (`steps`
-/// calls) and `on_step` after every update (return an error, e.g. `Cancelled`, to stop).
+/// A replacement applied to the latent right after each update to time `t`, before the
+/// network sees it (inpainting's masked latent blending).
+pub type Constraint<'a> = dyn FnMut(f32, Tensor) -> Result<Tensor> + 'a;
+
+/// Samples from `start` along the time grid `grid` (decreasing, `steps + 1` points) with the
+/// given solver, calling `predictor` once per step and `on_step` after every update (return
+/// an error, e.g. `Cancelled`, to stop).
 pub fn sample(
     solver: Solver,
     lower_order_final: LowerOrderFinal,
     schedule: &NoiseSchedule,
-    steps: usize,
-    noise: &Tensor,
+    grid: &[f32],
+    start: &Tensor,
     predictor: &mut dyn NoisePredictor,
+    constraint: Option<&mut Constraint<'_>>,
     on_step: &mut dyn FnMut(SolverStep<'_>) -> Result<()>,
 ) -> Result<Tensor> {
     match solver {
@@ -62,11 +68,12 @@ pub fn sample(
                 lower_order_final,
             },
             schedule,
-            steps,
-            noise,
+            grid,
+            start,
             predictor,
+            constraint,
             on_step,
         ),
-        Solver::Ddim => ddim::sample(schedule, steps, noise, predictor, on_step),
+        Solver::Ddim => ddim::sample(schedule, grid, start, predictor, constraint, on_step),
     }
 }

@@ -119,6 +119,11 @@ impl NoiseSchedule {
 
     /// The time-uniform grid `linspace(1, 1/N, steps + 1)`.
     pub fn time_uniform_grid(&self, steps: usize) -> Vec<f32> {
-        linspace_f32(1.0, (1.0 / self.total_n() as f64) as f32, steps + 1)
+        self.time_uniform_grid_from(1.0, steps)
+    }
+
+    /// The time-uniform grid from `t_start` down to `1/N` (img2img starts part-way).
+    pub fn time_uniform_grid_from(&self, t_start: f32, steps: usize) -> Vec<f32> {
+        linspace_f32(t_start, (1.0 / self.total_n() as f64) as f32, steps + 1)
     }
 }
