@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use lumos_engine::protocol::{
-    DeviceChoice, GenerationMeta, InterpolationPath, MixSettings, Mode, Precision,
-    SamplerSettings, Solver,
+    DeviceChoice, GenerationMeta, InterpolationPath, MixSettings, Mode, Precision, SamplerSettings,
+    Solver,
 };
 use serde::{Deserialize, Serialize};
 

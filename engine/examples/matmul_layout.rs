@@ -5,7 +5,12 @@ use std::time::Instant;
 
 fn main() -> candle_core::Result<()> {
     let dev = Device::Cpu;
-    for (m, k, n) in [(512, 1152, 3456), (512, 1152, 1152), (512, 1152, 4608), (512, 4608, 1152)] {
+    for (m, k, n) in [
+        (512, 1152, 3456),
+        (512, 1152, 1152),
+        (512, 1152, 4608),
+        (512, 4608, 1152),
+    ] {
         let x = Tensor::randn(0f32, 1., (m, k), &dev)?;
         let w = Tensor::randn(0f32, 1., (n, k), &dev)?;
         let wt = w.t()?.contiguous()?;
@@ -17,7 +22,11 @@ fn main() -> candle_core::Result<()> {
                 x.matmul(&rhs)?;
             }
             let secs = start.elapsed().as_secs_f64() / reps as f64;
-            println!("{m}x{k}x{n} {name:<11} {:.2} ms {:.1} GFLOP/s", secs * 1e3, 2.0 * (m * k * n) as f64 / secs / 1e9);
+            println!(
+                "{m}x{k}x{n} {name:<11} {:.2} ms {:.1} GFLOP/s",
+                secs * 1e3,
+                2.0 * (m * k * n) as f64 / secs / 1e9
+            );
         }
     }
     Ok(())

@@ -14,6 +14,7 @@ pub mod checkpoints;
 pub mod device;
 pub mod error;
 pub mod imageio;
+pub mod mask;
 pub mod models;
 pub mod noise;
 pub mod pipelines;

@@ -743,11 +743,18 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
             calls: Vec::new(),
         };
         let mut step_log = Vec::new();
-        let final_x =
-            dpm_solver::sample(&solver, &schedule, &schedule.time_uniform_grid(steps), &z, &mut recording, None, &mut |s| {
+        let final_x = dpm_solver::sample(
+            &solver,
+            &schedule,
+            &schedule.time_uniform_grid(steps),
+            &z,
+            &mut recording,
+            None,
+            &mut |s| {
                 step_log.push((s.order, s.t, s.x.clone()));
                 Ok(())
-            })?;
+            },
+        )?;
         let tol = if oracle {
             Tolerance::Elementwise {
                 atol: 1e-4,
@@ -801,8 +808,15 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
             uncondition: uncondition.clone(),
             scale: config.cfg_scale,
         };
-        let final_x =
-            dpm_solver::sample(&solver, &schedule, &schedule.time_uniform_grid(steps), &z, &mut network, None, &mut |_| Ok(()))?;
+        let final_x = dpm_solver::sample(
+            &solver,
+            &schedule,
+            &schedule.time_uniform_grid(steps),
+            &z,
+            &mut network,
+            None,
+            &mut |_| Ok(()),
+        )?;
         let group = format!("dpm_solver [{variant}, {steps} steps]");
         checks.push(compare(
             &group,
@@ -886,7 +900,8 @@ pub fn check_pipeline(dir: &Path, fixtures_root: &Path, device: &Device) -> Resu
             }
         };
         let weights = vec![1.0; refs.len()];
-        let plan = pipelines::conditions::plan(&embeddings, &weights, &mode_value, Default::default())?;
+        let plan =
+            pipelines::conditions::plan(&embeddings, &weights, &mode_value, Default::default())?;
         let (k, cc) = plan.conditions.dims2()?;
         let condition = plan.conditions.reshape((k, 1, 1, cc))?;
         checks.push(compare(

@@ -33,7 +33,6 @@ fn sample(solver: Solver, steps: usize) -> (Tensor, usize, Vec<usize>) {
     let mut orders = Vec::new();
     let x = sampling::sample(
         solver,
-        LowerOrderFinal::Always,
         &schedule,
         &schedule.time_uniform_grid(steps),
         &noise,

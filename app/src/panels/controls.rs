@@ -1,8 +1,6 @@
 //! Generation controls: mode, count, guidance, steps, seed, solver, model, device, Generate.
 
-use lumos_engine::protocol::{
-    DeviceChoice, Ease, InterpolationPath, MixMethod, Precision, Solver,
-};
+use lumos_engine::protocol::{DeviceChoice, Ease, InterpolationPath, MixMethod, Precision, Solver};
 
 use crate::commands::AppCommand;
 use crate::settings::{ModeKind, SeedPolicy, Settings, limits, random_seed};
@@ -64,7 +62,9 @@ pub fn controls_ui(
             .response
             .on_hover_text("How the references' embeddings are combined");
         ui.checkbox(&mut settings.mix.renormalize, "Renormalise")
-            .on_hover_text("Scale the mixed embedding back to unit length, as the prior was trained");
+            .on_hover_text(
+                "Scale the mixed embedding back to unit length, as the prior was trained",
+            );
     });
     if settings.mode == ModeKind::Interpolate {
         egui::ComboBox::from_label("Spacing")

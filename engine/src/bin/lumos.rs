@@ -104,6 +104,90 @@ struct SamplingArgs {
     /// `FILE.safetensors:KEY` (default key `z`), shape (1, 4, h, w).
     #[arg(long)]
     noise: Option<String>,
+    /// Start from this image (img2img) instead of pure noise.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// How much to change the starting image: 0 keeps it, 1 ignores it ("subtle" ≈ 0.35,
+    /// "strong" ≈ 0.75).
+    #[arg(long, default_value_t = 0.6)]
+    strength: f32,
+    /// Repaint mask for the starting image (white = repaint, black = keep exactly).
+    #[arg(long, requires = "init")]
+    mask: Option<PathBuf>,
+    /// Feather the mask edge by this many pixels.
+    #[arg(long, default_value_t = 0, requires = "mask")]
+    feather: u32,
+    /// How references are mixed.
+    #[arg(long, value_enum, default_value = "linear")]
+    mix: MixArg,
+    /// Do not re-normalise mixed embeddings to unit length.
+    #[arg(long)]
+    no_renormalize: bool,
+    /// Frame spacing of morphs.
+    #[arg(long, value_enum, default_value = "linear")]
+    ease: EaseArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MixArg {
+    /// Weighted mean of the embeddings.
+    Linear,
+    /// Spherical interpolation.
+    Spherical,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum EaseArg {
+    /// Evenly spaced frames.
+    Linear,
+    /// Slow in, slow out.
+    Smooth,
+}
+
+impl SamplingArgs {
+    fn mix_settings(&self) -> lumos_engine::protocol::MixSettings {
+        use lumos_engine::protocol::{Ease, MixMethod, MixSettings};
+        MixSettings {
+            method: match self.mix {
+                MixArg::Linear => MixMethod::Linear,
+                MixArg::Spherical => MixMethod::Spherical,
+            },
+            renormalize: !self.no_renormalize,
+            ease: match self.ease {
+                EaseArg::Linear => Ease::Linear,
+                EaseArg::Smooth => Ease::Smooth,
+            },
+        }
+    }
+
+    fn init_image(&self) -> anyhow::Result<Option<lumos_engine::protocol::InitImage>> {
+        let Some(path) = &self.init else {
+            return Ok(None);
+        };
+        let image = imageio::load_image(path)?;
+        let mask = match &self.mask {
+            None => None,
+            Some(mask_path) => {
+                let mask =
+                    image::DynamicImage::ImageRgb8(imageio::load_image(mask_path)?).to_luma8();
+                if mask.dimensions() != image.dimensions() {
+                    bail!(
+                        "the mask is {}×{} but the starting image is {}×{}",
+                        mask.width(),
+                        mask.height(),
+                        image.width(),
+                        image.height()
+                    );
+                }
+                Some(Arc::new(lumos_engine::mask::feather(&mask, self.feather)))
+            }
+        };
+        Ok(Some(lumos_engine::protocol::InitImage {
+            image: Arc::new(image),
+            strength: self.strength,
+            mask,
+        }))
+    }
 }
 
 #[derive(Subcommand)]
@@ -315,8 +399,8 @@ fn generate(
             solver: args.solver.into(),
             seed,
         },
-        init: None,
-        mix: Default::default(),
+        init: args.init_image()?,
+        mix: args.mix_settings(),
     };
     pipelines::validate(&request)?;
     let count = pipelines::image_count(&mode);
@@ -348,7 +432,8 @@ fn generate(
     bar.set_message("loading model");
     let mut results: Vec<(usize, Arc<image::RgbImage>, GenerationMeta)> = Vec::new();
     let mut on_report = |report: StepReport, bar: &ProgressBar| match report {
-        StepReport::Step { .. } => {
+        StepReport::Step { steps, .. } => {
+            bar.set_length((count * steps) as u64);
             bar.set_message("sampling");
             bar.inc(1);
         }
@@ -488,7 +573,9 @@ fn bench(device: DeviceChoice, runs: usize, only: &[String]) -> anyhow::Result<E
             r.name,
             r.median_secs,
             r.gflops(),
-            r.median_cpu_secs.map(|c| format!("{c:.2} s")).unwrap_or_else(|| "n/a".into()),
+            r.median_cpu_secs
+                .map(|c| format!("{c:.2} s"))
+                .unwrap_or_else(|| "n/a".into()),
             r.flops / 1e9,
             r.runs_secs
                 .iter()

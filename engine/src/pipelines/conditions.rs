@@ -108,11 +108,7 @@ pub fn blend(embeddings: &[Vec<f32>], weights: &[f32], mix: MixSettings) -> Resu
             let divisor = if total.abs() > 1e-6 { total } else { 1.0 };
             (0..embeddings[0].len())
                 .map(|k| {
-                    let sum: f32 = embeddings
-                        .iter()
-                        .zip(weights)
-                        .map(|(e, w)| w * e[k])
-                        .sum();
+                    let sum: f32 = embeddings.iter().zip(weights).map(|(e, w)| w * e[k]).sum();
                     sum / divisor
                 })
                 .collect()
@@ -139,7 +135,12 @@ pub fn blend(embeddings: &[Vec<f32>], weights: &[f32], mix: MixSettings) -> Resu
 }
 
 fn renormalize(v: &[f32]) -> Vec<f32> {
-    let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt().max(1e-12);
+    let norm = v
+        .iter()
+        .map(|x| f64::from(*x).powi(2))
+        .sum::<f64>()
+        .sqrt()
+        .max(1e-12);
     v.iter().map(|x| (f64::from(*x) / norm) as f32).collect()
 }
 

@@ -19,10 +19,13 @@ use crate::protocol::{
     DeviceChoice, GenerateRequest, GenerationMeta, LatentPreview, META_VERSION, Mode, ModelSpec,
     ReferenceImage, ReferenceMeta, SamplerSettings,
 };
-use crate::sampling::{self, ClassifierFreeGuidance, LowerOrderFinal, NoiseSchedule};
+use crate::sampling::{self, ClassifierFreeGuidance, NoiseSchedule};
 
-/// Most images denoised in one batch (bounds memory on the full-size model).
-pub const MAX_BATCH: usize = 4;
+/// Images denoised together. One: batched matmuls round differently depending on the batch,
+/// and a seed must reproduce its image bit for bit however many images it was generated with
+/// (and a morph's end frame must equal the single-reference result). On a CPU a batch of one
+/// already fills the cores (the CFG pair makes it 2 × 256 tokens at 256 px).
+pub const MAX_BATCH: usize = 1;
 /// Most images one request may ask for.
 pub const MAX_IMAGES: usize = 256;
 /// Most sampler steps one request may ask for.
@@ -182,13 +185,19 @@ pub fn image_count(mode: &Mode) -> usize {
 
 /// L2-normalised encoder embeddings `(n, c)` of the references.
 pub fn embed_references(model: &LoadedModel, references: &[ReferenceImage]) -> Result<Tensor> {
-    let pixels = references
+    // One reference at a time: an embedding must not depend on which other references share
+    // its batch (batched matmuls may round differently), so that a reference mixed with weight
+    // 1 gives exactly its single-reference result.
+    let embeddings = references
         .iter()
-        .map(|r| crate::preprocess::pixel_values(&r.image, r.crop, &model.device))
+        .map(|r| {
+            let pixels = crate::preprocess::pixel_values(&r.image, r.crop, &model.device)?;
+            let cls = model.encoder.forward(&pixels)?;
+            let (_, c) = cls.dims2()?;
+            condition_from_cls(&cls)?.reshape((1, c))
+        })
         .collect::<candle_core::Result<Vec<_>>>()?;
-    let cls = model.encoder.forward(&Tensor::cat(&pixels, 0)?)?;
-    let (n, c) = cls.dims2()?;
-    Ok(condition_from_cls(&cls)?.reshape((n, c))?)
+    Ok(Tensor::cat(&embeddings, 0)?)
 }
 
 /// Denoises a batch from `noise` `(b, c, h, w)` with `condition` `(b, 1, l, cc)`; returns the
@@ -231,7 +240,6 @@ pub fn denoise_along(
     };
     sampling::sample(
         settings.solver,
-        LowerOrderFinal::Always,
         &model.schedule,
         grid,
         start,
@@ -257,7 +265,10 @@ pub struct PreparedInit {
 
 /// Resizes and crops the starting image (and mask) like the encoder's preprocessing, but to the
 /// model's output size, and encodes it.
-pub fn prepare_init(model: &LoadedModel, init: &crate::protocol::InitImage) -> Result<PreparedInit> {
+pub fn prepare_init(
+    model: &LoadedModel,
+    init: &crate::protocol::InitImage,
+) -> Result<PreparedInit> {
     let size = model.image_size_px() as u32;
     let pixels = crate::preprocess::resize_and_crop(&init.image, size, None);
     let (w, h) = (size as usize, size as usize);
@@ -277,7 +288,11 @@ pub fn prepare_init(model: &LoadedModel, init: &crate::protocol::InitImage) -> R
             let resized = crate::preprocess::resize_and_crop(&as_rgb, size, None);
             let mask_px = image::DynamicImage::ImageRgb8(resized).to_luma8();
             let (_, lh, lw) = model.latent_shape();
-            let values: Vec<f32> = mask_px.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
+            let values: Vec<f32> = mask_px
+                .as_raw()
+                .iter()
+                .map(|&v| f32::from(v) / 255.0)
+                .collect();
             // Area average onto the latent grid.
             let mask_latent = Tensor::from_vec(values, (1, 1, h, w), &model.device)?
                 .avg_pool2d((h / lh, w / lw))?;
@@ -471,9 +486,14 @@ pub fn run_with_noise(
             .reshape((len, 1, 1, cc))?;
         let latents = match &init {
             None => denoise(model, &condition, &batch_noise, &request.settings, hook)?,
-            Some(init) => {
-                denoise_from_init(model, &condition, &batch_noise, init, &request.settings, hook)?
-            }
+            Some(init) => denoise_from_init(
+                model,
+                &condition,
+                &batch_noise,
+                init,
+                &request.settings,
+                hook,
+            )?,
         };
         let mut images = to_images(&decode(model, &latents)?)?;
         if let Some(PreparedInit {

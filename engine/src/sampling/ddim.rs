@@ -5,9 +5,9 @@
 
 use candle_core::Tensor;
 
-use super::{Constraint, SolverStep};
 use super::guidance::NoisePredictor;
 use super::schedule::NoiseSchedule;
+use super::{Constraint, SolverStep};
 use crate::error::{EngineError, Result};
 
 /// Samples with DDIM in `steps` network evaluations.

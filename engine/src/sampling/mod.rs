@@ -50,10 +50,10 @@ pub type Constraint<'a> = dyn FnMut(f32, Tensor) -> Result<Tensor> + 'a;
 
 /// Samples from `start` along the time grid `grid` (decreasing, `steps + 1` points) with the
 /// given solver, calling `predictor` once per step and `on_step` after every update (return
-/// an error, e.g. `Cancelled`, to stop).
+/// an error, e.g. `Cancelled`, to stop). Multistep DPM-Solver++ always ends first order, as
+/// the I2I demo's `DPMS_INTER` does.
 pub fn sample(
     solver: Solver,
-    lower_order_final: LowerOrderFinal,
     schedule: &NoiseSchedule,
     grid: &[f32],
     start: &Tensor,
@@ -65,7 +65,7 @@ pub fn sample(
         Solver::DpmSolverPp { order } => dpm_solver::sample(
             &dpm_solver::DpmSolverPp {
                 order,
-                lower_order_final,
+                lower_order_final: LowerOrderFinal::Always,
             },
             schedule,
             grid,

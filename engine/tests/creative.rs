@@ -1,0 +1,276 @@
+//! Creative controls on the tiny fixture model: strength, inpainting, the mixer and morphs.
+
+use std::sync::Arc;
+
+use candle_core::Device;
+use image::{GrayImage, RgbImage};
+use lumos_engine::checkpoints::{fixtures_root, pipeline_fixture_spec};
+use lumos_engine::pipelines::{self, LoadedModel, StepReport};
+use lumos_engine::protocol::{
+    DeviceChoice, GenerateRequest, InitImage, InterpolationPath, MixMethod, MixSettings, Mode,
+    ReferenceImage, SamplerSettings,
+};
+
+fn model() -> LoadedModel {
+    let spec = pipeline_fixture_spec(&fixtures_root()).expect("fixture model");
+    LoadedModel::load(&spec, &Device::Cpu).expect("load")
+}
+
+fn reference(name: &str, weight: f32) -> ReferenceImage {
+    let image =
+        lumos_engine::imageio::load_image(&fixtures_root().join("pipeline_tiny").join(name))
+            .expect("fixture image");
+    ReferenceImage {
+        name: name.into(),
+        image: Arc::new(image),
+        weight,
+        crop: None,
+    }
+}
+
+fn request(references: Vec<ReferenceImage>, mode: Mode, seed: u64) -> GenerateRequest {
+    GenerateRequest {
+        model: pipeline_fixture_spec(&fixtures_root()).expect("spec"),
+        device: DeviceChoice::Cpu,
+        references,
+        mode,
+        settings: SamplerSettings {
+            steps: 4,
+            seed,
+            ..SamplerSettings::default()
+        },
+        init: None,
+        mix: MixSettings::default(),
+    }
+}
+
+/// Asserts two images are equal, reporting only a summary when they are not.
+fn assert_same(a: &RgbImage, b: &RgbImage, what: &str) {
+    let differing = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .filter(|(x, y)| x != y)
+        .count();
+    let max = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        differing == 0,
+        "{what}: {differing} values differ, by up to {max}"
+    );
+}
+
+fn run(model: &LoadedModel, request: &GenerateRequest) -> Vec<RgbImage> {
+    let mut images = Vec::new();
+    pipelines::run(model, request, &mut |report| {
+        if let StepReport::Image { index, image, .. } = report {
+            assert_eq!(index, images.len());
+            images.push((*image).clone());
+        }
+        Ok(())
+    })
+    .expect("run");
+    images
+}
+
+/// A 64×64 starting image (the model's size, so no resampling is involved).
+fn start_image() -> RgbImage {
+    RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8])
+    })
+}
+
+#[test]
+fn inpainting_leaves_unmasked_pixels_exactly_as_they_were() {
+    let model = model();
+    let original = start_image();
+    // Repaint the left half, with a feathered edge.
+    let mask = GrayImage::from_fn(64, 64, |x, _| {
+        image::Luma([if x < 24 {
+            255
+        } else if x < 32 {
+            128
+        } else {
+            0
+        }])
+    });
+    let mut req = request(
+        vec![reference("ref_a.png", 1.0)],
+        Mode::Variations { count: 2 },
+        4,
+    );
+    req.init = Some(InitImage {
+        image: Arc::new(original.clone()),
+        strength: 1.0,
+        mask: Some(Arc::new(mask.clone())),
+    });
+    let images = run(&model, &req);
+    assert_eq!(images.len(), 2);
+    for image in &images {
+        let mut changed = 0;
+        for (x, y, p) in image.enumerate_pixels() {
+            if mask.get_pixel(x, y)[0] == 0 {
+                assert_eq!(
+                    p,
+                    original.get_pixel(x, y),
+                    "unmasked pixel ({x}, {y}) changed"
+                );
+            } else if p != original.get_pixel(x, y) {
+                changed += 1;
+            }
+        }
+        assert!(
+            changed > 100,
+            "the masked region must be repainted ({changed} pixels changed)"
+        );
+    }
+}
+
+#[test]
+fn strength_zero_is_the_vae_round_trip_and_strength_one_is_plain_generation() {
+    let model = model();
+    let original = start_image();
+    let mut req = request(
+        vec![reference("ref_b.png", 1.0)],
+        Mode::Variations { count: 1 },
+        9,
+    );
+    req.init = Some(InitImage {
+        image: Arc::new(original.clone()),
+        strength: 0.0,
+        mask: None,
+    });
+    let kept = run(&model, &req);
+    let init = pipelines::prepare_init(&model, req.init.as_ref().expect("init")).expect("prepare");
+    let round_trip =
+        pipelines::to_images(&pipelines::decode(&model, &init.latent).expect("decode"))
+            .expect("images");
+    assert_same(&kept[0], &round_trip[0], "strength 0");
+
+    req.init.as_mut().expect("init").strength = 1.0;
+    let full = run(&model, &req);
+    req.init = None;
+    let plain = run(&model, &req);
+    assert_same(&full[0], &plain[0], "strength 1");
+
+    // In between, the result depends on the starting image.
+    req.init = Some(InitImage {
+        image: Arc::new(original),
+        strength: 0.5,
+        mask: None,
+    });
+    let half = run(&model, &req);
+    assert_ne!(half[0], plain[0]);
+    assert_ne!(half[0], kept[0]);
+}
+
+#[test]
+fn mixer_weights_one_and_zero_equal_the_single_reference() {
+    let model = model();
+    let single = run(
+        &model,
+        &request(
+            vec![reference("ref_a.png", 1.0)],
+            Mode::Variations { count: 1 },
+            3,
+        ),
+    );
+    for method in [MixMethod::Linear, MixMethod::Spherical] {
+        let mut req = request(
+            vec![reference("ref_a.png", 1.0), reference("ref_b.png", 0.0)],
+            Mode::Variations { count: 1 },
+            3,
+        );
+        req.mix = MixSettings {
+            method,
+            renormalize: false,
+            ..MixSettings::default()
+        };
+        assert_same(&run(&model, &req)[0], &single[0], &format!("{method:?}"));
+    }
+    // A negative weight subtracts: the result differs from both references.
+    let mut req = request(
+        vec![reference("ref_a.png", 1.0), reference("ref_b.png", -0.5)],
+        Mode::Variations { count: 1 },
+        3,
+    );
+    req.mix.renormalize = true;
+    assert_ne!(run(&model, &req)[0], single[0]);
+}
+
+#[test]
+fn morph_endpoints_equal_single_reference_generations() {
+    let model = model();
+    let a = run(
+        &model,
+        &request(
+            vec![reference("ref_a.png", 1.0)],
+            Mode::Variations { count: 1 },
+            12,
+        ),
+    );
+    let b = run(
+        &model,
+        &request(
+            vec![reference("ref_b.png", 1.0)],
+            Mode::Variations { count: 1 },
+            12,
+        ),
+    );
+    for path in [InterpolationPath::Endpoints, InterpolationPath::Slerp] {
+        let frames = run(
+            &model,
+            &request(
+                vec![reference("ref_a.png", 1.0), reference("ref_b.png", 1.0)],
+                Mode::Interpolate { frames: 4, path },
+                12,
+            ),
+        );
+        assert_eq!(frames.len(), 4);
+        assert_same(&frames[0], &a[0], &format!("{path:?} first frame"));
+        assert_same(&frames[3], &b[0], &format!("{path:?} last frame"));
+        assert_ne!(frames[1], frames[0]);
+    }
+}
+
+#[test]
+fn the_demo_path_reproduces_its_quirks() {
+    use lumos_engine::pipelines::conditions::path_weights;
+    assert_eq!(
+        path_weights(3, InterpolationPath::Demo),
+        vec![0.0, 1.0 / 3.0, 2.0 / 3.0]
+    );
+    assert_eq!(path_weights(49, InterpolationPath::Demo).len(), 50);
+    assert_eq!(path_weights(98, InterpolationPath::Demo).len(), 99);
+    assert_eq!(
+        path_weights(5, InterpolationPath::Endpoints).last(),
+        Some(&1.0)
+    );
+}
+
+#[test]
+fn a_seed_reproduces_its_image_whatever_the_batch() {
+    let model = model();
+    let batch = run(
+        &model,
+        &request(
+            vec![reference("ref_a.png", 1.0)],
+            Mode::Variations { count: 3 },
+            10,
+        ),
+    );
+    let alone = run(
+        &model,
+        &request(
+            vec![reference("ref_a.png", 1.0)],
+            Mode::Variations { count: 1 },
+            12,
+        ),
+    );
+    assert_same(&batch[2], &alone[0], "seed 12");
+}
