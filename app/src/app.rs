@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use lumos_engine::checkpoints::{self, Discovery};
 use lumos_engine::protocol::{
-    DeviceChoice, Event, GenerateRequest, GenerationMeta, JobId, ModelSpec,
+    DeviceChoice, Event, GenerateRequest, GenerationMeta, InitImage, JobId, ModelSpec,
 };
 
 use crate::bench::{FrameBench, FramePhase};
@@ -22,6 +22,7 @@ use crate::panels::gallery::gallery_ui;
 use crate::panels::models::{ModelsPanel, ModelsView};
 use crate::panels::notifications::Notifications;
 use crate::panels::queue::{progress_ui, queue_ui};
+use crate::panels::start_image::{StartImage, StartImagePanel};
 use crate::panels::viewer::Viewer;
 use crate::preview::{LivePreview, PreviewRenderer};
 use crate::references::{Canvas, Reference, decode_reference, display_name, load_reference};
@@ -154,6 +155,8 @@ pub struct LumosApp {
     engine_failed: bool,
     canvas: Canvas,
     canvas_panel: CanvasPanel,
+    start_image: Option<StartImage>,
+    start_panel: StartImagePanel,
     models_panel: ModelsPanel,
     jobs: JobQueue,
     gallery: Gallery,
@@ -252,6 +255,8 @@ impl LumosApp {
             engine_failed: false,
             canvas: Canvas::default(),
             canvas_panel: CanvasPanel::default(),
+            start_image: None,
+            start_panel: StartImagePanel::default(),
             models_panel: ModelsPanel::default(),
             jobs: JobQueue::default(),
             gallery: Gallery::default(),
@@ -292,6 +297,11 @@ impl LumosApp {
         &self.canvas
     }
 
+    /// The starting image (img2img), if any.
+    pub fn start_image(&self) -> Option<&StartImage> {
+        self.start_image.as_ref()
+    }
+
     /// The results.
     pub fn gallery(&self) -> &Gallery {
         &self.gallery
@@ -320,6 +330,11 @@ impl LumosApp {
     /// The live preview (latent, map and where it was drawn).
     pub fn live_preview(&self) -> &LivePreview {
         &self.live
+    }
+
+    /// The result viewer, when open.
+    pub fn viewer(&self) -> Option<&Viewer> {
+        self.viewer.as_ref()
     }
 
     /// Whether a live preview latent is being shown.
@@ -539,6 +554,21 @@ impl LumosApp {
             }),
             AppCommand::RemoveReference(index) => self.canvas.remove(index),
             AppCommand::MoveReference { from, to } => self.canvas.move_to(from, to),
+            AppCommand::StartFromReference(index) => {
+                if let Some(reference) = self.canvas.references.get(index) {
+                    self.start_image =
+                        Some(StartImage::new(reference.name.clone(), &reference.image));
+                }
+            }
+            AppCommand::StartFromResult { run, index } => {
+                if let Some(result) = self.gallery.run(run).and_then(|r| r.image(index)) {
+                    self.start_image = Some(StartImage::new(
+                        format!("result {run}.{index}"),
+                        &result.image,
+                    ));
+                }
+            }
+            AppCommand::ClearStartImage => self.start_image = None,
             AppCommand::Generate => self.generate(),
             AppCommand::Cancel(job) => {
                 self.engine.cancel(job);
@@ -701,7 +731,11 @@ impl LumosApp {
             references: self.canvas.to_engine(),
             mode: self.settings.engine_mode(),
             settings: self.settings.sampler.clone(),
-            init: None,
+            init: self.start_image.as_ref().map(|start| InitImage {
+                image: start.image.clone(),
+                strength: self.settings.strength,
+                mask: start.engine_mask(self.settings.feather_px),
+            }),
             mix: self.settings.mix,
         };
         let run_id = self.gallery.next_id();
@@ -1065,12 +1099,23 @@ impl eframe::App for LumosApp {
             .size_range(240.0..=640.0)
             .resizable(true)
             .show(ui, |ui| {
-                self.canvas_panel.canvas_ui(
-                    ui,
-                    &mut self.canvas,
-                    self.pending_loads,
-                    &mut self.commands,
-                );
+                egui::ScrollArea::vertical()
+                    .id_salt("canvas")
+                    .show(ui, |ui| {
+                        self.canvas_panel.canvas_ui(
+                            ui,
+                            &mut self.canvas,
+                            self.pending_loads,
+                            &mut self.commands,
+                        );
+                        ui.add_space(6.0);
+                        self.start_panel.start_image_ui(
+                            ui,
+                            self.start_image.as_mut(),
+                            &mut self.settings,
+                            &mut self.commands,
+                        );
+                    });
             });
         self.right_ui(ui);
         self.central_ui(ui);

@@ -60,6 +60,17 @@ pub enum AppCommand {
         /// New position.
         to: usize,
     },
+    /// Start new images from this reference (img2img).
+    StartFromReference(usize),
+    /// Start new images from this result (img2img).
+    StartFromResult {
+        /// The run.
+        run: RunId,
+        /// Result index in the run.
+        index: usize,
+    },
+    /// Start from noise again.
+    ClearStartImage,
     /// Queue a generation with the current canvas and settings.
     Generate,
     /// Cancel a running or queued job.

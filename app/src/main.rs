@@ -59,11 +59,31 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// The window icon (the same picture as the packaged icon).
+fn icon() -> Option<egui::IconData> {
+    let bytes = include_bytes!("../../packaging/icons/org.lumos.LumosStudio.png");
+    let rgba = image::load_from_memory(bytes).ok()?.into_rgba8();
+    Some(egui::IconData {
+        width: rgba.width(),
+        height: rgba.height(),
+        rgba: rgba.into_raw(),
+    })
+}
+
 fn native_options(renderer: RendererChoice, bench: bool) -> eframe::NativeOptions {
     let mut wgpu_options = egui_wgpu::WgpuConfiguration::default();
     if bench {
         // The bench measures how fast the app makes frames, not the display's refresh rate.
         wgpu_options.surface.present_mode = wgpu::PresentMode::AutoNoVsync;
+    }
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("Lumos Studio")
+        .with_app_id("org.lumos.LumosStudio")
+        .with_inner_size([1280.0, 820.0])
+        .with_min_inner_size([720.0, 480.0])
+        .with_drag_and_drop(true);
+    if let Some(icon) = icon() {
+        viewport = viewport.with_icon(icon);
     }
     eframe::NativeOptions {
         wgpu_options,
@@ -71,12 +91,7 @@ fn native_options(renderer: RendererChoice, bench: bool) -> eframe::NativeOption
             RendererChoice::Wgpu => eframe::Renderer::Wgpu,
             RendererChoice::Glow => eframe::Renderer::Glow,
         },
-        viewport: egui::ViewportBuilder::default()
-            .with_title("Lumos Studio")
-            .with_app_id("org.lumos.LumosStudio")
-            .with_inner_size([1280.0, 820.0])
-            .with_min_inner_size([720.0, 480.0])
-            .with_drag_and_drop(true),
+        viewport,
         // Settings in the OS-standard config folder (e.g. ~/.config/lumosstudio/app.ron).
         persistence_path: directories::ProjectDirs::from("org", "Lumos", "Lumos Studio")
             .map(|dirs| dirs.config_dir().join("app.ron")),
@@ -121,5 +136,17 @@ fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
         }
         Err(error) => Err(anyhow::anyhow!("could not open the window: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_icon_decodes() {
+        let icon = icon().expect("embedded icon");
+        assert_eq!((icon.width, icon.height), (256, 256));
+        assert_eq!(icon.rgba.len(), 256 * 256 * 4);
     }
 }

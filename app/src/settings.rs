@@ -88,6 +88,12 @@ pub struct Settings {
     pub export_dir: Option<PathBuf>,
     /// Also write a contact sheet when exporting.
     pub contact_sheet: bool,
+    /// img2img strength when there is a starting image (0 keeps it, 1 ignores it).
+    pub strength: f32,
+    /// Feathering of the repaint mask, in pixels of the starting image.
+    pub feather_px: u32,
+    /// Radius of the mask brush, in pixels of the starting image.
+    pub brush_px: f32,
 }
 
 impl Default for Settings {
@@ -106,6 +112,9 @@ impl Default for Settings {
             model: None,
             export_dir: None,
             contact_sheet: true,
+            strength: 0.6,
+            feather_px: 8,
+            brush_px: 24.0,
         }
     }
 }
@@ -159,6 +168,15 @@ impl Settings {
             .sampler
             .guidance
             .clamp(*limits::GUIDANCE.start(), *limits::GUIDANCE.end());
+        if !self.strength.is_finite() {
+            self.strength = Self::default().strength;
+        }
+        self.strength = self.strength.clamp(0.0, 1.0);
+        self.feather_px = self.feather_px.min(32);
+        if !self.brush_px.is_finite() {
+            self.brush_px = Self::default().brush_px;
+        }
+        self.brush_px = self.brush_px.clamp(2.0, 128.0);
         if let Solver::DpmSolverPp { order } = &mut self.sampler.solver {
             *order = (*order).clamp(1, 3);
         }
@@ -218,6 +236,9 @@ impl Settings {
         }
         self.sampler = meta.settings.clone();
         self.mix = meta.mix_settings;
+        if let Some(strength) = meta.strength {
+            self.strength = strength;
+        }
         // `settings.seed` is the image's own seed: image i of a run uses seed + i.
         if matches!(meta.mode, Mode::Variations { .. }) {
             self.sampler.seed = meta.settings.seed.wrapping_sub(meta.index as u64);

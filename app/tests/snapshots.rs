@@ -110,14 +110,15 @@ fn viewer_wipe_snapshot() {
         .click();
     harness.run_steps(4);
     // Mask the result's half of the wipe (see `mask_results`); the reference's half stays.
-    let window = harness.get_by_label("Result 1.0").rect();
-    let toggle = harness
-        .get_by_label("Compare with the first reference")
-        .rect();
+    let image = harness
+        .state()
+        .viewer()
+        .and_then(|v| v.image_rect)
+        .expect("viewer drawn");
     mask_results(&mut harness);
     harness.mask(egui::Rect::from_min_max(
-        egui::pos2(window.center().x + 2.0, toggle.bottom() + 4.0),
-        window.max,
+        egui::pos2(image.center().x + 2.0, image.top()),
+        image.max,
     ));
     harness.snapshot("viewer_wipe");
 }

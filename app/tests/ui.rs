@@ -578,28 +578,7 @@ fn moving_the_encoder_crop_is_part_of_the_request() {
     let label = harness.get_by_label_contains("ref_a.png (").rect();
     // The thumbnail sits right under its label; drag from its middle to the right.
     let start = egui::pos2(label.left() + 110.0, label.bottom() + 60.0);
-    let end = start + egui::vec2(150.0, 0.0);
-    harness.event(egui::Event::PointerMoved(start));
-    harness.event(egui::Event::PointerButton {
-        pos: start,
-        button: egui::PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    harness.run_steps(1);
-    for i in 1..=5 {
-        harness.event(egui::Event::PointerMoved(
-            start + (end - start) * (i as f32 / 5.0),
-        ));
-        harness.run_steps(1);
-    }
-    harness.event(egui::Event::PointerButton {
-        pos: end,
-        button: egui::PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
-    harness.run_steps(2);
+    drag(&mut harness, start, start + egui::vec2(150.0, 0.0));
     let crop = harness.state().canvas().references[0].crop;
     assert_eq!(crop, [1.0, 0.5], "dragged to the right edge");
 
@@ -662,4 +641,108 @@ fn settings_persist_through_eframe_storage() {
             lumos_studio::LumosApp::new(cc, config).expect("app starts")
         });
     assert!((restarted.state().settings().sampler.guidance - 7.5).abs() < 1e-9);
+}
+
+/// Drags with the primary button from `start` to `end` in a few moves.
+fn drag(harness: &mut common::AppHarness, start: egui::Pos2, end: egui::Pos2) {
+    harness.event(egui::Event::PointerMoved(start));
+    harness.event(egui::Event::PointerButton {
+        pos: start,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    harness.run_steps(1);
+    for i in 1..=5 {
+        harness.event(egui::Event::PointerMoved(
+            start + (end - start) * (i as f32 / 5.0),
+        ));
+        harness.run_steps(1);
+    }
+    harness.event(egui::Event::PointerButton {
+        pos: end,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    harness.run_steps(2);
+}
+
+#[test]
+fn start_from_a_result_paint_a_mask_and_repaint_it() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 4;
+        settings.count = 1;
+        settings.seed_policy = SeedPolicy::Locked;
+    }
+    harness.run_steps(1);
+    harness.get_by_label("Generate").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the first run",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
+    harness
+        .state_mut()
+        .push_command(lumos_studio::commands::AppCommand::View { run: 1, index: 0 });
+    harness.run_steps(2);
+    harness.get_by_label("Start from this image").click();
+    harness.run_steps(2);
+    harness
+        .state_mut()
+        .push_command(lumos_studio::commands::AppCommand::CloseViewer);
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().start_image().map(|s| s.name.as_str()),
+        Some("result 1.0")
+    );
+
+    let label = harness.get_by_label_contains("result 1.0 (64×64)").rect();
+    let start = egui::pos2(label.left() + 60.0, label.bottom() + 80.0);
+    drag(&mut harness, start, start + egui::vec2(120.0, 0.0));
+    let masked = harness
+        .state()
+        .start_image()
+        .expect("start")
+        .masked_pixels();
+    assert!(masked > 0, "the brush painted the mask");
+    slider(&harness, "Strength").set_value_accesskit(0.5);
+    harness.run_steps(2);
+
+    harness.get_by_label("Generate").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the img2img run",
+        |app| {
+            app.gallery()
+                .runs()
+                .get(1)
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
+    );
+    let run = &harness.state().gallery().runs()[1];
+    assert_eq!(
+        run.status,
+        RunStatus::Finished,
+        "{:?}",
+        harness.state().notifications().items()
+    );
+    let meta = &run.images[0].meta;
+    assert_eq!(meta.strength, Some(0.5));
+    assert!(meta.init_sha256.is_some(), "{meta:?}");
+    assert!(meta.mask_sha256.is_some(), "{meta:?}");
+
+    harness.get_by_label("Clear starting image").click();
+    harness.run_steps(2);
+    assert!(harness.state().start_image().is_none());
 }

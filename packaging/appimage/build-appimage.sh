@@ -12,6 +12,7 @@ install -Dm755 target/release/lumos-studio "$appdir/usr/bin/lumos-studio"
 install -Dm644 packaging/linux/org.lumos.LumosStudio.desktop "$appdir/usr/share/applications/org.lumos.LumosStudio.desktop"
 install -Dm644 packaging/linux/org.lumos.LumosStudio.metainfo.xml "$appdir/usr/share/metainfo/org.lumos.LumosStudio.appdata.xml"
 install -Dm644 packaging/icons/org.lumos.LumosStudio.svg "$appdir/usr/share/icons/hicolor/scalable/apps/org.lumos.LumosStudio.svg"
+install -Dm644 packaging/icons/org.lumos.LumosStudio.png "$appdir/usr/share/icons/hicolor/256x256/apps/org.lumos.LumosStudio.png"
 ln -s usr/share/applications/org.lumos.LumosStudio.desktop "$appdir/org.lumos.LumosStudio.desktop"
 ln -s usr/share/icons/hicolor/scalable/apps/org.lumos.LumosStudio.svg "$appdir/org.lumos.LumosStudio.svg"
 cat > "$appdir/AppRun" <<'RUN'

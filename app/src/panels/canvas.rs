@@ -68,16 +68,12 @@ impl CanvasPanel {
             return;
         }
         let count = canvas.references.len();
-        egui::ScrollArea::vertical()
-            .id_salt("references")
-            .show(ui, |ui| {
-                for (index, reference) in canvas.references.iter_mut().enumerate() {
-                    ui.push_id(index, |ui| {
-                        reference_ui(ui, reference, index, count, self.thumbnail_width, commands);
-                    });
-                    ui.separator();
-                }
+        for (index, reference) in canvas.references.iter_mut().enumerate() {
+            ui.push_id(index, |ui| {
+                reference_ui(ui, reference, index, count, self.thumbnail_width, commands);
             });
+            ui.separator();
+        }
     }
 }
 
@@ -149,6 +145,13 @@ fn reference_ui(
         }
         if ui.button(format!("Remove {}", reference.name)).clicked() {
             commands.push(AppCommand::RemoveReference(index));
+        }
+        if ui
+            .button("Start from this")
+            .on_hover_text("Use as the starting image (img2img)")
+            .clicked()
+        {
+            commands.push(AppCommand::StartFromReference(index));
         }
     });
 }

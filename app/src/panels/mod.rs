@@ -8,4 +8,5 @@ pub mod gallery;
 pub mod models;
 pub mod notifications;
 pub mod queue;
+pub mod start_image;
 pub mod viewer;

@@ -15,6 +15,8 @@ pub struct Viewer {
     pub wipe: bool,
     /// Split of the wipe, as a fraction of the width.
     pub split: f32,
+    /// Where the image was drawn last (points).
+    pub image_rect: Option<egui::Rect>,
 }
 
 impl Viewer {
@@ -25,6 +27,7 @@ impl Viewer {
             index,
             wipe: false,
             split: 0.5,
+            image_rect: None,
         }
     }
 
@@ -62,6 +65,9 @@ impl Viewer {
                     if ui.button("Reuse settings").clicked() {
                         commands.push(AppCommand::ReuseSettings { run: run_id, index });
                     }
+                    if ui.button("Start from this image").clicked() {
+                        commands.push(AppCommand::StartFromResult { run: run_id, index });
+                    }
                 });
                 let reference = canvas.references.first_mut();
                 ui.add_enabled_ui(reference.is_some(), |ui| {
@@ -72,9 +78,13 @@ impl Viewer {
                         }
                     });
                 });
-                let side = ui.available_width().min(ui.available_height()).max(64.0);
+                // Stay inside the visible area: a paint callback's viewport is clipped to it,
+                // which would squeeze the image.
+                let visible = ui.clip_rect().intersect(ui.available_rect_before_wrap());
+                let side = visible.width().min(visible.height()).max(64.0);
                 let (rect, response) =
                     ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::drag());
+                self.image_rect = Some(rect);
                 match reference {
                     Some(reference) if self.wipe => {
                         if let Some(pos) = response.interact_pointer_pos() {

@@ -9,6 +9,8 @@
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+
+use super::layers::Conv3x3;
 use serde::{Deserialize, Serialize};
 
 /// Hyper-parameters (diffusers `config.json` field names; unknown fields are ignored).
@@ -93,9 +95,9 @@ fn conv1x1(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
 #[derive(Debug, Clone)]
 struct ResnetBlock {
     norm1: GroupNorm,
-    conv1: Conv2d,
+    conv1: Conv3x3,
     norm2: GroupNorm,
-    conv2: Conv2d,
+    conv2: Conv3x3,
     conv_shortcut: Option<Conv2d>,
 }
 
@@ -103,9 +105,9 @@ impl ResnetBlock {
     fn load(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             norm1: candle_nn::group_norm(groups, cin, NORM_EPS, vb.pp("norm1"))?,
-            conv1: conv3x3(cin, cout, 1, 1, vb.pp("conv1"))?,
+            conv1: Conv3x3::load(cin, cout, vb.pp("conv1"))?,
             norm2: candle_nn::group_norm(groups, cout, NORM_EPS, vb.pp("norm2"))?,
-            conv2: conv3x3(cout, cout, 1, 1, vb.pp("conv2"))?,
+            conv2: Conv3x3::load(cout, cout, vb.pp("conv2"))?,
             conv_shortcut: (cin != cout)
                 .then(|| conv1x1(cin, cout, vb.pp("conv_shortcut")))
                 .transpose()?,
@@ -200,11 +202,13 @@ impl Module for MidBlock {
     }
 }
 
-/// A resolution level: resnets, then an optional down/upsampling conv.
+/// A resolution level: resnets, then an optional downsampling (encoder) or upsampling
+/// (decoder) conv.
 #[derive(Debug, Clone)]
 struct Level {
     resnets: Vec<ResnetBlock>,
-    resample: Option<Conv2d>,
+    downsample: Option<Conv2d>,
+    upsample: Option<Conv3x3>,
 }
 
 /// Encoder intermediates (for parity checks).
@@ -256,18 +260,18 @@ impl Posterior {
 /// The autoencoder.
 #[derive(Debug, Clone)]
 pub struct AutoencoderKl {
-    enc_conv_in: Conv2d,
+    enc_conv_in: Conv3x3,
     enc_levels: Vec<Level>,
     enc_mid: MidBlock,
     enc_norm_out: GroupNorm,
-    enc_conv_out: Conv2d,
+    enc_conv_out: Conv3x3,
     quant_conv: Conv2d,
     post_quant_conv: Conv2d,
-    dec_conv_in: Conv2d,
+    dec_conv_in: Conv3x3,
     dec_mid: MidBlock,
     dec_levels: Vec<Level>,
     dec_norm_out: GroupNorm,
-    dec_conv_out: Conv2d,
+    dec_conv_out: Conv3x3,
     config: VaeConfig,
 }
 
@@ -292,10 +296,14 @@ impl AutoencoderKl {
                     ResnetBlock::load(from, cout, groups, block.pp("resnets").pp(j))
                 })
                 .collect::<Result<_>>()?;
-            let resample = (i + 1 < channels.len())
+            let downsample = (i + 1 < channels.len())
                 .then(|| conv3x3(cout, cout, 2, 0, block.pp("downsamplers").pp(0).pp("conv")))
                 .transpose()?;
-            enc_levels.push(Level { resnets, resample });
+            enc_levels.push(Level {
+                resnets,
+                downsample,
+                upsample: None,
+            });
             cin = cout;
         }
 
@@ -310,22 +318,26 @@ impl AutoencoderKl {
                     ResnetBlock::load(from, cout, groups, block.pp("resnets").pp(j))
                 })
                 .collect::<Result<_>>()?;
-            let resample = (i + 1 < channels.len())
-                .then(|| conv3x3(cout, cout, 1, 1, block.pp("upsamplers").pp(0).pp("conv")))
+            let upsample = (i + 1 < channels.len())
+                .then(|| Conv3x3::load(cout, cout, block.pp("upsamplers").pp(0).pp("conv")))
                 .transpose()?;
-            dec_levels.push(Level { resnets, resample });
+            dec_levels.push(Level {
+                resnets,
+                downsample: None,
+                upsample,
+            });
             cin = cout;
         }
 
         Ok(Self {
-            enc_conv_in: conv3x3(config.in_channels, channels[0], 1, 1, enc.pp("conv_in"))?,
+            enc_conv_in: Conv3x3::load(config.in_channels, channels[0], enc.pp("conv_in"))?,
             enc_levels,
             enc_mid: MidBlock::load(top, groups, enc.pp("mid_block"))?,
             enc_norm_out: candle_nn::group_norm(groups, top, NORM_EPS, enc.pp("conv_norm_out"))?,
-            enc_conv_out: conv3x3(top, 2 * latent, 1, 1, enc.pp("conv_out"))?,
+            enc_conv_out: Conv3x3::load(top, 2 * latent, enc.pp("conv_out"))?,
             quant_conv: conv1x1(2 * latent, 2 * latent, vb.pp("quant_conv"))?,
             post_quant_conv: conv1x1(latent, latent, vb.pp("post_quant_conv"))?,
-            dec_conv_in: conv3x3(latent, top, 1, 1, dec.pp("conv_in"))?,
+            dec_conv_in: Conv3x3::load(latent, top, dec.pp("conv_in"))?,
             dec_mid: MidBlock::load(top, groups, dec.pp("mid_block"))?,
             dec_levels,
             dec_norm_out: candle_nn::group_norm(
@@ -334,7 +346,7 @@ impl AutoencoderKl {
                 NORM_EPS,
                 dec.pp("conv_norm_out"),
             )?,
-            dec_conv_out: conv3x3(channels[0], config.out_channels, 1, 1, dec.pp("conv_out"))?,
+            dec_conv_out: Conv3x3::load(channels[0], config.out_channels, dec.pp("conv_out"))?,
             config: config.clone(),
         })
     }
@@ -353,7 +365,7 @@ impl AutoencoderKl {
             for resnet in &level.resnets {
                 xs = resnet.forward(&xs)?;
             }
-            if let Some(conv) = &level.resample {
+            if let Some(conv) = &level.downsample {
                 // diffusers' Downsample2D with padding 0: pad right and bottom by one.
                 xs = conv.forward(&xs.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?)?;
             }
@@ -399,7 +411,7 @@ impl AutoencoderKl {
             for resnet in &level.resnets {
                 xs = resnet.forward(&xs)?;
             }
-            if let Some(conv) = &level.resample {
+            if let Some(conv) = &level.upsample {
                 let (_, _, h, w) = xs.dims4()?;
                 xs = conv.forward(&xs.upsample_nearest2d(2 * h, 2 * w)?)?;
             }

@@ -1,0 +1,274 @@
+//! The starting image (img2img) and its repaint mask (inpainting): a brush and an eraser paint
+//! the mask over the image; the strength says how much to change. The mask is feathered when
+//! the request is made.
+
+use std::sync::Arc;
+
+use image::{GrayImage, RgbImage};
+
+use crate::commands::AppCommand;
+use crate::settings::Settings;
+
+/// Longest side of a starting image as kept by the app: the engine resizes it to the model's
+/// size anyway, and a smaller mask keeps painting fast.
+pub const MAX_START_SIDE_PX: u32 = 768;
+
+/// What the brush does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BrushMode {
+    /// Mark pixels for repainting.
+    #[default]
+    Paint,
+    /// Keep pixels as they are.
+    Erase,
+}
+
+/// The starting image with its mask and display textures.
+pub struct StartImage {
+    /// Display name.
+    pub name: String,
+    /// The pixels (at most [`MAX_START_SIDE_PX`] on the longer side).
+    pub image: Arc<RgbImage>,
+    /// Repaint mask at the image's size (255 = repaint), if any was painted.
+    pub mask: Option<GrayImage>,
+    texture: Option<egui::TextureHandle>,
+    mask_texture: Option<egui::TextureHandle>,
+    mask_changed: bool,
+    last_brush_pos: Option<egui::Pos2>,
+}
+
+impl StartImage {
+    /// A starting image without a mask; large images are scaled down.
+    pub fn new(name: String, image: &RgbImage) -> Self {
+        let (w, h) = image.dimensions();
+        let image = if w.max(h) > MAX_START_SIDE_PX {
+            let scale = MAX_START_SIDE_PX as f32 / w.max(h) as f32;
+            image::imageops::resize(
+                image,
+                ((w as f32 * scale).round() as u32).max(1),
+                ((h as f32 * scale).round() as u32).max(1),
+                image::imageops::FilterType::Triangle,
+            )
+        } else {
+            image.clone()
+        };
+        Self {
+            name,
+            image: Arc::new(image),
+            mask: None,
+            texture: None,
+            mask_texture: None,
+            mask_changed: false,
+            last_brush_pos: None,
+        }
+    }
+
+    /// Paints (or erases) a disc of `radius_px` at `center` (image pixels), and along the
+    /// segment from the previous position so that fast strokes have no gaps.
+    pub fn stroke_to(&mut self, center: egui::Pos2, radius_px: f32, mode: BrushMode) {
+        let from = self.last_brush_pos.unwrap_or(center);
+        let distance = from.distance(center);
+        let stamps = (distance / (radius_px * 0.5).max(1.0)).ceil().max(1.0) as usize;
+        for i in 0..=stamps {
+            let t = i as f32 / stamps as f32;
+            self.stamp(from + (center - from) * t, radius_px, mode);
+        }
+        self.last_brush_pos = Some(center);
+    }
+
+    /// Ends a stroke.
+    pub fn end_stroke(&mut self) {
+        self.last_brush_pos = None;
+    }
+
+    fn stamp(&mut self, center: egui::Pos2, radius_px: f32, mode: BrushMode) {
+        let (w, h) = self.image.dimensions();
+        let mask = self.mask.get_or_insert_with(|| GrayImage::new(w, h));
+        let value = match mode {
+            BrushMode::Paint => 255,
+            BrushMode::Erase => 0,
+        };
+        let r = radius_px.max(0.5);
+        let x0 = (center.x - r).floor().max(0.0) as u32;
+        let y0 = (center.y - r).floor().max(0.0) as u32;
+        let x1 = ((center.x + r).ceil().max(0.0) as u32).min(w);
+        let y1 = ((center.y + r).ceil().max(0.0) as u32).min(h);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let d = egui::pos2(x as f32 + 0.5, y as f32 + 0.5).distance(center);
+                if d <= r {
+                    mask.put_pixel(x, y, image::Luma([value]));
+                }
+            }
+        }
+        self.mask_changed = true;
+    }
+
+    /// Removes the mask (the whole image is changed by the strength).
+    pub fn clear_mask(&mut self) {
+        self.mask = None;
+        self.mask_changed = true;
+    }
+
+    /// Number of pixels marked for repainting.
+    pub fn masked_pixels(&self) -> usize {
+        self.mask
+            .as_ref()
+            .map_or(0, |m| m.pixels().filter(|p| p.0[0] > 0).count())
+    }
+
+    /// The mask as the engine receives it: feathered by `feather_px`; `None` if nothing is
+    /// painted (img2img of the whole image).
+    pub fn engine_mask(&self, feather_px: u32) -> Option<Arc<GrayImage>> {
+        let mask = self.mask.as_ref()?;
+        if mask.pixels().all(|p| p.0[0] == 0) {
+            return None;
+        }
+        Some(Arc::new(lumos_engine::mask::feather(mask, feather_px)))
+    }
+
+    fn textures(
+        &mut self,
+        ctx: &egui::Context,
+    ) -> (egui::TextureHandle, Option<egui::TextureHandle>) {
+        let texture = self
+            .texture
+            .get_or_insert_with(|| {
+                ctx.load_texture(
+                    format!("start:{}", self.name),
+                    crate::gallery::color_image(&self.image),
+                    egui::TextureOptions::LINEAR,
+                )
+            })
+            .clone();
+        if self.mask_changed {
+            self.mask_changed = false;
+            self.mask_texture = self.mask.as_ref().map(|mask| {
+                let overlay = egui::ColorImage::from_rgba_unmultiplied(
+                    [mask.width() as usize, mask.height() as usize],
+                    &mask
+                        .pixels()
+                        .flat_map(|p| [255, 40, 60, p.0[0] / 2])
+                        .collect::<Vec<u8>>(),
+                );
+                match self.mask_texture.take() {
+                    Some(mut handle) => {
+                        handle.set(overlay, egui::TextureOptions::NEAREST);
+                        handle
+                    }
+                    None => ctx.load_texture("start_mask", overlay, egui::TextureOptions::NEAREST),
+                }
+            });
+        }
+        (texture, self.mask_texture.clone())
+    }
+}
+
+/// Transient state of the panel.
+#[derive(Default)]
+pub struct StartImagePanel {
+    /// Brush or eraser.
+    pub brush_mode: BrushMode,
+}
+
+impl StartImagePanel {
+    /// Draws the starting image with its mask, the brush controls and the strength.
+    pub fn start_image_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        start: Option<&mut StartImage>,
+        settings: &mut Settings,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        ui.heading("Starting image");
+        let Some(start) = start else {
+            ui.weak("None: new images start from noise. Use \"Start from this\" on a reference or a result.");
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{} ({}×{})",
+                start.name,
+                start.image.width(),
+                start.image.height()
+            ));
+            if ui.button("Clear starting image").clicked() {
+                commands.push(AppCommand::ClearStartImage);
+            }
+        });
+        let (texture, mask_texture) = start.textures(ui.ctx());
+        let (w, h) = start.image.dimensions();
+        let width = ui.available_width().clamp(60.0, 300.0);
+        let size = egui::vec2(width, width * h as f32 / w.max(1) as f32);
+        let (rect, response) = ui.allocate_exact_size(size, egui::Sense::drag());
+        let full = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+        ui.painter()
+            .image(texture.id(), rect, full, egui::Color32::WHITE);
+        if let Some(mask) = &mask_texture {
+            ui.painter()
+                .image(mask.id(), rect, full, egui::Color32::WHITE);
+        }
+        let scale = w as f32 / rect.width().max(1.0);
+        if let Some(pos) = response.interact_pointer_pos()
+            && (response.dragged() || response.drag_started())
+        {
+            let in_image = ((pos - rect.min) * scale).to_pos2();
+            start.stroke_to(in_image, settings.brush_px, self.brush_mode);
+            ui.ctx().request_repaint();
+        }
+        if response.drag_stopped() {
+            start.end_stroke();
+        }
+        response.on_hover_text("Paint where the image should change (with a mask, only there)");
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut self.brush_mode, BrushMode::Paint, "Brush");
+            ui.radio_value(&mut self.brush_mode, BrushMode::Erase, "Eraser");
+            if ui.button("Clear mask").clicked() {
+                start.clear_mask();
+            }
+        });
+        ui.add(egui::Slider::new(&mut settings.brush_px, 2.0..=128.0).text("Brush size"));
+        ui.add(egui::Slider::new(&mut settings.feather_px, 0..=32).text("Feather"));
+        ui.add(
+            egui::Slider::new(&mut settings.strength, 0.0..=1.0)
+                .text("Strength")
+                .fixed_decimals(2),
+        )
+        .on_hover_text("How much to change: 0 keeps the image, 1 ignores it");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strokes_paint_and_erase_without_gaps() {
+        let mut start = StartImage::new("s".into(), &RgbImage::new(100, 50));
+        start.stroke_to(egui::pos2(10.0, 25.0), 4.0, BrushMode::Paint);
+        start.stroke_to(egui::pos2(90.0, 25.0), 4.0, BrushMode::Paint);
+        start.end_stroke();
+        let mask = start.mask.as_ref().expect("mask");
+        assert!(
+            (10..=90).all(|x| mask.get_pixel(x, 25).0[0] == 255),
+            "a continuous line"
+        );
+        assert_eq!(mask.get_pixel(50, 5).0[0], 0);
+        start.stroke_to(egui::pos2(50.0, 25.0), 6.0, BrushMode::Erase);
+        start.end_stroke();
+        assert_eq!(start.mask.as_ref().expect("mask").get_pixel(50, 25).0[0], 0);
+        assert!(start.engine_mask(2).is_some());
+        start.clear_mask();
+        assert_eq!(start.masked_pixels(), 0);
+        assert!(start.engine_mask(2).is_none());
+    }
+
+    #[test]
+    fn large_starting_images_are_scaled_down() {
+        let start = StartImage::new("big".into(), &RgbImage::new(2000, 1000));
+        assert_eq!(
+            start.image.dimensions(),
+            (MAX_START_SIDE_PX, MAX_START_SIDE_PX / 2)
+        );
+    }
+}
