@@ -17,7 +17,12 @@ fn cpu_secs() -> f64 {
 
 fn main() -> candle_core::Result<()> {
     let dev = Device::Cpu;
-    for (m, k, n) in [(512, 1152, 3456), (512, 1152, 1152), (512, 1152, 4608), (512, 4608, 1152)] {
+    for (m, k, n) in [
+        (512, 1152, 3456),
+        (512, 1152, 1152),
+        (512, 1152, 4608),
+        (512, 4608, 1152),
+    ] {
         let x = Tensor::randn(0f32, 1., (m, k), &dev)?;
         let w = Tensor::randn(0f32, 1., (n, k), &dev)?;
         let wt = w.t()?.contiguous()?;

@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod checkpoints;
+pub mod contact_sheet;
 pub mod device;
 pub mod error;
 pub mod imageio;

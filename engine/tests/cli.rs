@@ -349,3 +349,32 @@ fn models_reports_what_is_missing_and_where_it_looked() {
     assert!(stdout.contains("missing  Lumos I2I prior"), "{stdout}");
     assert!(stdout.contains(path_str(models.path())), "{stdout}");
 }
+
+#[test]
+fn sweep_writes_one_labelled_grid() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let result = lumos(&[
+        "sweep",
+        path_str(&pipeline_dir().join("ref_a.png")),
+        "--row-values",
+        "1,2",
+        "--guidance-values",
+        "1,3,4.5",
+        "--model",
+        "fixture",
+        "--steps",
+        "2",
+        "-o",
+        path_str(out.path()),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let files = files_in(out.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let sheet = image::open(&files[0]).expect("png").to_rgb8();
+    // 3 columns and 2 rows of 64-pixel cells plus labels and gaps.
+    assert!(
+        sheet.width() > 3 * 64 && sheet.height() > 2 * 64,
+        "{:?}",
+        sheet.dimensions()
+    );
+}

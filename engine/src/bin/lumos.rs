@@ -128,6 +128,14 @@ struct SamplingArgs {
     ease: EaseArg,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum SweepRows {
+    /// One row per seed.
+    Seed,
+    /// One row per weight of the last reference.
+    Weight,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum MixArg {
     /// Weighted mean of the embeddings.
@@ -220,6 +228,28 @@ enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
+    /// An X/Y grid: rows over seeds (or the last reference's weight), columns over guidance,
+    /// written as one labelled contact sheet.
+    Sweep {
+        /// Reference images.
+        #[arg(required = true)]
+        references: Vec<PathBuf>,
+        /// What the rows vary.
+        #[arg(long, value_enum, default_value = "seed")]
+        rows: SweepRows,
+        /// Row values: seeds, or weights of the last reference (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        row_values: Vec<f64>,
+        /// Guidance scales of the columns (comma-separated).
+        #[arg(
+            long = "guidance-values",
+            value_delimiter = ',',
+            default_value = "1.5,3,4.5,7"
+        )]
+        guidance_values: Vec<f64>,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+    },
     /// What model files were found, and what is missing.
     Models {
         /// Also search this folder first.
@@ -294,6 +324,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             generate(&references, &[], mode, &sampling)
         }
+        Command::Sweep {
+            references,
+            rows,
+            row_values,
+            guidance_values,
+            sampling,
+        } => sweep(&references, rows, &row_values, &guidance_values, &sampling),
         Command::Models { dir } => {
             let found = checkpoints::discover(dir.as_deref());
             print!("{}", found.report());
@@ -497,6 +534,94 @@ fn generate(
         imageio::write_new_file(&path, &imageio::encode_gif(&images, 100)?)?;
         println!("{} ({frames} frames requested)", path.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sweep(
+    paths: &[PathBuf],
+    rows: SweepRows,
+    row_values: &[f64],
+    guidance_values: &[f64],
+    args: &SamplingArgs,
+) -> anyhow::Result<ExitCode> {
+    if row_values.is_empty() || guidance_values.is_empty() {
+        bail!("give at least one row value and one guidance value");
+    }
+    let base = load_references(paths, &[])?;
+    let resolved = checkpoints::resolve_model(&args.model)?;
+    if let Some(warning) = &resolved.warning {
+        eprintln!("warning: {warning}");
+    }
+    let seed = args.seed.unwrap_or(1);
+    let path = args.out.join(format!("lumos-sweep-{seed}.png"));
+    if path.exists() {
+        bail!(
+            "{} already exists; choose another --out folder or --seed (nothing was written)",
+            path.display()
+        );
+    }
+    prepare_output_dir(&args.out)?;
+    let device = lumos_engine::device::open(args.device)?;
+    let model = LoadedModel::load(&resolved.spec, &device)?;
+    let bar = ProgressBar::new((row_values.len() * guidance_values.len()) as u64);
+    let mut cells = Vec::with_capacity(row_values.len());
+    for &row in row_values {
+        let mut references = base.clone();
+        let row_seed = match rows {
+            SweepRows::Seed => row as u64,
+            SweepRows::Weight => {
+                if let Some(last) = references.last_mut() {
+                    last.weight = row as f32;
+                }
+                seed
+            }
+        };
+        let mut row_cells = Vec::with_capacity(guidance_values.len());
+        for &guidance in guidance_values {
+            let request = GenerateRequest {
+                model: resolved.spec.clone(),
+                device: args.device,
+                references: references.clone(),
+                mode: Mode::Variations { count: 1 },
+                settings: SamplerSettings {
+                    steps: args.steps,
+                    guidance,
+                    solver: args.solver.into(),
+                    seed: row_seed,
+                },
+                init: args.init_image()?,
+                mix: args.mix_settings(),
+            };
+            let mut image = None;
+            pipelines::run(&model, &request, &mut |report| {
+                if let StepReport::Image { image: img, .. } = report {
+                    image = Some(img);
+                }
+                Ok(())
+            })?;
+            row_cells.push(
+                image
+                    .context("the sweep produced no image")?
+                    .as_ref()
+                    .clone(),
+            );
+            bar.inc(1);
+        }
+        cells.push(row_cells);
+    }
+    bar.finish_and_clear();
+    let row_labels: Vec<String> = row_values
+        .iter()
+        .map(|v| match rows {
+            SweepRows::Seed => format!("seed {v}"),
+            SweepRows::Weight => format!("w {v}"),
+        })
+        .collect();
+    let col_labels: Vec<String> = guidance_values.iter().map(|g| format!("cfg {g}")).collect();
+    let sheet = lumos_engine::contact_sheet::labelled_grid(&cells, &row_labels, &col_labels)
+        .context("the sweep's images differ in size")?;
+    imageio::write_new_file(&path, &imageio::encode_png(&sheet, None)?)?;
+    println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 

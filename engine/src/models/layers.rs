@@ -99,7 +99,14 @@ impl Conv3x3 {
         let conv = candle_nn::conv2d(c_in, c_out, 3, cfg, vb)?;
         let weight = conv.weight();
         let taps = (0..9)
-            .map(|k| weight.narrow(2, k / 3, 1)?.narrow(3, k % 3, 1)?.squeeze(3)?.squeeze(2)?.contiguous())
+            .map(|k| {
+                weight
+                    .narrow(2, k / 3, 1)?
+                    .narrow(3, k % 3, 1)?
+                    .squeeze(3)?
+                    .squeeze(2)?
+                    .contiguous()
+            })
             .collect::<Result<Vec<_>>>()?;
         let bias = conv.bias().cloned();
         Ok(Self { conv, taps, bias })
