@@ -97,6 +97,9 @@ struct SamplingArgs {
     /// Device: cpu, cuda[:N], metal[:N].
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+    /// Precision of the prior: f32, or f16 / bf16 on GPUs (encoder and VAE stay f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: PrecisionArg,
     /// Output folder (created if missing; existing files are never overwritten).
     #[arg(long, short, default_value = "lumos-out")]
     out: PathBuf,
@@ -128,6 +131,23 @@ struct SamplingArgs {
     ease: EaseArg,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PrecisionArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl From<PrecisionArg> for lumos_engine::protocol::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => Self::F32,
+            PrecisionArg::F16 => Self::F16,
+            PrecisionArg::Bf16 => Self::Bf16,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 enum SweepRows {
     /// One row per seed.
@@ -153,6 +173,18 @@ enum EaseArg {
 }
 
 impl SamplingArgs {
+    /// The model the arguments ask for, at the requested precision.
+    fn resolve_model(&self) -> anyhow::Result<lumos_engine::protocol::ModelSpec> {
+        let resolved = checkpoints::resolve_model(&self.model)?;
+        if let Some(warning) = &resolved.warning {
+            eprintln!("warning: {warning}");
+        }
+        Ok(lumos_engine::protocol::ModelSpec {
+            precision: self.precision.into(),
+            ..resolved.spec
+        })
+    }
+
     fn mix_settings(&self) -> lumos_engine::protocol::MixSettings {
         use lumos_engine::protocol::{Ease, MixMethod, MixSettings};
         MixSettings {
@@ -414,10 +446,7 @@ fn generate(
     args: &SamplingArgs,
 ) -> anyhow::Result<ExitCode> {
     let references = load_references(paths, weights)?;
-    let resolved = checkpoints::resolve_model(&args.model)?;
-    if let Some(warning) = &resolved.warning {
-        eprintln!("warning: {warning}");
-    }
+    let model_spec = args.resolve_model()?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -426,7 +455,7 @@ fn generate(
     });
     eprintln!("seed {seed}");
     let request = GenerateRequest {
-        model: resolved.spec,
+        model: model_spec,
         device: args.device,
         references,
         mode: mode.clone(),
@@ -548,10 +577,7 @@ fn sweep(
         bail!("give at least one row value and one guidance value");
     }
     let base = load_references(paths, &[])?;
-    let resolved = checkpoints::resolve_model(&args.model)?;
-    if let Some(warning) = &resolved.warning {
-        eprintln!("warning: {warning}");
-    }
+    let model_spec = args.resolve_model()?;
     let seed = args.seed.unwrap_or(1);
     let path = args.out.join(format!("lumos-sweep-{seed}.png"));
     if path.exists() {
@@ -562,7 +588,7 @@ fn sweep(
     }
     prepare_output_dir(&args.out)?;
     let device = lumos_engine::device::open(args.device)?;
-    let model = LoadedModel::load(&resolved.spec, &device)?;
+    let model = LoadedModel::load(&model_spec, &device)?;
     let bar = ProgressBar::new((row_values.len() * guidance_values.len()) as u64);
     let mut cells = Vec::with_capacity(row_values.len());
     for &row in row_values {
@@ -579,7 +605,7 @@ fn sweep(
         let mut row_cells = Vec::with_capacity(guidance_values.len());
         for &guidance in guidance_values {
             let request = GenerateRequest {
-                model: resolved.spec.clone(),
+                model: model_spec.clone(),
                 device: args.device,
                 references: references.clone(),
                 mode: Mode::Variations { count: 1 },
