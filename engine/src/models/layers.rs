@@ -75,18 +75,21 @@ pub fn merge_heads(xs: &Tensor) -> Result<Tensor> {
 
 /// A 3×3, stride-1, padding-1 convolution (the VAE's workhorse).
 ///
-/// On the CPU it runs as nine matrix products over shifted views of the padded input — no
-/// im2col copy: with the input padded to `(c, h + 3, w + 2)` and flattened, the tap `(dy, dx)`
-/// is the `(c, h·(w+2))` window starting at `dy·(w+2) + dx`, a strided view that the GEMM
-/// reads in place. Each product yields `w + 2` columns per row, the last two of which are
-/// discarded. candle's tiled convolution reaches about a third of the GEMM's speed on this
-/// shape. Other devices use candle's `conv2d`.
+/// On the CPU (f32) it runs as nine accumulating matrix products over shifted views of the
+/// padded input — no im2col copy: with the input padded to `(c, h + 3, w + 2)` and flattened,
+/// the tap `(dy, dx)` is the `(c, h·(w+2))` window starting at `dy·(w+2) + dx`, a strided view
+/// that the GEMM reads in place, and every tap adds into one output buffer. Each product
+/// yields `w + 2` columns per row, the last two of which are discarded. candle's tiled
+/// convolution reaches about a third of the GEMM's speed on these shapes. Other devices and
+/// dtypes use candle's `conv2d`.
 #[derive(Debug, Clone)]
 pub struct Conv3x3 {
     conv: candle_nn::Conv2d,
-    /// `weight[:, :, dy, dx]` as `(c_out, c_in)` matrices, row-major by tap.
-    taps: Vec<Tensor>,
-    bias: Option<Tensor>,
+    /// `weight[:, :, dy, dx]` as row-major `(c_out, c_in)` matrices, one per tap.
+    taps: Vec<Vec<f32>>,
+    bias: Option<Vec<f32>>,
+    c_in: usize,
+    c_out: usize,
 }
 
 impl Conv3x3 {
@@ -97,57 +100,102 @@ impl Conv3x3 {
             ..Default::default()
         };
         let conv = candle_nn::conv2d(c_in, c_out, 3, cfg, vb)?;
-        let weight = conv.weight();
+        let cpu_f32 = |t: &Tensor| t.to_device(&Device::Cpu)?.to_dtype(DType::F32);
+        let weight = cpu_f32(conv.weight())?;
         let taps = (0..9)
             .map(|k| {
                 weight
                     .narrow(2, k / 3, 1)?
                     .narrow(3, k % 3, 1)?
-                    .squeeze(3)?
-                    .squeeze(2)?
-                    .contiguous()
+                    .flatten_all()?
+                    .to_vec1::<f32>()
             })
             .collect::<Result<Vec<_>>>()?;
-        let bias = conv.bias().cloned();
-        Ok(Self { conv, taps, bias })
+        let bias = conv.bias().map(|b| cpu_f32(b)?.to_vec1::<f32>()).transpose()?;
+        Ok(Self {
+            conv,
+            taps,
+            bias,
+            c_in,
+            c_out,
+        })
+    }
+
+    fn forward_cpu(&self, xs: &[f32], b: usize, h: usize, w: usize) -> Vec<f32> {
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        let row = w + 2;
+        let plane = (h + 3) * row;
+        let n = h * row;
+        let threads = rayon::current_num_threads();
+        let mut out = vec![0f32; b * c_out * h * w];
+        let mut padded = vec![0f32; c_in * plane];
+        let mut acc = vec![0f32; c_out * n];
+        for i in 0..b {
+            // Copy the image into the padded buffer (1 left/right/top, 2 bottom).
+            let image = &xs[i * c_in * h * w..(i + 1) * c_in * h * w];
+            for c in 0..c_in {
+                for y in 0..h {
+                    let src = &image[(c * h + y) * w..(c * h + y + 1) * w];
+                    let dst = c * plane + (y + 1) * row + 1;
+                    padded[dst..dst + w].copy_from_slice(src);
+                }
+            }
+            for (k, tap) in self.taps.iter().enumerate() {
+                let offset = (k / 3) * row + k % 3;
+                // SAFETY: dst is `c_out × n` row-major; lhs is `c_out × c_in` row-major; rhs
+                // reads rows of `n` values starting at `offset + c·plane`, and
+                // `offset + n ≤ 2·row + 2 + h·row ≤ plane`, so every access is in bounds.
+                unsafe {
+                    gemm::gemm(
+                        c_out,
+                        n,
+                        c_in,
+                        acc.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        k > 0,
+                        tap.as_ptr(),
+                        1,
+                        c_in as isize,
+                        padded.as_ptr().add(offset),
+                        1,
+                        plane as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(threads),
+                    );
+                }
+            }
+            let dst = &mut out[i * c_out * h * w..(i + 1) * c_out * h * w];
+            for co in 0..c_out {
+                let bias = self.bias.as_ref().map_or(0.0, |b| b[co]);
+                for y in 0..h {
+                    let src = &acc[co * n + y * row..co * n + y * row + w];
+                    let d = &mut dst[(co * h + y) * w..(co * h + y + 1) * w];
+                    for (d, s) in d.iter_mut().zip(src) {
+                        *d = s + bias;
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
 impl Module for Conv3x3 {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        if !xs.device().is_cpu() {
+        if !xs.device().is_cpu() || xs.dtype() != DType::F32 {
             return self.conv.forward(xs);
         }
         let (b, c, h, w) = xs.dims4()?;
-        let row = w + 2;
-        // Pad left/right by 1, top by 1 and bottom by 2 so every shifted window fits.
-        let padded = xs
-            .pad_with_zeros(3, 1, 1)?
-            .pad_with_zeros(2, 1, 2)?
-            .reshape((b, c, (h + 3) * row))?;
-        let mut outs = Vec::with_capacity(b);
-        for i in 0..b {
-            let flat = padded.get(i)?;
-            let mut acc: Option<Tensor> = None;
-            for (k, tap) in self.taps.iter().enumerate() {
-                let offset = (k / 3) * row + k % 3;
-                let window = flat.narrow(1, offset, h * row)?;
-                let product = tap.matmul(&window)?;
-                acc = Some(match acc {
-                    None => product,
-                    Some(sum) => (sum + product)?,
-                });
-            }
-            let Some(acc) = acc else {
-                candle_core::bail!("no taps")
-            };
-            let c_out = acc.dim(0)?;
-            outs.push(acc.reshape((c_out, h, row))?.narrow(2, 0, w)?);
+        if c != self.c_in {
+            candle_core::bail!("conv3x3: {c} input channels, expected {}", self.c_in)
         }
-        let out = Tensor::stack(&outs, 0)?;
-        match &self.bias {
-            Some(bias) => out.broadcast_add(&bias.reshape((1, (), 1, 1))?),
-            None => out.contiguous(),
-        }
+        let data = xs.flatten_all()?.to_vec1::<f32>()?;
+        let out = self.forward_cpu(&data, b, h, w);
+        Tensor::from_vec(out, (b, self.c_out, h, w), xs.device())
     }
 }
