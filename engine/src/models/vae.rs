@@ -8,9 +8,9 @@
 //! `query/key/value/proj_attn` of older SD-1.x VAE files (the one place keys are renamed).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 
-use super::layers::Conv3x3;
+use super::layers::{Conv3x3, GroupNormSilu};
 use serde::{Deserialize, Serialize};
 
 /// Hyper-parameters (diffusers `config.json` field names; unknown fields are ignored).
@@ -94,9 +94,9 @@ fn conv1x1(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
 /// `ResnetBlock2D` without time embedding.
 #[derive(Debug, Clone)]
 struct ResnetBlock {
-    norm1: GroupNorm,
+    norm1: GroupNormSilu,
     conv1: Conv3x3,
-    norm2: GroupNorm,
+    norm2: GroupNormSilu,
     conv2: Conv3x3,
     conv_shortcut: Option<Conv2d>,
 }
@@ -104,9 +104,9 @@ struct ResnetBlock {
 impl ResnetBlock {
     fn load(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm1: candle_nn::group_norm(groups, cin, NORM_EPS, vb.pp("norm1"))?,
+            norm1: GroupNormSilu::load(groups, cin, NORM_EPS, true, vb.pp("norm1"))?,
             conv1: Conv3x3::load(cin, cout, vb.pp("conv1"))?,
-            norm2: candle_nn::group_norm(groups, cout, NORM_EPS, vb.pp("norm2"))?,
+            norm2: GroupNormSilu::load(groups, cout, NORM_EPS, true, vb.pp("norm2"))?,
             conv2: Conv3x3::load(cout, cout, vb.pp("conv2"))?,
             conv_shortcut: (cin != cout)
                 .then(|| conv1x1(cin, cout, vb.pp("conv_shortcut")))
@@ -117,8 +117,8 @@ impl ResnetBlock {
 
 impl Module for ResnetBlock {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(xs)?.silu()?)?;
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv1.forward(&self.norm1.forward(xs)?)?;
+        let h = self.conv2.forward(&self.norm2.forward(&h)?)?;
         match &self.conv_shortcut {
             Some(shortcut) => shortcut.forward(xs)? + h,
             None => xs + h,
@@ -129,7 +129,7 @@ impl Module for ResnetBlock {
 /// Single-head spatial self-attention of the mid block.
 #[derive(Debug, Clone)]
 struct SpatialAttention {
-    group_norm: GroupNorm,
+    group_norm: GroupNormSilu,
     to_q: Linear,
     to_k: Linear,
     to_v: Linear,
@@ -146,7 +146,13 @@ impl SpatialAttention {
             ("to_q", "to_k", "to_v", "to_out.0")
         };
         Ok(Self {
-            group_norm: candle_nn::group_norm(groups, channels, NORM_EPS, vb.pp("group_norm"))?,
+            group_norm: GroupNormSilu::load(
+                groups,
+                channels,
+                NORM_EPS,
+                false,
+                vb.pp("group_norm"),
+            )?,
             to_q: linear(q)?,
             to_k: linear(k)?,
             to_v: linear(v)?,
@@ -263,14 +269,14 @@ pub struct AutoencoderKl {
     enc_conv_in: Conv3x3,
     enc_levels: Vec<Level>,
     enc_mid: MidBlock,
-    enc_norm_out: GroupNorm,
+    enc_norm_out: GroupNormSilu,
     enc_conv_out: Conv3x3,
     quant_conv: Conv2d,
     post_quant_conv: Conv2d,
     dec_conv_in: Conv3x3,
     dec_mid: MidBlock,
     dec_levels: Vec<Level>,
-    dec_norm_out: GroupNorm,
+    dec_norm_out: GroupNormSilu,
     dec_conv_out: Conv3x3,
     config: VaeConfig,
 }
@@ -333,17 +339,24 @@ impl AutoencoderKl {
             enc_conv_in: Conv3x3::load(config.in_channels, channels[0], enc.pp("conv_in"))?,
             enc_levels,
             enc_mid: MidBlock::load(top, groups, enc.pp("mid_block"))?,
-            enc_norm_out: candle_nn::group_norm(groups, top, NORM_EPS, enc.pp("conv_norm_out"))?,
+            enc_norm_out: GroupNormSilu::load(
+                groups,
+                top,
+                NORM_EPS,
+                true,
+                enc.pp("conv_norm_out"),
+            )?,
             enc_conv_out: Conv3x3::load(top, 2 * latent, enc.pp("conv_out"))?,
             quant_conv: conv1x1(2 * latent, 2 * latent, vb.pp("quant_conv"))?,
             post_quant_conv: conv1x1(latent, latent, vb.pp("post_quant_conv"))?,
             dec_conv_in: Conv3x3::load(latent, top, dec.pp("conv_in"))?,
             dec_mid: MidBlock::load(top, groups, dec.pp("mid_block"))?,
             dec_levels,
-            dec_norm_out: candle_nn::group_norm(
+            dec_norm_out: GroupNormSilu::load(
                 groups,
                 channels[0],
                 NORM_EPS,
+                true,
                 dec.pp("conv_norm_out"),
             )?,
             dec_conv_out: Conv3x3::load(channels[0], config.out_channels, dec.pp("conv_out"))?,
@@ -374,7 +387,7 @@ impl AutoencoderKl {
         let mid_block = self.enc_mid.forward(&xs)?;
         let out = self
             .enc_conv_out
-            .forward(&self.enc_norm_out.forward(&mid_block)?.silu()?)?;
+            .forward(&self.enc_norm_out.forward(&mid_block)?)?;
         let moments = self.quant_conv.forward(&out)?;
         Ok(EncoderTrace {
             conv_in,
@@ -419,7 +432,7 @@ impl AutoencoderKl {
         }
         let decoded = self
             .dec_conv_out
-            .forward(&self.dec_norm_out.forward(&xs)?.silu()?)?;
+            .forward(&self.dec_norm_out.forward(&xs)?)?;
         Ok(DecoderTrace {
             post_quant_conv,
             conv_in,
