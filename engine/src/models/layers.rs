@@ -254,7 +254,7 @@ impl Module for GroupNormSilu {
         let dims = xs.dims().to_vec();
         let c = dims[1];
         let spatial: usize = dims[2..].iter().product();
-        if c % self.groups != 0 {
+        if !c.is_multiple_of(self.groups) {
             candle_core::bail!("{c} channels do not split into {} groups", self.groups)
         }
         let per_group = c / self.groups;
