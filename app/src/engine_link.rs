@@ -85,9 +85,15 @@ impl EngineLink {
         Ok(())
     }
 
-    /// Stops the engine thread as a crash would, so that tests can watch the app recover.
-    /// (The real engine only dies on a bug; a test cannot make it panic on purpose.)
-    pub fn stop_for_test(&mut self) {
-        self.handle = None;
+    /// Makes the engine thread die as a bug would (a panic outside any job), so that tests can
+    /// watch the app notice, restart it and keep the canvas.
+    pub fn crash_for_test(&mut self) {
+        if let Some(handle) = &self.handle {
+            handle.crash_for_test();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while handle.is_alive() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
     }
 }

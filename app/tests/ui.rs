@@ -238,7 +238,7 @@ fn typed_path_adds_a_reference_and_references_can_be_reordered_and_removed() {
 fn engine_crash_is_reported_the_engine_restarts_and_the_canvas_survives() {
     let mut harness = harness();
     drop_file(&mut harness, &fixture_ref("ref_a.png"));
-    harness.state_mut().engine_mut().stop_for_test();
+    harness.state_mut().engine_mut().crash_for_test();
     harness.run_steps(2);
     assert_eq!(harness.state_mut().engine_mut().restarts(), 1);
     assert!(harness.state_mut().engine_mut().is_alive());

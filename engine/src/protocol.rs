@@ -268,6 +268,10 @@ pub enum Request {
     },
     /// Stop the engine thread.
     Shutdown,
+    /// Make the engine thread die as a bug would (a panic outside any job), so that front ends
+    /// can test their recovery. Never sent in normal operation.
+    #[doc(hidden)]
+    CrashForTest,
 }
 
 /// A latent x0 prediction for a live preview: one image, channel-major `(c, h, w)`.

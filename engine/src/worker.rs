@@ -165,6 +165,13 @@ impl EngineHandle {
         }
     }
 
+    /// Makes the engine thread die as a bug would, so that a front end can test how it
+    /// notices and recovers (see [`EngineHandle::respawn`]). Not for normal use.
+    #[doc(hidden)]
+    pub fn crash_for_test(&self) {
+        let _ = self.requests.send(Request::CrashForTest);
+    }
+
     /// Whether the engine thread is still running.
     pub fn is_alive(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
@@ -189,6 +196,22 @@ impl Drop for EngineHandle {
     }
 }
 
+/// Lowers the engine thread's scheduling priority (Linux: `nice` is per thread, and the
+/// compute threads candle starts from this thread inherit it), so that on a machine with few
+/// cores the UI thread still gets the CPU when it needs it and stays responsive while a
+/// generation runs. Without contention the engine runs at full speed.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority on our own thread id with a nice
+        // value in range only changes this thread's scheduling.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        }
+    }
+}
+
 /// The engine thread's state.
 struct Worker {
     events: Sender<Event>,
@@ -199,9 +222,11 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, requests: &Receiver<Request>) {
+        lower_thread_priority();
         while let Ok(request) = requests.recv() {
             match request {
                 Request::Shutdown => break,
+                Request::CrashForTest => panic!("engine crash requested by a test"),
                 Request::LoadModel { job, model, device } => {
                     let outcome = self.guarded(job, |worker| {
                         worker.cache.get(&model, device)?;

@@ -271,3 +271,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_dead_engine_is_reported_and_a_respawned_one_continues_the_job_ids() {
+    let engine = EngineHandle::spawn(|| {}).expect("spawn");
+    let before = engine.generate(request(1, 1, 1)).expect("queued");
+    collect_until_done(&engine, &[before]);
+    engine.crash_for_test();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.is_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!engine.is_alive());
+    assert!(engine.try_recv().is_err(), "a dead engine must be reported");
+    let fresh = engine.respawn(|| {}).expect("respawn");
+    let after = fresh.generate(request(1, 1, 1)).expect("queued");
+    assert!(after > before, "job ids keep increasing across restarts");
+    let events = collect_until_done(&fresh, &[after]);
+    assert!(matches!(events.last(), Some(Event::Finished { .. })));
+}
