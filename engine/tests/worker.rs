@@ -226,6 +226,13 @@ fn the_waker_is_called_for_events() {
     .expect("spawn");
     let job = engine.generate(request(1, 2, 1)).expect("queued");
     let events = collect_until_done(&engine, &[job]);
+    // The waker runs right after each send, on the engine thread: allow it to catch up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count.load(std::sync::atomic::Ordering::SeqCst) < events.len()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert!(count.load(std::sync::atomic::Ordering::SeqCst) >= events.len());
 }
 
