@@ -629,6 +629,20 @@ fn compare_trace(
     Ok(checks)
 }
 
+/// The solver a fixture variant names: `DPMS` drops to first order at the end only below ten
+/// steps, `DPMS_INTER` always (an `oracle_` prefix only changes the network).
+fn solver_for(variant: &str, order: usize) -> DpmSolverPp {
+    let lower_order_final = if variant.trim_start_matches("oracle_") == "dpms" {
+        LowerOrderFinal::BelowTenSteps
+    } else {
+        LowerOrderFinal::Always
+    };
+    DpmSolverPp {
+        order,
+        lower_order_final,
+    }
+}
+
 /// Parses `trace_<variant>_steps<N>.safetensors`.
 fn parse_trace_name(path: &Path) -> Option<(String, usize)> {
     let stem = path.file_stem()?.to_str()?.strip_prefix("trace_")?;
@@ -699,6 +713,12 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
         |vb| LumosI2I::load(&model_config, vb),
     )?;
 
+    let network = || ClassifierFreeGuidance {
+        model: &model,
+        condition: condition.clone(),
+        uncondition: uncondition.clone(),
+        scale: config.cfg_scale,
+    };
     let mut traces: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| EngineError::Io {
             path: dir.to_path_buf(),
@@ -715,22 +735,8 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
         };
         let trace = Fixture::open(&path)?;
         let oracle = variant.starts_with("oracle_");
-        let base = variant.trim_start_matches("oracle_");
-        let lower_order_final = if base == "dpms" {
-            LowerOrderFinal::BelowTenSteps
-        } else {
-            LowerOrderFinal::Always
-        };
-        let solver = DpmSolverPp {
-            order: config.order,
-            lower_order_final,
-        };
-        let mut network = ClassifierFreeGuidance {
-            model: &model,
-            condition: condition.clone(),
-            uncondition: uncondition.clone(),
-            scale: config.cfg_scale,
-        };
+        let solver = solver_for(&variant, config.order);
+        let mut network = network();
         let mut analytic = Oracle {
             schedule: &schedule,
             condition: condition.clone(),
@@ -793,21 +799,8 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
         if checks.iter().any(|c| c.name == name) || variant.starts_with("oracle_") {
             continue;
         }
-        let lower_order_final = if variant == "dpms" {
-            LowerOrderFinal::BelowTenSteps
-        } else {
-            LowerOrderFinal::Always
-        };
-        let solver = DpmSolverPp {
-            order: config.order,
-            lower_order_final,
-        };
-        let mut network = ClassifierFreeGuidance {
-            model: &model,
-            condition: condition.clone(),
-            uncondition: uncondition.clone(),
-            scale: config.cfg_scale,
-        };
+        let solver = solver_for(&variant, config.order);
+        let mut network = network();
         let final_x = dpm_solver::sample(
             &solver,
             &schedule,

@@ -9,7 +9,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{AffineLayerNorm, attention, merge_heads};
+use super::layers::{AffineLayerNorm, fused_qkv_attention};
 
 /// Hyper-parameters of the DINO ViT.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,20 +108,8 @@ impl VitBlock {
     }
 
     fn attn(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, n, c) = xs.dims3()?;
-        let head_dim = c / self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(xs)?
-            .reshape((b, n, 3, self.num_heads, head_dim))?
-            .permute((2, 0, 3, 1, 4))?;
-        let out = attention(
-            &qkv.get(0)?,
-            &qkv.get(1)?,
-            &qkv.get(2)?,
-            1.0 / (head_dim as f64).sqrt(),
-        )?;
-        self.proj.forward(&merge_heads(&out)?)
+        let merged = fused_qkv_attention(&self.qkv.forward(xs)?, self.num_heads)?;
+        self.proj.forward(&merged)
     }
 }
 

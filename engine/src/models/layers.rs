@@ -61,6 +61,25 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tenso
     probs.matmul(&v.contiguous()?)
 }
 
+/// Multi-head self-attention from a fused `[q | k | v]` projection `(b, n, 3c)` (timm's
+/// layout, used by both the DiT and the ViT): returns the merged heads `(b, n, c)`, before the
+/// output projection.
+pub fn fused_qkv_attention(qkv: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, n, c3) = qkv.dims3()?;
+    let head_dim = c3 / 3 / heads;
+    // (b, n, 3, heads, d) → (3, b, heads, n, d)
+    let qkv = qkv
+        .reshape((b, n, 3, heads, head_dim))?
+        .permute((2, 0, 3, 1, 4))?;
+    let out = attention(
+        &qkv.get(0)?,
+        &qkv.get(1)?,
+        &qkv.get(2)?,
+        1.0 / (head_dim as f64).sqrt(),
+    )?;
+    merge_heads(&out)
+}
+
 /// `(b, n, heads * d)` → `(b, heads, n, d)`.
 pub fn split_heads(xs: &Tensor, heads: usize) -> Result<Tensor> {
     let (b, n, c) = xs.dims3()?;

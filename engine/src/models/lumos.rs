@@ -10,7 +10,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{PlainLayerNorm, attention, merge_heads, split_heads};
+use super::layers::{PlainLayerNorm, attention, fused_qkv_attention, merge_heads, split_heads};
 
 /// Hyper-parameters of `LumosI2I` (names as in the original constructor).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,17 +202,8 @@ impl SelfAttention {
 
 impl Module for SelfAttention {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, n, c) = xs.dims3()?;
-        let head_dim = c / self.num_heads;
-        // (b, n, 3, heads, d) → (3, b, heads, n, d)
-        let qkv = self
-            .qkv
-            .forward(xs)?
-            .reshape((b, n, 3, self.num_heads, head_dim))?
-            .permute((2, 0, 3, 1, 4))?;
-        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-        let out = attention(&q, &k, &v, 1.0 / (head_dim as f64).sqrt())?;
-        self.proj.forward(&merge_heads(&out)?)
+        let merged = fused_qkv_attention(&self.qkv.forward(xs)?, self.num_heads)?;
+        self.proj.forward(&merged)
     }
 }
 
