@@ -116,9 +116,9 @@ impl VitBlock {
 impl Module for VitBlock {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let xs = (xs + self.attn(&self.norm1.forward(xs)?)?)?;
-        let mlp = self
-            .fc2
-            .forward(&self.fc1.forward(&self.norm2.forward(&xs)?)?.gelu_erf()?)?;
+        let mlp = self.fc2.forward(&super::fast_ops::gelu_erf(
+            &self.fc1.forward(&self.norm2.forward(&xs)?)?,
+        )?)?;
         xs + mlp
     }
 }

@@ -65,6 +65,9 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tenso
 /// layout, used by both the DiT and the ViT): returns the merged heads `(b, n, c)`, before the
 /// output projection.
 pub fn fused_qkv_attention(qkv: &Tensor, heads: usize) -> Result<Tensor> {
+    if let Some(out) = super::fast_ops::fused_qkv_attention_cpu(qkv, heads)? {
+        return Ok(out);
+    }
     let (b, n, c3) = qkv.dims3()?;
     let head_dim = c3 / 3 / heads;
     // (b, n, 3, heads, d) → (3, b, heads, n, d)
