@@ -412,7 +412,7 @@ fn find_vae(dirs: &[PathBuf]) -> Option<PathBuf> {
     dirs.iter().find_map(|dir| {
         [dir.join("sd-vae-ft-mse"), dir.join("vae"), dir.clone()]
             .into_iter()
-            .find(|d| is_vae_dir(d) && d.join("config.json").is_file())
+            .find(|d| is_vae_dir(d))
     })
 }
 
