@@ -11,7 +11,7 @@ use lumos_engine::protocol::{
 };
 
 use crate::bench::{FrameBench, FramePhase};
-use crate::commands::{AppCommand, ConflictChoice, ExportSelection};
+use crate::commands::{AppCommand, ConflictChoice, ExportSelection, MaskEdit};
 use crate::engine_link::{EngineLink, Polled};
 use crate::export::{self, ExportPlan, ExportReport};
 use crate::gallery::{Gallery, Run, RunId, RunImage, RunStatus};
@@ -556,8 +556,10 @@ impl LumosApp {
             AppCommand::MoveReference { from, to } => self.canvas.move_to(from, to),
             AppCommand::StartFromReference(index) => {
                 if let Some(reference) = self.canvas.references.get(index) {
-                    self.start_image =
-                        Some(StartImage::new(reference.name.clone(), &reference.image));
+                    self.start_image = Some(
+                        StartImage::new(reference.name.clone(), &reference.image)
+                            .with_alpha(reference.alpha.as_deref()),
+                    );
                 }
             }
             AppCommand::StartFromResult { run, index } => {
@@ -569,6 +571,11 @@ impl LumosApp {
                 }
             }
             AppCommand::ClearStartImage => self.start_image = None,
+            AppCommand::EditMask(edit) => {
+                if let Some(start) = &mut self.start_image {
+                    start.edit_mask(edit);
+                }
+            }
             AppCommand::Generate => self.generate(),
             AppCommand::Cancel(job) => {
                 self.engine.cancel(job);
@@ -851,6 +858,20 @@ impl LumosApp {
         }
         if ctx.input_mut(|i| i.consume_shortcut(&open)) {
             self.commands.push(AppCommand::OpenReferenceDialog);
+        }
+        // Mask undo/redo, unless a text field has the keys (it has its own undo).
+        if self.start_image.is_some() && !ctx.text_edit_focused() {
+            let redo = egui::KeyboardShortcut::new(
+                egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+                egui::Key::Z,
+            );
+            let undo = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Z);
+            // Redo first: Ctrl+Z also matches Ctrl+Shift+Z (shift is ignored when not asked for).
+            if ctx.input_mut(|i| i.consume_shortcut(&redo)) {
+                self.commands.push(AppCommand::EditMask(MaskEdit::Redo));
+            } else if ctx.input_mut(|i| i.consume_shortcut(&undo)) {
+                self.commands.push(AppCommand::EditMask(MaskEdit::Undo));
+            }
         }
         if ctx.input(|i| i.key_pressed(egui::Key::Escape)) && !self.jobs.is_empty() {
             self.commands.push(AppCommand::CancelCurrent);

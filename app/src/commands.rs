@@ -26,6 +26,21 @@ pub enum ConflictChoice {
     Skip,
 }
 
+/// A change to the starting image's repaint mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskEdit {
+    /// Take back the last stroke or edit.
+    Undo,
+    /// Apply again what was taken back.
+    Redo,
+    /// Swap repaint and keep.
+    Invert,
+    /// Remove the mask.
+    Clear,
+    /// Repaint where the starting image is transparent.
+    FromAlpha,
+}
+
 /// Something the user asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AppCommand {
@@ -71,6 +86,8 @@ pub enum AppCommand {
     },
     /// Start from noise again.
     ClearStartImage,
+    /// Change the starting image's mask.
+    EditMask(MaskEdit),
     /// Queue a generation with the current canvas and settings.
     Generate,
     /// Cancel a running or queued job.

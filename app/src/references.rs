@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use image::RgbImage;
+use image::{GrayImage, ImageDecoder as _, RgbImage};
 use lumos_engine::protocol::ReferenceImage;
 
 /// Side of the square crop the image encoder sees, after resizing the shorter side to it.
 pub const ENCODER_CROP_PX: f32 = 224.0;
 
-/// Bounds of a reference's weight slider.
-pub const WEIGHT_RANGE: std::ops::RangeInclusive<f32> = 0.0..=2.0;
+/// Bounds of a reference's weight slider; a negative weight subtracts the reference.
+pub const WEIGHT_RANGE: std::ops::RangeInclusive<f32> = -1.0..=2.0;
 
 /// One reference image on the canvas.
 pub struct Reference {
@@ -21,6 +21,8 @@ pub struct Reference {
     pub path: Option<PathBuf>,
     /// The pixels.
     pub image: Arc<RgbImage>,
+    /// Opacity (255 = opaque) when the file had transparent pixels, for "mask from alpha".
+    pub alpha: Option<Arc<GrayImage>>,
     /// Mixing weight.
     pub weight: f32,
     /// Where the encoder's square crop sits, as fractions of the free range (0.5 = centred).
@@ -41,6 +43,7 @@ impl Reference {
             name,
             path,
             image,
+            alpha: None,
             weight: 1.0,
             crop: [0.5, 0.5],
             texture: None,
@@ -108,18 +111,41 @@ pub fn display_name(path: &Path) -> String {
 /// that names the file and says what is wrong).
 pub fn load_reference(path: &Path) -> anyhow::Result<Reference> {
     let image = lumos_engine::imageio::load_image(path).context("could not add the reference")?;
-    Ok(Reference::new(
-        display_name(path),
-        Some(path.to_owned()),
-        image,
-    ))
+    let mut reference = Reference::new(display_name(path), Some(path.to_owned()), image);
+    // Read again only for the alpha: the engine's loader keeps RGB, as the encoder wants.
+    reference.alpha = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| read_alpha(&bytes))
+        .map(Arc::new);
+    Ok(reference)
 }
 
 /// Decodes image bytes (a drop without a path, a paste).
 pub fn decode_reference(name: &str, bytes: &[u8]) -> anyhow::Result<Reference> {
     let image =
         lumos_engine::imageio::decode_image(bytes, name).context("could not add the reference")?;
-    Ok(Reference::new(name.to_owned(), None, image))
+    let mut reference = Reference::new(name.to_owned(), None, image);
+    reference.alpha = read_alpha(bytes).map(Arc::new);
+    Ok(reference)
+}
+
+/// The alpha channel of an encoded image, if it has any transparent pixel. Only images whose
+/// format has alpha are decoded a second time; any error means "no alpha" (the RGB decode has
+/// already said what is wrong with a bad file).
+pub fn read_alpha(bytes: &[u8]) -> Option<GrayImage> {
+    let decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_decoder()
+        .ok()?;
+    if !decoder.color_type().has_alpha() {
+        return None;
+    }
+    let rgba = image::DynamicImage::from_decoder(decoder).ok()?.to_rgba8();
+    let alpha = GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        image::Luma([rgba.get_pixel(x, y).0[3]])
+    });
+    alpha.pixels().any(|p| p.0[0] < 255).then_some(alpha)
 }
 
 /// The references on the canvas, in order.

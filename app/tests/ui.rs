@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{config, drop_file, fixture_ref, harness, harness_with, slider, step_until};
 use egui::{Key, Modifiers};
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT as _, Queryable};
 use lumos_engine::protocol::{Mode, Solver};
 use lumos_studio::gallery::RunStatus;
 use lumos_studio::panels::notifications::Level;
@@ -745,4 +745,178 @@ fn start_from_a_result_paint_a_mask_and_repaint_it() {
     harness.get_by_label("Clear starting image").click();
     harness.run_steps(2);
     assert!(harness.state().start_image().is_none());
+}
+
+/// Masked pixels of the starting image.
+fn masked_pixels(harness: &common::AppHarness) -> usize {
+    harness
+        .state()
+        .start_image()
+        .expect("a starting image")
+        .masked_pixels()
+}
+
+/// Starts from the only reference on the canvas.
+fn start_from_the_reference(harness: &mut common::AppHarness) {
+    harness.get_by_label("Start from this").click();
+    harness.run_steps(2);
+    assert!(harness.state().start_image().is_some());
+}
+
+/// Steps until run `index` (0-based) has ended and returns its status.
+fn wait_for_run(harness: &mut common::AppHarness, index: usize) -> RunStatus {
+    step_until(harness, Duration::from_secs(60), "the run to end", |app| {
+        app.gallery()
+            .runs()
+            .get(index)
+            .is_some_and(|r| r.status != RunStatus::Pending)
+    });
+    harness.state().gallery().runs()[index].status.clone()
+}
+
+#[test]
+fn mask_strokes_undo_redo_invert_and_inpaint() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png")); // 300×200, no transparency
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 2;
+        settings.count = 1;
+    }
+    start_from_the_reference(&mut harness);
+    assert!(
+        harness
+            .get_by_label("Mask from alpha")
+            .accesskit_node()
+            .is_disabled(),
+        "an opaque image has no mask to take from its alpha"
+    );
+
+    // The starting image sits under its label, the lower of the two "ref_a.png (300×200)".
+    let label = harness
+        .get_all_by_label("ref_a.png (300×200)")
+        .map(|node| node.rect())
+        .max_by(|a, b| a.top().total_cmp(&b.top()))
+        .expect("the starting image's label");
+    let start = egui::pos2(label.left() + 40.0, label.bottom() + 60.0);
+    drag(&mut harness, start, start + egui::vec2(120.0, 0.0));
+    let painted = masked_pixels(&harness);
+    assert!(painted > 0, "the brush painted the mask");
+
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.run_steps(2);
+    assert_eq!(masked_pixels(&harness), 0, "Ctrl+Z takes the stroke back");
+    harness.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    harness.run_steps(2);
+    assert_eq!(
+        masked_pixels(&harness),
+        painted,
+        "Ctrl+Shift+Z puts it back"
+    );
+    harness.get_by_label("Undo").click();
+    harness.run_steps(2);
+    assert_eq!(masked_pixels(&harness), 0, "the Undo button");
+    harness.get_by_label("Redo").click();
+    harness.run_steps(2);
+    assert_eq!(masked_pixels(&harness), painted, "the Redo button");
+
+    harness.get_by_label("Invert mask").click();
+    harness.run_steps(2);
+    let inverted = 300 * 200 - painted;
+    assert_eq!(masked_pixels(&harness), inverted);
+    harness.get_by_label("Undo").click();
+    harness.run_steps(2);
+    assert_eq!(masked_pixels(&harness), painted, "invert can be undone");
+    harness.get_by_label("Redo").click();
+    harness.run_steps(2);
+    assert_eq!(masked_pixels(&harness), inverted);
+
+    harness.get_by_label("Generate").click();
+    let status = wait_for_run(&mut harness, 0);
+    assert_eq!(
+        status,
+        RunStatus::Finished,
+        "{:?}",
+        harness.state().notifications().items()
+    );
+    let meta = &harness.state().gallery().runs()[0].images[0].meta;
+    assert!(meta.mask_sha256.is_some(), "an inpaint: {meta:?}");
+
+    harness.get_by_label("Clear mask").click();
+    harness.run_steps(2);
+    assert_eq!(masked_pixels(&harness), 0);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.run_steps(2);
+    assert_eq!(masked_pixels(&harness), inverted, "clear can be undone");
+}
+
+#[test]
+fn strength_presets_set_the_strength_of_the_request() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 2;
+        settings.count = 1;
+    }
+    start_from_the_reference(&mut harness);
+    harness.get_by_label("Strong").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings().strength, 0.75);
+    harness.get_by_label("Subtle").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings().strength, 0.35);
+
+    harness.get_by_label("Generate").click();
+    assert_eq!(wait_for_run(&mut harness, 0), RunStatus::Finished);
+    let meta = &harness.state().gallery().runs()[0].images[0].meta;
+    assert_eq!(meta.strength, Some(0.35));
+    assert!(meta.mask_sha256.is_none(), "img2img of the whole image");
+}
+
+#[test]
+fn a_negative_weight_subtracts_a_reference() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    drop_file(&mut harness, &fixture_ref("ref_b.png"));
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 2;
+        settings.count = 1;
+    }
+    slider(&harness, "Weight of ref_b.png").set_value_accesskit(-0.5);
+    harness.run_steps(2);
+    assert_eq!(harness.state().canvas().references[1].weight, -0.5);
+    harness.get_by_label_contains("Negative weight");
+
+    harness.get_by_label("Generate").click();
+    assert_eq!(
+        wait_for_run(&mut harness, 0),
+        RunStatus::Finished,
+        "{:?}",
+        harness.state().notifications().items()
+    );
+    let meta = &harness.state().gallery().runs()[0].images[0].meta;
+    assert_eq!(meta.references[1].weight, -0.5);
+}
+
+#[test]
+fn mask_from_alpha_repaints_the_transparent_part_of_a_png() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cutout.png");
+    // Left quarter transparent.
+    image::RgbaImage::from_fn(64, 32, |x, _| {
+        image::Rgba([200, 100, 50, if x < 16 { 0 } else { 255 }])
+    })
+    .save(&path)
+    .expect("write the PNG");
+    let mut harness = harness();
+    drop_file(&mut harness, &path);
+    start_from_the_reference(&mut harness);
+    harness.get_by_label("Mask from alpha").click();
+    harness.run_steps(2);
+    assert_eq!(masked_pixels(&harness), 16 * 32);
+    harness.get_by_label("Undo").click();
+    harness.run_steps(2);
+    assert_eq!(masked_pixels(&harness), 0);
 }

@@ -123,7 +123,11 @@ fn reference_ui(
     ui.add(
         egui::Slider::new(&mut reference.weight, WEIGHT_RANGE)
             .text(format!("Weight of {}", reference.name)),
-    );
+    )
+    .on_hover_text("How much of this reference goes into the mix; below 0 it is subtracted");
+    if reference.weight < 0.0 {
+        ui.weak("Negative weight: moves away from this image (subtract).");
+    }
     ui.horizontal(|ui| {
         if ui
             .add_enabled(index > 0, egui::Button::new("Move up"))

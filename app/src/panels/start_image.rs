@@ -1,17 +1,26 @@
 //! The starting image (img2img) and its repaint mask (inpainting): a brush and an eraser paint
 //! the mask over the image; the strength says how much to change. The mask is feathered when
-//! the request is made.
+//! the request is made. Mask edits (strokes, invert, clear, from alpha) can be undone.
 
 use std::sync::Arc;
 
-use image::{GrayImage, RgbImage};
+use image::{GrayImage, RgbImage, RgbaImage};
 
-use crate::commands::AppCommand;
+use crate::commands::{AppCommand, MaskEdit};
 use crate::settings::Settings;
 
 /// Longest side of a starting image as kept by the app: the engine resizes it to the model's
 /// size anyway, and a smaller mask keeps painting fast.
 pub const MAX_START_SIDE_PX: u32 = 768;
+
+/// Mask edits that can be undone (a 768² mask is 0.6 MB, so this stays under 20 MB).
+const MASK_HISTORY: usize = 32;
+
+/// Strength of the "Subtle" preset: the composition stays, details change.
+pub const STRENGTH_SUBTLE: f32 = 0.35;
+
+/// Strength of the "Strong" preset: little more than the layout stays.
+pub const STRENGTH_STRONG: f32 = 0.75;
 
 /// What the brush does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,6 +40,13 @@ pub struct StartImage {
     pub image: Arc<RgbImage>,
     /// Repaint mask at the image's size (255 = repaint), if any was painted.
     pub mask: Option<GrayImage>,
+    /// Opacity of the original image at the image's size (255 = opaque), if it had any
+    /// transparency: the pixels are kept as RGB, so "mask from alpha" needs it apart.
+    pub alpha: Option<GrayImage>,
+    /// Masks before each edit, newest last.
+    undo: Vec<Option<GrayImage>>,
+    /// Masks undone, most recently undone last.
+    redo: Vec<Option<GrayImage>>,
     texture: Option<egui::TextureHandle>,
     mask_texture: Option<egui::TextureHandle>,
     mask_changed: bool,
@@ -56,6 +72,9 @@ impl StartImage {
             name,
             image: Arc::new(image),
             mask: None,
+            alpha: None,
+            undo: Vec::new(),
+            redo: Vec::new(),
             texture: None,
             mask_texture: None,
             mask_changed: false,
@@ -63,9 +82,26 @@ impl StartImage {
         }
     }
 
+    /// Keeps the original's opacity (at the original's size) for "mask from alpha".
+    pub fn with_alpha(mut self, alpha: Option<&GrayImage>) -> Self {
+        let (w, h) = self.image.dimensions();
+        self.alpha = alpha.map(|alpha| {
+            if alpha.dimensions() == (w, h) {
+                alpha.clone()
+            } else {
+                image::imageops::resize(alpha, w, h, image::imageops::FilterType::Triangle)
+            }
+        });
+        self
+    }
+
     /// Paints (or erases) a disc of `radius_px` at `center` (image pixels), and along the
     /// segment from the previous position so that fast strokes have no gaps.
     pub fn stroke_to(&mut self, center: egui::Pos2, radius_px: f32, mode: BrushMode) {
+        if self.last_brush_pos.is_none() {
+            // A new stroke: one undo step per stroke.
+            self.remember();
+        }
         let from = self.last_brush_pos.unwrap_or(center);
         let distance = from.distance(center);
         let stamps = (distance / (radius_px * 0.5).max(1.0)).ceil().max(1.0) as usize;
@@ -104,10 +140,72 @@ impl StartImage {
         self.mask_changed = true;
     }
 
-    /// Removes the mask (the whole image is changed by the strength).
-    pub fn clear_mask(&mut self) {
-        self.mask = None;
+    /// Applies an edit to the mask; every edit but undo and redo can be undone.
+    pub fn edit_mask(&mut self, edit: MaskEdit) {
+        self.end_stroke();
+        match edit {
+            MaskEdit::Undo => {
+                if let Some(previous) = self.undo.pop() {
+                    let current = std::mem::replace(&mut self.mask, previous);
+                    self.redo.push(current);
+                }
+            }
+            MaskEdit::Redo => {
+                if let Some(next) = self.redo.pop() {
+                    let current = std::mem::replace(&mut self.mask, next);
+                    self.undo.push(current);
+                }
+            }
+            MaskEdit::Invert => {
+                self.remember();
+                let (w, h) = self.image.dimensions();
+                let mask = self.mask.take().unwrap_or_else(|| GrayImage::new(w, h));
+                self.mask = Some(lumos_engine::mask::invert(&mask));
+            }
+            MaskEdit::Clear => {
+                if self.mask.is_some() {
+                    self.remember();
+                    self.mask = None;
+                }
+            }
+            MaskEdit::FromAlpha => {
+                let Some(alpha) = &self.alpha else {
+                    return;
+                };
+                // `from_alpha` reads only the alpha channel; the colour is irrelevant here.
+                let rgba = RgbaImage::from_fn(alpha.width(), alpha.height(), |x, y| {
+                    image::Rgba([0, 0, 0, alpha.get_pixel(x, y).0[0]])
+                });
+                let mask = lumos_engine::mask::from_alpha(&rgba);
+                self.remember();
+                self.mask = Some(mask);
+            }
+        }
         self.mask_changed = true;
+    }
+
+    /// Removes the mask (the whole image is changed by the strength); can be undone.
+    pub fn clear_mask(&mut self) {
+        self.edit_mask(MaskEdit::Clear);
+    }
+
+    /// Whether there is a mask edit to undo.
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    /// Whether there is an undone mask edit to redo.
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    /// Saves the mask before an edit and forgets what was undone.
+    fn remember(&mut self) {
+        if self.undo.len() == MASK_HISTORY {
+            self.undo.remove(0);
+        }
+        self.undo.push(self.mask.clone());
+        self.redo.clear();
     }
 
     /// Number of pixels marked for repainting.
@@ -223,8 +321,40 @@ impl StartImagePanel {
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.brush_mode, BrushMode::Paint, "Brush");
             ui.radio_value(&mut self.brush_mode, BrushMode::Erase, "Eraser");
-            if ui.button("Clear mask").clicked() {
-                start.clear_mask();
+            if ui
+                .add_enabled(start.alpha.is_some(), egui::Button::new("Mask from alpha"))
+                .on_hover_text("Repaint where the image is transparent")
+                .on_disabled_hover_text("The starting image has no transparent pixels")
+                .clicked()
+            {
+                commands.push(AppCommand::EditMask(MaskEdit::FromAlpha));
+            }
+        });
+        ui.horizontal(|ui| {
+            let edits = [
+                (MaskEdit::Undo, "Undo", "Ctrl+Z", start.can_undo()),
+                (MaskEdit::Redo, "Redo", "Ctrl+Shift+Z", start.can_redo()),
+                (
+                    MaskEdit::Invert,
+                    "Invert mask",
+                    "Repaint what was kept",
+                    true,
+                ),
+                (
+                    MaskEdit::Clear,
+                    "Clear mask",
+                    "Change the whole image",
+                    true,
+                ),
+            ];
+            for (edit, label, hint, enabled) in edits {
+                if ui
+                    .add_enabled(enabled, egui::Button::new(label))
+                    .on_hover_text(hint)
+                    .clicked()
+                {
+                    commands.push(AppCommand::EditMask(edit));
+                }
             }
         });
         ui.add(egui::Slider::new(&mut settings.brush_px, 2.0..=128.0).text("Brush size"));
@@ -235,6 +365,29 @@ impl StartImagePanel {
                 .fixed_decimals(2),
         )
         .on_hover_text("How much to change: 0 keeps the image, 1 ignores it");
+        ui.horizontal(|ui| {
+            let presets = [
+                (
+                    "Subtle",
+                    STRENGTH_SUBTLE,
+                    "Keep the composition, change the details",
+                ),
+                (
+                    "Strong",
+                    STRENGTH_STRONG,
+                    "Keep little more than the layout",
+                ),
+            ];
+            for (label, strength, hint) in presets {
+                if ui
+                    .button(label)
+                    .on_hover_text(format!("{hint} (strength {strength})"))
+                    .clicked()
+                {
+                    settings.strength = strength;
+                }
+            }
+        });
     }
 }
 
@@ -261,6 +414,47 @@ mod tests {
         start.clear_mask();
         assert_eq!(start.masked_pixels(), 0);
         assert!(start.engine_mask(2).is_none());
+    }
+
+    #[test]
+    fn undo_and_redo_step_through_strokes_and_edits() {
+        let mut start = StartImage::new("s".into(), &RgbImage::new(40, 20));
+        assert!(!start.can_undo());
+        start.stroke_to(egui::pos2(5.0, 10.0), 3.0, BrushMode::Paint);
+        start.stroke_to(egui::pos2(15.0, 10.0), 3.0, BrushMode::Paint);
+        start.end_stroke();
+        let one_stroke = start.mask.clone();
+        start.stroke_to(egui::pos2(30.0, 10.0), 3.0, BrushMode::Paint);
+        start.end_stroke();
+        start.edit_mask(MaskEdit::Undo);
+        assert_eq!(
+            start.mask, one_stroke,
+            "undo removes the whole second stroke"
+        );
+        start.edit_mask(MaskEdit::Undo);
+        assert_eq!(start.masked_pixels(), 0);
+        assert!(!start.can_undo());
+        start.edit_mask(MaskEdit::Redo);
+        assert_eq!(start.mask, one_stroke);
+        let painted = start.masked_pixels();
+        start.edit_mask(MaskEdit::Invert);
+        assert_eq!(start.masked_pixels(), 40 * 20 - painted);
+        assert!(!start.can_redo(), "a new edit forgets what was undone");
+        start.edit_mask(MaskEdit::Clear);
+        assert_eq!(start.masked_pixels(), 0);
+        start.edit_mask(MaskEdit::Undo);
+        assert_eq!(start.masked_pixels(), 40 * 20 - painted);
+    }
+
+    #[test]
+    fn mask_from_alpha_repaints_the_transparent_part() {
+        let alpha = GrayImage::from_fn(8, 4, |x, _| image::Luma([if x < 2 { 0 } else { 255 }]));
+        let mut start = StartImage::new("a".into(), &RgbImage::new(8, 4)).with_alpha(Some(&alpha));
+        start.edit_mask(MaskEdit::FromAlpha);
+        assert_eq!(start.masked_pixels(), 2 * 4);
+        let mut opaque = StartImage::new("b".into(), &RgbImage::new(8, 4));
+        opaque.edit_mask(MaskEdit::FromAlpha);
+        assert!(opaque.mask.is_none() && !opaque.can_undo());
     }
 
     #[test]
