@@ -6,9 +6,10 @@
     cargo run -p lumos-engine --bin lumos -- selftest --fixtures OUT_DIR
 
 OUT_DIR/lumos_i2i_tiny/ then holds config.json, weights.pth (a 3.3 GB `torch.save` of the state
-dict, the container of the published Lumos_I2I.pth) and io.safetensors (x, t, y, out). It checks
-that a checkpoint of the real size and format loads and computes the same function.
-Needs torch and safetensors.
+dict, the container of the published Lumos_I2I.pth) and io.safetensors (x, t, y, out);
+dino_vit_tiny/ a ViT-B/16 (timm, DINO's key names) and vae_tiny/ an sd-vae-ft-mse-sized
+AutoencoderKL saved by diffusers. It checks that checkpoints of the real sizes and formats
+load and compute the same functions. Needs torch, timm, diffusers and safetensors.
 """
 import json
 import os
@@ -42,3 +43,47 @@ config = {"input_size": 32, "patch_size": 2, "in_channels": 4, "hidden_size": 11
           "pred_sigma": True, "lewei_scale": 1.0}
 json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=1)
 print(json.dumps({"out_max": y_out.abs().max().item(), "dir": out}))
+
+# DINO ViT-B/16 at full size (timm's ViT-B/16 has the DINO key names and eps), in the layout
+# of fixtures/dino_vit_tiny: only the 224 px path (timm interpolates positions differently).
+import timm  # noqa: E402
+
+dino_dir = os.path.join(sys.argv[1], "dino_vit_tiny")
+os.makedirs(dino_dir, exist_ok=True)
+vit = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0).eval()
+with torch.no_grad():
+    for name, p in vit.named_parameters():
+        if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "norm.weight":
+            p.copy_(1 + 0.1 * torch.randn_like(p))
+        elif p.dim() == 1:
+            p.copy_(0.1 * torch.randn_like(p))
+    img = torch.randn(2, 3, 224, 224)
+    cls = vit.forward_features(img)[:, 0]
+torch.save(vit.state_dict(), os.path.join(dino_dir, "weights.pth"))
+save_file({"x224": img, "224.cls": cls.contiguous()}, os.path.join(dino_dir, "io.safetensors"))
+json.dump({"img_size": [224], "patch_size": 16, "in_chans": 3, "embed_dim": 768, "depth": 12,
+           "num_heads": 12, "mlp_ratio": 4}, open(os.path.join(dino_dir, "config.json"), "w"))
+print(json.dumps({"cls_max": cls.abs().max().item(), "dir": dino_dir}))
+
+# The SD VAE at full size (sd-vae-ft-mse's configuration), saved by diffusers.
+from diffusers import AutoencoderKL  # noqa: E402
+
+vae_dir = os.path.join(sys.argv[1], "vae_tiny")
+vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4,
+                    up_block_types=("UpDecoderBlock2D",) * 4,
+                    block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                    latent_channels=4, norm_num_groups=32).eval()
+with torch.no_grad():
+    for name, p in vae.named_parameters():
+        if "norm" in name and name.endswith("weight"):
+            p.copy_(1 + 0.1 * torch.randn_like(p))
+        elif p.dim() == 1:
+            p.copy_(0.1 * torch.randn_like(p))
+    image = torch.rand(1, 3, 256, 256) * 2 - 1
+    mean = vae.encode(image).latent_dist.mean
+    latent = torch.randn(1, 4, 32, 32)
+    decoded = vae.decode(latent).sample
+vae.save_pretrained(vae_dir)
+save_file({"image": image, "posterior_mean": mean.contiguous(), "latent": latent,
+           "decoded": decoded.contiguous()}, os.path.join(vae_dir, "io.safetensors"))
+print(json.dumps({"decoded_max": decoded.abs().max().item(), "dir": vae_dir}))
