@@ -2,8 +2,10 @@
 //!
 //! It holds the Lumos DiT, the DINO ViT and the SD VAE in candle (`models`), the
 //! DPM-Solver++/DDIM samplers (`sampling`), staged generation pipelines (`pipelines`),
-//! checkpoint discovery and loading (`checkpoints`), image IO with embedded settings
-//! (`imageio`) and the engine thread with its job protocol (`worker`, `protocol`).
+//! checkpoint discovery and loading (`checkpoints`), the encoder's image transform
+//! (`preprocess`), image IO with embedded settings (`imageio`), repaint masks (`mask`),
+//! labelled contact sheets (`contact_sheet`), parity checks against fixtures (`selftest`),
+//! benchmarks (`bench`) and the engine thread with its job protocol (`worker`, `protocol`).
 //!
 //! Boundaries: this crate must not depend on egui, eframe, wgpu, winit or rfd. Models and
 //! solvers are pure and single-threaded from the caller's point of view (candle uses rayon
