@@ -302,6 +302,11 @@ impl LumosApp {
         self.start_image.as_ref()
     }
 
+    /// The starting image, to edit its mask.
+    pub fn start_image_mut(&mut self) -> Option<&mut StartImage> {
+        self.start_image.as_mut()
+    }
+
     /// The results.
     pub fn gallery(&self) -> &Gallery {
         &self.gallery
@@ -1133,6 +1138,7 @@ impl eframe::App for LumosApp {
                         self.start_panel.start_image_ui(
                             ui,
                             self.start_image.as_mut(),
+                            self.live.renderer(),
                             &mut self.settings,
                             &mut self.commands,
                         );

@@ -5,8 +5,9 @@
 //! panels in `ui`. Panels (`panels`) are small structs whose `*_ui` functions return
 //! [`commands::AppCommand`]s; the app applies them after the frame. Persisted
 //! [`settings::Settings`] (serde, versioned) are kept apart from transient state (jobs,
-//! textures, selection). Live previews are drawn by the WGSL shaders of `lumos-shaders`
-//! through an egui_wgpu paint callback (`preview`), or from a CPU map on other renderers.
+//! textures, selection). Live previews, the before/after wipe and the starting image's mask
+//! overlay are drawn by the WGSL shaders of `lumos-shaders` through egui_wgpu paint callbacks
+//! (`preview`), or from CPU maps and textures on other renderers.
 //!
 //! Boundaries: the app talks to the engine only through `lumos_engine::protocol` and
 //! `lumos_engine::worker::EngineHandle`; it never touches models or tensors.
@@ -27,5 +28,6 @@ pub mod panels;
 pub mod preview;
 pub mod references;
 pub mod settings;
+pub mod view_transform;
 
 pub use app::{AppConfig, LumosApp};

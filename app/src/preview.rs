@@ -1,4 +1,5 @@
-//! Live preview of the x0 latent and the before/after wipe, drawn by the WGSL shaders of
+//! Live preview of the x0 latent, the before/after wipe and the starting image's mask overlay,
+//! drawn by the WGSL shaders of
 //! `lumos-shaders` through egui_wgpu paint callbacks (eframe's `custom3d_wgpu` pattern:
 //! pipelines live in the renderer's callback resources, each frame adds a small callback that
 //! carries only parameters). Renderers without wgpu (glow) get textures made by the CPU twin
@@ -7,11 +8,12 @@
 use std::sync::Arc;
 
 use egui_wgpu::{CallbackResources, CallbackTrait};
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use lumos_engine::protocol::LatentPreview;
 use lumos_shaders::{
-    LatentPreviewPipeline, LatentPreviewTarget, LatentRgbMap, LatentView, Rgba8View, WipePipeline,
-    WipeTarget, WipeUniforms, latent_preview_cpu,
+    LatentPreviewPipeline, LatentPreviewTarget, LatentRgbMap, LatentView, MaskOverlayPipeline,
+    MaskOverlayTarget, MaskOverlayUniforms, MaskView, Rgba8View, WipePipeline, WipeTarget,
+    WipeUniforms, latent_preview_cpu,
 };
 
 /// Which path draws previews.
@@ -37,6 +39,11 @@ pub fn install_wgpu(render_state: &egui_wgpu::RenderState) {
         pipeline: WipePipeline::new(device, format),
         target: None,
         pair: None,
+    });
+    renderer.callback_resources.insert(MaskOverlayResources {
+        pipeline: MaskOverlayPipeline::new(device, format),
+        target: None,
+        uploaded: None,
     });
 }
 
@@ -370,4 +377,131 @@ pub fn wipe_ui(
             );
         }
     }
+}
+
+/// Which image and which mask edit a mask overlay shows (so that each is uploaded once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaskOverlayVersion {
+    /// Id of the image (new for every starting image).
+    pub image: u64,
+    /// Increases with every change of the mask.
+    pub mask: u64,
+}
+
+/// What a mask overlay draws: the image, its mask (none: nothing painted) and the tint.
+pub struct MaskOverlay<'a> {
+    /// Ids of the image and of the mask's state.
+    pub version: MaskOverlayVersion,
+    /// The pixels (for the shader).
+    pub image: &'a Arc<RgbImage>,
+    /// The mask at the image's size (for the shader), 255 = repaint.
+    pub mask: Option<&'a Arc<GrayImage>>,
+    /// Tint colour (gamma space) and its opacity where the mask is full, all in [0, 1].
+    pub tint: [f32; 4],
+    /// Part of the image to show, in normalised texture coordinates.
+    pub view_uv: egui::Rect,
+}
+
+struct MaskOverlayResources {
+    pipeline: MaskOverlayPipeline,
+    target: Option<MaskOverlayTarget>,
+    uploaded: Option<MaskOverlayVersion>,
+}
+
+struct MaskOverlayCallback {
+    version: MaskOverlayVersion,
+    image: Arc<RgbImage>,
+    mask: Option<Arc<GrayImage>>,
+    uniforms: MaskOverlayUniforms,
+}
+
+impl MaskOverlayCallback {
+    /// The mask bytes at the image's size (zeros when nothing is painted).
+    fn mask_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        let (w, h) = self.image.dimensions();
+        match &self.mask {
+            Some(mask) if mask.dimensions() == (w, h) => std::borrow::Cow::Borrowed(mask.as_raw()),
+            _ => std::borrow::Cow::Owned(vec![0; (w.max(1) * h.max(1)) as usize]),
+        }
+    }
+}
+
+impl CallbackTrait for MaskOverlayCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen_descriptor: &egui_wgpu::ScreenDescriptor,
+        _egui_encoder: &mut wgpu::CommandEncoder,
+        resources: &mut CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(res) = resources.get_mut::<MaskOverlayResources>() else {
+            return Vec::new();
+        };
+        let new_image = res.uploaded.map(|v| v.image) != Some(self.version.image);
+        if new_image || res.target.is_none() || res.uploaded != Some(self.version) {
+            let (w, h) = self.image.dimensions();
+            let mask_bytes = self.mask_bytes();
+            let mask = MaskView {
+                width_px: w.max(1),
+                height_px: h.max(1),
+                bytes: &mask_bytes,
+            };
+            // Only the mask changed: rewrite it in place (it always has the image's size).
+            let rewritten = !new_image
+                && res
+                    .target
+                    .as_ref()
+                    .is_some_and(|target| res.pipeline.write_mask(queue, target, &mask));
+            if !rewritten {
+                let pixels = rgba(&self.image);
+                res.target = Some(res.pipeline.create_target(
+                    device,
+                    queue,
+                    &Rgba8View {
+                        width_px: w,
+                        height_px: h,
+                        bytes: &pixels,
+                    },
+                    &mask,
+                ));
+            }
+            res.uploaded = Some(self.version);
+        }
+        if let Some(target) = &res.target {
+            res.pipeline.set_uniforms(queue, target, &self.uniforms);
+        }
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        render_pass: &mut wgpu::RenderPass<'static>,
+        resources: &CallbackResources,
+    ) {
+        if let Some(res) = resources.get::<MaskOverlayResources>()
+            && let Some(target) = &res.target
+        {
+            res.pipeline.draw(render_pass, target);
+        }
+    }
+}
+
+/// Draws an image with its mask tinted on top into `rect` through `mask_overlay.wgsl`
+/// (wgpu renderer only: under glow the caller paints its CPU textures instead).
+pub fn mask_overlay_ui(ui: &mut egui::Ui, rect: egui::Rect, overlay: &MaskOverlay<'_>) {
+    let uv = overlay.view_uv;
+    ui.painter().add(egui_wgpu::Callback::new_paint_callback(
+        rect,
+        MaskOverlayCallback {
+            version: overlay.version,
+            image: overlay.image.clone(),
+            mask: overlay.mask.cloned(),
+            uniforms: MaskOverlayUniforms {
+                tint: overlay.tint,
+                view_uv: [uv.min.x, uv.min.y, uv.max.x, uv.max.y],
+            },
+        },
+    ));
 }

@@ -29,6 +29,8 @@ pub struct Reference {
     pub crop: [f32; 2],
     /// Display texture (created on first draw).
     pub texture: Option<egui::TextureHandle>,
+    /// Zoom and pan of its view on the canvas (transient).
+    pub view: crate::view_transform::ViewTransform,
 }
 
 impl Reference {
@@ -47,6 +49,7 @@ impl Reference {
             weight: 1.0,
             crop: [0.5, 0.5],
             texture: None,
+            view: crate::view_transform::ViewTransform::whole_image(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The main screens rendered with wgpu (lavapipe in CI) as image snapshots, and the live
-//! preview drawn by the WGSL shader through egui_wgpu's paint callback, checked against the
-//! CPU map. Without a wgpu adapter these tests print SKIPPED and pass, unless
+//! preview and the starting image's mask overlay drawn by the WGSL shaders through egui_wgpu's
+//! paint callbacks, checked against the CPU maps. Without a wgpu adapter these tests print SKIPPED and pass, unless
 //! `REQUIRE_WGPU=1`. Update snapshots deliberately: `UPDATE_SNAPSHOTS=1 cargo test -p lumos-studio --test snapshots`.
 
 mod common;
@@ -10,11 +10,15 @@ use std::time::Duration;
 use common::{AppHarness, SIZE, config, drop_file, fixture_ref, step_until};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use lumos_shaders::{LatentView, latent_preview_cpu};
+use lumos_shaders::{
+    LatentView, MaskOverlayUniforms, MaskView, Rgba8View, latent_preview_cpu, mask_overlay_cpu,
+};
 use lumos_studio::LumosApp;
 use lumos_studio::gallery::RunStatus;
+use lumos_studio::panels::start_image::{BrushMode, MASK_TINT};
 use lumos_studio::preview::PreviewRenderer;
 use lumos_studio::settings::SeedPolicy;
+use lumos_studio::view_transform::ViewTransform;
 
 /// Whether a wgpu adapter exists; prints SKIPPED (or fails with `REQUIRE_WGPU=1`) if not.
 fn wgpu_available() -> bool {
@@ -172,4 +176,119 @@ fn live_preview_shader_draws_the_cpu_map() {
     step_until(&mut harness, Duration::from_secs(60), "the cancel", |app| {
         app.jobs().is_empty()
     });
+}
+
+#[test]
+fn mask_overlay_shader_draws_the_cpu_map() {
+    if !wgpu_available() {
+        return;
+    }
+    let mut harness = wgpu_harness();
+    harness.set_render_cursor(false);
+    drop_file(&mut harness, &fixture_ref("ref_b.png"));
+    harness.run_steps(1);
+    harness
+        .state_mut()
+        .push_command(lumos_studio::commands::AppCommand::StartFromReference(0));
+    harness.run_steps(2);
+    // A disc of mask in the middle, then a larger disc after a redraw (the mask is rewritten
+    // in place on the GPU), so both the first upload and the update are seen; then the same
+    // mask zoomed in (the shader draws the visible part of the image).
+    for (radius_of_width, zoom) in [(0.1, 1.0), (0.25, 1.0), (0.25, 3.0)] {
+        {
+            let start = harness.state_mut().start_image_mut().expect("start image");
+            let (w, h) = start.image.dimensions();
+            let center = egui::pos2(w as f32 * 0.5, h as f32 * 0.5);
+            start.stroke_to(center, w as f32 * radius_of_width, BrushMode::Paint);
+            start.end_stroke();
+            // The transform works in normalised coordinates: any rect will do.
+            let unit = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::Vec2::splat(1.0));
+            start.view = ViewTransform::whole_image();
+            start.view.zoom_about(unit, egui::pos2(0.3, 0.6), zoom);
+        }
+        harness.run_steps(2);
+        let screen = harness.render().expect("render");
+        let start = harness.state().start_image().expect("start image");
+        let rect = start.last_rect().expect("drawn");
+        let (w, h) = start.image.dimensions();
+        let image: Vec<u8> = start
+            .image
+            .pixels()
+            .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])
+            .collect();
+        let mask = start.mask().expect("painted");
+        let uv = start.view.visible_uv();
+        let (width_px, height_px) = (
+            rect.width().round() as usize,
+            rect.height().round() as usize,
+        );
+        let cpu = mask_overlay_cpu(
+            &Rgba8View {
+                width_px: w,
+                height_px: h,
+                bytes: &image,
+            },
+            &MaskView {
+                width_px: w,
+                height_px: h,
+                bytes: mask.as_raw(),
+            },
+            &MaskOverlayUniforms {
+                tint: MASK_TINT.map(|c| f32::from(c) / 255.0),
+                view_uv: [uv.min.x, uv.min.y, uv.max.x, uv.max.y],
+            },
+            width_px,
+            height_px,
+        );
+        let at = |x: usize, y: usize| {
+            let i = (y * width_px + x) * 4;
+            [cpu[i], cpu[i + 1], cpu[i + 2]]
+        };
+        // Compare an interior grid, away from edges of the mask and of the image's detail
+        // (where a sub-pixel shift of the viewport changes the value).
+        let (mut worst, mut compared, mut tinted) = (0u8, 0usize, 0usize);
+        for gy in 1..24 {
+            for gx in 1..24 {
+                let (x, y) = (gx * width_px / 24, gy * height_px / 24);
+                let expected = at(x, y);
+                let flat =
+                    [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)]
+                        .iter()
+                        .all(|&(nx, ny)| {
+                            at(nx, ny)
+                                .iter()
+                                .zip(expected)
+                                .all(|(a, b)| a.abs_diff(b) <= 4)
+                        });
+                if !flat {
+                    continue;
+                }
+                let on_screen =
+                    screen.get_pixel(rect.left() as u32 + x as u32, rect.top() as u32 + y as u32);
+                for (shown, wanted) in on_screen.0.iter().zip(expected) {
+                    worst = worst.max(shown.abs_diff(wanted));
+                }
+                compared += 1;
+                let pos_in_image = start.view.image_from_canvas(
+                    rect,
+                    egui::vec2(w as f32, h as f32),
+                    rect.min + egui::vec2(x as f32, y as f32),
+                );
+                tinted += usize::from(
+                    mask.get_pixel(pos_in_image.x as u32, pos_in_image.y as u32)
+                        .0[0]
+                        == 255,
+                );
+            }
+        }
+        assert!(compared > 100, "only {compared} flat points compared");
+        assert!(
+            tinted > 0,
+            "no compared point lies in the mask ({compared} compared, image {w}×{h}, rect {rect:?})"
+        );
+        assert!(
+            worst <= 8,
+            "radius {radius_of_width} of the width, zoom {zoom}: shader overlay differs from the CPU map by {worst}/255"
+        );
+    }
 }

@@ -645,10 +645,20 @@ fn settings_persist_through_eframe_storage() {
 
 /// Drags with the primary button from `start` to `end` in a few moves.
 fn drag(harness: &mut common::AppHarness, start: egui::Pos2, end: egui::Pos2) {
+    drag_with(harness, egui::PointerButton::Primary, start, end);
+}
+
+/// Drags with `button` from `start` to `end` in a few moves.
+fn drag_with(
+    harness: &mut common::AppHarness,
+    button: egui::PointerButton,
+    start: egui::Pos2,
+    end: egui::Pos2,
+) {
     harness.event(egui::Event::PointerMoved(start));
     harness.event(egui::Event::PointerButton {
         pos: start,
-        button: egui::PointerButton::Primary,
+        button,
         pressed: true,
         modifiers: Modifiers::NONE,
     });
@@ -661,7 +671,7 @@ fn drag(harness: &mut common::AppHarness, start: egui::Pos2, end: egui::Pos2) {
     }
     harness.event(egui::Event::PointerButton {
         pos: end,
-        button: egui::PointerButton::Primary,
+        button,
         pressed: false,
         modifiers: Modifiers::NONE,
     });
@@ -919,4 +929,143 @@ fn mask_from_alpha_repaints_the_transparent_part_of_a_png() {
     harness.get_by_label("Undo").click();
     harness.run_steps(2);
     assert_eq!(masked_pixels(&harness), 0);
+}
+
+#[test]
+fn the_starting_image_zooms_about_the_pointer_pans_and_paints_where_shown() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png")); // 300×200
+    start_from_the_reference(&mut harness);
+    let image_size_px = egui::vec2(300.0, 200.0);
+    let rect = harness
+        .state()
+        .start_image()
+        .and_then(|s| s.last_rect())
+        .expect("the starting image is drawn");
+    let reset_disabled = |harness: &common::AppHarness| {
+        harness
+            .get_by_label("Reset view")
+            .accesskit_node()
+            .is_disabled()
+    };
+    assert!(reset_disabled(&harness), "nothing to reset yet");
+    let view = |harness: &common::AppHarness| harness.state().start_image().expect("start").view;
+
+    // Ctrl+wheel (or a pinch) zooms about the pointer.
+    let pointer = rect.min + rect.size() * egui::vec2(0.25, 0.4);
+    let under_pointer = view(&harness).image_from_canvas(rect, image_size_px, pointer);
+    harness.event(egui::Event::PointerMoved(pointer));
+    harness.run_steps(1);
+    harness.event(egui::Event::Zoom(4.0));
+    harness.run_steps(2);
+    assert_eq!(view(&harness).zoom(), 4.0);
+    let after = view(&harness).image_from_canvas(rect, image_size_px, pointer);
+    assert!(
+        after.distance(under_pointer) < 0.01,
+        "the point under the pointer stays: {under_pointer:?} → {after:?}"
+    );
+    assert!(!reset_disabled(&harness));
+
+    // The brush paints the image point that is shown under it.
+    drag(&mut harness, pointer, pointer + egui::vec2(1.0, 0.0));
+    let mask = harness
+        .state()
+        .start_image()
+        .and_then(|s| s.mask().cloned())
+        .expect("painted");
+    assert_eq!(
+        mask.get_pixel(under_pointer.x as u32, under_pointer.y as u32)
+            .0[0],
+        255
+    );
+    let painted = masked_pixels(&harness);
+
+    // A middle-button drag pans: the image follows the pointer, and nothing is painted.
+    drag_with(
+        &mut harness,
+        egui::PointerButton::Middle,
+        pointer,
+        pointer + egui::vec2(30.0, 10.0),
+    );
+    let moved =
+        view(&harness).image_from_canvas(rect, image_size_px, pointer + egui::vec2(30.0, 10.0));
+    assert!(
+        moved.distance(under_pointer) < 0.01,
+        "{under_pointer:?} → {moved:?}"
+    );
+    assert_eq!(masked_pixels(&harness), painted);
+
+    // Space+drag pans as well.
+    let before_space = view(&harness);
+    harness.event(egui::Event::Key {
+        key: Key::Space,
+        physical_key: None,
+        pressed: true,
+        repeat: false,
+        modifiers: Modifiers::NONE,
+    });
+    harness.run_steps(1);
+    drag(&mut harness, pointer, pointer + egui::vec2(-20.0, -10.0));
+    harness.event(egui::Event::Key {
+        key: Key::Space,
+        physical_key: None,
+        pressed: false,
+        repeat: false,
+        modifiers: Modifiers::NONE,
+    });
+    harness.run_steps(1);
+    assert_ne!(view(&harness), before_space, "Space+drag moved the view");
+    assert_eq!(masked_pixels(&harness), painted, "and painted nothing");
+
+    harness.get_by_label("Reset view").click();
+    harness.run_steps(2);
+    assert!(view(&harness).is_whole_image());
+    assert!(reset_disabled(&harness));
+}
+
+#[test]
+fn a_reference_zooms_and_its_crop_follows_the_pointer() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png")); // 300×200: the crop can move sideways
+    let label = harness.get_by_label_contains("ref_a.png (").rect();
+    let start = egui::pos2(label.left() + 110.0, label.bottom() + 60.0);
+    let crop_x = |harness: &common::AppHarness| harness.state().canvas().references[0].crop[0];
+
+    drag(&mut harness, start, start + egui::vec2(10.0, 0.0));
+    let moved_unzoomed = crop_x(&harness) - 0.5;
+    assert!(moved_unzoomed > 0.0);
+    drag(&mut harness, start, start - egui::vec2(10.0, 0.0));
+    assert!((crop_x(&harness) - 0.5).abs() < 1e-5);
+    assert!(
+        harness.query_by_label("Reset view of ref_a.png").is_none(),
+        "no reset button for a whole view"
+    );
+
+    harness.event(egui::Event::PointerMoved(start));
+    harness.run_steps(1);
+    harness.event(egui::Event::Zoom(2.0));
+    harness.run_steps(2);
+    assert_eq!(harness.state().canvas().references[0].view.zoom(), 2.0);
+    // Zoomed in twice, the same drag moves the crop half as far in the image.
+    drag(&mut harness, start, start + egui::vec2(10.0, 0.0));
+    let moved_zoomed = crop_x(&harness) - 0.5;
+    assert!(
+        (moved_zoomed - moved_unzoomed / 2.0).abs() < 1e-4,
+        "{moved_zoomed} vs {moved_unzoomed}"
+    );
+
+    // A middle-button drag pans the view and leaves the crop alone.
+    let view = harness.state().canvas().references[0].view;
+    drag_with(
+        &mut harness,
+        egui::PointerButton::Middle,
+        start,
+        start + egui::vec2(20.0, 0.0),
+    );
+    assert_ne!(harness.state().canvas().references[0].view, view);
+    assert!((crop_x(&harness) - 0.5 - moved_zoomed).abs() < 1e-6);
+
+    harness.get_by_label("Reset view of ref_a.png").click();
+    harness.run_steps(2);
+    assert!(harness.state().canvas().references[0].view.is_whole_image());
 }

@@ -3,9 +3,9 @@
 //!
 //! The WGSL files live next to this crate's `Cargo.toml` and are embedded with `include_str!`.
 //! Pipelines are built once for a target format ([`LatentPreviewPipeline::new`],
-//! [`WipePipeline::new`]) and then draw into any render pass with that format, such as the one
+//! [`WipePipeline::new`], [`MaskOverlayPipeline::new`]) and then draw into any render pass with that format, such as the one
 //! egui_wgpu hands to a paint callback, or an offscreen one in tests. The CPU functions
-//! ([`latent_preview_cpu`]) are the fallback for renderers without wgpu (glow) and the
+//! ([`latent_preview_cpu`], [`mask_overlay_cpu`]) are the fallback for renderers without wgpu (glow) and the
 //! reference the offscreen tests compare against.
 //!
 //! Boundaries: depends on wgpu only, never on egui, eframe or the engine. No threads.
@@ -18,11 +18,14 @@ use bytemuck::{Pod, Zeroable};
 pub const LATENT_PREVIEW_WGSL: &str = include_str!("../latent_preview.wgsl");
 /// `wipe.wgsl`: before/after wipe between two images.
 pub const WIPE_WGSL: &str = include_str!("../wipe.wgsl");
+/// `mask_overlay.wgsl`: an image with its repaint mask tinted on top.
+pub const MASK_OVERLAY_WGSL: &str = include_str!("../mask_overlay.wgsl");
 
 /// Every WGSL file of the crate, by file name (for validation).
 pub const ALL_WGSL: &[(&str, &str)] = &[
     ("latent_preview.wgsl", LATENT_PREVIEW_WGSL),
     ("wipe.wgsl", WIPE_WGSL),
+    ("mask_overlay.wgsl", MASK_OVERLAY_WGSL),
 ];
 
 /// A linear map from 4 latent channels to RGB in [−1, 1]: `rgb[c] = Σ_k latent[k]·weights[k][c] + bias[c]`.
@@ -109,6 +112,37 @@ pub struct WipeUniforms {
     pub divider_color: [f32; 4],
     /// Part of the before image to show: min x, min y, max x, max y in texture coordinates.
     pub before_uv: [f32; 4],
+}
+
+/// Mirrors `MaskOverlayUniforms` in `mask_overlay.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct MaskOverlayUniforms {
+    /// Tint colour in RGB (gamma space, [0, 1]); alpha: the tint's opacity where the mask is 1.
+    pub tint: [f32; 4],
+    /// Part of the image to show: min x, min y, max x, max y in texture coordinates.
+    pub view_uv: [f32; 4],
+}
+
+impl MaskOverlayUniforms {
+    /// The whole image with `tint` (RGB plus opacity at a full mask).
+    pub fn whole_image(tint: [f32; 4]) -> Self {
+        Self {
+            tint,
+            view_uv: [0.0, 0.0, 1.0, 1.0],
+        }
+    }
+}
+
+/// A borrowed single-channel mask (row-major, 255 = fully masked).
+#[derive(Clone, Copy, Debug)]
+pub struct MaskView<'a> {
+    /// Width in pixels.
+    pub width_px: u32,
+    /// Height in pixels.
+    pub height_px: u32,
+    /// `width_px * height_px` bytes.
+    pub bytes: &'a [u8],
 }
 
 /// A borrowed latent, channel-major `(4, height, width)` as the engine sends it.
@@ -218,6 +252,70 @@ pub fn latent_preview_cpu(
             let bottom = lerp(load(x0, y0 + 1), load(x0 + 1, y0 + 1), frac_x);
             let rgb = map.apply(lerp(top, bottom, frac_y));
             out.extend(rgb.iter().map(|c| (c * 255.0).round() as u8));
+            out.push(255);
+        }
+    }
+    out
+}
+
+/// The CPU twin of `mask_overlay.wgsl`: `image` (bilinear, clamp-to-edge) with `mask` (nearest)
+/// tinted on top, drawn at `width_px × height_px` as RGBA8 (row-major, alpha 255). Same sample
+/// positions, same weights: `out = mix(image, tint, m * tint.a)`.
+///
+/// An empty `image` or `mask` (or one whose bytes are too few) is read as black / unmasked.
+pub fn mask_overlay_cpu(
+    image: &Rgba8View<'_>,
+    mask: &MaskView<'_>,
+    uniforms: &MaskOverlayUniforms,
+    width_px: usize,
+    height_px: usize,
+) -> Vec<u8> {
+    let (image_w, image_h) = (image.width_px.max(1) as i64, image.height_px.max(1) as i64);
+    let (mask_w, mask_h) = (mask.width_px.max(1) as i64, mask.height_px.max(1) as i64);
+    let load = |x: i64, y: i64| {
+        let i = ((y.clamp(0, image_h - 1) * image_w + x.clamp(0, image_w - 1)) * 4) as usize;
+        let mut v = [0.0f32; 3];
+        for (c, out) in v.iter_mut().enumerate() {
+            *out = f32::from(image.bytes.get(i + c).copied().unwrap_or(0)) / 255.0;
+        }
+        v
+    };
+    let lerp = |a: [f32; 3], b: [f32; 3], t: f32| {
+        let mut v = [0.0f32; 3];
+        for k in 0..3 {
+            v[k] = a[k] + (b[k] - a[k]) * t;
+        }
+        v
+    };
+    let [min_u, min_v, max_u, max_v] = uniforms.view_uv;
+    let mut out = Vec::with_capacity(width_px * height_px * 4);
+    for y_px in 0..height_px {
+        let v = min_v + (max_v - min_v) * ((y_px as f32 + 0.5) / height_px as f32);
+        let pos_y = v * image_h as f32 - 0.5;
+        let base_y = pos_y.floor();
+        let frac_y = pos_y - base_y;
+        let mask_y = ((v * mask_h as f32).floor() as i64).clamp(0, mask_h - 1);
+        for x_px in 0..width_px {
+            let u = min_u + (max_u - min_u) * ((x_px as f32 + 0.5) / width_px as f32);
+            let pos_x = u * image_w as f32 - 0.5;
+            let base_x = pos_x.floor();
+            let frac_x = pos_x - base_x;
+            let (x0, y0) = (base_x as i64, base_y as i64);
+            let top = lerp(load(x0, y0), load(x0 + 1, y0), frac_x);
+            let bottom = lerp(load(x0, y0 + 1), load(x0 + 1, y0 + 1), frac_x);
+            let rgb = lerp(top, bottom, frac_y);
+            let mask_x = ((u * mask_w as f32).floor() as i64).clamp(0, mask_w - 1);
+            let m = f32::from(
+                mask.bytes
+                    .get((mask_y * mask_w + mask_x) as usize)
+                    .copied()
+                    .unwrap_or(0),
+            ) / 255.0;
+            let t = m * uniforms.tint[3];
+            for (value, tint) in rgb.iter().zip(uniforms.tint) {
+                let value = value + (tint - value) * t;
+                out.push((value.clamp(0.0, 1.0) * 255.0).round() as u8);
+            }
             out.push(255);
         }
     }
@@ -559,6 +657,138 @@ impl WipePipeline {
     }
 }
 
+/// The mask-overlay pipeline for one target format. Build once, draw many images.
+pub struct MaskOverlayPipeline {
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// GPU resources of one image and its mask (textures, uniforms, bind group).
+pub struct MaskOverlayTarget {
+    mask: wgpu::Texture,
+    uniforms: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+impl MaskOverlayTarget {
+    /// Size of the mask texture (width, height) in pixels.
+    pub fn mask_size_px(&self) -> (u32, u32) {
+        let size = self.mask.size();
+        (size.width, size.height)
+    }
+}
+
+impl MaskOverlayPipeline {
+    /// Compiles `mask_overlay.wgsl` for render targets of `target_format`.
+    pub fn new(device: &wgpu::Device, target_format: wgpu::TextureFormat) -> Self {
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("lumos_mask_overlay"),
+            entries: &[
+                uniform_entry(0, std::mem::size_of::<MaskOverlayUniforms>()),
+                texture_entry(1, false),
+                texture_entry(2, false),
+            ],
+        });
+        let pipeline = full_screen_pipeline(
+            device,
+            "lumos_mask_overlay",
+            MASK_OVERLAY_WGSL,
+            &layout,
+            target_format,
+        );
+        Self { pipeline, layout }
+    }
+
+    /// Uploads an image and its mask (of any size; the shader scales it to the image).
+    pub fn create_target(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        image: &Rgba8View<'_>,
+        mask: &MaskView<'_>,
+    ) -> MaskOverlayTarget {
+        let image_texture = texture_2d(
+            device,
+            "lumos_mask_overlay_image",
+            image.width_px.max(1),
+            image.height_px.max(1),
+            wgpu::TextureFormat::Rgba8Unorm,
+        );
+        write_texture(queue, &image_texture, image.bytes, 4);
+        let mask_texture = texture_2d(
+            device,
+            "lumos_mask_overlay_mask",
+            mask.width_px.max(1),
+            mask.height_px.max(1),
+            wgpu::TextureFormat::R8Unorm,
+        );
+        write_texture(queue, &mask_texture, mask.bytes, 1);
+        let uniforms = uniform_buffer(
+            device,
+            "lumos_mask_overlay_uniforms",
+            std::mem::size_of::<MaskOverlayUniforms>(),
+        );
+        let image_view = image_texture.create_view(&wgpu::TextureViewDescriptor::default());
+        let mask_view = mask_texture.create_view(&wgpu::TextureViewDescriptor::default());
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("lumos_mask_overlay"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniforms.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&image_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(&mask_view),
+                },
+            ],
+        });
+        MaskOverlayTarget {
+            mask: mask_texture,
+            uniforms,
+            bind_group,
+        }
+    }
+
+    /// Replaces the mask of `target` in place. Returns `false` (and changes nothing) when
+    /// `mask` is not the size of the mask texture: create a new target then.
+    pub fn write_mask(
+        &self,
+        queue: &wgpu::Queue,
+        target: &MaskOverlayTarget,
+        mask: &MaskView<'_>,
+    ) -> bool {
+        let fits = target.mask_size_px() == (mask.width_px, mask.height_px)
+            && mask.bytes.len() == (mask.width_px * mask.height_px) as usize;
+        if fits {
+            write_texture(queue, &target.mask, mask.bytes, 1);
+        }
+        fits
+    }
+
+    /// Sets the tint and the part of the image shown.
+    pub fn set_uniforms(
+        &self,
+        queue: &wgpu::Queue,
+        target: &MaskOverlayTarget,
+        uniforms: &MaskOverlayUniforms,
+    ) {
+        queue.write_buffer(&target.uniforms, 0, bytemuck::bytes_of(uniforms));
+    }
+
+    /// Draws `target` over the whole viewport of `pass`.
+    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &MaskOverlayTarget) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &target.bind_group, &[]);
+        pass.draw(0..6, 0..1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,6 +816,31 @@ mod tests {
         assert!(pixels.chunks(4).all(|p| p == [128, 128, 128, 255]));
         assert!(LatentView::new(3, 3, 3, &data[..27]).is_err());
         assert!(LatentView::new(4, 3, 3, &data[..35]).is_err());
+    }
+
+    #[test]
+    fn cpu_mask_overlay_tints_only_the_masked_pixels() {
+        let image = [10u8, 20, 30, 255, 200, 100, 50, 255];
+        let mask = [0u8, 255];
+        let uniforms = MaskOverlayUniforms::whole_image([1.0, 0.0, 0.0, 0.5]);
+        let pixels = mask_overlay_cpu(
+            &Rgba8View {
+                width_px: 2,
+                height_px: 1,
+                bytes: &image,
+            },
+            &MaskView {
+                width_px: 2,
+                height_px: 1,
+                bytes: &mask,
+            },
+            &uniforms,
+            2,
+            1,
+        );
+        assert_eq!(&pixels[..4], &[10, 20, 30, 255], "unmasked: the image");
+        // Half way from (200, 100, 50) to (255, 0, 0).
+        assert_eq!(&pixels[4..], &[228, 50, 25, 255], "masked: tinted");
     }
 
     #[test]

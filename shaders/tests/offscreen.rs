@@ -2,8 +2,8 @@
 //! reference. Without an adapter the tests print SKIPPED and pass, unless `REQUIRE_WGPU=1`.
 
 use lumos_shaders::{
-    LatentPreviewPipeline, LatentRgbMap, LatentView, Rgba8View, WipePipeline, WipeUniforms,
-    latent_preview_cpu,
+    LatentPreviewPipeline, LatentRgbMap, LatentView, MaskOverlayPipeline, MaskOverlayUniforms,
+    MaskView, Rgba8View, WipePipeline, WipeUniforms, latent_preview_cpu, mask_overlay_cpu,
 };
 
 const FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
@@ -238,4 +238,111 @@ fn wipe_shader_splits_before_and_after() {
         "right of the split shows the after image"
     );
     assert_eq!(at(10, 5), [255, 255, 255], "the divider sits at the split");
+}
+
+/// A deterministic RGBA8 image with smooth gradients and hard edges, and a mask with fully
+/// masked, partly masked and unmasked pixels.
+fn test_image_and_mask(width: u32, height: u32) -> (Vec<u8>, Vec<u8>) {
+    let mut image = Vec::with_capacity((width * height * 4) as usize);
+    let mut mask = Vec::with_capacity((width * height) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            image.extend([
+                (x * 255 / width.max(2).saturating_sub(1)) as u8,
+                (y * 37 % 256) as u8,
+                if (x / 3 + y / 2) % 2 == 0 { 240 } else { 15 },
+                255,
+            ]);
+            mask.push(match (x + 2 * y) % 5 {
+                0 | 1 => 0,
+                2 => 255,
+                3 => 128,
+                _ => 40,
+            });
+        }
+    }
+    (image, mask)
+}
+
+#[test]
+fn mask_overlay_shader_matches_cpu_map() {
+    let Some((device, queue)) = device() else {
+        return;
+    };
+    let (image_w, image_h) = (12u32, 9u32);
+    let (image, mask) = test_image_and_mask(image_w, image_h);
+    let image = Rgba8View {
+        width_px: image_w,
+        height_px: image_h,
+        bytes: &image,
+    };
+    let mask = MaskView {
+        width_px: image_w,
+        height_px: image_h,
+        bytes: &mask,
+    };
+    let pipeline = MaskOverlayPipeline::new(&device, FORMAT);
+    let target = pipeline.create_target(&device, &queue, &image, &mask);
+    // The whole image, and a zoomed-in part of it (the view a zoomed canvas would ask for),
+    // chosen so that pixel centres fall a quarter of a texel from mask texel boundaries, where
+    // nearest sampling could round either way.
+    let views = [[0.0, 0.0, 1.0, 1.0], [0.25, 1.0 / 9.0, 0.75, 5.5 / 9.0]];
+    for view_uv in views {
+        let uniforms = MaskOverlayUniforms {
+            tint: [1.0, 40.0 / 255.0, 60.0 / 255.0, 0.5],
+            view_uv,
+        };
+        pipeline.set_uniforms(&queue, &target, &uniforms);
+        let (width, height) = (2 * image_w, 2 * image_h);
+        let gpu = render(&device, &queue, width, height, |pass| {
+            pipeline.draw(pass, &target)
+        });
+        let cpu = mask_overlay_cpu(&image, &mask, &uniforms, width as usize, height as usize);
+        assert_eq!(gpu.len(), cpu.len());
+        let worst = gpu.iter().zip(&cpu).map(|(g, c)| g.abs_diff(*c)).max();
+        assert!(
+            worst <= Some(2),
+            "view {view_uv:?}: GPU and CPU overlays differ by up to {worst:?}/255"
+        );
+    }
+}
+
+#[test]
+fn mask_overlay_rewrites_the_mask_in_place() {
+    let Some((device, queue)) = device() else {
+        return;
+    };
+    let (image, _) = test_image_and_mask(4, 4);
+    let image = Rgba8View {
+        width_px: 4,
+        height_px: 4,
+        bytes: &image,
+    };
+    let clear = [0u8; 16];
+    let full = [255u8; 16];
+    let view = |bytes| MaskView {
+        width_px: 4,
+        height_px: 4,
+        bytes,
+    };
+    let pipeline = MaskOverlayPipeline::new(&device, FORMAT);
+    let target = pipeline.create_target(&device, &queue, &image, &view(&clear));
+    let uniforms = MaskOverlayUniforms::whole_image([0.0, 1.0, 0.0, 1.0]);
+    pipeline.set_uniforms(&queue, &target, &uniforms);
+    for mask in [&full, &clear] {
+        assert!(pipeline.write_mask(&queue, &target, &view(mask)));
+        let gpu = render(&device, &queue, 4, 4, |pass| pipeline.draw(pass, &target));
+        let cpu = mask_overlay_cpu(&image, &view(mask), &uniforms, 4, 4);
+        let worst = gpu.iter().zip(&cpu).map(|(g, c)| g.abs_diff(*c)).max();
+        assert!(worst <= Some(2), "differ by {worst:?}");
+    }
+    let wrong_size = MaskView {
+        width_px: 2,
+        height_px: 2,
+        bytes: &[0; 4],
+    };
+    assert!(
+        !pipeline.write_mask(&queue, &target, &wrong_size),
+        "a mask of another size needs a new target"
+    );
 }

@@ -47,7 +47,11 @@ fn every_wgsl_file_validates_with_naga() {
 
 #[test]
 fn uniform_structs_match_wgsl_sizes() {
-    // The WGSL structs are 4 and 3 vec4s; the Rust mirrors must have the same size.
+    // The WGSL structs are 4, 3 and 2 vec4s; the Rust mirrors must have the same size.
     assert_eq!(std::mem::size_of::<lumos_shaders::PreviewUniforms>(), 64);
     assert_eq!(std::mem::size_of::<lumos_shaders::WipeUniforms>(), 48);
+    assert_eq!(
+        std::mem::size_of::<lumos_shaders::MaskOverlayUniforms>(),
+        32
+    );
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::commands::AppCommand;
 use crate::references::{Canvas, Reference, WEIGHT_RANGE};
+use crate::view_transform::{ViewTransform, view_input};
 
 /// Transient state of the canvas panel.
 #[derive(Default)]
@@ -13,6 +14,8 @@ pub struct CanvasPanel {
     pub path_text: String,
     /// Thumbnail width in points (the canvas zoom).
     pub thumbnail_width: f32,
+    /// Whether the current drag on a reference pans its view (it moves the crop otherwise).
+    panning: bool,
 }
 
 /// Default thumbnail width in points.
@@ -70,7 +73,15 @@ impl CanvasPanel {
         let count = canvas.references.len();
         for (index, reference) in canvas.references.iter_mut().enumerate() {
             ui.push_id(index, |ui| {
-                reference_ui(ui, reference, index, count, self.thumbnail_width, commands);
+                let thumbnail_width = self.thumbnail_width;
+                reference_ui(
+                    ui,
+                    reference,
+                    (index, count),
+                    thumbnail_width,
+                    &mut self.panning,
+                    commands,
+                );
             });
             ui.separator();
         }
@@ -80,9 +91,9 @@ impl CanvasPanel {
 fn reference_ui(
     ui: &mut egui::Ui,
     reference: &mut Reference,
-    index: usize,
-    count: usize,
+    (index, count): (usize, usize),
     thumbnail_width: f32,
+    panning: &mut bool,
     commands: &mut Vec<AppCommand>,
 ) {
     ui.label(format!(
@@ -96,21 +107,28 @@ fn reference_ui(
     let width = thumbnail_width.min(ui.available_width()).max(40.0);
     let size = egui::vec2(width, width * aspect);
     let (rect, response) = ui.allocate_exact_size(size, egui::Sense::drag());
+    view_input(ui, rect, &response, &mut reference.view, panning);
     ui.painter().image(
         texture.id(),
         rect,
-        egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+        reference.view.visible_uv(),
         egui::Color32::WHITE,
     );
-    // The square the image encoder sees; drag to move it.
-    if response.dragged() {
-        let delta = response.drag_delta() / rect.size();
+    // The square the image encoder sees; drag to move it (by as much as the image moves on
+    // screen, whatever the zoom).
+    if response.dragged() && !*panning {
+        let delta = response.drag_delta() / rect.size() / reference.view.zoom();
         reference.move_crop(delta);
     }
+    // The transform maps pixels; the crop is in normalised coordinates, so use a unit image.
     let crop = reference.crop_rect_in_image();
     let crop_on_screen = egui::Rect::from_min_max(
-        rect.lerp_inside(crop.min.to_vec2()),
-        rect.lerp_inside(crop.max.to_vec2()),
+        reference
+            .view
+            .canvas_from_image(rect, egui::Vec2::splat(1.0), crop.min),
+        reference
+            .view
+            .canvas_from_image(rect, egui::Vec2::splat(1.0), crop.max),
     );
     let painter = ui.painter_at(rect);
     painter.rect_stroke(
@@ -119,7 +137,18 @@ fn reference_ui(
         egui::Stroke::new(2.0, egui::Color32::from_rgb(255, 200, 40)),
         egui::StrokeKind::Inside,
     );
-    response.on_hover_text("The square the image encoder sees (224×224). Drag to move it.");
+    response.on_hover_text(
+        "The square the image encoder sees (224×224). Drag to move it. \
+         Ctrl+wheel zooms; drag with the middle button or Space+drag pans.",
+    );
+    if !reference.view.is_whole_image()
+        && ui
+            .button(format!("Reset view of {}", reference.name))
+            .on_hover_text("Show the whole image")
+            .clicked()
+    {
+        reference.view = ViewTransform::whole_image();
+    }
     ui.add(
         egui::Slider::new(&mut reference.weight, WEIGHT_RANGE)
             .text(format!("Weight of {}", reference.name)),

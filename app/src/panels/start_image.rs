@@ -3,11 +3,21 @@
 //! the request is made. Mask edits (strokes, invert, clear, from alpha) can be undone.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::{GrayImage, RgbImage, RgbaImage};
 
 use crate::commands::{AppCommand, MaskEdit};
+use crate::preview::{MaskOverlay, MaskOverlayVersion, PreviewRenderer, mask_overlay_ui};
 use crate::settings::Settings;
+use crate::view_transform::{ViewTransform, view_input};
+
+/// Ids of starting images, so that the GPU overlay uploads each image once.
+static NEXT_START_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The mask's tint: colour (gamma space) and opacity where the mask is full. The CPU path
+/// draws the same colour at the same opacity with egui's blending.
+pub const MASK_TINT: [u8; 4] = [255, 40, 60, 128];
 
 /// Longest side of a starting image as kept by the app: the engine resizes it to the model's
 /// size anyway, and a smaller mask keeps painting fast.
@@ -38,8 +48,10 @@ pub struct StartImage {
     pub name: String,
     /// The pixels (at most [`MAX_START_SIDE_PX`] on the longer side).
     pub image: Arc<RgbImage>,
-    /// Repaint mask at the image's size (255 = repaint), if any was painted.
-    pub mask: Option<GrayImage>,
+    /// Repaint mask at the image's size (255 = repaint), if any was painted. Private so that
+    /// every change goes through a method that bumps `mask_version` (the GPU overlay and the
+    /// CPU texture re-upload on that).
+    mask: Option<GrayImage>,
     /// Opacity of the original image at the image's size (255 = opaque), if it had any
     /// transparency: the pixels are kept as RGB, so "mask from alpha" needs it apart.
     pub alpha: Option<GrayImage>,
@@ -47,10 +59,19 @@ pub struct StartImage {
     undo: Vec<Option<GrayImage>>,
     /// Masks undone, most recently undone last.
     redo: Vec<Option<GrayImage>>,
+    /// Unique per starting image.
+    id: u64,
+    /// Increases with every change of the mask.
+    mask_version: u64,
     texture: Option<egui::TextureHandle>,
-    mask_texture: Option<egui::TextureHandle>,
-    mask_changed: bool,
+    /// The CPU overlay texture and the mask version it shows.
+    mask_texture: Option<(u64, Option<egui::TextureHandle>)>,
+    /// A shared copy of the mask for the GPU overlay and the mask version it holds.
+    shared_mask: Option<(u64, Option<Arc<GrayImage>>)>,
     last_brush_pos: Option<egui::Pos2>,
+    last_rect: Option<egui::Rect>,
+    /// Zoom and pan of the view (transient: a new starting image shows whole).
+    pub view: ViewTransform,
 }
 
 impl StartImage {
@@ -75,11 +96,25 @@ impl StartImage {
             alpha: None,
             undo: Vec::new(),
             redo: Vec::new(),
+            id: NEXT_START_ID.fetch_add(1, Ordering::Relaxed),
+            mask_version: 0,
             texture: None,
             mask_texture: None,
-            mask_changed: false,
+            shared_mask: None,
             last_brush_pos: None,
+            last_rect: None,
+            view: ViewTransform::whole_image(),
         }
+    }
+
+    /// The repaint mask at the image's size (255 = repaint), if any was painted.
+    pub fn mask(&self) -> Option<&GrayImage> {
+        self.mask.as_ref()
+    }
+
+    /// Where the image was drawn last (in points).
+    pub fn last_rect(&self) -> Option<egui::Rect> {
+        self.last_rect
     }
 
     /// Keeps the original's opacity (at the original's size) for "mask from alpha".
@@ -137,7 +172,7 @@ impl StartImage {
                 }
             }
         }
-        self.mask_changed = true;
+        self.mask_version += 1;
     }
 
     /// Applies an edit to the mask; every edit but undo and redo can be undone.
@@ -181,7 +216,7 @@ impl StartImage {
                 self.mask = Some(mask);
             }
         }
-        self.mask_changed = true;
+        self.mask_version += 1;
     }
 
     /// Removes the mask (the whole image is changed by the strength); can be undone.
@@ -225,12 +260,8 @@ impl StartImage {
         Some(Arc::new(lumos_engine::mask::feather(mask, feather_px)))
     }
 
-    fn textures(
-        &mut self,
-        ctx: &egui::Context,
-    ) -> (egui::TextureHandle, Option<egui::TextureHandle>) {
-        let texture = self
-            .texture
+    fn image_texture(&mut self, ctx: &egui::Context) -> egui::TextureHandle {
+        self.texture
             .get_or_insert_with(|| {
                 ctx.load_texture(
                     format!("start:{}", self.name),
@@ -238,27 +269,84 @@ impl StartImage {
                     egui::TextureOptions::LINEAR,
                 )
             })
-            .clone();
-        if self.mask_changed {
-            self.mask_changed = false;
-            self.mask_texture = self.mask.as_ref().map(|mask| {
-                let overlay = egui::ColorImage::from_rgba_unmultiplied(
-                    [mask.width() as usize, mask.height() as usize],
-                    &mask
-                        .pixels()
-                        .flat_map(|p| [255, 40, 60, p.0[0] / 2])
-                        .collect::<Vec<u8>>(),
-                );
-                match self.mask_texture.take() {
-                    Some(mut handle) => {
-                        handle.set(overlay, egui::TextureOptions::NEAREST);
-                        handle
-                    }
-                    None => ctx.load_texture("start_mask", overlay, egui::TextureOptions::NEAREST),
-                }
-            });
+            .clone()
+    }
+
+    /// The CPU path's overlay: the tint colour with the mask scaled into its alpha.
+    fn mask_texture(&mut self, ctx: &egui::Context) -> Option<egui::TextureHandle> {
+        if let Some((version, texture)) = &self.mask_texture
+            && *version == self.mask_version
+        {
+            return texture.clone();
         }
-        (texture, self.mask_texture.clone())
+        let previous = self.mask_texture.take().and_then(|(_, texture)| texture);
+        let texture = self.mask.as_ref().map(|mask| {
+            let [r, g, b, a] = MASK_TINT;
+            let overlay = egui::ColorImage::from_rgba_unmultiplied(
+                [mask.width() as usize, mask.height() as usize],
+                &mask
+                    .pixels()
+                    .flat_map(|p| [r, g, b, (u16::from(p.0[0]) * u16::from(a) / 255) as u8])
+                    .collect::<Vec<u8>>(),
+            );
+            match previous {
+                Some(mut handle) => {
+                    handle.set(overlay, egui::TextureOptions::NEAREST);
+                    handle
+                }
+                None => ctx.load_texture("start_mask", overlay, egui::TextureOptions::NEAREST),
+            }
+        });
+        self.mask_texture = Some((self.mask_version, texture.clone()));
+        texture
+    }
+
+    /// A shared copy of the mask for the GPU overlay, copied again only after a change.
+    fn shared_mask(&mut self) -> Option<Arc<GrayImage>> {
+        if let Some((version, mask)) = &self.shared_mask
+            && *version == self.mask_version
+        {
+            return mask.clone();
+        }
+        let mask = self.mask.clone().map(Arc::new);
+        self.shared_mask = Some((self.mask_version, mask.clone()));
+        mask
+    }
+
+    /// Draws the image with its mask tinted on top into `rect`: by `mask_overlay.wgsl` under
+    /// wgpu, by two egui textures otherwise.
+    fn paint_ui(&mut self, ui: &mut egui::Ui, rect: egui::Rect, renderer: PreviewRenderer) {
+        self.last_rect = Some(rect);
+        let visible = self.view.visible_uv();
+        match renderer {
+            PreviewRenderer::Wgpu => {
+                let mask = self.shared_mask();
+                let tint = MASK_TINT.map(|c| f32::from(c) / 255.0);
+                mask_overlay_ui(
+                    ui,
+                    rect,
+                    &MaskOverlay {
+                        version: MaskOverlayVersion {
+                            image: self.id,
+                            mask: self.mask_version,
+                        },
+                        image: &self.image,
+                        mask: mask.as_ref(),
+                        tint,
+                        view_uv: visible,
+                    },
+                );
+            }
+            PreviewRenderer::Cpu => {
+                let texture = self.image_texture(ui.ctx());
+                ui.painter()
+                    .image(texture.id(), rect, visible, egui::Color32::WHITE);
+                if let Some(mask) = self.mask_texture(ui.ctx()) {
+                    ui.painter()
+                        .image(mask.id(), rect, visible, egui::Color32::WHITE);
+                }
+            }
+        }
     }
 }
 
@@ -267,6 +355,8 @@ impl StartImage {
 pub struct StartImagePanel {
     /// Brush or eraser.
     pub brush_mode: BrushMode,
+    /// Whether the current drag pans the view (it paints otherwise).
+    panning: bool,
 }
 
 impl StartImagePanel {
@@ -275,6 +365,7 @@ impl StartImagePanel {
         &mut self,
         ui: &mut egui::Ui,
         start: Option<&mut StartImage>,
+        renderer: PreviewRenderer,
         settings: &mut Settings,
         commands: &mut Vec<AppCommand>,
     ) {
@@ -294,33 +385,44 @@ impl StartImagePanel {
                 commands.push(AppCommand::ClearStartImage);
             }
         });
-        let (texture, mask_texture) = start.textures(ui.ctx());
         let (w, h) = start.image.dimensions();
         let width = ui.available_width().clamp(60.0, 300.0);
         let size = egui::vec2(width, width * h as f32 / w.max(1) as f32);
         let (rect, response) = ui.allocate_exact_size(size, egui::Sense::drag());
-        let full = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-        ui.painter()
-            .image(texture.id(), rect, full, egui::Color32::WHITE);
-        if let Some(mask) = &mask_texture {
-            ui.painter()
-                .image(mask.id(), rect, full, egui::Color32::WHITE);
-        }
-        let scale = w as f32 / rect.width().max(1.0);
-        if let Some(pos) = response.interact_pointer_pos()
-            && (response.dragged() || response.drag_started())
+        view_input(ui, rect, &response, &mut start.view, &mut self.panning);
+        start.paint_ui(ui, rect, renderer);
+        let image_size_px = egui::vec2(w as f32, h as f32);
+        let primary = egui::PointerButton::Primary;
+        if let Some(pos_in_canvas) = response.interact_pointer_pos()
+            && !self.panning
+            && (response.dragged_by(primary) || response.drag_started_by(primary))
         {
-            let in_image = ((pos - rect.min) * scale).to_pos2();
-            start.stroke_to(in_image, settings.brush_px, self.brush_mode);
+            let pos_in_image = start
+                .view
+                .image_from_canvas(rect, image_size_px, pos_in_canvas);
+            start.stroke_to(pos_in_image, settings.brush_px, self.brush_mode);
             ui.ctx().request_repaint();
         }
         if response.drag_stopped() {
             start.end_stroke();
         }
-        response.on_hover_text("Paint where the image should change (with a mask, only there)");
+        response.on_hover_text(
+            "Paint where the image should change (with a mask, only there). \
+             Ctrl+wheel zooms; drag with the middle button or Space+drag pans.",
+        );
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.brush_mode, BrushMode::Paint, "Brush");
             ui.radio_value(&mut self.brush_mode, BrushMode::Erase, "Eraser");
+            if ui
+                .add_enabled(
+                    !start.view.is_whole_image(),
+                    egui::Button::new("Reset view"),
+                )
+                .on_hover_text("Show the whole image")
+                .clicked()
+            {
+                start.view = ViewTransform::whole_image();
+            }
             if ui
                 .add_enabled(start.alpha.is_some(), egui::Button::new("Mask from alpha"))
                 .on_hover_text("Repaint where the image is transparent")
