@@ -1,6 +1,7 @@
-//! CPU kernels for elementwise activations that candle runs single-threaded
-//! (`tanhf`): in a profile of the full-size DiT on 2 cores, GELU alone took ~14% of the CPU
-//! samples while the matmuls ran on both cores. On other devices candle's own ops are used.
+//! CPU kernels where candle is slow on this workload. GELU: candle runs it single-threaded
+//! through libm's `tanhf`, and in a profile of the full-size DiT on 2 cores it took ~14% of
+//! the CPU samples while the matmuls ran on both cores. Self-attention: see
+//! [`fused_qkv_attention_cpu`]. On other devices and dtypes candle's own ops are used.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -10,26 +11,37 @@ const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
 /// GELU with the tanh approximation (PyTorch `approximate="tanh"`), computed as
 /// `0.5 x (1 + tanh(u))` with `tanh(u) = 1 - 2 / (exp(2u) + 1)`: within a few ulp of candle's
-/// `gelu` in absolute terms, parallel over chunks.
-struct GeluTanh;
-
+/// `gelu` in absolute terms.
 fn gelu_tanh_scalar(x: f32) -> f32 {
     let u = SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x);
     let tanh = 1.0 - 2.0 / ((2.0 * u).exp() + 1.0);
     0.5 * x * (1.0 + tanh)
 }
 
-impl CustomOp1 for GeluTanh {
+/// Exact GELU `0.5 x (1 + erf(x / √2))` with candle's own `erf` (bit identical to candle's
+/// `gelu_erf`).
+fn gelu_erf_scalar(x: f32) -> f32 {
+    let e = candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2);
+    (e + 1.0) * 0.5 * x
+}
+
+/// An elementwise f32 function applied in parallel chunks to a contiguous CPU tensor.
+struct ParallelMap {
+    name: &'static str,
+    f: fn(f32) -> f32,
+}
+
+impl CustomOp1 for ParallelMap {
     fn name(&self) -> &'static str {
-        "gelu-tanh-par"
+        self.name
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu-tanh-par: f32 only")
+            candle_core::bail!("{}: f32 only", self.name)
         };
         let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-tanh-par: contiguous input only")
+            candle_core::bail!("{}: contiguous input only", self.name)
         };
         let input = &data[start..end];
         let mut out = vec![0f32; input.len()];
@@ -37,91 +49,42 @@ impl CustomOp1 for GeluTanh {
             .zip(input.par_chunks(16 * 1024))
             .for_each(|(o, i)| {
                 for (o, &x) in o.iter_mut().zip(i) {
-                    *o = gelu_tanh_scalar(x);
+                    *o = (self.f)(x);
                 }
             });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
-/// Exact GELU `0.5 x (1 + erf(x / √2))` with candle's own `erf`, in parallel chunks (bit
-/// identical to candle's single-threaded `gelu_erf`).
-struct GeluErf;
-
-impl CustomOp1 for GeluErf {
-    fn name(&self) -> &'static str {
-        "gelu-erf-par"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu-erf-par: f32 only")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-erf-par: contiguous input only")
-        };
-        let input = &data[start..end];
-        let mut out = vec![0f32; input.len()];
-        out.par_chunks_mut(16 * 1024)
-            .zip(input.par_chunks(16 * 1024))
-            .for_each(|(o, i)| {
-                for (o, &x) in o.iter_mut().zip(i) {
-                    let e = candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2);
-                    *o = (e + 1.0) * 0.5 * x;
-                }
-            });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+/// Applies `map` in parallel on contiguous f32 CPU tensors, `fallback` (candle's op) elsewhere.
+fn parallel_or(
+    xs: &Tensor,
+    map: &ParallelMap,
+    fallback: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if xs.device().is_cpu() && xs.dtype() == DType::F32 {
+        xs.contiguous()?.apply_op1_no_bwd(map)
+    } else {
+        fallback(xs)
     }
 }
 
-/// Exact (erf) GELU: the parallel kernel for contiguous f32 CPU tensors, candle's `gelu_erf`
-/// otherwise.
+/// Exact (erf) GELU: in parallel on the CPU, candle's `gelu_erf` elsewhere.
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
-    if xs.device().is_cpu() && xs.dtype() == DType::F32 {
-        xs.contiguous()?.apply_op1_no_bwd(&GeluErf)
-    } else {
-        xs.gelu_erf()
-    }
+    let map = ParallelMap {
+        name: "gelu-erf-par",
+        f: gelu_erf_scalar,
+    };
+    parallel_or(xs, &map, Tensor::gelu_erf)
 }
 
-/// GELU (tanh approximation): the parallel kernel for contiguous f32 CPU tensors, candle's
-/// `gelu` otherwise.
+/// GELU (tanh approximation): in parallel on the CPU, candle's `gelu` elsewhere.
 pub fn gelu_tanh(xs: &Tensor) -> Result<Tensor> {
-    if xs.device().is_cpu() && xs.dtype() == DType::F32 {
-        xs.contiguous()?.apply_op1_no_bwd(&GeluTanh)
-    } else {
-        xs.gelu()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn matches_candles_gelu() -> Result<()> {
-        let xs = Tensor::arange(-2000i64, 2000, &candle_core::Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .affine(0.005, 0.0)?;
-        let ours = gelu_tanh(&xs)?;
-        let reference = xs.gelu()?;
-        let err = (ours - reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
-        assert!(err < 1e-6, "max error {err}");
-        Ok(())
-    }
-
-    #[test]
-    fn erf_gelu_is_bit_identical_to_candles() -> Result<()> {
-        let xs = Tensor::arange(-2000i64, 2000, &candle_core::Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .affine(0.005, 0.0)?;
-        let err = (gelu_erf(&xs)? - xs.gelu_erf()?)?
-            .abs()?
-            .max_all()?
-            .to_scalar::<f32>()?;
-        assert_eq!(err, 0.0);
-        Ok(())
-    }
+    let map = ParallelMap {
+        name: "gelu-tanh-par",
+        f: gelu_tanh_scalar,
+    };
+    parallel_or(xs, &map, Tensor::gelu)
 }
 
 /// Self-attention straight from a fused `[q | k | v]` projection `(b, n, 3c)` into merged heads
@@ -255,4 +218,34 @@ pub fn fused_qkv_attention_cpu(qkv: &Tensor, heads: usize) -> Result<Option<Tens
     qkv.contiguous()?
         .apply_op1_no_bwd(&FusedQkvAttention { heads })
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_candles_gelu() -> Result<()> {
+        let xs = Tensor::arange(-2000i64, 2000, &candle_core::Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .affine(0.005, 0.0)?;
+        let ours = gelu_tanh(&xs)?;
+        let reference = xs.gelu()?;
+        let err = (ours - reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(err < 1e-6, "max error {err}");
+        Ok(())
+    }
+
+    #[test]
+    fn erf_gelu_is_bit_identical_to_candles() -> Result<()> {
+        let xs = Tensor::arange(-2000i64, 2000, &candle_core::Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .affine(0.005, 0.0)?;
+        let err = (gelu_erf(&xs)? - xs.gelu_erf()?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert_eq!(err, 0.0);
+        Ok(())
+    }
 }
