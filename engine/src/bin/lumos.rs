@@ -94,7 +94,7 @@ struct SamplingArgs {
     /// Solver.
     #[arg(long, value_enum, default_value = "dpm++2m")]
     solver: SolverArg,
-    /// Device: cpu, cuda[:N], metal[:N].
+    /// Device: cpu, cuda, cuda:N, metal or metal:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
     /// Precision of the prior: f32, or f16 / bf16 on GPUs (encoder and VAE stay f32).
@@ -293,7 +293,7 @@ enum Command {
         /// Fixture root.
         #[arg(long)]
         fixtures: Option<PathBuf>,
-        /// Device: cpu, cuda[:N], metal[:N].
+        /// Device: cpu, cuda, cuda:N, metal or metal:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceChoice,
         /// Print every tensor, not only the summary per fixture.
@@ -302,7 +302,7 @@ enum Command {
     },
     /// Time the full-size networks with random weights.
     Bench {
-        /// Device: cpu, cuda[:N], metal[:N].
+        /// Device: cpu, cuda, cuda:N, metal or metal:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceChoice,
         /// Timed runs per workload (median reported).
