@@ -7,14 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AppHarness, SIZE, config, drop_file, fixture_ref, step_until};
+use common::{AppHarness, SIZE, config, drop_file, fixture_ref, step_until, wait_for_first_run};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lumos_shaders::{
     LatentView, MaskOverlayUniforms, MaskView, Rgba8View, latent_preview_cpu, mask_overlay_cpu,
 };
 use lumos_studio::LumosApp;
-use lumos_studio::gallery::RunStatus;
 use lumos_studio::panels::start_image::{BrushMode, MASK_TINT};
 use lumos_studio::preview::PreviewRenderer;
 use lumos_studio::settings::SeedPolicy;
@@ -55,17 +54,7 @@ fn generate_fixed_run(harness: &mut AppHarness) {
         settings.seed_policy = SeedPolicy::Locked;
     }
     harness.get_by_label("Generate").click();
-    step_until(
-        harness,
-        Duration::from_secs(120),
-        "the run to finish",
-        |app| {
-            app.gallery()
-                .runs()
-                .first()
-                .is_some_and(|r| r.status != RunStatus::Pending)
-        },
-    );
+    wait_for_first_run(harness);
     harness.run_steps(4);
 }
 

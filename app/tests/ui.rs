@@ -8,7 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config, drop_file, fixture_ref, harness, harness_with, slider, step_until};
+use common::{
+    config, drop_file, fixture_ref, harness, harness_with, slider, step_until, wait_for_first_run,
+};
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::{NodeT as _, Queryable};
 use lumos_engine::protocol::{Mode, Solver};
@@ -253,17 +255,7 @@ fn engine_crash_is_reported_the_engine_restarts_and_the_canvas_survives() {
     harness.state_mut().settings_mut().sampler.steps = 2;
     harness.state_mut().settings_mut().count = 1;
     harness.get_by_label("Generate").click();
-    step_until(
-        &mut harness,
-        Duration::from_secs(120),
-        "the run to finish",
-        |app| {
-            app.gallery()
-                .runs()
-                .first()
-                .is_some_and(|r| r.status != RunStatus::Pending)
-        },
-    );
+    wait_for_first_run(&mut harness);
     assert_eq!(
         harness.state().gallery().runs()[0].status,
         RunStatus::Finished
@@ -285,17 +277,7 @@ fn dropping_an_exported_png_restores_its_settings() {
         settings.export_dir = Some(dir.path().to_owned());
     }
     harness.get_by_label("Generate").click();
-    step_until(
-        &mut harness,
-        Duration::from_secs(120),
-        "the run to finish",
-        |app| {
-            app.gallery()
-                .runs()
-                .first()
-                .is_some_and(|r| r.status != RunStatus::Pending)
-        },
-    );
+    wait_for_first_run(&mut harness);
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
     let exported = harness.state().last_export().expect("export").written[0].clone();
@@ -323,17 +305,7 @@ fn result_viewer_offers_reuse_and_use_as_reference() {
     harness.state_mut().settings_mut().sampler.seed = 77;
     harness.state_mut().settings_mut().seed_policy = SeedPolicy::Increment;
     harness.get_by_label("Generate").click();
-    step_until(
-        &mut harness,
-        Duration::from_secs(120),
-        "the run to finish",
-        |app| {
-            app.gallery()
-                .runs()
-                .first()
-                .is_some_and(|r| r.status != RunStatus::Pending)
-        },
-    );
+    wait_for_first_run(&mut harness);
     assert_eq!(
         harness.state().settings().sampler.seed,
         78,
@@ -375,17 +347,7 @@ fn results_are_written_as_they_arrive_and_come_back_after_a_restart() {
         settings.count = 2;
     }
     harness.get_by_label("Generate").click();
-    step_until(
-        &mut harness,
-        Duration::from_secs(120),
-        "the run to finish",
-        |app| {
-            app.gallery()
-                .runs()
-                .first()
-                .is_some_and(|r| r.status != RunStatus::Pending)
-        },
-    );
+    wait_for_first_run(&mut harness);
     let dir = harness.state().gallery().runs()[0]
         .history_dir
         .clone()
@@ -435,17 +397,7 @@ fn interpolation_between_two_references_exports_frames_sheet_and_gif() {
     harness.run_steps(2);
     harness.state_mut().settings_mut().export_dir = Some(export_dir.path().to_owned());
     harness.get_by_label("Generate").click();
-    step_until(
-        &mut harness,
-        Duration::from_secs(120),
-        "the run to finish",
-        |app| {
-            app.gallery()
-                .runs()
-                .first()
-                .is_some_and(|r| r.status != RunStatus::Pending)
-        },
-    );
+    wait_for_first_run(&mut harness);
     let run = &harness.state().gallery().runs()[0];
     assert_eq!(
         run.status,

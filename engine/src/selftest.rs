@@ -188,6 +188,21 @@ impl Fixture {
     }
 }
 
+/// The files of `dir` that `keep` accepts, sorted by name.
+fn sorted_files(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| EngineError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| keep(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Weight files of a fixture folder (`weights.safetensors`, `weights.pth`) that exist.
 fn weight_files(dir: &Path) -> Vec<PathBuf> {
     ["weights.safetensors", "weights.pth"]
@@ -309,14 +324,10 @@ pub fn check_dino_vit(dir: &Path, device: &Device) -> Result<Vec<Check>> {
         }
     }
     let preprocess_dir = dir.join("preprocess");
-    if let Ok(entries) = std::fs::read_dir(&preprocess_dir) {
-        let mut pngs: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "png"))
-            .collect();
-        pngs.sort();
-        for png in pngs {
+    if preprocess_dir.is_dir() {
+        for png in sorted_files(&preprocess_dir, |p| {
+            p.extension().is_some_and(|e| e == "png")
+        })? {
             let reference = Fixture::open(&png.with_extension("safetensors"))?;
             checks.extend(check_preprocess(&png, &reference, device)?);
         }
@@ -401,19 +412,10 @@ fn check_preprocess(png: &Path, reference: &Fixture, device: &Device) -> Result<
 pub fn check_vae(dir: &Path, device: &Device) -> Result<Vec<Check>> {
     let config: VaeConfig = read_config(&dir.join("config.json"))?;
     let io = Fixture::open(&dir.join("io.safetensors"))?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| EngineError::Io {
-            path: dir.to_path_buf(),
-            source: e,
-        })?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("diffusion_pytorch_model"))
-        })
-        .collect();
-    files.sort();
+    let files = sorted_files(dir, |p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("diffusion_pytorch_model"))
+    })?;
     let mut checks = Vec::new();
     for file in files {
         let group = file_label(dir, &file);
@@ -728,16 +730,7 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
         uncondition: uncondition.clone(),
         scale: config.cfg_scale,
     };
-    let mut traces: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| EngineError::Io {
-            path: dir.to_path_buf(),
-            source: e,
-        })?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| parse_trace_name(p).is_some())
-        .collect();
-    traces.sort();
+    let traces = sorted_files(dir, |p| parse_trace_name(p).is_some())?;
     for path in traces {
         let Some((variant, steps)) = parse_trace_name(&path) else {
             continue;

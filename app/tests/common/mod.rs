@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use lumos_engine::checkpoints::{fixtures_root, pipeline_fixture_spec};
+use lumos_studio::gallery::RunStatus;
 use lumos_studio::{AppConfig, LumosApp};
 
 /// The harness type of these tests.
@@ -73,6 +74,21 @@ pub fn drop_file(harness: &mut AppHarness, path: &Path) {
         Duration::from_secs(30),
         "the file to load",
         |app| app.pending_loads() == 0,
+    );
+}
+
+/// Steps frames until the newest run (first in the gallery) has left the pending state.
+pub fn wait_for_first_run(harness: &mut AppHarness) {
+    step_until(
+        harness,
+        Duration::from_secs(120),
+        "the run to finish",
+        |app| {
+            app.gallery()
+                .runs()
+                .first()
+                .is_some_and(|r| r.status != RunStatus::Pending)
+        },
     );
 }
 
