@@ -81,6 +81,7 @@ impl LivePreview {
     /// Shows a new latent (ignored if its shape is not previewable).
     pub fn set_latent(&mut self, latent: LatentPreview) {
         if LatentView::new(latent.channels, latent.height, latent.width, &latent.data).is_ok() {
+            self.map = LatentRgbMap::for_channels(latent.channels);
             self.latent = Some(Arc::new(latent));
             self.version += 1;
         }

@@ -34,6 +34,10 @@ fn checkpoint_error(path: &Path, reason: impl std::fmt::Display) -> EngineError 
 /// Reads every tensor of a `.safetensors` or `.pth` file onto the CPU, with `module.` and
 /// `backbone.` prefixes removed.
 pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    if let Some(bytes) = crate::embedded::resolve(path) {
+        return candle_core::safetensors::load_buffer(bytes?, &Device::Cpu)
+            .map_err(|e| checkpoint_error(path, format!("bad embedded weights ({e})")));
+    }
     let metadata = std::fs::metadata(path).map_err(|e| EngineError::Io {
         path: path.to_path_buf(),
         source: e,
@@ -240,6 +244,24 @@ pub fn read_config<C: serde::de::DeserializeOwned>(path: &Path) -> Result<C> {
     serde_json::from_str(&text).map_err(|e| checkpoint_error(path, format!("bad config: {e}")))
 }
 
+/// Reads a `ModelSpec` manifest; relative weight paths are relative to the manifest's folder
+/// (so a trained model folder can be moved as a whole).
+pub fn read_manifest(path: &Path) -> Result<ModelSpec> {
+    let mut spec = read_config::<ModelSpec>(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let anchor = |p: &mut PathBuf| {
+        if p.is_relative() && crate::embedded::resolve(p).is_none() {
+            *p = base.join(&*p);
+        }
+    };
+    anchor(&mut spec.prior.path);
+    anchor(&mut spec.encoder.path);
+    if let Some(vae) = &mut spec.vae {
+        anchor(&mut vae.path);
+    }
+    Ok(spec)
+}
+
 /// The shared parity fixtures: `$LUMOS_FIXTURES`, else `../shared/fixtures` next to the
 /// workspace, else the copy vendored in `tests/fixtures`.
 pub fn fixtures_root() -> PathBuf {
@@ -269,12 +291,12 @@ pub fn pipeline_fixture_spec(fixtures_root: &Path) -> Result<ModelSpec> {
         },
         encoder: ComponentSpec {
             path: dino.join("weights.safetensors"),
-            config: read_config::<DinoConfig>(&dino.join("config.json"))?,
+            config: read_config::<DinoConfig>(&dino.join("config.json"))?.into(),
         },
-        vae: ComponentSpec {
+        vae: Some(ComponentSpec {
             path: pipeline.join("vae"),
             config: read_config::<VaeConfig>(&pipeline.join("vae/config.json"))?,
-        },
+        }),
     })
 }
 
@@ -315,12 +337,12 @@ impl Discovery {
             },
             encoder: ComponentSpec {
                 path: self.encoder.clone()?,
-                config: DinoConfig::vit_base_16(),
+                config: DinoConfig::vit_base_16().into(),
             },
-            vae: ComponentSpec {
+            vae: Some(ComponentSpec {
                 path: self.vae.clone()?,
                 config: VaeConfig::sd_vae_ft_mse(),
-            },
+            }),
         })
     }
 
@@ -437,8 +459,10 @@ pub fn discover(explicit: Option<&Path>) -> Discovery {
 /// Which model a front end asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelChoice {
-    /// The published model if discovery finds it, else the tiny test model.
+    /// The published model if discovery finds it, else the built-in default.
     Auto,
+    /// The small prior built into the engine.
+    Default,
     /// The tiny random-weight model of the parity fixtures.
     Fixture,
     /// A folder to search for the published files, or a `ModelSpec` JSON manifest.
@@ -450,6 +474,7 @@ impl std::str::FromStr for ModelChoice {
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         Ok(match s {
             "auto" => Self::Auto,
+            "default" | "builtin" | "built-in" => Self::Default,
             "fixture" | "tiny" => Self::Fixture,
             other => Self::Path(PathBuf::from(other)),
         })
@@ -474,26 +499,23 @@ pub fn resolve_model(choice: &ModelChoice) -> Result<ResolvedModel> {
                 "using the tiny random-weight test model: images will look like noise".into(),
             ),
         }),
-        ModelChoice::Auto => {
-            let found = discover(None);
-            match found.spec() {
-                Some(spec) => Ok(ResolvedModel {
-                    spec,
-                    warning: None,
-                }),
-                None => Ok(ResolvedModel {
-                    spec: pipeline_fixture_spec(&fixtures_root())?,
-                    warning: Some(format!(
-                        "the full Lumos model was not found, so the tiny random-weight test model \
-                         is used (images will look like noise).\n{}",
-                        found.report()
-                    )),
-                }),
-            }
-        }
+        ModelChoice::Default => Ok(ResolvedModel {
+            spec: crate::embedded::default_spec()?,
+            warning: None,
+        }),
+        ModelChoice::Auto => match discover(None).spec() {
+            Some(spec) => Ok(ResolvedModel {
+                spec,
+                warning: None,
+            }),
+            None => Ok(ResolvedModel {
+                spec: crate::embedded::default_spec()?,
+                warning: None,
+            }),
+        },
         ModelChoice::Path(path) if path.extension().is_some_and(|e| e == "json") => {
             Ok(ResolvedModel {
-                spec: read_config::<ModelSpec>(path)?,
+                spec: read_manifest(path)?,
                 warning: None,
             })
         }

@@ -1,11 +1,11 @@
 //! The Lumos engine: everything that computes, and nothing that draws.
 //!
-//! It holds the Lumos DiT, the DINO ViT and the SD VAE in candle (`models`), the
+//! It holds the Lumos DiT, the DINO ViT, EfficientNet-Lite0 and the SD VAE in candle (`models`), the
 //! DPM-Solver++/DDIM samplers (`sampling`), staged generation pipelines (`pipelines`),
 //! checkpoint discovery and loading (`checkpoints`), the encoder's image transform
 //! (`preprocess`), image IO with embedded settings (`imageio`), repaint masks (`mask`),
 //! labelled contact sheets (`contact_sheet`), parity checks against fixtures (`selftest`),
-//! benchmarks (`bench`) and the engine thread with its job protocol (`worker`, `protocol`).
+//! benchmarks (`bench`), the trainer of small priors (`train`) and the engine thread with its job protocol (`worker`, `protocol`).
 //!
 //! Boundaries: this crate must not depend on egui, eframe, wgpu, winit or rfd. Models and
 //! solvers are pure and single-threaded from the caller's point of view (candle uses rayon
@@ -15,7 +15,9 @@ pub mod bench;
 pub mod checkpoints;
 pub mod contact_sheet;
 pub mod device;
+pub mod embedded;
 pub mod error;
+pub mod eval;
 pub mod imageio;
 pub mod mask;
 pub mod models;
@@ -25,6 +27,7 @@ pub mod preprocess;
 pub mod protocol;
 pub mod sampling;
 pub mod selftest;
+pub mod train;
 pub mod worker;
 
 pub use error::EngineError;

@@ -162,11 +162,12 @@ pub fn normalize(img: &RgbImage, device: &Device) -> candle_core::Result<Tensor>
     Tensor::from_vec(data, (1, 3, h, w), device)
 }
 
-/// The full demo transform: image → `(1, 3, 224, 224)` pixel values.
+/// The full demo transform: image → `(1, 3, size, size)` pixel values (224 for DINO).
 pub fn pixel_values(
     src: &RgbImage,
+    size: u32,
     crop: Option<[f32; 2]>,
     device: &Device,
 ) -> candle_core::Result<Tensor> {
-    normalize(&resize_and_crop(src, 224, crop), device)
+    normalize(&resize_and_crop(src, size, crop), device)
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::{DinoConfig, LumosConfig, VaeConfig};
+use crate::models::{EncoderConfig, LumosConfig, VaeConfig};
 
 /// Identifies one job; assigned by the handle, strictly increasing.
 pub type JobId = u64;
@@ -88,9 +88,11 @@ pub struct ModelSpec {
     /// The Lumos DiT prior.
     pub prior: ComponentSpec<LumosConfig>,
     /// The image encoder that turns a reference into the condition token.
-    pub encoder: ComponentSpec<DinoConfig>,
-    /// The autoencoder whose latent space the prior works in.
-    pub vae: ComponentSpec<VaeConfig>,
+    pub encoder: ComponentSpec<EncoderConfig>,
+    /// The autoencoder whose latent space the prior works in; `None` when the prior works
+    /// directly on pixels in [-1, 1] (the small default).
+    #[serde(default)]
+    pub vae: Option<ComponentSpec<VaeConfig>>,
 }
 
 /// Which ODE solver samples the prior.

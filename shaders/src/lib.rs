@@ -50,6 +50,23 @@ impl LatentRgbMap {
         bias: [0.0, 0.0, 0.0],
     };
 
+    /// Pixel-space priors (the built-in default): the "latent" already is RGB in [−1, 1]; the
+    /// fourth channel is absent (zero).
+    pub const PIXELS: Self = Self {
+        weights: [
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [0.0, 0.0, 0.0],
+        ],
+        bias: [0.0, 0.0, 0.0],
+    };
+
+    /// The map for a model whose samples have `channels` channels: RGB for 3, SD-1.x for 4.
+    pub fn for_channels(channels: usize) -> Self {
+        if channels == 3 { Self::PIXELS } else { Self::SD1 }
+    }
+
     /// The map of one latent value, as display values in [0, 1].
     pub fn apply(&self, latent: [f32; 4]) -> [f32; 3] {
         let mut rgb = [0.0f32; 3];
@@ -152,7 +169,9 @@ pub struct LatentView<'a> {
     pub width: usize,
     /// Latent height.
     pub height: usize,
-    /// `4 * height * width` values.
+    /// Channels (3 for pixel-space priors, 4 for SD latents).
+    pub channels: usize,
+    /// `channels * height * width` values, channel-major.
     pub data: &'a [f32],
 }
 
@@ -169,16 +188,16 @@ impl std::fmt::Display for LatentShapeError {
 impl std::error::Error for LatentShapeError {}
 
 impl<'a> LatentView<'a> {
-    /// Checks that `data` holds exactly `channels × height × width` values with 4 channels.
+    /// Checks that `data` holds exactly `channels × height × width` values with 3 or 4 channels.
     pub fn new(
         channels: usize,
         height: usize,
         width: usize,
         data: &'a [f32],
     ) -> Result<Self, LatentShapeError> {
-        if channels != 4 {
+        if channels != 3 && channels != 4 {
             return Err(LatentShapeError(format!(
-                "latent preview needs 4 channels, got {channels}"
+                "latent preview needs 3 or 4 channels, got {channels}"
             )));
         }
         if width == 0 || height == 0 || data.len() != channels * height * width {
@@ -190,19 +209,25 @@ impl<'a> LatentView<'a> {
         Ok(Self {
             width,
             height,
+            channels,
             data,
         })
     }
 
-    /// The 4 channels at one position.
+    /// The 4 channels at one position (the fourth is zero for 3-channel samples).
     pub fn at(&self, x: usize, y: usize) -> [f32; 4] {
         let plane = self.width * self.height;
         let i = y * self.width + x;
+        let fourth = if self.channels == 4 {
+            self.data[3 * plane + i]
+        } else {
+            0.0
+        };
         [
             self.data[i],
             self.data[plane + i],
             self.data[2 * plane + i],
-            self.data[3 * plane + i],
+            fourth,
         ]
     }
 
@@ -814,8 +839,20 @@ mod tests {
         let latent = LatentView::new(4, 3, 3, &data).expect("shape");
         let pixels = latent_preview_cpu(&latent, &LatentRgbMap::SD1, 5, 5);
         assert!(pixels.chunks(4).all(|p| p == [128, 128, 128, 255]));
-        assert!(LatentView::new(3, 3, 3, &data[..27]).is_err());
+        assert!(LatentView::new(2, 3, 3, &data[..18]).is_err());
         assert!(LatentView::new(4, 3, 3, &data[..35]).is_err());
+    }
+
+    #[test]
+    fn pixel_space_samples_preview_as_their_own_colours() {
+        // A 3-channel 2×1 sample: red then blue, in [-1, 1].
+        let data = [1.0, -1.0, -1.0, -1.0, -1.0, 1.0];
+        let latent = LatentView::new(3, 1, 2, &data).expect("shape");
+        let map = LatentRgbMap::for_channels(3);
+        let pixels = latent_preview_cpu(&latent, &map, 2, 1);
+        assert_eq!(&pixels[..4], &[255, 0, 0, 255]);
+        assert_eq!(&pixels[4..], &[0, 0, 255, 255]);
+        assert_eq!(LatentRgbMap::for_channels(4), LatentRgbMap::SD1);
     }
 
     #[test]

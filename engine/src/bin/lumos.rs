@@ -10,12 +10,14 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lumos_engine::checkpoints::{self, ModelChoice};
+use image::RgbImage;
 use lumos_engine::imageio;
 use lumos_engine::pipelines::{self, LoadedModel, StepReport};
 use lumos_engine::protocol::{
     DeviceChoice, Event, GenerateRequest, GenerationMeta, InterpolationPath, Mode, ReferenceImage,
     SamplerSettings, Solver,
 };
+use lumos_engine::train::{TrainEvent, TrainSettings};
 use lumos_engine::worker::EngineHandle;
 
 #[derive(Parser)]
@@ -78,8 +80,9 @@ impl From<PathArg> for InterpolationPath {
 /// Options shared by the generating commands.
 #[derive(clap::Args)]
 struct SamplingArgs {
-    /// Model: `auto` (the published model if found), `fixture` (tiny test model), a models
-    /// folder, or a ModelSpec JSON file.
+    /// Model: `auto` (the published model if found, else the built-in default), `default`
+    /// (the built-in small prior), `fixture` (tiny random test model), a models folder, or a
+    /// ModelSpec JSON file (e.g. the `model.json` of a `lumos train` run).
     #[arg(long, default_value = "auto")]
     model: ModelChoice,
     /// Classifier-free guidance scale.
@@ -282,6 +285,68 @@ enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
+    /// Train a small prior on a folder of images (the Lumos recipe: no text, no labels).
+    /// Resumes when OUT already holds a run.
+    Train {
+        /// Folder of training images (searched recursively).
+        #[arg(long)]
+        data: PathBuf,
+        /// Run folder: settings, cached data, state, loss log and the exported model.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Train until this many steps in total.
+        #[arg(long, default_value_t = 20_000)]
+        steps: usize,
+        /// Images per step.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Peak learning rate.
+        #[arg(long, default_value_t = 5e-4)]
+        lr: f64,
+        /// Steps between saves of state and model.
+        #[arg(long, default_value_t = 250)]
+        save_every: usize,
+        /// Transformer width.
+        #[arg(long, default_value_t = 256)]
+        width: usize,
+        /// Transformer depth.
+        #[arg(long, default_value_t = 6)]
+        depth: usize,
+        /// Patch size (the prior works on 64×64 pixels).
+        #[arg(long, default_value_t = 8)]
+        patch: usize,
+        /// Device: cpu, cuda, cuda:N, metal or metal:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
+    },
+    /// Measure a prior: retrieval of held-out references from their variations (conditioning)
+    /// and the spread between variations of one reference (diversity).
+    Eval {
+        /// Folder of images (the held-out split of `lumos train` is used).
+        #[arg(long)]
+        data: PathBuf,
+        /// References to evaluate.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// References for the diversity figure and the contact sheet.
+        #[arg(long, default_value_t = 8)]
+        diversity_references: usize,
+        /// Variations per reference for the diversity figure.
+        #[arg(long, default_value_t = 4)]
+        variations: usize,
+        /// Write a contact sheet (reference | variations) here.
+        #[arg(long)]
+        sheet: Option<PathBuf>,
+        /// Model to evaluate (as for `generate`).
+        #[arg(long, default_value = "default")]
+        model: ModelChoice,
+        /// Classifier-free guidance scale.
+        #[arg(long, default_value_t = 4.5)]
+        guidance: f64,
+        /// Sampler steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+    },
     /// What model files were found, and what is missing.
     Models {
         /// Also search this folder first.
@@ -386,7 +451,174 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             verbose,
         } => selftest(fixtures, device, verbose),
         Command::Bench { device, runs, only } => bench(device, runs, &only),
+        Command::Eval {
+            data,
+            count,
+            diversity_references,
+            variations,
+            sheet,
+            model,
+            guidance,
+            steps,
+        } => {
+            let plan = lumos_engine::eval::EvalPlan {
+                settings: SamplerSettings {
+                    steps,
+                    guidance,
+                    seed: 0,
+                    ..SamplerSettings::default()
+                },
+                diversity_references,
+                diversity_variations: variations,
+            };
+            eval(&data, count, &model, &plan, sheet.as_deref())
+        }
+        Command::Train {
+            data,
+            out,
+            steps,
+            batch,
+            lr,
+            save_every,
+            width,
+            depth,
+            patch,
+            device,
+        } => {
+            let mut settings = TrainSettings::small_default(PathBuf::from(
+                "embedded:encoder/efficientnet_lite0.safetensors",
+            ));
+            settings.batch = batch;
+            settings.lr = lr;
+            settings.save_every = save_every;
+            settings.prior.hidden_size = width;
+            settings.prior.depth = depth;
+            settings.prior.patch_size = patch;
+            train(&data, &out, settings, steps, device)
+        }
     }
+}
+
+fn eval(
+    data: &Path,
+    count: usize,
+    choice: &ModelChoice,
+    plan: &lumos_engine::eval::EvalPlan,
+    sheet: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let files: Vec<PathBuf> = lumos_engine::train::data::list_images(data)?
+        .into_iter()
+        .filter(|f| lumos_engine::eval::is_held_out(&f.to_string_lossy()))
+        .take(count)
+        .collect();
+    if files.is_empty() {
+        bail!("no held-out images in {}", data.display());
+    }
+    let references = files
+        .iter()
+        .map(|f| imageio::load_image(&data.join(f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolved = checkpoints::resolve_model(choice)?;
+    let model = LoadedModel::load(&resolved.spec, &lumos_engine::device::open(DeviceChoice::Cpu)?)?;
+    println!(
+        "evaluating {} on {} held-out references from {} ({} steps, guidance {})",
+        model.spec.name,
+        references.len(),
+        data.display(),
+        plan.settings.steps,
+        plan.settings.guidance
+    );
+    let bar = ProgressBar::new(0);
+    let started = std::time::Instant::now();
+    let report = lumos_engine::eval::evaluate(&model, &references, plan, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let n = report.references as f64;
+    println!("conditioning: top-1 retrieval {:.1}% (chance {:.1}%), top-5 {:.1}%, mean cos(variation, source) {:.3}",
+        100.0 * report.top1, 100.0 / n, 100.0 * report.top5, report.mean_source_similarity);
+    println!(
+        "diversity: embedding distance (1 - cos) within a reference {:.3} vs between references {:.3}; \
+         mean pixel difference within a reference {:.1}/255",
+        report.within_distance, report.between_distance, report.within_pixel_l1
+    );
+    println!("{} images in {:.1} s", bar.length().unwrap_or(0), started.elapsed().as_secs_f64());
+    if let Some(path) = sheet {
+        let cells: Vec<RgbImage> = report
+            .sheet_rows
+            .iter()
+            .flatten()
+            .map(|img| image::imageops::resize(img, img.width() * 2, img.height() * 2, image::imageops::FilterType::Nearest))
+            .collect();
+        let refs: Vec<&RgbImage> = cells.iter().collect();
+        let columns = report.sheet_rows.first().map_or(1, Vec::len);
+        if let Some(grid) = imageio::make_grid(&refs, columns, 4) {
+            let bytes = imageio::encode_png(&grid, None)?;
+            imageio::write_new_file(path, &bytes)?;
+            println!("contact sheet (reference | variations): {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train(
+    data: &Path,
+    out: &Path,
+    settings: TrainSettings,
+    steps: usize,
+    device: DeviceChoice,
+) -> anyhow::Result<ExitCode> {
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // SAFETY: no other thread exists yet (candle's pools start on first use, below).
+        // Training interleaves many elementwise ops with rayon GEMMs: candle's elementwise
+        // worker spinning 25k iterations after each op steals a core from the GEMM on a
+        // 2-core machine (measured 6.0 → 3.9 s per step).
+        unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "200") };
+    }
+    let dev = lumos_engine::device::open(device)?;
+    let run = lumos_engine::train::RunFolder(out.to_path_buf());
+    if run.settings().exists() {
+        println!("resuming the run in {} (its saved settings apply)", out.display());
+    }
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let mut smoothed: Option<f32> = None;
+    lumos_engine::train::train(data, &run, settings, steps, &dev, &mut |event| match event {
+        TrainEvent::Preparing { what, done, total } => {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message(what);
+        }
+        TrainEvent::Step { step, loss, lr } => {
+            if bar.length() != Some(steps as u64) {
+                bar.set_length(steps as u64);
+                bar.reset_eta();
+            }
+            let s = smoothed.map_or(loss, |s| 0.98 * s + 0.02 * loss);
+            smoothed = Some(s);
+            bar.set_position(step as u64);
+            bar.set_message(format!("loss {s:.4} lr {lr:.1e}"));
+        }
+        TrainEvent::Saved { step, path } => {
+            bar.println(format!(
+                "step {step}: saved {} ({:.0} s)",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    })?;
+    bar.finish();
+    println!(
+        "done: model in {} (use it with --model {})",
+        run.0.display(),
+        run.manifest().display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_references(paths: &[PathBuf], weights: &[f32]) -> anyhow::Result<Vec<ReferenceImage>> {

@@ -1,7 +1,8 @@
 //! CPU kernels where candle is slow on this workload. GELU: candle runs it single-threaded
 //! through libm's `tanhf`, and in a profile of the full-size DiT on 2 cores it took ~14% of
 //! the CPU samples while the matmuls ran on both cores. Self-attention: see
-//! [`fused_qkv_attention_cpu`]. On other devices and dtypes candle's own ops are used.
+//! [`fused_qkv_attention_cpu`]. On other devices and dtypes, and for tensors that track
+//! gradients (training), candle's own ops are used.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -62,7 +63,7 @@ fn parallel_or(
     map: &ParallelMap,
     fallback: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
-    if xs.device().is_cpu() && xs.dtype() == DType::F32 {
+    if xs.device().is_cpu() && xs.dtype() == DType::F32 && !xs.track_op() {
         xs.contiguous()?.apply_op1_no_bwd(map)
     } else {
         fallback(xs)
@@ -212,8 +213,8 @@ impl CustomOp1 for FusedQkvAttention {
 /// Self-attention from a fused `[q | k | v]` projection: the in-place kernel on contiguous
 /// f32 CPU tensors, `None` elsewhere (the caller uses candle's ops).
 pub fn fused_qkv_attention_cpu(qkv: &Tensor, heads: usize) -> Result<Option<Tensor>> {
-    if !qkv.device().is_cpu() || qkv.dtype() != DType::F32 {
-        return Ok(None);
+    if !qkv.device().is_cpu() || qkv.dtype() != DType::F32 || qkv.track_op() {
+        return Ok(None); // other devices, and training (no backward here)
     }
     qkv.contiguous()?
         .apply_op1_no_bwd(&FusedQkvAttention { heads })

@@ -24,6 +24,10 @@ impl PlainLayerNorm {
 
 impl Module for PlainLayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if xs.track_op() {
+            // Training: candle's fused layer norm has no backward.
+            return candle_nn::ops::layer_norm_slow(xs, &self.ones, &self.zeros, self.eps);
+        }
         candle_nn::ops::layer_norm(&xs.contiguous()?, &self.ones, &self.zeros, self.eps)
     }
 }
@@ -57,7 +61,11 @@ impl Module for AffineLayerNorm {
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
     let q = (q * scale)?;
     let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    let probs = if scores.track_op() {
+        candle_nn::ops::softmax(&scores, candle_core::D::Minus1)? // differentiable
+    } else {
+        candle_nn::ops::softmax_last_dim(&scores)?
+    };
     probs.matmul(&v.contiguous()?)
 }
 

@@ -444,6 +444,27 @@ impl LumosI2I {
         out.narrow(1, 0, self.config.in_channels)
     }
 
+    /// The patch embedding as one matrix product over flattened patches: the same sum as the
+    /// strided convolution, but its backward is a plain matmul (candle's strided-conv backward
+    /// runs a transposed convolution for the input's gradient, which training never needs).
+    fn patch_embed_as_matmul(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, c_in, h, w) = xs.dims4()?;
+        let p = self.config.patch_size;
+        let (gh, gw) = (h / p, w / p);
+        // (b, c, gh, p, gw, p) → (b, gh, gw, c, p, p): the conv weight's (c_in, kh, kw) order.
+        let patches = xs
+            .reshape((b, c_in, gh, p, gw, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((b, gh * gw, c_in * p * p))?;
+        let weight = self.x_embedder.weight().flatten_from(1)?; // (c, c_in·p·p)
+        let out = patches.broadcast_matmul(&weight.t()?)?;
+        match self.x_embedder.bias() {
+            Some(bias) => out.broadcast_add(bias),
+            None => Ok(out),
+        }
+    }
+
     /// The forward pass, keeping every intermediate the parity fixtures record.
     pub fn forward_traced(&self, xs: &Tensor, timesteps: &[f32], y: &Tensor) -> Result<LumosTrace> {
         let cfg = &self.config;
@@ -459,11 +480,14 @@ impl LumosI2I {
         }
         let (grid_h, grid_w) = (h / p, w / p);
         // (b, c, gh, gw) → (b, gh*gw, c), row-major tokens
-        let x_embed = self
-            .x_embedder
-            .forward(&xs)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
+        let x_embed = if self.x_embedder.weight().track_op() {
+            self.patch_embed_as_matmul(&xs)?
+        } else {
+            self.x_embedder
+                .forward(&xs)?
+                .flatten_from(2)?
+                .transpose(1, 2)?
+        };
         let pos_embed = sincos_pos_embed(
             cfg.hidden_size,
             grid_h,

@@ -2,11 +2,15 @@
 //! beyond reading weights through a `VarBuilder`.
 
 pub mod dino;
+pub mod efficientnet;
+pub mod encoder;
 pub mod fast_ops;
 pub mod layers;
 pub mod lumos;
 pub mod vae;
 
 pub use dino::{DinoConfig, DinoVit};
+pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
+pub use encoder::{EncoderConfig, ImageEncoder};
 pub use lumos::{LumosConfig, LumosI2I};
 pub use vae::{AutoencoderKl, VaeConfig};

@@ -13,8 +13,7 @@ use image::RgbImage;
 
 use crate::checkpoints;
 use crate::error::{EngineError, Result};
-use crate::models::dino::condition_from_cls;
-use crate::models::{AutoencoderKl, DinoVit, LumosI2I};
+use crate::models::{AutoencoderKl, ImageEncoder, LumosI2I};
 use crate::protocol::{
     DeviceChoice, GenerateRequest, GenerationMeta, LatentPreview, META_VERSION, Mode, ModelSpec,
     ReferenceImage, ReferenceMeta, SamplerSettings,
@@ -51,7 +50,8 @@ pub enum StepReport {
 /// The hook the pipeline calls; returning an error (e.g. `Cancelled`) stops the run.
 pub type StepHook<'a> = dyn FnMut(StepReport) -> Result<()> + 'a;
 
-/// A model ready to sample: prior, encoder and autoencoder on one device.
+/// A model ready to sample: prior, encoder and (unless it works in pixels) autoencoder on one
+/// device.
 pub struct LoadedModel {
     /// What it was built from.
     pub spec: ModelSpec,
@@ -60,9 +60,9 @@ pub struct LoadedModel {
     /// The prior.
     pub prior: LumosI2I,
     /// The reference encoder.
-    pub encoder: DinoVit,
-    /// The autoencoder.
-    pub vae: AutoencoderKl,
+    pub encoder: ImageEncoder,
+    /// The autoencoder; `None` for a prior that works on pixels.
+    pub vae: Option<AutoencoderKl>,
     /// The noise schedule.
     pub schedule: NoiseSchedule,
 }
@@ -77,16 +77,33 @@ impl LoadedModel {
             LumosI2I::load(&spec.prior.config, vb)
         })?;
         let encoder = checkpoints::build_model(&spec.encoder.path, dtype, device, |vb| {
-            DinoVit::load(&spec.encoder.config, vb)
+            ImageEncoder::load(&spec.encoder.config, vb)
         })?;
-        let vae_file = checkpoints::vae_weights_file(&spec.vae.path);
-        let vae = checkpoints::build_model(&vae_file, dtype, device, |vb| {
-            AutoencoderKl::load(&spec.vae.config, vb)
-        })?;
-        if spec.encoder.config.embed_dim != spec.prior.config.caption_channels {
+        let vae = match &spec.vae {
+            Some(vae) => Some(checkpoints::build_model(
+                &checkpoints::vae_weights_file(&vae.path),
+                dtype,
+                device,
+                |vb| AutoencoderKl::load(&vae.config, vb),
+            )?),
+            None => None,
+        };
+        if spec.encoder.config.embed_dim() != spec.prior.config.caption_channels {
             return Err(EngineError::InvalidRequest(format!(
                 "the encoder gives {}-d embeddings but the prior expects {}",
-                spec.encoder.config.embed_dim, spec.prior.config.caption_channels
+                spec.encoder.config.embed_dim(),
+                spec.prior.config.caption_channels
+            )));
+        }
+        let image_channels = match &vae {
+            Some(vae) => vae.config().latent_channels,
+            None => 3,
+        };
+        if image_channels != spec.prior.config.in_channels {
+            return Err(EngineError::InvalidRequest(format!(
+                "the prior works on {} channels but its {} has {image_channels}",
+                spec.prior.config.in_channels,
+                if vae.is_some() { "autoencoder" } else { "pixel space" }
             )));
         }
         Ok(Self {
@@ -107,7 +124,20 @@ impl LoadedModel {
 
     /// Output image side length in pixels.
     pub fn image_size_px(&self) -> usize {
-        self.prior.config().input_size * self.vae.config().downsampling_factor()
+        let factor = self
+            .vae
+            .as_ref()
+            .map_or(1, |vae| vae.config().downsampling_factor());
+        self.prior.config().input_size * factor
+    }
+
+    /// Scaled latents `(b, c, h, w)` (the posterior mean) of images in [-1, 1]; the images
+    /// themselves for a pixel-space prior.
+    pub fn encode_images(&self, images: &Tensor) -> Result<Tensor> {
+        Ok(match &self.vae {
+            Some(vae) => (vae.encode(images)?.mean * vae.config().scaling_factor)?,
+            None => images.clone(),
+        })
     }
 }
 
@@ -191,10 +221,7 @@ pub fn embed_references(model: &LoadedModel, references: &[ReferenceImage]) -> R
     let embeddings = references
         .iter()
         .map(|r| {
-            let pixels = crate::preprocess::pixel_values(&r.image, r.crop, &model.device)?;
-            let cls = model.encoder.forward(&pixels)?;
-            let (_, c) = cls.dims2()?;
-            condition_from_cls(&cls)?.reshape((1, c))
+            model.encoder.embed(&r.image, r.crop, &model.device)
         })
         .collect::<candle_core::Result<Vec<_>>>()?;
     Ok(Tensor::cat(&embeddings, 0)?)
@@ -279,8 +306,7 @@ pub fn prepare_init(
         }
     }
     let image = Tensor::from_vec(data, (1, 3, h, w), &model.device)?;
-    let posterior = model.vae.encode(&image)?;
-    let latent = (posterior.mean * model.vae.config().scaling_factor)?;
+    let latent = model.encode_images(&image)?;
     let (mask_px, mask_latent) = match &init.mask {
         None => (None, None),
         Some(mask) => {
@@ -378,10 +404,13 @@ fn latent_preview(x0: &Tensor) -> Result<LatentPreview> {
     })
 }
 
-/// Decodes scaled latents to images in [-1, 1] `(b, 3, H, W)`.
+/// Decodes scaled latents to images in [-1, 1] `(b, 3, H, W)` (pixel-space priors' samples
+/// already are images).
 pub fn decode(model: &LoadedModel, latents: &Tensor) -> Result<Tensor> {
-    let unscaled = (latents / model.vae.config().scaling_factor)?;
-    Ok(model.vae.decode(&unscaled)?)
+    match &model.vae {
+        Some(vae) => Ok(vae.decode(&(latents / vae.config().scaling_factor)?)?),
+        None => Ok(latents.clone()),
+    }
 }
 
 /// The demo's conversion: `clamp(x * 0.5 + 0.5, 0, 1) * 255`, truncated to u8.

@@ -1,0 +1,64 @@
+//! Files compiled into the engine: the default prior, its encoder and the sample references,
+//! so that a fresh install makes images with no download. They are addressed by paths of the
+//! form `embedded:NAME` wherever a weights path is accepted.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{EngineError, Result};
+use crate::protocol::ModelSpec;
+
+/// Path prefix that names an embedded file.
+pub const SCHEME: &str = "embedded:";
+
+macro_rules! asset {
+    ($name:literal) => {
+        ($name, include_bytes!(concat!("../../assets/", $name)).as_slice())
+    };
+}
+
+/// Every embedded file by name.
+static FILES: &[(&str, &[u8])] = &[
+    asset!("default/prior.safetensors"),
+    asset!("default/model.json"),
+    asset!("encoder/efficientnet_lite0.safetensors"),
+    asset!("samples/astronaut.jpg"),
+    asset!("samples/chelsea.jpg"),
+    asset!("samples/coffee.jpg"),
+    asset!("samples/grace_hopper.jpg"),
+    asset!("samples/rocket.jpg"),
+];
+
+/// The bytes of an embedded file.
+pub fn file(name: &str) -> Option<&'static [u8]> {
+    FILES.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+}
+
+/// The embedded file a path names, if it uses the `embedded:` scheme.
+pub fn resolve(path: &Path) -> Option<Result<&'static [u8]>> {
+    let name = path.to_str()?.strip_prefix(SCHEME)?;
+    Some(file(name).ok_or_else(|| EngineError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: "no such embedded file".into(),
+    }))
+}
+
+/// Names of the embedded sample references (`samples/…`).
+pub fn samples() -> impl Iterator<Item = &'static str> {
+    FILES
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| n.starts_with("samples/"))
+}
+
+/// The default model: the small prior this project trains (see `assets/default/MODEL_CARD.md`).
+pub fn default_spec() -> Result<ModelSpec> {
+    let json = file("default/model.json").unwrap_or_default();
+    let mut spec: ModelSpec = serde_json::from_slice(json).map_err(|e| EngineError::Checkpoint {
+        path: PathBuf::from("embedded:default/model.json"),
+        reason: format!("bad manifest: {e}"),
+    })?;
+    spec.prior.path = PathBuf::from(format!("{SCHEME}default/prior.safetensors"));
+    spec.encoder.path = PathBuf::from(format!("{SCHEME}encoder/efficientnet_lite0.safetensors"));
+    spec.name = format!("{} (built in)", spec.name);
+    Ok(spec)
+}

