@@ -297,6 +297,11 @@ impl LumosApp {
         &self.canvas
     }
 
+    /// The references on the canvas, to change.
+    pub fn canvas_mut(&mut self) -> &mut Canvas {
+        &mut self.canvas
+    }
+
     /// The starting image (img2img), if any.
     pub fn start_image(&self) -> Option<&StartImage> {
         self.start_image.as_ref()
@@ -684,16 +689,28 @@ impl LumosApp {
     ) {
         match outcome {
             Ok((reference, meta)) => {
-                // A PNG we exported carries its settings: restore them.
+                // A PNG we exported carries its settings: restore them, and the weights of
+                // the references it was made from that are on the canvas.
+                self.canvas.push(reference);
                 if let Some(meta) = meta {
                     self.settings.reuse(&meta);
+                    let found = self.canvas.restore_weights(&meta.references);
+                    let missing = meta.references.len() - found;
+                    let weights = if missing == 0 {
+                        format!("the weights of its {found} reference(s)")
+                    } else {
+                        format!(
+                            "{found} of its {} reference weights ({missing} reference(s) are not \
+                             on the canvas: add them and drop the PNG again)",
+                            meta.references.len()
+                        )
+                    };
                     self.notifications.info(format!(
-                        "Restored the settings {} was made with (seed {}, locked).",
+                        "Restored the settings {} was made with (seed {}, locked) and {weights}.",
                         display_name(path),
                         self.settings.sampler.seed
                     ));
                 }
-                self.canvas.push(reference);
             }
             Err(error) => self.notifications.error(format!("{error:#}")),
         }

@@ -183,6 +183,24 @@ impl Canvas {
     pub fn to_engine(&self) -> Vec<ReferenceImage> {
         self.references.iter().map(Reference::to_engine).collect()
     }
+
+    /// Gives every reference on the canvas whose pixels a result was made from (same pixel
+    /// hash) the weight and crop it had then; returns how many of `made_from` were found.
+    pub fn restore_weights(&mut self, made_from: &[lumos_engine::protocol::ReferenceMeta]) -> usize {
+        let mut found = 0;
+        for meta in made_from {
+            let matching = self
+                .references
+                .iter_mut()
+                .find(|r| lumos_engine::imageio::pixel_hash(&r.image) == meta.sha256);
+            if let Some(reference) = matching {
+                reference.weight = meta.weight;
+                reference.crop = meta.crop.unwrap_or([0.5, 0.5]);
+                found += 1;
+            }
+        }
+        found
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +220,32 @@ mod tests {
         reference.move_crop(egui::vec2(-0.25, 0.0));
         assert!((reference.crop[0] - 0.5).abs() < 1e-6);
         assert_eq!(reference.to_engine().crop, None);
+    }
+
+    #[test]
+    fn weights_and_crops_come_back_for_the_references_a_result_was_made_from() {
+        let mut canvas = Canvas::default();
+        let red = RgbImage::from_pixel(4, 2, image::Rgb([255, 0, 0]));
+        let blue = RgbImage::from_pixel(4, 2, image::Rgb([0, 0, 255]));
+        canvas.push(Reference::new("red".into(), None, red.clone()));
+        canvas.push(Reference::new("blue".into(), None, blue.clone()));
+        let meta = |img: &RgbImage, weight: f32, crop| lumos_engine::protocol::ReferenceMeta {
+            name: "renamed.png".into(),
+            sha256: lumos_engine::imageio::pixel_hash(img),
+            weight,
+            crop,
+        };
+        let green = RgbImage::from_pixel(4, 2, image::Rgb([0, 255, 0]));
+        let made_from = [
+            meta(&blue, -0.5, Some([0.0, 0.5])),
+            meta(&green, 2.0, None),
+            meta(&red, 1.5, None),
+        ];
+        assert_eq!(canvas.restore_weights(&made_from), 2, "green is not on the canvas");
+        assert_eq!(canvas.references[0].weight, 1.5);
+        assert_eq!(canvas.references[0].crop, [0.5, 0.5]);
+        assert_eq!(canvas.references[1].weight, -0.5);
+        assert_eq!(canvas.references[1].crop, [0.0, 0.5]);
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct Settings {
     pub feather_px: u32,
     /// Radius of the mask brush, in pixels of the starting image.
     pub brush_px: f32,
+    /// Hardness of the mask brush: 1 hard-edged, 0 fading from the centre.
+    pub brush_hardness: f32,
 }
 
 impl Default for Settings {
@@ -115,6 +117,7 @@ impl Default for Settings {
             strength: 0.6,
             feather_px: 8,
             brush_px: 24.0,
+            brush_hardness: 1.0,
         }
     }
 }
@@ -177,6 +180,10 @@ impl Settings {
             self.brush_px = Self::default().brush_px;
         }
         self.brush_px = self.brush_px.clamp(2.0, 128.0);
+        if !self.brush_hardness.is_finite() {
+            self.brush_hardness = Self::default().brush_hardness;
+        }
+        self.brush_hardness = self.brush_hardness.clamp(0.0, 1.0);
         if let Solver::DpmSolverPp { order } = &mut self.sampler.solver {
             *order = (*order).clamp(1, 3);
         }

@@ -14,7 +14,7 @@ use lumos_shaders::{
     LatentView, MaskOverlayUniforms, MaskView, Rgba8View, latent_preview_cpu, mask_overlay_cpu,
 };
 use lumos_studio::LumosApp;
-use lumos_studio::panels::start_image::{BrushMode, MASK_TINT};
+use lumos_studio::panels::start_image::{Brush, BrushMode, MASK_TINT};
 use lumos_studio::preview::PreviewRenderer;
 use lumos_studio::settings::SeedPolicy;
 use lumos_studio::view_transform::ViewTransform;
@@ -188,7 +188,7 @@ fn mask_overlay_shader_draws_the_cpu_map() {
             let start = harness.state_mut().start_image_mut().expect("start image");
             let (w, h) = start.image.dimensions();
             let center = egui::pos2(w as f32 * 0.5, h as f32 * 0.5);
-            start.stroke_to(center, w as f32 * radius_of_width, BrushMode::Paint);
+            start.stroke_to(center, Brush::hard(w as f32 * radius_of_width, BrushMode::Paint));
             start.end_stroke();
             // The transform works in normalised coordinates: any rect will do.
             let unit = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::Vec2::splat(1.0));

@@ -276,20 +276,26 @@ fn dropping_an_exported_png_restores_its_settings() {
         settings.seed_policy = SeedPolicy::Random;
         settings.export_dir = Some(dir.path().to_owned());
     }
+    harness.state_mut().canvas_mut().references[0].weight = 0.7;
     harness.get_by_label("Generate").click();
     wait_for_first_run(&mut harness);
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
     let exported = harness.state().last_export().expect("export").written[0].clone();
 
+    // A fresh canvas with the same reference (weight 1), then the exported PNG.
     let mut fresh = harness_with_defaults();
+    drop_file(&mut fresh, &fixture_ref("ref_a.png"));
     drop_file(&mut fresh, &exported);
     let settings = fresh.state().settings();
     assert_eq!(settings.sampler.steps, 3);
     assert!((settings.sampler.guidance - 2.5).abs() < 1e-9);
     assert_eq!(settings.sampler.seed, 4242);
     assert_eq!(settings.seed_policy, SeedPolicy::Locked);
+    let weight = fresh.state().canvas().references[0].weight;
+    assert!((weight - 0.7).abs() < 1e-6, "reference weight restored: {weight}");
     fresh.get_by_label_contains("Restored the settings");
+    fresh.get_by_label_contains("the weights of its 1 reference(s)");
 }
 
 fn harness_with_defaults() -> common::AppHarness {

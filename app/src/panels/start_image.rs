@@ -42,6 +42,42 @@ pub enum BrushMode {
     Erase,
 }
 
+/// The mask brush: full coverage out to `hardness × radius`, then a linear fall-off to nothing
+/// at the radius.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Brush {
+    /// Radius in image pixels.
+    pub radius_px: f32,
+    /// 1 for a hard edge, 0 for a cone.
+    pub hardness: f32,
+    /// Paint or erase.
+    pub mode: BrushMode,
+}
+
+impl Brush {
+    /// A hard brush.
+    pub fn hard(radius_px: f32, mode: BrushMode) -> Self {
+        Self {
+            radius_px,
+            hardness: 1.0,
+            mode,
+        }
+    }
+
+    /// Coverage in [0, 1] at `distance` pixels from the centre.
+    pub fn coverage(&self, distance: f32) -> f32 {
+        let r = self.radius_px.max(0.5);
+        let core = r * self.hardness.clamp(0.0, 1.0);
+        if distance <= core {
+            1.0
+        } else if distance >= r {
+            0.0
+        } else {
+            (r - distance) / (r - core)
+        }
+    }
+}
+
 /// The starting image with its mask and display textures.
 pub struct StartImage {
     /// Display name.
@@ -130,19 +166,21 @@ impl StartImage {
         self
     }
 
-    /// Paints (or erases) a disc of `radius_px` at `center` (image pixels), and along the
-    /// segment from the previous position so that fast strokes have no gaps.
-    pub fn stroke_to(&mut self, center: egui::Pos2, radius_px: f32, mode: BrushMode) {
+    /// Paints (or erases) with `brush` at `center` (image pixels), and along the segment from
+    /// the previous position so that fast strokes have no gaps.
+    pub fn stroke_to(&mut self, center: egui::Pos2, brush: Brush) {
         if self.last_brush_pos.is_none() {
             // A new stroke: one undo step per stroke.
             self.remember();
         }
         let from = self.last_brush_pos.unwrap_or(center);
         let distance = from.distance(center);
-        let stamps = (distance / (radius_px * 0.5).max(1.0)).ceil().max(1.0) as usize;
+        let stamps = (distance / (brush.radius_px * 0.5).max(1.0))
+            .ceil()
+            .max(1.0) as usize;
         for i in 0..=stamps {
             let t = i as f32 / stamps as f32;
-            self.stamp(from + (center - from) * t, radius_px, mode);
+            self.stamp(from + (center - from) * t, brush);
         }
         self.last_brush_pos = Some(center);
     }
@@ -152,14 +190,12 @@ impl StartImage {
         self.last_brush_pos = None;
     }
 
-    fn stamp(&mut self, center: egui::Pos2, radius_px: f32, mode: BrushMode) {
+    /// One dab: painting raises the mask to the brush's coverage, erasing lowers it to the
+    /// complement, so overlapping dabs of a soft brush never darken or lighten twice.
+    fn stamp(&mut self, center: egui::Pos2, brush: Brush) {
         let (w, h) = self.image.dimensions();
         let mask = self.mask.get_or_insert_with(|| GrayImage::new(w, h));
-        let value = match mode {
-            BrushMode::Paint => 255,
-            BrushMode::Erase => 0,
-        };
-        let r = radius_px.max(0.5);
+        let r = brush.radius_px.max(0.5);
         let x0 = (center.x - r).floor().max(0.0) as u32;
         let y0 = (center.y - r).floor().max(0.0) as u32;
         let x1 = ((center.x + r).ceil().max(0.0) as u32).min(w);
@@ -167,9 +203,15 @@ impl StartImage {
         for y in y0..y1 {
             for x in x0..x1 {
                 let d = egui::pos2(x as f32 + 0.5, y as f32 + 0.5).distance(center);
-                if d <= r {
-                    mask.put_pixel(x, y, image::Luma([value]));
+                let coverage = (brush.coverage(d) * 255.0).round() as u8;
+                if coverage == 0 {
+                    continue;
                 }
+                let pixel = mask.get_pixel_mut(x, y);
+                pixel.0[0] = match brush.mode {
+                    BrushMode::Paint => pixel.0[0].max(coverage),
+                    BrushMode::Erase => pixel.0[0].min(255 - coverage),
+                };
             }
         }
         self.mask_version += 1;
@@ -400,7 +442,12 @@ impl StartImagePanel {
             let pos_in_image = start
                 .view
                 .image_from_canvas(rect, image_size_px, pos_in_canvas);
-            start.stroke_to(pos_in_image, settings.brush_px, self.brush_mode);
+            let brush = Brush {
+                radius_px: settings.brush_px,
+                hardness: settings.brush_hardness,
+                mode: self.brush_mode,
+            };
+            start.stroke_to(pos_in_image, brush);
             ui.ctx().request_repaint();
         }
         if response.drag_stopped() {
@@ -460,6 +507,12 @@ impl StartImagePanel {
             }
         });
         ui.add(egui::Slider::new(&mut settings.brush_px, 2.0..=128.0).text("Brush size"));
+        ui.add(
+            egui::Slider::new(&mut settings.brush_hardness, 0.0..=1.0)
+                .text("Hardness")
+                .fixed_decimals(2),
+        )
+        .on_hover_text("1 paints a hard-edged disc; lower values fade the brush's edge");
         ui.add(egui::Slider::new(&mut settings.feather_px, 0..=32).text("Feather"));
         ui.add(
             egui::Slider::new(&mut settings.strength, 0.0..=1.0)
@@ -500,8 +553,8 @@ mod tests {
     #[test]
     fn strokes_paint_and_erase_without_gaps() {
         let mut start = StartImage::new("s".into(), &RgbImage::new(100, 50));
-        start.stroke_to(egui::pos2(10.0, 25.0), 4.0, BrushMode::Paint);
-        start.stroke_to(egui::pos2(90.0, 25.0), 4.0, BrushMode::Paint);
+        start.stroke_to(egui::pos2(10.0, 25.0), Brush::hard(4.0, BrushMode::Paint));
+        start.stroke_to(egui::pos2(90.0, 25.0), Brush::hard(4.0, BrushMode::Paint));
         start.end_stroke();
         let mask = start.mask.as_ref().expect("mask");
         assert!(
@@ -509,7 +562,7 @@ mod tests {
             "a continuous line"
         );
         assert_eq!(mask.get_pixel(50, 5).0[0], 0);
-        start.stroke_to(egui::pos2(50.0, 25.0), 6.0, BrushMode::Erase);
+        start.stroke_to(egui::pos2(50.0, 25.0), Brush::hard(6.0, BrushMode::Erase));
         start.end_stroke();
         assert_eq!(start.mask.as_ref().expect("mask").get_pixel(50, 25).0[0], 0);
         assert!(start.engine_mask(2).is_some());
@@ -519,14 +572,49 @@ mod tests {
     }
 
     #[test]
+    fn a_soft_brush_fades_towards_its_edge_and_never_paints_twice() {
+        let mut start = StartImage::new("s".into(), &RgbImage::new(64, 64));
+        let soft = Brush {
+            radius_px: 20.0,
+            hardness: 0.5,
+            mode: BrushMode::Paint,
+        };
+        start.stroke_to(egui::pos2(32.0, 32.0), soft);
+        start.end_stroke();
+        let mask = start.mask.clone().expect("mask");
+        let at = |x: u32| mask.get_pixel(x, 32).0[0];
+        assert_eq!(at(32), 255, "full inside the hard core");
+        assert_eq!(at(39), 255, "the core is half the radius");
+        assert!(at(46) > 0 && at(46) < 255, "fading edge: {}", at(46));
+        assert!(at(44) > at(48), "coverage falls outwards");
+        assert_eq!(at(53), 0, "nothing beyond the radius");
+        // A second dab at the same place leaves the soft edge as it was (max, not sum).
+        start.stroke_to(egui::pos2(32.0, 32.0), soft);
+        start.end_stroke();
+        assert_eq!(start.mask.as_ref().expect("mask").get_pixel(46, 32), mask.get_pixel(46, 32));
+        // A soft eraser lowers the edge but keeps what it only grazes.
+        let eraser = Brush {
+            mode: BrushMode::Erase,
+            ..soft
+        };
+        start.stroke_to(egui::pos2(10.0, 32.0), eraser);
+        start.end_stroke();
+        let after = start.mask.as_ref().expect("mask");
+        assert_eq!(after.get_pixel(32, 32).0[0], 255, "the centre is out of the eraser's reach");
+        assert!(after.get_pixel(20, 32).0[0] < mask.get_pixel(20, 32).0[0]);
+        assert_eq!(Brush::hard(4.0, BrushMode::Paint).coverage(3.9), 1.0);
+        assert_eq!(Brush::hard(4.0, BrushMode::Paint).coverage(4.1), 0.0);
+    }
+
+    #[test]
     fn undo_and_redo_step_through_strokes_and_edits() {
         let mut start = StartImage::new("s".into(), &RgbImage::new(40, 20));
         assert!(!start.can_undo());
-        start.stroke_to(egui::pos2(5.0, 10.0), 3.0, BrushMode::Paint);
-        start.stroke_to(egui::pos2(15.0, 10.0), 3.0, BrushMode::Paint);
+        start.stroke_to(egui::pos2(5.0, 10.0), Brush::hard(3.0, BrushMode::Paint));
+        start.stroke_to(egui::pos2(15.0, 10.0), Brush::hard(3.0, BrushMode::Paint));
         start.end_stroke();
         let one_stroke = start.mask.clone();
-        start.stroke_to(egui::pos2(30.0, 10.0), 3.0, BrushMode::Paint);
+        start.stroke_to(egui::pos2(30.0, 10.0), Brush::hard(3.0, BrushMode::Paint));
         start.end_stroke();
         start.edit_mask(MaskEdit::Undo);
         assert_eq!(
