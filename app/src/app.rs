@@ -59,11 +59,16 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
-    /// The configuration of the real app: discovered models, then the tiny test model if the
-    /// fixtures are present (a development checkout).
+    /// The configuration of the real app: the full model if discovery finds it, the built-in
+    /// default prior, then the tiny test model if the fixtures are present (a development
+    /// checkout).
     pub fn discover() -> Self {
         let discovery = checkpoints::discover(None);
         let mut models: Vec<ModelSpec> = discovery.spec().into_iter().collect();
+        match lumos_engine::embedded::default_spec() {
+            Ok(spec) => models.push(spec),
+            Err(error) => log::warn!("the built-in model is unusable: {error}"),
+        }
         if let Ok(spec) = checkpoints::pipeline_fixture_spec(&checkpoints::fixtures_root()) {
             models.push(spec);
         }

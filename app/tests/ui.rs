@@ -1027,3 +1027,15 @@ fn a_reference_zooms_and_its_crop_follows_the_pointer() {
     harness.run_steps(2);
     assert!(harness.state().canvas().references[0].view.is_whole_image());
 }
+
+#[test]
+fn a_sample_photo_can_be_added_from_the_empty_canvas() {
+    let mut harness = harness();
+    harness.get_by_label("chelsea").click();
+    step_until(&mut harness, Duration::from_secs(20), "the sample loads", |app| {
+        !app.canvas().references.is_empty()
+    });
+    let reference = &harness.state().canvas().references[0];
+    assert_eq!(reference.name, "chelsea.jpg");
+    assert_eq!(reference.image.dimensions(), (451, 300));
+}

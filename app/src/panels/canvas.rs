@@ -67,7 +67,24 @@ impl CanvasPanel {
             });
         }
         if canvas.references.is_empty() {
-            ui.weak("No references yet.");
+            ui.weak("No references yet. Or start from a sample:");
+            ui.horizontal_wrapped(|ui| {
+                for name in lumos_engine::embedded::samples() {
+                    let label = name
+                        .trim_start_matches("samples/")
+                        .split('.')
+                        .next()
+                        .unwrap_or(name);
+                    if ui.button(label).on_hover_text("Add this sample photo").clicked()
+                        && let Some(bytes) = lumos_engine::embedded::file(name)
+                    {
+                        commands.push(AppCommand::AddReferenceBytes {
+                            name: name.trim_start_matches("samples/").into(),
+                            bytes: bytes.to_vec(),
+                        });
+                    }
+                }
+            });
             return;
         }
         let count = canvas.references.len();
