@@ -186,7 +186,10 @@ impl Canvas {
 
     /// Gives every reference on the canvas whose pixels a result was made from (same pixel
     /// hash) the weight and crop it had then; returns how many of `made_from` were found.
-    pub fn restore_weights(&mut self, made_from: &[lumos_engine::protocol::ReferenceMeta]) -> usize {
+    pub fn restore_weights(
+        &mut self,
+        made_from: &[lumos_engine::protocol::ReferenceMeta],
+    ) -> usize {
         let mut found = 0;
         for meta in made_from {
             let matching = self
@@ -241,7 +244,11 @@ mod tests {
             meta(&green, 2.0, None),
             meta(&red, 1.5, None),
         ];
-        assert_eq!(canvas.restore_weights(&made_from), 2, "green is not on the canvas");
+        assert_eq!(
+            canvas.restore_weights(&made_from),
+            2,
+            "green is not on the canvas"
+        );
         assert_eq!(canvas.references[0].weight, 1.5);
         assert_eq!(canvas.references[0].crop, [0.5, 0.5]);
         assert_eq!(canvas.references[1].weight, -0.5);

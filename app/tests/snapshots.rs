@@ -188,7 +188,10 @@ fn mask_overlay_shader_draws_the_cpu_map() {
             let start = harness.state_mut().start_image_mut().expect("start image");
             let (w, h) = start.image.dimensions();
             let center = egui::pos2(w as f32 * 0.5, h as f32 * 0.5);
-            start.stroke_to(center, Brush::hard(w as f32 * radius_of_width, BrushMode::Paint));
+            start.stroke_to(
+                center,
+                Brush::hard(w as f32 * radius_of_width, BrushMode::Paint),
+            );
             start.end_stroke();
             // The transform works in normalised coordinates: any rect will do.
             let unit = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::Vec2::splat(1.0));

@@ -293,7 +293,10 @@ fn dropping_an_exported_png_restores_its_settings() {
     assert_eq!(settings.sampler.seed, 4242);
     assert_eq!(settings.seed_policy, SeedPolicy::Locked);
     let weight = fresh.state().canvas().references[0].weight;
-    assert!((weight - 0.7).abs() < 1e-6, "reference weight restored: {weight}");
+    assert!(
+        (weight - 0.7).abs() < 1e-6,
+        "reference weight restored: {weight}"
+    );
     fresh.get_by_label_contains("Restored the settings");
     fresh.get_by_label_contains("the weights of its 1 reference(s)");
 }
@@ -1032,9 +1035,12 @@ fn a_reference_zooms_and_its_crop_follows_the_pointer() {
 fn a_sample_photo_can_be_added_from_the_empty_canvas() {
     let mut harness = harness();
     harness.get_by_label("chelsea").click();
-    step_until(&mut harness, Duration::from_secs(20), "the sample loads", |app| {
-        !app.canvas().references.is_empty()
-    });
+    step_until(
+        &mut harness,
+        Duration::from_secs(20),
+        "the sample loads",
+        |app| !app.canvas().references.is_empty(),
+    );
     let reference = &harness.state().canvas().references[0];
     assert_eq!(reference.name, "chelsea.jpg");
     assert_eq!(reference.image.dimensions(), (451, 300));

@@ -207,6 +207,8 @@ pub struct BenchPlan {
     pub encoder: bool,
     /// Time the VAE.
     pub vae: bool,
+    /// Time the built-in default model: 4 variations at 20 steps (the issue's ≤ 3 s target).
+    pub default_model: bool,
 }
 
 /// Runs the benchmark on `device`, reporting each result as soon as it is measured.
@@ -286,6 +288,32 @@ pub fn run(
             plan.runs,
             || {
                 vae.encode(&image)?.mean.sum_all()?.to_scalar::<f32>()?;
+                Ok(())
+            },
+        )?;
+        push(r, &mut results);
+    }
+    if plan.default_model {
+        let spec = crate::embedded::default_spec()?;
+        let model = crate::pipelines::LoadedModel::load(&spec, device)?;
+        let reference = crate::embedded::file("samples/chelsea.jpg")
+            .ok_or_else(|| crate::EngineError::InvalidRequest("no sample".into()))?;
+        let reference = crate::imageio::decode_image(reference, "chelsea.jpg")?;
+        let settings = crate::protocol::SamplerSettings::default();
+        // FLOPs: 20 steps × 4 images × a batch-2 CFG forward, plus the encoder (not counted).
+        let cfg = model.prior.config();
+        let flops = 20.0 * 4.0 * lumos_flops(cfg, 2, cfg.input_size, cfg.input_size, 1);
+        let r = time_runs(
+            "built-in default: 4 variations × 20 steps, 64 px (loaded)",
+            flops,
+            plan.runs,
+            || {
+                let images = crate::eval::variations(&model, &reference, 4, &settings)?;
+                if images.len() != 4 {
+                    return Err(crate::EngineError::InvalidRequest(
+                        "expected 4 images".into(),
+                    ));
+                }
                 Ok(())
             },
         )?;

@@ -12,7 +12,10 @@ pub const SCHEME: &str = "embedded:";
 
 macro_rules! asset {
     ($name:literal) => {
-        ($name, include_bytes!(concat!("../../assets/", $name)).as_slice())
+        (
+            $name,
+            include_bytes!(concat!("../../assets/", $name)).as_slice(),
+        )
     };
 }
 
@@ -30,7 +33,10 @@ static FILES: &[(&str, &[u8])] = &[
 
 /// The bytes of an embedded file.
 pub fn file(name: &str) -> Option<&'static [u8]> {
-    FILES.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+    FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
 }
 
 /// The embedded file a path names, if it uses the `embedded:` scheme.
@@ -53,10 +59,11 @@ pub fn samples() -> impl Iterator<Item = &'static str> {
 /// The default model: the small prior this project trains (see `assets/default/MODEL_CARD.md`).
 pub fn default_spec() -> Result<ModelSpec> {
     let json = file("default/model.json").unwrap_or_default();
-    let mut spec: ModelSpec = serde_json::from_slice(json).map_err(|e| EngineError::Checkpoint {
-        path: PathBuf::from("embedded:default/model.json"),
-        reason: format!("bad manifest: {e}"),
-    })?;
+    let mut spec: ModelSpec =
+        serde_json::from_slice(json).map_err(|e| EngineError::Checkpoint {
+            path: PathBuf::from("embedded:default/model.json"),
+            reason: format!("bad manifest: {e}"),
+        })?;
     spec.prior.path = PathBuf::from(format!("{SCHEME}default/prior.safetensors"));
     spec.encoder.path = PathBuf::from(format!("{SCHEME}encoder/efficientnet_lite0.safetensors"));
     spec.name = format!("{} (built in)", spec.name);

@@ -14,7 +14,9 @@ use image::RgbImage;
 
 use crate::error::Result;
 use crate::pipelines::{self, LoadedModel, StepReport};
-use crate::protocol::{GenerateRequest, InitImage, MixSettings, Mode, ReferenceImage, SamplerSettings};
+use crate::protocol::{
+    GenerateRequest, InitImage, MixSettings, Mode, ReferenceImage, SamplerSettings,
+};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -93,7 +95,11 @@ fn embed_all(model: &LoadedModel, images: &[RgbImage]) -> Result<Tensor> {
 }
 
 fn mean_pairwise(values: &[f64]) -> f64 {
-    if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 }
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
 }
 
 fn pixel_l1(a: &RgbImage, b: &RgbImage) -> f64 {
@@ -148,7 +154,12 @@ pub fn evaluate(
             ..plan.settings.clone()
         };
         let mut group = vec![generated[i].clone()];
-        group.extend(variations(model, image, plan.diversity_variations.saturating_sub(1), &settings)?);
+        group.extend(variations(
+            model,
+            image,
+            plan.diversity_variations.saturating_sub(1),
+            &settings,
+        )?);
         done += plan.diversity_variations.saturating_sub(1);
         progress(done, total);
         groups.push(group);
@@ -156,7 +167,10 @@ pub fn evaluate(
     let mut within = Vec::new();
     let mut within_px = Vec::new();
     let mut between = Vec::new();
-    let group_emb: Vec<Tensor> = groups.iter().map(|g| embed_all(model, g)).collect::<Result<_>>()?;
+    let group_emb: Vec<Tensor> = groups
+        .iter()
+        .map(|g| embed_all(model, g))
+        .collect::<Result<_>>()?;
     for (gi, group) in groups.iter().enumerate() {
         let sims: Vec<Vec<f32>> = group_emb[gi].matmul(&group_emb[gi].t()?)?.to_vec2()?;
         for a in 0..group.len() {

@@ -12,8 +12,11 @@ fn assets() -> PathBuf {
 }
 
 fn top5(net: &EfficientNetLite, file: &str) -> Vec<usize> {
-    let image = image::open(assets().join("samples").join(file)).expect("sample").to_rgb8();
-    let pixels = lumos_engine::preprocess::pixel_values(&image, 224, None, &Device::Cpu).expect("pixels");
+    let image = image::open(assets().join("samples").join(file))
+        .expect("sample")
+        .to_rgb8();
+    let pixels =
+        lumos_engine::preprocess::pixel_values(&image, 224, None, &Device::Cpu).expect("pixels");
     let logits: Vec<f32> = net
         .classify(&pixels)
         .expect("forward")

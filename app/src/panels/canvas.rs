@@ -75,7 +75,10 @@ impl CanvasPanel {
                         .split('.')
                         .next()
                         .unwrap_or(name);
-                    if ui.button(label).on_hover_text("Add this sample photo").clicked()
+                    if ui
+                        .button(label)
+                        .on_hover_text("Add this sample photo")
+                        .clicked()
                         && let Some(bytes) = lumos_engine::embedded::file(name)
                     {
                         commands.push(AppCommand::AddReferenceBytes {

@@ -591,7 +591,10 @@ mod tests {
         // A second dab at the same place leaves the soft edge as it was (max, not sum).
         start.stroke_to(egui::pos2(32.0, 32.0), soft);
         start.end_stroke();
-        assert_eq!(start.mask.as_ref().expect("mask").get_pixel(46, 32), mask.get_pixel(46, 32));
+        assert_eq!(
+            start.mask.as_ref().expect("mask").get_pixel(46, 32),
+            mask.get_pixel(46, 32)
+        );
         // A soft eraser lowers the edge but keeps what it only grazes.
         let eraser = Brush {
             mode: BrushMode::Erase,
@@ -600,7 +603,11 @@ mod tests {
         start.stroke_to(egui::pos2(10.0, 32.0), eraser);
         start.end_stroke();
         let after = start.mask.as_ref().expect("mask");
-        assert_eq!(after.get_pixel(32, 32).0[0], 255, "the centre is out of the eraser's reach");
+        assert_eq!(
+            after.get_pixel(32, 32).0[0],
+            255,
+            "the centre is out of the eraser's reach"
+        );
         assert!(after.get_pixel(20, 32).0[0] < mask.get_pixel(20, 32).0[0]);
         assert_eq!(Brush::hard(4.0, BrushMode::Paint).coverage(3.9), 1.0);
         assert_eq!(Brush::hard(4.0, BrushMode::Paint).coverage(4.1), 0.0);

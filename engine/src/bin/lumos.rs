@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use lumos_engine::checkpoints::{self, ModelChoice};
-use image::RgbImage;
 use lumos_engine::imageio;
 use lumos_engine::pipelines::{self, LoadedModel, StepReport};
 use lumos_engine::protocol::{
@@ -373,7 +373,7 @@ enum Command {
         /// Timed runs per workload (median reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
-        /// Only these workloads (prior, encoder, vae); all by default.
+        /// Only these workloads (prior, encoder, vae, default); all by default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -519,7 +519,10 @@ fn eval(
         .map(|f| imageio::load_image(&data.join(f)))
         .collect::<Result<Vec<_>, _>>()?;
     let resolved = checkpoints::resolve_model(choice)?;
-    let model = LoadedModel::load(&resolved.spec, &lumos_engine::device::open(DeviceChoice::Cpu)?)?;
+    let model = LoadedModel::load(
+        &resolved.spec,
+        &lumos_engine::device::open(DeviceChoice::Cpu)?,
+    )?;
     println!(
         "evaluating {} on {} held-out references from {} ({} steps, guidance {})",
         model.spec.name,
@@ -536,20 +539,36 @@ fn eval(
     })?;
     bar.finish_and_clear();
     let n = report.references as f64;
-    println!("conditioning: top-1 retrieval {:.1}% (chance {:.1}%), top-5 {:.1}%, mean cos(variation, source) {:.3}",
-        100.0 * report.top1, 100.0 / n, 100.0 * report.top5, report.mean_source_similarity);
+    println!(
+        "conditioning: top-1 retrieval {:.1}% (chance {:.1}%), top-5 {:.1}%, mean cos(variation, source) {:.3}",
+        100.0 * report.top1,
+        100.0 / n,
+        100.0 * report.top5,
+        report.mean_source_similarity
+    );
     println!(
         "diversity: embedding distance (1 - cos) within a reference {:.3} vs between references {:.3}; \
          mean pixel difference within a reference {:.1}/255",
         report.within_distance, report.between_distance, report.within_pixel_l1
     );
-    println!("{} images in {:.1} s", bar.length().unwrap_or(0), started.elapsed().as_secs_f64());
+    println!(
+        "{} images in {:.1} s",
+        bar.length().unwrap_or(0),
+        started.elapsed().as_secs_f64()
+    );
     if let Some(path) = sheet {
         let cells: Vec<RgbImage> = report
             .sheet_rows
             .iter()
             .flatten()
-            .map(|img| image::imageops::resize(img, img.width() * 2, img.height() * 2, image::imageops::FilterType::Nearest))
+            .map(|img| {
+                image::imageops::resize(
+                    img,
+                    img.width() * 2,
+                    img.height() * 2,
+                    image::imageops::FilterType::Nearest,
+                )
+            })
             .collect();
         let refs: Vec<&RgbImage> = cells.iter().collect();
         let columns = report.sheet_rows.first().map_or(1, Vec::len);
@@ -579,7 +598,10 @@ fn train(
     let dev = lumos_engine::device::open(device)?;
     let run = lumos_engine::train::RunFolder(out.to_path_buf());
     if run.settings().exists() {
-        println!("resuming the run in {} (its saved settings apply)", out.display());
+        println!(
+            "resuming the run in {} (its saved settings apply)",
+            out.display()
+        );
     }
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
@@ -588,30 +610,50 @@ fn train(
     );
     let started = std::time::Instant::now();
     let mut smoothed: Option<f32> = None;
-    lumos_engine::train::train(data, &run, settings, steps, &dev, &mut |event| match event {
-        TrainEvent::Preparing { what, done, total } => {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-            bar.set_message(what);
-        }
-        TrainEvent::Step { step, loss, lr } => {
-            if bar.length() != Some(steps as u64) {
-                bar.set_length(steps as u64);
-                bar.reset_eta();
+    lumos_engine::train::train(
+        data,
+        &run,
+        settings,
+        steps,
+        &dev,
+        &mut |event| match event {
+            TrainEvent::Preparing { what, done, total } => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(what);
+                if bar.is_hidden() && (done % 2048 < 32 || done == total) {
+                    println!(
+                        "{what}: {done}/{total} ({:.0} s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
             }
-            let s = smoothed.map_or(loss, |s| 0.98 * s + 0.02 * loss);
-            smoothed = Some(s);
-            bar.set_position(step as u64);
-            bar.set_message(format!("loss {s:.4} lr {lr:.1e}"));
-        }
-        TrainEvent::Saved { step, path } => {
-            bar.println(format!(
-                "step {step}: saved {} ({:.0} s)",
-                path.display(),
-                started.elapsed().as_secs_f64()
-            ));
-        }
-    })?;
+            TrainEvent::Step { step, loss, lr } => {
+                if bar.length() != Some(steps as u64) {
+                    bar.set_length(steps as u64);
+                    bar.reset_eta();
+                }
+                let s = smoothed.map_or(loss, |s| 0.98 * s + 0.02 * loss);
+                smoothed = Some(s);
+                bar.set_position(step as u64);
+                bar.set_message(format!("loss {s:.4} lr {lr:.1e}"));
+                if bar.is_hidden() && step % 50 == 0 {
+                    // Logging to a file: the bar is hidden, so print a line now and then.
+                    println!(
+                        "step {step} loss {s:.4} lr {lr:.1e} ({:.0} s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            TrainEvent::Saved { step, path } => {
+                bar.println(format!(
+                    "step {step}: saved {} ({:.0} s)",
+                    path.display(),
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+        },
+    )?;
     bar.finish();
     println!(
         "done: model in {} (use it with --model {})",
@@ -945,6 +987,7 @@ fn bench(device: DeviceChoice, runs: usize, only: &[String]) -> anyhow::Result<E
         prior: wants("prior"),
         encoder: wants("encoder"),
         vae: wants("vae"),
+        default_model: wants("default"),
     };
     println!(
         "lumos bench on {device} ({} threads), f32, median of {runs} runs after a warm-up",

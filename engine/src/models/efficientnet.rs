@@ -48,7 +48,11 @@ pub const FEATURES: usize = 1280;
 const STRIDES: [usize; 16] = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1];
 
 /// A convolution with its batch norm folded in: `w' = w γ/σ`, `b' = β − μ γ/σ`.
-fn folded(conv: &VarBuilder, bn: &VarBuilder, shape: (usize, usize, usize, usize)) -> Result<(Tensor, Tensor)> {
+fn folded(
+    conv: &VarBuilder,
+    bn: &VarBuilder,
+    shape: (usize, usize, usize, usize),
+) -> Result<(Tensor, Tensor)> {
     let (c_out, ..) = shape;
     let weight = conv.get(shape, "weight")?.to_dtype(DType::F32)?;
     let gamma = bn.get(c_out, "weight")?.to_dtype(DType::F32)?;
@@ -91,7 +95,10 @@ impl Pointwise {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = xs.dims4()?;
         let flat = xs.reshape((b, c, h * w))?;
-        let out = self.weight.broadcast_matmul(&flat)?.broadcast_add(&self.bias)?;
+        let out = self
+            .weight
+            .broadcast_matmul(&flat)?
+            .broadcast_add(&self.bias)?;
         out.reshape((b, (), h, w))
     }
 }
@@ -106,7 +113,13 @@ struct Depthwise {
 }
 
 impl Depthwise {
-    fn load(channels: usize, kernel: usize, stride: usize, conv: VarBuilder, bn: VarBuilder) -> Result<Self> {
+    fn load(
+        channels: usize,
+        kernel: usize,
+        stride: usize,
+        conv: VarBuilder,
+        bn: VarBuilder,
+    ) -> Result<Self> {
         let (weight, bias) = folded(&conv, &bn, (channels, 1, kernel, kernel))?;
         Ok(Self {
             weight,
@@ -131,7 +144,9 @@ impl Depthwise {
             };
             return xs.contiguous()?.apply_op1_no_bwd(&op);
         }
-        let padded = xs.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+        let padded = xs
+            .pad_with_zeros(2, top, bottom)?
+            .pad_with_zeros(3, left, right)?;
         let cfg_out = padded.conv2d(&self.weight, 0, self.stride, 1, c)?;
         relu6(&cfg_out.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?)
     }
@@ -164,30 +179,39 @@ impl CustomOp1 for DepthwiseRelu6 {
         let (oh, ow) = self.out;
         let k = self.kernel;
         let mut out = vec![0f32; b * c * oh * ow];
-        out.par_chunks_mut(oh * ow).enumerate().for_each(|(plane, o)| {
-            let ch = plane % c;
-            let src = &input[plane * h * w..(plane + 1) * h * w];
-            let kernel = &self.weight[ch * k * k..(ch + 1) * k * k];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = self.bias[ch];
+        let (stride, pad_top, pad_left) = (self.stride, self.pad.0, self.pad.1);
+        out.par_chunks_mut(oh * ow)
+            .enumerate()
+            .for_each(|(plane, o)| {
+                let ch = plane % c;
+                let src = &input[plane * h * w..(plane + 1) * h * w];
+                let kernel = &self.weight[ch * k * k..(ch + 1) * k * k];
+                for (oy, out_row) in o.chunks_mut(ow).enumerate() {
+                    out_row.fill(self.bias[ch]);
                     for ky in 0..k {
-                        let y = (oy * self.stride + ky) as isize - self.pad.0 as isize;
-                        if y < 0 || y >= h as isize {
+                        let Some(y) = (oy * stride + ky).checked_sub(pad_top).filter(|&y| y < h)
+                        else {
                             continue;
-                        }
-                        let row = &src[y as usize * w..(y as usize + 1) * w];
+                        };
+                        let row = &src[y * w..(y + 1) * w];
                         for kx in 0..k {
-                            let x = (ox * self.stride + kx) as isize - self.pad.1 as isize;
-                            if x >= 0 && x < w as isize {
-                                acc += row[x as usize] * kernel[ky * k + kx];
+                            let weight = kernel[ky * k + kx];
+                            // Output columns whose input column `ox·stride + kx − pad` is inside.
+                            let first = pad_left.saturating_sub(kx).div_ceil(stride);
+                            let Some(last) = (w - 1 + pad_left).checked_sub(kx).map(|v| v / stride)
+                            else {
+                                continue;
+                            };
+                            for ox in first..=last.min(ow - 1) {
+                                out_row[ox] += weight * row[ox * stride + kx - pad_left];
                             }
                         }
                     }
-                    o[oy * ow + ox] = acc.clamp(0.0, 6.0);
+                    for v in out_row.iter_mut() {
+                        *v = v.clamp(0.0, 6.0);
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), Shape::from((b, c, oh, ow))))
     }
 }
@@ -205,8 +229,16 @@ impl MbConv {
     fn load(stride: usize, vb: VarBuilder) -> Result<Self> {
         // Widths and kernel size from the weights themselves.
         let has_expand = vb.contains_tensor("_expand_conv.weight");
-        let project_shape = vb.pp("_project_conv").get_unchecked("weight")?.dims().to_vec();
-        let dw_shape = vb.pp("_depthwise_conv").get_unchecked("weight")?.dims().to_vec();
+        let project_shape = vb
+            .pp("_project_conv")
+            .get_unchecked("weight")?
+            .dims()
+            .to_vec();
+        let dw_shape = vb
+            .pp("_depthwise_conv")
+            .get_unchecked("weight")?
+            .dims()
+            .to_vec();
         let (c_out, c_mid, kernel) = (project_shape[0], project_shape[1], dw_shape[2]);
         let (expand, c_in) = if has_expand {
             let c_in = vb.pp("_expand_conv").get_unchecked("weight")?.dim(1)?;
@@ -217,7 +249,13 @@ impl MbConv {
         };
         Ok(Self {
             expand,
-            depthwise: Depthwise::load(c_mid, kernel, stride, vb.pp("_depthwise_conv"), vb.pp("_bn1"))?,
+            depthwise: Depthwise::load(
+                c_mid,
+                kernel,
+                stride,
+                vb.pp("_depthwise_conv"),
+                vb.pp("_bn1"),
+            )?,
             project: Pointwise::load(c_mid, c_out, vb.pp("_project_conv"), vb.pp("_bn2"))?,
             residual: stride == 1 && c_in == c_out,
         })
@@ -262,7 +300,8 @@ impl EfficientNetLite {
             let classes = vb.pp("_fc").get_unchecked("bias")?.dim(0)?;
             let fc = vb.pp("_fc");
             Some(candle_nn::Linear::new(
-                fc.get((classes, FEATURES), "weight")?.to_dtype(DType::F32)?,
+                fc.get((classes, FEATURES), "weight")?
+                    .to_dtype(DType::F32)?,
                 Some(fc.get(classes, "bias")?.to_dtype(DType::F32)?),
             ))
         } else {
@@ -300,7 +339,9 @@ impl EfficientNetLite {
         for block in &self.blocks {
             xs = block.forward(&xs)?;
         }
-        relu6(&self.head.forward(&xs)?)?.mean(D::Minus1)?.mean(D::Minus1)
+        relu6(&self.head.forward(&xs)?)?
+            .mean(D::Minus1)?
+            .mean(D::Minus1)
     }
 
     /// ImageNet logits `(b, 1000)`, when the checkpoint still has its classifier.
@@ -340,7 +381,9 @@ mod tests {
             };
             let ours = dw.forward(&xs)?;
             let (top, bottom) = same_padding(size, kernel, stride);
-            let padded = xs.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, top, bottom)?;
+            let padded = xs
+                .pad_with_zeros(2, top, bottom)?
+                .pad_with_zeros(3, top, bottom)?;
             let reference = relu6(
                 &padded
                     .conv2d(&weight, 0, stride, 1, 4)?

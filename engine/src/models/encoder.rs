@@ -83,7 +83,12 @@ impl ImageEncoder {
 
     /// The L2-normalised embedding `(1, c)` of an image: resized (short side) and cropped to the
     /// encoder's size, `crop` placing the window (centre when `None`).
-    pub fn embed(&self, image: &RgbImage, crop: Option<[f32; 2]>, device: &Device) -> Result<Tensor> {
+    pub fn embed(
+        &self,
+        image: &RgbImage,
+        crop: Option<[f32; 2]>,
+        device: &Device,
+    ) -> Result<Tensor> {
         let pixels =
             crate::preprocess::pixel_values(image, self.image_size() as u32, crop, device)?;
         let features = self.features(&pixels)?;

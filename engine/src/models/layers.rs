@@ -26,6 +26,9 @@ impl Module for PlainLayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         if xs.track_op() {
             // Training: candle's fused layer norm has no backward.
+            if let Some(normed) = super::fast_ops::trainable_layer_norm(xs, self.eps)? {
+                return Ok(normed);
+            }
             return candle_nn::ops::layer_norm_slow(xs, &self.ones, &self.zeros, self.eps);
         }
         candle_nn::ops::layer_norm(&xs.contiguous()?, &self.ones, &self.zeros, self.eps)

@@ -103,7 +103,11 @@ impl LoadedModel {
             return Err(EngineError::InvalidRequest(format!(
                 "the prior works on {} channels but its {} has {image_channels}",
                 spec.prior.config.in_channels,
-                if vae.is_some() { "autoencoder" } else { "pixel space" }
+                if vae.is_some() {
+                    "autoencoder"
+                } else {
+                    "pixel space"
+                }
             )));
         }
         Ok(Self {
@@ -220,9 +224,7 @@ pub fn embed_references(model: &LoadedModel, references: &[ReferenceImage]) -> R
     // 1 gives exactly its single-reference result.
     let embeddings = references
         .iter()
-        .map(|r| {
-            model.encoder.embed(&r.image, r.crop, &model.device)
-        })
+        .map(|r| model.encoder.embed(&r.image, r.crop, &model.device))
         .collect::<candle_core::Result<Vec<_>>>()?;
     Ok(Tensor::cat(&embeddings, 0)?)
 }

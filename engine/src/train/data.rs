@@ -76,7 +76,8 @@ pub fn augmented_view(image: &RgbImage, size: u32, rng: &mut impl Rng) -> RgbIma
     let x = rng.random_range(0..=image.width() - cw);
     let y = rng.random_range(0..=image.height() - ch);
     let crop = image::imageops::crop_imm(image, x, y, cw, ch).to_image();
-    let mut view = image::imageops::resize(&crop, size, size, image::imageops::FilterType::Triangle);
+    let mut view =
+        image::imageops::resize(&crop, size, size, image::imageops::FilterType::Triangle);
     if rng.random_bool(0.5) {
         image::imageops::flip_horizontal_in_place(&mut view);
     }
@@ -150,10 +151,18 @@ pub fn embed_views(
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         let features = encoder.features(&Tensor::cat(&pixels, 0)?)?;
-        let norm = features.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let norm = features
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
         let normalised = features.broadcast_div(&norm)?;
         let (_, c) = normalised.dims2()?;
-        all.push(normalised.reshape((chunk.len(), views, c))?.to_dtype(DType::F16)?);
+        all.push(
+            normalised
+                .reshape((chunk.len(), views, c))?
+                .to_dtype(DType::F16)?,
+        );
         progress(chunk.len());
     }
     Ok(Tensor::cat(&all, 0)?)
@@ -162,7 +171,9 @@ pub fn embed_views(
 /// Images as a `(n, 3, s, s)` u8 tensor.
 pub fn images_tensor(images: &[RgbImage], device: &Device) -> Result<Tensor> {
     let Some(first) = images.first() else {
-        return Err(EngineError::InvalidRequest("the data folder has no readable images".into()));
+        return Err(EngineError::InvalidRequest(
+            "the data folder has no readable images".into(),
+        ));
     };
     let s = first.width() as usize;
     let mut data = Vec::with_capacity(images.len() * 3 * s * s);
@@ -180,7 +191,8 @@ pub fn save(set: &TrainingSet, path: &Path) -> Result<()> {
         ("images".to_string(), set.images.clone()),
         ("embeddings".to_string(), set.embeddings.clone()),
     ]);
-    let files = serde_json::to_string(&set.files).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+    let files = serde_json::to_string(&set.files)
+        .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
     let meta = HashMap::from([("files".to_string(), files)]);
     save_with_metadata(&tensors, &meta, path)
 }
@@ -199,7 +211,11 @@ pub fn save_with_metadata(
                 DType::F16 => safetensors::Dtype::F16,
                 _ => safetensors::Dtype::F32,
             };
-            let t = if dtype == safetensors::Dtype::F32 { t.to_dtype(DType::F32)? } else { t.clone() };
+            let t = if dtype == safetensors::Dtype::F32 {
+                t.to_dtype(DType::F32)?
+            } else {
+                t.clone()
+            };
             let bytes = tensor_bytes(&t)?;
             Ok((name.clone(), bytes, dtype, t.dims().to_vec()))
         })
@@ -244,7 +260,8 @@ pub fn load(path: &Path, device: &Device) -> Result<TrainingSet> {
         source: e,
     })?;
     let bad = |e: String| EngineError::InvalidRequest(format!("{}: {e}", path.display()));
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let files: Vec<String> = meta
         .metadata()
         .as_ref()
@@ -252,7 +269,12 @@ pub fn load(path: &Path, device: &Device) -> Result<TrainingSet> {
         .and_then(|f| serde_json::from_str(f).ok())
         .ok_or_else(|| bad("no file list".into()))?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)?;
-    let get = |name: &str| tensors.get(name).cloned().ok_or_else(|| bad(format!("no {name}")));
+    let get = |name: &str| {
+        tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| bad(format!("no {name}")))
+    };
     Ok(TrainingSet {
         files,
         images: get("images")?,

@@ -95,7 +95,11 @@ impl TrainSettings {
 #[derive(Clone, Debug)]
 pub enum TrainEvent {
     /// Images decoded / embedded while preparing the data.
-    Preparing { what: &'static str, done: usize, total: usize },
+    Preparing {
+        what: &'static str,
+        done: usize,
+        total: usize,
+    },
     /// A step finished.
     Step { step: usize, loss: f32, lr: f64 },
     /// State and the exported model were written.
@@ -155,12 +159,19 @@ pub fn prepare_data(
     }
     let size = settings.prior.input_size as u32;
     let (files, images, skipped) = data::load_images(data_dir, size)?;
+    if images.is_empty() {
+        return Err(EngineError::InvalidRequest(format!(
+            "the data folder {} has no readable images",
+            data_dir.display()
+        )));
+    }
     if skipped > 0 {
         eprintln!("skipped {skipped} files that could not be decoded");
     }
-    let encoder = crate::checkpoints::build_model(&settings.encoder.path, DType::F32, device, |vb| {
-        ImageEncoder::load(&settings.encoder.config, vb)
-    })?;
+    let encoder =
+        crate::checkpoints::build_model(&settings.encoder.path, DType::F32, device, |vb| {
+            ImageEncoder::load(&settings.encoder.config, vb)
+        })?;
     let total = images.len();
     let mut done = 0;
     let embeddings = data::embed_views(&encoder, &images, settings.views, device, &mut |n| {
@@ -263,18 +274,27 @@ impl Trainer {
     pub fn train_step(&mut self, set: &data::TrainingSet, pool: &[u32]) -> Result<f32> {
         let s = &self.settings;
         let step = self.optimizer.step;
-        let mut rng = ChaCha8Rng::seed_from_u64(s.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(s.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
         let n = set.images.dim(0)?;
         let views = set.embeddings.dim(1)?;
         let b = s.batch;
         if pool.is_empty() {
             return Err(EngineError::InvalidRequest("no training images".into()));
         }
-        let indices: Vec<u32> = (0..b).map(|_| pool[rng.random_range(0..pool.len())]).collect();
+        let indices: Vec<u32> = (0..b)
+            .map(|_| pool[rng.random_range(0..pool.len())])
+            .collect();
         let view_of: Vec<u32> = (0..b).map(|_| rng.random_range(0..views as u32)).collect();
         let flips: Vec<bool> = (0..b).map(|_| rng.random_bool(0.5)).collect();
         let keep: Vec<f32> = (0..b)
-            .map(|_| if rng.random_bool(s.condition_dropout) { 0.0 } else { 1.0 })
+            .map(|_| {
+                if rng.random_bool(s.condition_dropout) {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
             .collect();
         let timesteps: Vec<usize> = (0..b)
             .map(|_| rng.random_range(0..self.schedule.total_n()))
@@ -282,7 +302,10 @@ impl Trainer {
         let index_tensor = Tensor::new(indices.as_slice(), &self.device)?;
 
         // x0 in [-1, 1], half of them mirrored.
-        let images = set.images.index_select(&index_tensor, 0)?.to_dtype(DType::F32)?;
+        let images = set
+            .images
+            .index_select(&index_tensor, 0)?
+            .to_dtype(DType::F32)?;
         let images = ((images / 127.5)? - 1.0)?;
         let mirrored = images.flip(&[3])?;
         let flip_mask = Tensor::from_vec(
@@ -296,7 +319,9 @@ impl Trainer {
         // ε and x_t = √ᾱ x0 + √(1−ᾱ) ε
         let shape = x0.dims().to_vec();
         let count: usize = shape.iter().product();
-        let eps: Vec<f32> = (0..count).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let eps: Vec<f32> = (0..count)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
         let eps = Tensor::from_vec(eps, shape.as_slice(), &self.device)?;
         let (signal, noise): (Vec<f32>, Vec<f32>) = timesteps
             .iter()
@@ -384,7 +409,9 @@ fn initialise(name: &str, var: &Var, rng: &mut ChaCha8Rng) -> Result<()> {
         let fan_out = dims[0];
         let fan_in: usize = dims[1..].iter().product();
         let bound = (6.0 / (fan_in + fan_out) as f32).sqrt();
-        (0..count).map(|_| rng.random_range(-bound..=bound)).collect()
+        (0..count)
+            .map(|_| rng.random_range(-bound..=bound))
+            .collect()
     };
     var.set(&Tensor::from_vec(values, dims, var.device())?)?;
     Ok(())
@@ -423,7 +450,8 @@ pub fn export(
         encoder: settings.encoder.clone(),
         vae: None,
     };
-    let json = serde_json::to_string_pretty(&spec).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&spec)
+        .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
     std::fs::write(run.manifest(), json).map_err(|e| io_error(&run.manifest(), e))
 }
 
@@ -490,7 +518,9 @@ pub fn denoising_error(model: &LumosI2I, set: &data::TrainingSet, seed: u64) -> 
     let images = ((set.images.narrow(0, 0, n)?.to_dtype(DType::F32)? / 127.5)? - 1.0)?;
     let shape = images.dims().to_vec();
     let count: usize = shape.iter().product();
-    let eps: Vec<f32> = (0..count).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let eps: Vec<f32> = (0..count)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
     let eps = Tensor::from_vec(eps, shape.as_slice(), &device)?;
     let t = 500;
     let a = schedule.alphas_cumprod[t];

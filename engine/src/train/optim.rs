@@ -78,13 +78,18 @@ impl AdamW {
         let bias1 = 1.0 - c.beta1.powi(self.step as i32);
         let bias2 = 1.0 - c.beta2.powi(self.step as i32);
         for (name, var) in &self.vars {
-            let Some(grad) = grads.get(var) else { continue };
+            // Detached: gradients (and anything computed from a variable) carry the step's
+            // whole computation graph; keeping them in the moments would keep every step's
+            // activations alive.
+            let Some(grad) = grads.get(var).map(Tensor::detach) else {
+                continue;
+            };
             let m = &self.first[name];
             let v = &self.second[name];
-            let m = ((m * c.beta1)? + (grad * (1.0 - c.beta1))?)?;
-            let v = ((v * c.beta2)? + (grad.sqr()? * (1.0 - c.beta2))?)?;
+            let m = ((m * c.beta1)? + (&grad * (1.0 - c.beta1))?)?.detach();
+            let v = ((v * c.beta2)? + (grad.sqr()? * (1.0 - c.beta2))?)?.detach();
             let update = ((&m / bias1)? / ((&v / bias2)?.sqrt()? + c.eps)?)?;
-            let decayed = (var.as_tensor() * (1.0 - lr * c.weight_decay))?;
+            let decayed = (var.as_tensor().detach() * (1.0 - lr * c.weight_decay))?;
             var.set(&(decayed - (update * lr)?)?)?;
             self.first.insert(name.clone(), m);
             self.second.insert(name.clone(), v);
@@ -130,7 +135,7 @@ impl Ema {
     pub fn new(vars: &[(String, Var)], decay: f64) -> Result<Self> {
         let weights = vars
             .iter()
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().detach().copy()?)))
             .collect::<Result<_>>()?;
         Ok(Self { weights, decay })
     }
@@ -142,7 +147,8 @@ impl Ema {
         let decay = self.decay.min((1.0 + n) / (10.0 + n));
         for (name, var) in vars {
             if let Some(avg) = self.weights.get_mut(name) {
-                *avg = ((&*avg * decay)? + (var.as_tensor() * (1.0 - decay))?)?;
+                let current = var.as_tensor().detach();
+                *avg = ((&*avg * decay)? + (current * (1.0 - decay))?)?.detach();
             }
         }
         Ok(())
@@ -168,7 +174,10 @@ mod tests {
             let loss = (x.as_tensor() - &target)?.sqr()?.sum_all()?;
             opt.step(&loss.backward()?)?;
         }
-        let err = (x.as_tensor() - &target)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let err = (x.as_tensor() - &target)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
         assert!(err < 1e-2, "{err}");
         Ok(())
     }
