@@ -431,6 +431,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models { dir } => {
             let found = checkpoints::discover(dir.as_deref());
             print!("{}", found.report());
+            match lumos_engine::embedded::default_spec() {
+                Ok(spec) => println!(
+                    "built-in default: {} ({}×{} px; used when the full model is missing)",
+                    spec.name, spec.prior.config.input_size, spec.prior.config.input_size
+                ),
+                Err(e) => println!("built-in default: unusable ({e})"),
+            }
             let fixtures = checkpoints::fixtures_root();
             match checkpoints::pipeline_fixture_spec(&fixtures) {
                 Ok(_) => println!(

@@ -253,11 +253,23 @@ pub fn denoise_along(
     hook: &mut StepHook<'_>,
 ) -> Result<Tensor> {
     let b = start.dim(0)?;
-    let mut predictor = ClassifierFreeGuidance {
+    let guided = ClassifierFreeGuidance {
         model: &model.prior,
         condition: condition.clone(),
         uncondition: model.prior.null_condition(b)?,
         scale: settings.guidance,
+    };
+    // Pixel-space priors: clip the implied image to [-1, 1] at every step.
+    let (mut plain, mut clipped);
+    let predictor: &mut dyn sampling::NoisePredictor = if model.vae.is_none() {
+        clipped = sampling::ClipDenoised {
+            inner: guided,
+            schedule: &model.schedule,
+        };
+        &mut clipped
+    } else {
+        plain = guided;
+        &mut plain
     };
     let mut on_step = |step: sampling::SolverStep<'_>| -> Result<()> {
         let preview = latent_preview(step.x0)?;
@@ -272,7 +284,7 @@ pub fn denoise_along(
         &model.schedule,
         grid,
         start,
-        &mut predictor,
+        predictor,
         constraint,
         &mut on_step,
     )
