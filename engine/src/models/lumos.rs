@@ -40,6 +40,21 @@ pub struct LumosConfig {
     /// Positional-embedding scale.
     #[serde(default = "one_f64")]
     pub lewei_scale: f64,
+    /// What the network predicts: the noise (Lumos, PixArt) or the velocity `α ε − σ x0`
+    /// (the small pixel-space default: its error does not blow up at high noise).
+    #[serde(default)]
+    pub prediction: Prediction,
+}
+
+/// The network's training target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prediction {
+    /// ε (the published model).
+    #[default]
+    Epsilon,
+    /// v = α ε − σ x0.
+    V,
 }
 
 fn one() -> usize {
@@ -67,6 +82,7 @@ impl LumosConfig {
             model_max_length: 1,
             pred_sigma: true,
             lewei_scale: 1.0,
+            prediction: Prediction::Epsilon,
         }
     }
 

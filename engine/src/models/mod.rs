@@ -12,5 +12,5 @@ pub mod vae;
 pub use dino::{DinoConfig, DinoVit};
 pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
 pub use encoder::{EncoderConfig, ImageEncoder};
-pub use lumos::{LumosConfig, LumosI2I};
+pub use lumos::{LumosConfig, LumosI2I, Prediction};
 pub use vae::{AutoencoderKl, VaeConfig};

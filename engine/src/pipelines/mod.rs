@@ -259,18 +259,20 @@ pub fn denoise_along(
         uncondition: model.prior.null_condition(b)?,
         scale: settings.guidance,
     };
-    // Pixel-space priors: clip the implied image to [-1, 1] at every step.
-    let (mut plain, mut clipped);
-    let predictor: &mut dyn sampling::NoisePredictor = if model.vae.is_none() {
-        clipped = sampling::ClipDenoised {
-            inner: guided,
+    let mut predictor: Box<dyn sampling::NoisePredictor + '_> = Box::new(guided);
+    if model.prior.config().prediction == crate::models::Prediction::V {
+        predictor = Box::new(sampling::VelocityToNoise {
+            inner: predictor,
             schedule: &model.schedule,
-        };
-        &mut clipped
-    } else {
-        plain = guided;
-        &mut plain
-    };
+        });
+    }
+    if model.vae.is_none() {
+        // Pixel-space priors: clip the implied image to [-1, 1] at every step.
+        predictor = Box::new(sampling::ClipDenoised {
+            inner: predictor,
+            schedule: &model.schedule,
+        });
+    }
     let mut on_step = |step: sampling::SolverStep<'_>| -> Result<()> {
         let preview = latent_preview(step.x0)?;
         hook(StepReport::Step {
@@ -284,7 +286,7 @@ pub fn denoise_along(
         &model.schedule,
         grid,
         start,
-        predictor,
+        &mut predictor,
         constraint,
         &mut on_step,
     )

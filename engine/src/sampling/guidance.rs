@@ -45,6 +45,38 @@ impl NoisePredictor for ClassifierFreeGuidance<'_> {
     }
 }
 
+impl<P: NoisePredictor + ?Sized> NoisePredictor for Box<P> {
+    fn predict_noise(&mut self, x: &Tensor, net_t: f32) -> Result<Tensor> {
+        (**self).predict_noise(x, net_t)
+    }
+}
+
+fn alpha_sigma(schedule: &crate::sampling::NoiseSchedule, net_t: f32) -> (f64, f64) {
+    let n = schedule.total_n() as f32;
+    let t = net_t / n + 1.0 / n;
+    (
+        f64::from(schedule.marginal_alpha(t)),
+        f64::from(schedule.marginal_std(t)),
+    )
+}
+
+/// Turns a v-prediction (`v = α ε − σ x0`) into the noise the solvers expect:
+/// `ε = α v + σ x` (since α² + σ² = 1).
+pub struct VelocityToNoise<'a, P: NoisePredictor> {
+    /// The v-predicting model (guided or not: guidance is linear).
+    pub inner: P,
+    /// The schedule that maps network time to α and σ.
+    pub schedule: &'a crate::sampling::NoiseSchedule,
+}
+
+impl<P: NoisePredictor> NoisePredictor for VelocityToNoise<'_, P> {
+    fn predict_noise(&mut self, x: &Tensor, net_t: f32) -> Result<Tensor> {
+        let v = self.inner.predict_noise(x, net_t)?;
+        let (alpha, sigma) = alpha_sigma(self.schedule, net_t);
+        Ok(((v * alpha)? + (x * sigma)?)?)
+    }
+}
+
 /// Clips the implied clean image `x0 = (x − σ ε) / α` to [−1, 1] and returns the noise that
 /// corresponds to the clipped image (DDPM's `clip_denoised`). For priors that work on pixels:
 /// at high noise a small error in ε becomes a huge one in x0 (α is 0.006 at t = 1 on the linear
@@ -60,10 +92,7 @@ pub struct ClipDenoised<'a, P: NoisePredictor> {
 impl<P: NoisePredictor> NoisePredictor for ClipDenoised<'_, P> {
     fn predict_noise(&mut self, x: &Tensor, net_t: f32) -> Result<Tensor> {
         let eps = self.inner.predict_noise(x, net_t)?;
-        let n = self.schedule.total_n() as f32;
-        let t = net_t / n + 1.0 / n;
-        let alpha = f64::from(self.schedule.marginal_alpha(t));
-        let sigma = f64::from(self.schedule.marginal_std(t));
+        let (alpha, sigma) = alpha_sigma(self.schedule, net_t);
         let x0 = ((x - (&eps * sigma)?)? / alpha)?.clamp(-1f32, 1f32)?;
         Ok(((x - (x0 * alpha)?)? / sigma)?)
     }
@@ -80,6 +109,30 @@ mod tests {
         fn predict_noise(&mut self, _x: &Tensor, _net_t: f32) -> Result<Tensor> {
             Ok(self.0.clone())
         }
+    }
+
+    #[test]
+    fn velocity_converts_back_to_the_noise_it_was_made_from() -> Result<()> {
+        let schedule = crate::sampling::NoiseSchedule::default();
+        let dev = Device::Cpu;
+        for t in [0.05f32, 0.5, 0.99] {
+            let (alpha, sigma) = (
+                f64::from(schedule.marginal_alpha(t)),
+                f64::from(schedule.marginal_std(t)),
+            );
+            let x0 = Tensor::new(&[0.5f32, -0.25, 1.0, -1.0], &dev)?;
+            let eps = Tensor::new(&[0.3f32, -1.2, 0.7, 2.0], &dev)?;
+            let x = ((&x0 * alpha)? + (&eps * sigma)?)?;
+            let v = ((&eps * alpha)? - (&x0 * sigma)?)?;
+            let mut to_noise = VelocityToNoise {
+                inner: Constant(v),
+                schedule: &schedule,
+            };
+            let back = to_noise.predict_noise(&x, schedule.network_time(t))?;
+            let err = (back - &eps)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(err < 1e-4, "t {t}: {err}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod schedule;
 
 use candle_core::Tensor;
 
-pub use guidance::{ClassifierFreeGuidance, ClipDenoised, NoisePredictor};
+pub use guidance::{ClassifierFreeGuidance, ClipDenoised, NoisePredictor, VelocityToNoise};
 pub use schedule::NoiseSchedule;
 
 use crate::error::Result;

@@ -24,7 +24,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
-use crate::models::{EncoderConfig, ImageEncoder, LumosConfig, LumosI2I};
+use crate::models::{EncoderConfig, ImageEncoder, LumosConfig, LumosI2I, Prediction};
 use crate::protocol::{ComponentSpec, ModelSpec, Precision};
 use crate::sampling::NoiseSchedule;
 
@@ -56,7 +56,7 @@ pub struct TrainSettings {
 }
 
 impl TrainSettings {
-    /// The embedded default: a 64×64 pixel-space prior (patch 8, width 256, depth 6) conditioned
+    /// The embedded default: a 64×64 pixel-space v-prediction prior (patch 8, width 256, depth 6) conditioned
     /// on EfficientNet-Lite0 embeddings at 128 px.
     pub fn small_default(encoder_path: PathBuf) -> Self {
         Self {
@@ -72,6 +72,7 @@ impl TrainSettings {
                 model_max_length: 1,
                 pred_sigma: false,
                 lewei_scale: 1.0,
+                prediction: Prediction::V,
             },
             encoder: ComponentSpec {
                 path: encoder_path,
@@ -353,7 +354,12 @@ impl Trainer {
 
         let t_values: Vec<f32> = timesteps.iter().map(|&t| t as f32).collect();
         let pred = self.model.forward_eps(&x_t, &t_values, &cond)?;
-        let loss = (pred - &eps)?.sqr()?.mean_all()?;
+        let target = match self.settings.prior.prediction {
+            Prediction::Epsilon => eps,
+            // v = α ε − σ x0
+            Prediction::V => (eps.broadcast_mul(&signal)? - x0.broadcast_mul(&noise)?)?,
+        };
+        let loss = (pred - &target)?.sqr()?.mean_all()?;
         let grads = loss.backward()?;
         self.optimizer.step(&grads)?;
         self.ema.update(&self.vars, self.optimizer.step)?;
@@ -506,32 +512,4 @@ pub fn train(
         }
     }
     Ok(())
-}
-
-/// Mean squared noise-prediction error of a model on `set`'s clean views at fixed timesteps
-/// (a held-out figure for the model card and the tests).
-pub fn denoising_error(model: &LumosI2I, set: &data::TrainingSet, seed: u64) -> Result<f32> {
-    let schedule = NoiseSchedule::default();
-    let device = model.device().clone();
-    let n = set.images.dim(0)?.min(64);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let images = ((set.images.narrow(0, 0, n)?.to_dtype(DType::F32)? / 127.5)? - 1.0)?;
-    let shape = images.dims().to_vec();
-    let count: usize = shape.iter().product();
-    let eps: Vec<f32> = (0..count)
-        .map(|_| StandardNormal.sample(&mut rng))
-        .collect();
-    let eps = Tensor::from_vec(eps, shape.as_slice(), &device)?;
-    let t = 500;
-    let a = schedule.alphas_cumprod[t];
-    let x_t = ((images * a.sqrt())? + (&eps * (1.0 - a).sqrt())?)?;
-    let c = set.embeddings.dim(2)?;
-    let cond = set
-        .embeddings
-        .narrow(0, 0, n)?
-        .narrow(1, 0, 1)?
-        .to_dtype(DType::F32)?
-        .reshape((n, 1, 1, c))?;
-    let pred = model.forward_eps(&x_t, &vec![t as f32; n], &cond)?;
-    Ok((pred - eps)?.sqr()?.mean_all()?.to_scalar::<f32>()?)
 }
