@@ -64,7 +64,11 @@ impl LatentRgbMap {
 
     /// The map for a model whose samples have `channels` channels: RGB for 3, SD-1.x for 4.
     pub fn for_channels(channels: usize) -> Self {
-        if channels == 3 { Self::PIXELS } else { Self::SD1 }
+        if channels == 3 {
+            Self::PIXELS
+        } else {
+            Self::SD1
+        }
     }
 
     /// The map of one latent value, as display values in [0, 1].
