@@ -190,13 +190,15 @@ impl Canvas {
         &mut self,
         made_from: &[lumos_engine::protocol::ReferenceMeta],
     ) -> usize {
+        let hashes: Vec<String> = self
+            .references
+            .iter()
+            .map(|r| lumos_engine::imageio::pixel_hash(&r.image))
+            .collect();
         let mut found = 0;
         for meta in made_from {
-            let matching = self
-                .references
-                .iter_mut()
-                .find(|r| lumos_engine::imageio::pixel_hash(&r.image) == meta.sha256);
-            if let Some(reference) = matching {
+            if let Some(i) = hashes.iter().position(|h| *h == meta.sha256) {
+                let reference = &mut self.references[i];
                 reference.weight = meta.weight;
                 reference.crop = meta.crop.unwrap_or([0.5, 0.5]);
                 found += 1;

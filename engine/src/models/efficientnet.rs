@@ -9,6 +9,8 @@
 //! is the globally averaged 1280-d feature map before the classifier (`_fc` is read only by
 //! [`EfficientNetLite::classify`], which the tests use to check the network on photos).
 
+use std::sync::Arc;
+
 use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
@@ -108,6 +110,8 @@ impl Pointwise {
 struct Depthwise {
     weight: Tensor,
     bias: Tensor,
+    /// The same weights on the host, for the CPU kernel (read once at load).
+    host: Arc<(Vec<f32>, Vec<f32>)>,
     kernel: usize,
     stride: usize,
 }
@@ -121,9 +125,11 @@ impl Depthwise {
         bn: VarBuilder,
     ) -> Result<Self> {
         let (weight, bias) = folded(&conv, &bn, (channels, 1, kernel, kernel))?;
+        let host = Arc::new((weight.flatten_all()?.to_vec1()?, bias.to_vec1()?));
         Ok(Self {
             weight,
             bias,
+            host,
             kernel,
             stride,
         })
@@ -135,8 +141,7 @@ impl Depthwise {
         let (left, right) = same_padding(w, self.kernel, self.stride);
         if xs.device().is_cpu() && xs.dtype() == DType::F32 {
             let op = DepthwiseRelu6 {
-                weight: self.weight.flatten_all()?.to_vec1()?,
-                bias: self.bias.to_vec1()?,
+                host: self.host.clone(),
                 kernel: self.kernel,
                 stride: self.stride,
                 pad: (top, left),
@@ -154,8 +159,8 @@ impl Depthwise {
 
 /// The depthwise convolution, bias and ReLU6 in one pass, one (sample, channel) plane per task.
 struct DepthwiseRelu6 {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+    /// Folded weights and biases.
+    host: Arc<(Vec<f32>, Vec<f32>)>,
     kernel: usize,
     stride: usize,
     pad: (usize, usize),
@@ -168,14 +173,8 @@ impl CustomOp1 for DepthwiseRelu6 {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("depthwise: f32 only")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("depthwise: contiguous input only")
-        };
+        let input = super::fast_ops::contiguous_f32(storage, layout, self.name())?;
         let (b, c, h, w) = layout.shape().dims4()?;
-        let input = &data[start..end];
         let (oh, ow) = self.out;
         let k = self.kernel;
         let mut out = vec![0f32; b * c * oh * ow];
@@ -185,9 +184,9 @@ impl CustomOp1 for DepthwiseRelu6 {
             .for_each(|(plane, o)| {
                 let ch = plane % c;
                 let src = &input[plane * h * w..(plane + 1) * h * w];
-                let kernel = &self.weight[ch * k * k..(ch + 1) * k * k];
+                let kernel = &self.host.0[ch * k * k..(ch + 1) * k * k];
                 for (oy, out_row) in o.chunks_mut(ow).enumerate() {
-                    out_row.fill(self.bias[ch]);
+                    out_row.fill(self.host.1[ch]);
                     for ky in 0..k {
                         let Some(y) = (oy * stride + ky).checked_sub(pad_top).filter(|&y| y < h)
                         else {
@@ -374,6 +373,7 @@ mod tests {
             let weight = Tensor::randn(0f32, 1.0, (4, 1, kernel, kernel), &dev)?;
             let bias = Tensor::randn(0f32, 1.0, 4, &dev)?;
             let dw = Depthwise {
+                host: Arc::new((weight.flatten_all()?.to_vec1()?, bias.to_vec1()?)),
                 weight: weight.clone(),
                 bias: bias.clone(),
                 kernel,

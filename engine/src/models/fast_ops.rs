@@ -100,7 +100,12 @@ struct TrainableLayerNorm {
     eps: f32,
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The contiguous f32 data of a CPU storage, or an error naming `what`.
+pub(crate) fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("{what}: f32 only")
     };
