@@ -114,6 +114,24 @@ pub fn labelled_grid(
     Some(sheet)
 }
 
+/// The labelled sheet of a sweep from its images in index order (row-major); `None` unless
+/// `mode` is a sweep and every cell is there with the same size.
+pub fn sweep_sheet(mode: &crate::protocol::Mode, images: &[&RgbImage]) -> Option<RgbImage> {
+    let crate::protocol::Mode::Sweep { rows, guidance } = mode else {
+        return None;
+    };
+    if images.len() != rows.len() * guidance.len() {
+        return None;
+    }
+    let cells: Vec<Vec<RgbImage>> = images
+        .chunks(guidance.len())
+        .map(|row| row.iter().map(|&img| img.clone()).collect())
+        .collect();
+    let row_labels: Vec<String> = (0..rows.len()).map(|r| rows.label(r)).collect();
+    let col_labels: Vec<String> = guidance.iter().map(|g| format!("cfg {g}")).collect();
+    labelled_grid(&cells, &row_labels, &col_labels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

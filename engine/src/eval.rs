@@ -206,11 +206,12 @@ pub fn evaluate(
     })
 }
 
-/// The held-out split: files whose name hashes to 0 mod 128 (about 0.8%) are never trained on.
+/// The held-out split: files whose name hashes to 0 mod 64 (about 1.6%, ~230 of the default corpus,
+/// enough for the 200-image evaluation) are never trained on.
 pub fn is_held_out(name: &str) -> bool {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(name.as_bytes());
-    digest[0] & 0x7f == 0
+    digest[0] & 0x3f == 0
 }
 
 #[cfg(test)]
@@ -218,11 +219,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_held_out_split_is_about_one_in_128_and_stable() {
+    fn the_held_out_split_is_about_one_in_64_and_stable() {
         let held = (0..100_000)
             .filter(|i| is_held_out(&format!("images/file-{i}.png")))
             .count();
-        assert!((600..=960).contains(&held), "{held}");
+        assert!((1350..=1800).contains(&held), "{held}");
         assert_eq!(is_held_out("a.png"), is_held_out("a.png"));
     }
 }

@@ -123,6 +123,7 @@ pub fn parameters_text(meta: &GenerationMeta) -> String {
     let mode = match &meta.mode {
         Mode::Variations { count } => format!("variations x{count}"),
         Mode::Interpolate { frames, path } => format!("interpolate {frames} frames ({path:?})"),
+        Mode::Sweep { rows, guidance } => format!("sweep {} x {}", rows.len(), guidance.len()),
     };
     format!(
         "references: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}, Mode: {}",

@@ -166,6 +166,46 @@ pub enum Mode {
         frames: usize,
         path: InterpolationPath,
     },
+    /// An X/Y grid (A1111's X/Y plot): one row per `rows` value, one column per guidance
+    /// scale; image `row × columns + column`.
+    Sweep {
+        /// What the rows vary.
+        rows: SweepRows,
+        /// The guidance scale of each column.
+        guidance: Vec<f64>,
+    },
+}
+
+/// The rows of a sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SweepRows {
+    /// One row per seed.
+    Seeds(Vec<u64>),
+    /// One row per weight of the last reference (every cell shares the request's seed).
+    Weights(Vec<f32>),
+}
+
+impl SweepRows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Seeds(v) => v.len(),
+            Self::Weights(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The label of row `index` (`seed 3`, `w 0.5`).
+    pub fn label(&self, index: usize) -> String {
+        match self {
+            Self::Seeds(v) => format!("seed {}", v[index]),
+            Self::Weights(v) => format!("w {}", v[index]),
+        }
+    }
 }
 
 /// A reference image as the engine receives it.

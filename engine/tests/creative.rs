@@ -274,3 +274,100 @@ fn a_seed_reproduces_its_image_whatever_the_batch() {
     );
     assert_same(&batch[2], &alone[0], "seed 12");
 }
+
+#[test]
+fn every_sweep_cell_equals_the_single_generation_with_its_settings() {
+    use lumos_engine::protocol::SweepRows;
+    let model = model();
+    let with_guidance = |mut req: GenerateRequest, guidance: f64| {
+        req.settings.guidance = guidance;
+        req
+    };
+    // Rows over seeds, columns over guidance.
+    let sweep = Mode::Sweep {
+        rows: SweepRows::Seeds(vec![5, 9]),
+        guidance: vec![1.5, 6.0],
+    };
+    let cells = run(
+        &model,
+        &request(vec![reference("ref_a.png", 1.0)], sweep, 0),
+    );
+    assert_eq!(cells.len(), 4);
+    for (index, (seed, guidance)) in [(5, 1.5), (5, 6.0), (9, 1.5), (9, 6.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let single = run(
+            &model,
+            &with_guidance(
+                request(
+                    vec![reference("ref_a.png", 1.0)],
+                    Mode::Variations { count: 1 },
+                    seed,
+                ),
+                guidance,
+            ),
+        );
+        assert_same(&cells[index], &single[0], &format!("cell {index}"));
+    }
+    assert_ne!(cells[0], cells[1], "guidance changes the image");
+
+    // Rows over the last reference's weight share one noise; weight 0 is the first reference.
+    let sweep = Mode::Sweep {
+        rows: SweepRows::Weights(vec![0.0, 1.0]),
+        guidance: vec![3.0],
+    };
+    let mut req = request(
+        vec![reference("ref_a.png", 1.0), reference("ref_b.png", 1.0)],
+        sweep,
+        7,
+    );
+    req.mix.renormalize = false;
+    let mut metas = Vec::new();
+    let mut cells = Vec::new();
+    pipelines::run(&model, &req, &mut |report| {
+        if let StepReport::Image { image, meta, .. } = report {
+            cells.push((*image).clone());
+            metas.push(meta);
+        }
+        Ok(())
+    })
+    .expect("weight sweep");
+    let alone = run(
+        &model,
+        &with_guidance(
+            request(
+                vec![reference("ref_a.png", 1.0)],
+                Mode::Variations { count: 1 },
+                7,
+            ),
+            3.0,
+        ),
+    );
+    assert_same(&cells[0], &alone[0], "weight 0");
+    assert_eq!(
+        metas[0].references[1].weight, 0.0,
+        "the cell's weight is recorded"
+    );
+    assert_eq!(metas[1].references[1].weight, 1.0);
+    assert_eq!(metas[1].settings.guidance, 3.0);
+
+    let images: Vec<&RgbImage> = cells.iter().collect();
+    let sheet = lumos_engine::contact_sheet::sweep_sheet(&req.mode, &images).expect("sheet");
+    assert!(sheet.width() > 64 && sheet.height() > 2 * 64);
+}
+
+#[test]
+fn a_weight_sweep_needs_two_references() {
+    use lumos_engine::protocol::SweepRows;
+    let req = request(
+        vec![reference("ref_a.png", 1.0)],
+        Mode::Sweep {
+            rows: SweepRows::Weights(vec![0.5]),
+            guidance: vec![3.0],
+        },
+        0,
+    );
+    let err = pipelines::validate(&req).expect_err("refused");
+    assert!(err.to_string().contains("another reference"), "{err}");
+}

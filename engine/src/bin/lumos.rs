@@ -704,6 +704,7 @@ fn output_name(mode: &Mode, meta_seed: u64, index: usize) -> String {
     match mode {
         Mode::Variations { .. } => format!("lumos-{meta_seed}-{index:03}.png"),
         Mode::Interpolate { .. } => format!("lumos-morph-{meta_seed}-{index:03}.png"),
+        Mode::Sweep { .. } => format!("lumos-sweep-{meta_seed}-{index:03}.png"),
     }
 }
 
@@ -756,7 +757,7 @@ fn generate(
         .map(|i| {
             let image_seed = match mode {
                 Mode::Variations { .. } => seed.wrapping_add(i as u64),
-                Mode::Interpolate { .. } => seed,
+                Mode::Interpolate { .. } | Mode::Sweep { .. } => seed,
             };
             args.out.join(output_name(&mode, image_seed, i))
         })
@@ -854,12 +855,38 @@ fn sweep(
     guidance_values: &[f64],
     args: &SamplingArgs,
 ) -> anyhow::Result<ExitCode> {
-    if row_values.is_empty() || guidance_values.is_empty() {
-        bail!("give at least one row value and one guidance value");
-    }
-    let base = load_references(paths, &[])?;
-    let model_spec = args.resolve_model()?;
+    let references = load_references(paths, &[])?;
     let seed = args.seed.unwrap_or(1);
+    let rows = match rows {
+        SweepRows::Seed => {
+            if let Some(bad) = row_values.iter().find(|v| v.fract() != 0.0 || **v < 0.0) {
+                bail!("seeds are whole numbers from 0 up; {bad} is not one");
+            }
+            lumos_engine::protocol::SweepRows::Seeds(row_values.iter().map(|&v| v as u64).collect())
+        }
+        SweepRows::Weight => lumos_engine::protocol::SweepRows::Weights(
+            row_values.iter().map(|&v| v as f32).collect(),
+        ),
+    };
+    let mode = Mode::Sweep {
+        rows,
+        guidance: guidance_values.to_vec(),
+    };
+    let request = GenerateRequest {
+        model: args.resolve_model()?,
+        device: args.device,
+        references,
+        mode: mode.clone(),
+        settings: SamplerSettings {
+            steps: args.steps,
+            guidance: args.guidance,
+            solver: args.solver.into(),
+            seed,
+        },
+        init: args.init_image()?,
+        mix: args.mix_settings(),
+    };
+    pipelines::validate(&request)?;
     let path = args.out.join(format!("lumos-sweep-{seed}.png"));
     if path.exists() {
         bail!(
@@ -869,64 +896,20 @@ fn sweep(
     }
     prepare_output_dir(&args.out)?;
     let device = lumos_engine::device::open(args.device)?;
-    let model = LoadedModel::load(&model_spec, &device)?;
-    let bar = ProgressBar::new((row_values.len() * guidance_values.len()) as u64);
-    let mut cells = Vec::with_capacity(row_values.len());
-    for &row in row_values {
-        let mut references = base.clone();
-        let row_seed = match rows {
-            SweepRows::Seed => row as u64,
-            SweepRows::Weight => {
-                if let Some(last) = references.last_mut() {
-                    last.weight = row as f32;
-                }
-                seed
-            }
-        };
-        let mut row_cells = Vec::with_capacity(guidance_values.len());
-        for &guidance in guidance_values {
-            let request = GenerateRequest {
-                model: model_spec.clone(),
-                device: args.device,
-                references: references.clone(),
-                mode: Mode::Variations { count: 1 },
-                settings: SamplerSettings {
-                    steps: args.steps,
-                    guidance,
-                    solver: args.solver.into(),
-                    seed: row_seed,
-                },
-                init: args.init_image()?,
-                mix: args.mix_settings(),
-            };
-            let mut image = None;
-            pipelines::run(&model, &request, &mut |report| {
-                if let StepReport::Image { image: img, .. } = report {
-                    image = Some(img);
-                }
-                Ok(())
-            })?;
-            row_cells.push(
-                image
-                    .context("the sweep produced no image")?
-                    .as_ref()
-                    .clone(),
-            );
+    let model = LoadedModel::load(&request.model, &device)?;
+    let bar = ProgressBar::new(pipelines::image_count(&mode) as u64);
+    let mut images = Vec::new();
+    pipelines::run(&model, &request, &mut |report| {
+        if let StepReport::Image { image, .. } = report {
+            images.push(image);
             bar.inc(1);
         }
-        cells.push(row_cells);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
-    let row_labels: Vec<String> = row_values
-        .iter()
-        .map(|v| match rows {
-            SweepRows::Seed => format!("seed {v}"),
-            SweepRows::Weight => format!("w {v}"),
-        })
-        .collect();
-    let col_labels: Vec<String> = guidance_values.iter().map(|g| format!("cfg {g}")).collect();
-    let sheet = lumos_engine::contact_sheet::labelled_grid(&cells, &row_labels, &col_labels)
-        .context("the sweep's images differ in size")?;
+    let cells: Vec<&image::RgbImage> = images.iter().map(|i| i.as_ref()).collect();
+    let sheet = lumos_engine::contact_sheet::sweep_sheet(&mode, &cells)
+        .context("the sweep's images are missing or differ in size")?;
     imageio::write_new_file(&path, &imageio::encode_png(&sheet, None)?)?;
     println!("{}", path.display());
     Ok(ExitCode::SUCCESS)

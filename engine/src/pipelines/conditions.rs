@@ -1,11 +1,11 @@
 //! From reference embeddings to one condition per output image: weighted blends for
-//! variations, and interpolation paths (the original demo's mixing reproduced exactly, a
-//! linear path that reaches every reference, and a spherical one).
+//! variations, interpolation paths (the original demo's mixing reproduced exactly, a linear
+//! path that reaches every reference, and a spherical one), and the cells of sweeps.
 
 use candle_core::{DType, Tensor};
 
 use crate::error::{EngineError, Result};
-use crate::protocol::{Ease, InterpolationPath, MixMethod, MixSettings, Mode};
+use crate::protocol::{Ease, InterpolationPath, MixMethod, MixSettings, Mode, SweepRows};
 
 /// The conditions of a run.
 #[derive(Debug)]
@@ -16,16 +16,39 @@ pub struct ConditionPlan {
     pub mix: Vec<f64>,
     /// Whether every image shares one noise (interpolation) or has its own seed.
     pub shared_noise: bool,
+    /// Per-image overrides (sweeps); empty when every image uses the request's settings.
+    pub cells: Vec<CellOverride>,
+}
+
+/// What a sweep changes for one image.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CellOverride {
+    /// Its seed, if the sweep sets it.
+    pub seed: Option<u64>,
+    /// Its guidance scale.
+    pub guidance: Option<f64>,
+    /// The references' weights it was mixed with, if they differ from the request's.
+    pub weights: Option<Vec<f32>>,
 }
 
 impl ConditionPlan {
     /// The seed of image `index`.
     pub fn seed_for(&self, base: u64, index: usize) -> u64 {
-        if self.shared_noise {
+        if let Some(seed) = self.cells.get(index).and_then(|c| c.seed) {
+            seed
+        } else if self.shared_noise {
             base
         } else {
             base.wrapping_add(index as u64)
         }
+    }
+
+    /// The guidance scale of image `index`.
+    pub fn guidance_for(&self, base: f64, index: usize) -> f64 {
+        self.cells
+            .get(index)
+            .and_then(|c| c.guidance)
+            .unwrap_or(base)
     }
 }
 
@@ -162,6 +185,7 @@ pub fn plan(
     let device = embeddings.device().clone();
     let rows: Vec<Vec<f32>> = embeddings.to_dtype(DType::F32)?.to_vec2()?;
     let dim = rows.first().map(Vec::len).unwrap_or(0);
+    let mut cells = Vec::new();
     let (conditions, mix, shared_noise) = match mode {
         Mode::Variations { count } => {
             let blended = blend(&rows, weights, mix)?;
@@ -201,6 +225,34 @@ pub fn plan(
             };
             (conditions, ws, true)
         }
+        Mode::Sweep {
+            rows: sweep,
+            guidance,
+        } => {
+            let mut conditions = Vec::with_capacity(sweep.len() * guidance.len());
+            for row in 0..sweep.len() {
+                let (seed, row_weights) = match sweep {
+                    SweepRows::Seeds(seeds) => (Some(seeds[row]), None),
+                    SweepRows::Weights(last) => {
+                        let mut w = weights.to_vec();
+                        if let Some(l) = w.last_mut() {
+                            *l = last[row];
+                        }
+                        (None, Some(w))
+                    }
+                };
+                let blended = blend(&rows, row_weights.as_deref().unwrap_or(weights), mix)?;
+                for &g in guidance {
+                    conditions.push(blended.clone());
+                    cells.push(CellOverride {
+                        seed,
+                        guidance: Some(g),
+                        weights: row_weights.clone(),
+                    });
+                }
+            }
+            (conditions, Vec::new(), true)
+        }
     };
     let k = conditions.len();
     let flat: Vec<f32> = conditions.into_iter().flatten().collect();
@@ -208,5 +260,6 @@ pub fn plan(
         conditions: Tensor::from_vec(flat, (k, dim), &device)?,
         mix,
         shared_noise,
+        cells,
     })
 }

@@ -16,7 +16,7 @@ use crate::error::{EngineError, Result};
 use crate::models::{AutoencoderKl, ImageEncoder, LumosI2I};
 use crate::protocol::{
     DeviceChoice, GenerateRequest, GenerationMeta, LatentPreview, META_VERSION, Mode, ModelSpec,
-    ReferenceImage, ReferenceMeta, SamplerSettings,
+    ReferenceImage, ReferenceMeta, SamplerSettings, SweepRows,
 };
 use crate::sampling::{self, ClassifierFreeGuidance, NoiseSchedule};
 
@@ -198,13 +198,34 @@ pub fn validate(request: &GenerateRequest) -> Result<()> {
             return invalid("the mask must have the same size as the starting image");
         }
     }
-    if let Mode::Interpolate { frames, .. } = request.mode {
-        if request.references.len() < 2 {
-            return invalid("interpolation needs at least two references");
+    match &request.mode {
+        Mode::Interpolate { frames, .. } => {
+            if request.references.len() < 2 {
+                return invalid("interpolation needs at least two references");
+            }
+            if *frames < 2 {
+                return invalid("interpolation needs at least two frames");
+            }
         }
-        if frames < 2 {
-            return invalid("interpolation needs at least two frames");
+        Mode::Sweep { rows, guidance } => {
+            if rows.is_empty() || guidance.is_empty() {
+                return invalid("a sweep needs at least one row value and one guidance value");
+            }
+            if guidance.iter().any(|g| !g.is_finite()) {
+                return invalid("every guidance value of a sweep must be a number");
+            }
+            if let SweepRows::Weights(weights) = rows {
+                if request.references.len() < 2 {
+                    return invalid(
+                        "a weight sweep varies the last of several references: add another reference",
+                    );
+                }
+                if weights.iter().any(|w| !w.is_finite()) {
+                    return invalid("every weight of a sweep must be a number");
+                }
+            }
         }
+        Mode::Variations { .. } => {}
     }
     Ok(())
 }
@@ -214,6 +235,7 @@ pub fn image_count(mode: &Mode) -> usize {
     match mode {
         Mode::Variations { count } => *count,
         Mode::Interpolate { frames, path } => conditions::path_weights(*frames, *path).len(),
+        Mode::Sweep { rows, guidance } => rows.len() * guidance.len(),
     }
 }
 
@@ -500,7 +522,16 @@ pub fn run_with_noise(
     let total = plan.conditions.dim(0)?;
     let mut start = 0;
     while start < total {
-        let len = MAX_BATCH.min(total - start);
+        let guidance = plan.guidance_for(request.settings.guidance, start);
+        // A batch shares its sampler settings: it ends where a sweep's guidance changes.
+        let len = (start..total)
+            .take(MAX_BATCH)
+            .take_while(|&i| plan.guidance_for(request.settings.guidance, i) == guidance)
+            .count();
+        let settings = SamplerSettings {
+            guidance,
+            ..request.settings.clone()
+        };
         let seeds: Vec<u64> = (start..start + len)
             .map(|i| plan.seed_for(request.settings.seed, i))
             .collect();
@@ -530,15 +561,10 @@ pub fn run_with_noise(
             .narrow(0, start, len)?
             .reshape((len, 1, 1, cc))?;
         let latents = match &init {
-            None => denoise(model, &condition, &batch_noise, &request.settings, hook)?,
-            Some(init) => denoise_from_init(
-                model,
-                &condition,
-                &batch_noise,
-                init,
-                &request.settings,
-                hook,
-            )?,
+            None => denoise(model, &condition, &batch_noise, &settings, hook)?,
+            Some(init) => {
+                denoise_from_init(model, &condition, &batch_noise, init, &settings, hook)?
+            }
         };
         let mut images = to_images(&decode(model, &latents)?)?;
         if let Some(PreparedInit {
@@ -553,17 +579,23 @@ pub fn run_with_noise(
         }
         for (offset, (image, seed)) in images.into_iter().zip(seeds).enumerate() {
             let index = start + offset;
+            let mut references = references.clone();
+            if let Some(weights) = plan.cells.get(index).and_then(|c| c.weights.as_ref()) {
+                for (reference, &weight) in references.iter_mut().zip(weights) {
+                    reference.weight = weight;
+                }
+            }
             let meta = GenerationMeta {
                 version: META_VERSION,
                 model: request.model.name.clone(),
                 mode: request.mode.clone(),
                 settings: SamplerSettings {
                     seed,
-                    ..request.settings.clone()
+                    ..settings.clone()
                 },
                 index,
                 mix: plan.mix.get(index).copied(),
-                references: references.clone(),
+                references,
                 size: [size, size],
                 parent: None,
                 mix_settings: request.mix,
