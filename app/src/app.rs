@@ -553,12 +553,12 @@ impl LumosApp {
                 name,
                 width_px,
                 height_px,
-                rgb,
-            } => match image::RgbImage::from_raw(width_px as u32, height_px as u32, rgb) {
-                Some(image) => self.canvas.push(Reference::new(name, None, image)),
-                None => self
+                rgba,
+            } => match crate::references::from_rgba(name, width_px, height_px, rgba) {
+                Ok(reference) => self.canvas.push(reference),
+                Err(problem) => self
                     .notifications
-                    .error("The pasted image could not be read."),
+                    .error(format!("The pasted image could not be used: {problem}")),
             },
             AppCommand::OpenReferenceDialog => self.spawn_dialog(|| {
                 rfd::FileDialog::new()
@@ -759,11 +759,19 @@ impl LumosApp {
             return;
         };
         model.precision = self.settings.precision();
+        let mode = match self.settings.engine_mode() {
+            Ok(mode) => mode,
+            Err(problem) => {
+                self.notifications
+                    .error(format!("Cannot start: {problem}."));
+                return;
+            }
+        };
         let request = GenerateRequest {
             model: model.clone(),
             device: self.settings.device,
             references: self.canvas.to_engine(),
-            mode: self.settings.engine_mode(),
+            mode,
             settings: self.settings.sampler.clone(),
             init: self.start_image.as_ref().map(|start| InitImage {
                 image: start.image.clone(),
@@ -1114,19 +1122,16 @@ impl LumosApp {
 }
 
 fn pasted_pixels(image: &egui::ColorImage) -> AppCommand {
-    let rgb = image
+    let rgba = image
         .pixels
         .iter()
-        .flat_map(|p| {
-            let [r, g, b, _] = p.to_srgba_unmultiplied();
-            [r, g, b]
-        })
+        .flat_map(|p| p.to_srgba_unmultiplied())
         .collect();
     AppCommand::AddReferencePixels {
         name: "pasted image".into(),
         width_px: image.size[0],
         height_px: image.size[1],
-        rgb,
+        rgba,
     }
 }
 

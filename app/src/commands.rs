@@ -61,8 +61,8 @@ pub enum AppCommand {
         width_px: usize,
         /// Height in pixels.
         height_px: usize,
-        /// RGB bytes, row-major.
-        rgb: Vec<u8>,
+        /// RGBA bytes (not premultiplied), row-major; the alpha feeds "mask from alpha".
+        rgba: Vec<u8>,
     },
     /// Open the native file dialog to add references.
     OpenReferenceDialog,

@@ -92,10 +92,15 @@ pub fn plan(
         })
         .collect();
     if contact_sheet && chosen.len() > 1 {
-        let images: Vec<&RgbImage> = chosen.iter().map(|r| r.image.as_ref()).collect();
+        let mut in_order = chosen.clone();
+        in_order.sort_by_key(|r| r.index);
+        let images: Vec<&RgbImage> = in_order.iter().map(|r| r.image.as_ref()).collect();
+        // A whole sweep gets its labelled X/Y sheet; anything else a plain grid.
+        let sheet = lumos_engine::contact_sheet::sweep_sheet(&run.mode, &images)
+            .unwrap_or_else(|| contact_sheet_image(&images));
         items.push(ExportItem {
             path: dir.join(format!("{stem}_contact_sheet.png")),
-            content: ExportContent::ContactSheet(Arc::new(contact_sheet_image(&images))),
+            content: ExportContent::ContactSheet(Arc::new(sheet)),
         });
     }
     if matches!(run.mode, Mode::Interpolate { .. }) && chosen.len() > 1 {

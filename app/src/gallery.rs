@@ -104,6 +104,13 @@ impl Run {
         let mode = match &self.mode {
             Mode::Variations { count } => format!("{count} variations"),
             Mode::Interpolate { frames, path } => format!("{frames} frames ({path:?})"),
+            Mode::Sweep { rows, guidance } => {
+                format!(
+                    "sweep {} × {} (rows × guidance)",
+                    rows.len(),
+                    guidance.len()
+                )
+            }
         };
         format!(
             "{mode} · {} steps · guidance {:.1} · {} · seed {} · {}",

@@ -132,6 +132,31 @@ pub fn decode_reference(name: &str, bytes: &[u8]) -> anyhow::Result<Reference> {
     Ok(reference)
 }
 
+/// A reference from raw RGBA pixels (a pasted image): RGB for the encoder, and the alpha kept
+/// for "mask from alpha" when any pixel is transparent. Refuses sizes the file loader refuses.
+pub fn from_rgba(
+    name: String,
+    width_px: usize,
+    height_px: usize,
+    rgba: Vec<u8>,
+) -> anyhow::Result<Reference> {
+    use lumos_engine::imageio::MAX_SIDE_PX;
+    let (w, h) = (width_px as u32, height_px as u32);
+    if w == 0 || h == 0 || w > MAX_SIDE_PX || h > MAX_SIDE_PX {
+        anyhow::bail!("it is {width_px}×{height_px}; sides must be 1 to {MAX_SIDE_PX} pixels");
+    }
+    let rgba =
+        image::RgbaImage::from_raw(w, h, rgba).context("its pixel data does not match its size")?;
+    let alpha = GrayImage::from_fn(w, h, |x, y| image::Luma([rgba.get_pixel(x, y)[3]]));
+    let rgb = image::DynamicImage::ImageRgba8(rgba).to_rgb8();
+    let mut reference = Reference::new(name, None, rgb);
+    reference.alpha = alpha
+        .pixels()
+        .any(|p| p.0[0] < 255)
+        .then(|| Arc::new(alpha));
+    Ok(reference)
+}
+
 /// The alpha channel of an encoded image, if it has any transparent pixel. Only images whose
 /// format has alpha are decoded a second time; any error means "no alpha" (the RGB decode has
 /// already said what is wrong with a bad file).
@@ -211,6 +236,23 @@ impl Canvas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pasted_pixels_keep_their_alpha_and_bad_sizes_are_refused() {
+        // 2×1: one opaque red pixel, one transparent green one.
+        let rgba = vec![255, 0, 0, 255, 0, 255, 0, 0];
+        let reference = from_rgba("pasted".into(), 2, 1, rgba).expect("reference");
+        assert_eq!(reference.image.as_raw(), &[255, 0, 0, 0, 255, 0]);
+        let alpha = reference.alpha.expect("alpha kept");
+        assert_eq!(alpha.as_raw(), &[255, 0]);
+        let opaque = from_rgba("opaque".into(), 1, 1, vec![1, 2, 3, 255]).expect("reference");
+        assert!(
+            opaque.alpha.is_none(),
+            "an opaque paste has no mask to offer"
+        );
+        assert!(from_rgba("short".into(), 2, 2, vec![0; 4]).is_err());
+        assert!(from_rgba("empty".into(), 0, 5, Vec::new()).is_err());
+    }
 
     #[test]
     fn crop_rect_covers_the_short_side_and_moves_within_the_image() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use lumos_engine::protocol::{
     DeviceChoice, GenerationMeta, InterpolationPath, MixSettings, Mode, Precision, SamplerSettings,
-    Solver,
+    Solver, SweepRows,
 };
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,8 @@ pub enum ModeKind {
     Variations,
     /// Frames along a path from the first to the last reference.
     Interpolate,
+    /// An X/Y grid: seeds (or the last reference's weight) × guidance.
+    Sweep,
 }
 
 impl ModeKind {
@@ -31,6 +33,27 @@ impl ModeKind {
         match self {
             Self::Variations => "Variations / blend",
             Self::Interpolate => "Interpolate",
+            Self::Sweep => "Sweep (X/Y grid)",
+        }
+    }
+}
+
+/// What the rows of a sweep vary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SweepAxis {
+    /// One row per seed.
+    #[default]
+    Seed,
+    /// One row per weight of the last reference.
+    Weight,
+}
+
+impl SweepAxis {
+    /// Label shown in the UI.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Seed => "Seeds",
+            Self::Weight => "Weight of the last reference",
         }
     }
 }
@@ -96,6 +119,12 @@ pub struct Settings {
     pub brush_px: f32,
     /// Hardness of the mask brush: 1 hard-edged, 0 fading from the centre.
     pub brush_hardness: f32,
+    /// What a sweep's rows vary.
+    pub sweep_axis: SweepAxis,
+    /// A sweep's row values as typed (`1, 2, 3`).
+    pub sweep_rows: String,
+    /// A sweep's guidance scales as typed (`1.5, 3, 4.5, 7`).
+    pub sweep_guidance: String,
 }
 
 impl Default for Settings {
@@ -118,6 +147,9 @@ impl Default for Settings {
             feather_px: 8,
             brush_px: 24.0,
             brush_hardness: 1.0,
+            sweep_axis: SweepAxis::Seed,
+            sweep_rows: "1, 2, 3".into(),
+            sweep_guidance: "1.5, 3, 4.5, 7".into(),
         }
     }
 }
@@ -133,6 +165,26 @@ pub mod limits {
     pub const STEPS: RangeInclusive<usize> = 1..=1000;
     /// Classifier-free guidance scale.
     pub const GUIDANCE: RangeInclusive<f64> = 1.0..=15.0;
+    /// Most images of one sweep.
+    pub const SWEEP_CELLS: usize = 64;
+}
+
+/// Numbers separated by commas or spaces (`1, 2.5 4`); at least one.
+pub fn parse_values(text: &str, what: &str) -> Result<Vec<f64>, String> {
+    let values = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("the sweep's {what} must be numbers; `{t}` is not one"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if values.is_empty() {
+        return Err(format!("give the sweep at least one of its {what}"));
+    }
+    Ok(values)
 }
 
 impl Settings {
@@ -189,15 +241,47 @@ impl Settings {
         }
     }
 
-    /// The engine's mode for the next run.
-    pub fn engine_mode(&self) -> Mode {
-        match self.mode {
+    /// The engine's mode for the next run, or what is wrong with the typed sweep values.
+    pub fn engine_mode(&self) -> Result<Mode, String> {
+        Ok(match self.mode {
             ModeKind::Variations => Mode::Variations { count: self.count },
             ModeKind::Interpolate => Mode::Interpolate {
                 frames: self.frames,
                 path: self.path,
             },
-        }
+            ModeKind::Sweep => {
+                let values = parse_values(&self.sweep_rows, "row values")?;
+                let rows = match self.sweep_axis {
+                    SweepAxis::Seed => SweepRows::Seeds(
+                        values
+                            .iter()
+                            .map(|&v| {
+                                if v.fract() == 0.0 && v >= 0.0 {
+                                    Ok(v as u64)
+                                } else {
+                                    Err(format!(
+                                        "seeds are whole numbers from 0 up; {v} is not one"
+                                    ))
+                                }
+                            })
+                            .collect::<Result<_, _>>()?,
+                    ),
+                    SweepAxis::Weight => {
+                        SweepRows::Weights(values.iter().map(|&v| v as f32).collect())
+                    }
+                };
+                let guidance = parse_values(&self.sweep_guidance, "guidance values")?;
+                if rows.len() * guidance.len() > limits::SWEEP_CELLS {
+                    return Err(format!(
+                        "a sweep of {} × {} images is more than the {} this app makes at once",
+                        rows.len(),
+                        guidance.len(),
+                        limits::SWEEP_CELLS
+                    ));
+                }
+                Mode::Sweep { rows, guidance }
+            }
+        })
     }
 
     /// The precision to run the prior at on the chosen device.
@@ -213,6 +297,9 @@ impl Settings {
         match self.mode {
             ModeKind::Variations => self.count,
             ModeKind::Interpolate => self.frames,
+            ModeKind::Sweep => self
+                .engine_mode()
+                .map_or(0, |mode| lumos_engine::pipelines::image_count(&mode)),
         }
     }
 
@@ -239,6 +326,24 @@ impl Settings {
                 self.mode = ModeKind::Interpolate;
                 self.frames = frames;
                 self.path = path;
+            }
+            Mode::Sweep {
+                ref rows,
+                ref guidance,
+            } => {
+                self.mode = ModeKind::Sweep;
+                let join = |values: Vec<String>| values.join(", ");
+                (self.sweep_axis, self.sweep_rows) = match rows {
+                    SweepRows::Seeds(v) => (
+                        SweepAxis::Seed,
+                        join(v.iter().map(ToString::to_string).collect()),
+                    ),
+                    SweepRows::Weights(v) => (
+                        SweepAxis::Weight,
+                        join(v.iter().map(ToString::to_string).collect()),
+                    ),
+                };
+                self.sweep_guidance = join(guidance.iter().map(ToString::to_string).collect());
             }
         }
         self.sampler = meta.settings.clone();
@@ -299,6 +404,43 @@ mod tests {
             Settings::from_json(r#"{"count": 1000, "sampler": {"steps": 0}}"#).expect("parse");
         assert_eq!(back.count, *limits::COUNT.end());
         assert_eq!(back.sampler.steps, *limits::STEPS.start());
+    }
+
+    #[test]
+    fn sweep_values_are_parsed_or_refused_with_a_reason() {
+        let mut settings = Settings {
+            mode: ModeKind::Sweep,
+            sweep_rows: "3, 4 5".into(),
+            sweep_guidance: "2,7.5".into(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            settings.engine_mode(),
+            Ok(Mode::Sweep {
+                rows: SweepRows::Seeds(vec![3, 4, 5]),
+                guidance: vec![2.0, 7.5],
+            })
+        );
+        assert_eq!(settings.image_count(), 6);
+        settings.sweep_rows = "1.5".into();
+        assert!(
+            settings
+                .engine_mode()
+                .expect_err("not a seed")
+                .contains("1.5")
+        );
+        settings.sweep_axis = SweepAxis::Weight;
+        assert!(settings.engine_mode().is_ok());
+        settings.sweep_guidance = "high".into();
+        assert!(
+            settings
+                .engine_mode()
+                .expect_err("not a number")
+                .contains("high")
+        );
+        settings.sweep_guidance = " ".into();
+        assert!(settings.engine_mode().is_err());
+        assert_eq!(settings.image_count(), 0);
     }
 
     #[test]

@@ -420,6 +420,14 @@ fn interpolation_between_two_references_exports_frames_sheet_and_gif() {
         run.mode
     );
     assert_eq!(run.images.len(), 3);
+    // The morph shows as a strip with a preview that plays and scrubs.
+    harness.get_by_label("Play").click();
+    harness.run_steps(2);
+    harness.get_by_label("Pause").click();
+    harness.run_steps(2);
+    harness.get_by_label("Play");
+    slider(&harness, "Frame").set_value_accesskit(3.0);
+    harness.run_steps(2);
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
     let written = &harness.state().last_export().expect("export").written;
@@ -439,6 +447,83 @@ fn interpolation_between_two_references_exports_frames_sheet_and_gif() {
 }
 
 #[test]
+fn a_sweep_renders_a_labelled_grid_and_exports_its_x_y_sheet() {
+    let export_dir = tempfile::tempdir().expect("tempdir");
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    harness.get_by_label("Mode").click();
+    harness.run_steps(2);
+    harness.get_by_label("Sweep (X/Y grid)").click();
+    harness.run_steps(2);
+    slider(&harness, "Steps").set_value_accesskit(2.0);
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sweep_rows.clear();
+        settings.sweep_guidance.clear();
+        settings.export_dir = Some(export_dir.path().to_owned());
+    }
+    harness.run_steps(1);
+    harness.get_by_label("Row values").click();
+    harness.run_steps(1);
+    harness.get_by_label("Row values").type_text("3, 4");
+    harness.run_steps(1);
+    harness.get_by_label("Guidance values").click();
+    harness.run_steps(1);
+    harness.get_by_label("Guidance values").type_text("1.5 6");
+    harness.run_steps(2);
+    harness.get_by_label("4 images, shown as a labelled grid");
+    harness.get_by_label("Generate").click();
+    wait_for_first_run(&mut harness);
+    let run = &harness.state().gallery().runs()[0];
+    assert_eq!(run.status, RunStatus::Finished);
+    assert_eq!(run.images.len(), 4);
+    let mut cells: Vec<_> = run
+        .images
+        .iter()
+        .map(|i| (i.index, i.meta.settings.seed, i.meta.settings.guidance))
+        .collect();
+    cells.sort_by_key(|c| c.0);
+    assert_eq!(cells, [(0, 3, 1.5), (1, 3, 6.0), (2, 4, 1.5), (3, 4, 6.0)]);
+    // The grid is labelled with its axes.
+    harness.get_by_label("guidance 6");
+    harness.get_by_label("seed 4");
+
+    harness.get_by_label("Export all of run 1").click();
+    harness.run_steps(2);
+    let written = harness
+        .state()
+        .last_export()
+        .expect("export")
+        .written
+        .clone();
+    let sheet_path = written
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("_contact_sheet.png"))
+        .expect("a contact sheet");
+    let sheet = image::open(sheet_path).expect("sheet").to_rgb8();
+    let run = &harness.state().gallery().runs()[0];
+    let mut images: Vec<_> = run.images.iter().collect();
+    images.sort_by_key(|i| i.index);
+    let images: Vec<&image::RgbImage> = images.iter().map(|i| i.image.as_ref()).collect();
+    let expected = lumos_engine::contact_sheet::sweep_sheet(&run.mode, &images).expect("sheet");
+    assert_eq!(sheet, expected, "the export is the labelled X/Y sheet");
+}
+
+#[test]
+fn a_sweep_with_bad_values_says_why_and_does_not_start() {
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    harness.state_mut().settings_mut().mode = lumos_studio::settings::ModeKind::Sweep;
+    harness.state_mut().settings_mut().sweep_guidance = "1.5, lots".into();
+    harness.run_steps(2);
+    harness.get_by_label_contains("`lots` is not one");
+    harness.get_by_label("Generate").click();
+    harness.run_steps(2);
+    assert!(harness.state().gallery().runs().is_empty());
+    harness.get_by_label_contains("Cannot start");
+}
+
+#[test]
 fn pasting_an_image_or_a_file_path_adds_a_reference() {
     let mut harness = harness();
     let pixels = egui::ColorImage::new([6, 4], vec![egui::Color32::from_rgb(200, 30, 40); 24]);
@@ -448,6 +533,18 @@ fn pasting_an_image_or_a_file_path_adds_a_reference() {
     assert_eq!(canvas.references.len(), 1);
     assert_eq!(canvas.references[0].image.dimensions(), (6, 4));
     assert_eq!(canvas.references[0].image.get_pixel(0, 0).0, [200, 30, 40]);
+    assert!(canvas.references[0].alpha.is_none());
+    // A pasted image with transparency keeps it for "mask from alpha".
+    let mut see_through = vec![egui::Color32::from_rgb(10, 200, 10); 4];
+    see_through[3] = egui::Color32::TRANSPARENT;
+    let pixels = egui::ColorImage::new([2, 2], see_through);
+    harness.event(egui::Event::PasteImage(std::sync::Arc::new(pixels)));
+    harness.run_steps(2);
+    let alpha = harness.state().canvas().references[1]
+        .alpha
+        .clone()
+        .expect("alpha kept");
+    assert_eq!(alpha.as_raw(), &[255, 255, 255, 0]);
 
     harness.event(egui::Event::Paste(
         fixture_ref("ref_b.png").display().to_string(),
@@ -459,8 +556,8 @@ fn pasting_an_image_or_a_file_path_adds_a_reference() {
         "the file to load",
         |app| app.pending_loads() == 0,
     );
-    assert_eq!(harness.state().canvas().references.len(), 2);
-    assert_eq!(harness.state().canvas().references[1].name, "ref_b.png");
+    assert_eq!(harness.state().canvas().references.len(), 3);
+    assert_eq!(harness.state().canvas().references[2].name, "ref_b.png");
 }
 
 #[test]

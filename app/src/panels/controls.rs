@@ -3,7 +3,7 @@
 use lumos_engine::protocol::{DeviceChoice, Ease, InterpolationPath, MixMethod, Precision, Solver};
 
 use crate::commands::AppCommand;
-use crate::settings::{ModeKind, SeedPolicy, Settings, limits, random_seed};
+use crate::settings::{ModeKind, SeedPolicy, Settings, SweepAxis, limits, random_seed};
 
 /// What the controls need to know besides the settings.
 pub struct ControlsContext<'a> {
@@ -28,7 +28,7 @@ pub fn controls_ui(
     egui::ComboBox::from_label("Mode")
         .selected_text(settings.mode.label())
         .show_ui(ui, |ui| {
-            for mode in [ModeKind::Variations, ModeKind::Interpolate] {
+            for mode in [ModeKind::Variations, ModeKind::Interpolate, ModeKind::Sweep] {
                 ui.selectable_value(&mut settings.mode, mode, mode.label());
             }
         });
@@ -50,6 +50,7 @@ pub fn controls_ui(
                     }
                 });
         }
+        ModeKind::Sweep => sweep_ui(ui, settings),
     }
     ui.horizontal(|ui| {
         egui::ComboBox::from_label("Mix")
@@ -75,12 +76,14 @@ pub fn controls_ui(
                 }
             });
     }
-    ui.add(
-        egui::Slider::new(&mut settings.sampler.guidance, limits::GUIDANCE)
-            .text("Guidance")
-            .fixed_decimals(1),
-    )
-    .on_hover_text("Classifier-free guidance: higher follows the references more closely.");
+    if settings.mode != ModeKind::Sweep {
+        ui.add(
+            egui::Slider::new(&mut settings.sampler.guidance, limits::GUIDANCE)
+                .text("Guidance")
+                .fixed_decimals(1),
+        )
+        .on_hover_text("Classifier-free guidance: higher follows the references more closely.");
+    }
     ui.add(
         egui::Slider::new(&mut settings.sampler.steps, limits::STEPS)
             .logarithmic(true)
@@ -170,6 +173,40 @@ pub fn controls_ui(
     }
     if response.clicked() {
         commands.push(AppCommand::Generate);
+    }
+}
+
+/// The sweep's axes: what the rows vary, their values, the guidance of the columns.
+fn sweep_ui(ui: &mut egui::Ui, settings: &mut Settings) {
+    egui::ComboBox::from_label("Rows")
+        .selected_text(settings.sweep_axis.label())
+        .show_ui(ui, |ui| {
+            for axis in [SweepAxis::Seed, SweepAxis::Weight] {
+                ui.selectable_value(&mut settings.sweep_axis, axis, axis.label());
+            }
+        });
+    ui.horizontal(|ui| {
+        let label = ui.label("Row values");
+        ui.add(egui::TextEdit::singleline(&mut settings.sweep_rows).desired_width(120.0))
+            .labelled_by(label.id)
+            .on_hover_text("Seeds, or weights of the last reference, separated by commas");
+    });
+    ui.horizontal(|ui| {
+        let label = ui.label("Guidance values");
+        ui.add(egui::TextEdit::singleline(&mut settings.sweep_guidance).desired_width(120.0))
+            .labelled_by(label.id)
+            .on_hover_text("One column per guidance scale, separated by commas");
+    });
+    match settings.engine_mode() {
+        Ok(mode) => {
+            ui.weak(format!(
+                "{} images, shown as a labelled grid",
+                lumos_engine::pipelines::image_count(&mode)
+            ));
+        }
+        Err(problem) => {
+            ui.colored_label(ui.visuals().error_fg_color, problem);
+        }
     }
 }
 

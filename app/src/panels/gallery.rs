@@ -1,10 +1,18 @@
 //! The gallery: runs (newest first) with their settings and results; select, view, export.
+//! Variations show as thumbnails, morphs as a strip with a playable preview, sweeps as a grid
+//! labelled with their row values and guidance.
+
+use lumos_engine::protocol::{Mode, SweepRows};
 
 use crate::commands::{AppCommand, ExportSelection};
-use crate::gallery::{Gallery, RunStatus};
+use crate::gallery::{Gallery, Run, RunId, RunImage, RunStatus};
 
 /// Thumbnail size in points.
 const THUMBNAIL_PX: f32 = 128.0;
+/// Size of a morph strip's frames and of a sweep's cells, in points.
+const SMALL_PX: f32 = 80.0;
+/// Seconds each frame of a morph preview stays on screen while playing.
+const FRAME_SECS: f64 = 0.12;
 
 /// Draws the gallery; toggles selection in place, returns everything else.
 pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<AppCommand>) {
@@ -12,7 +20,6 @@ pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<A
         ui.weak("Results appear here, grouped by run.");
         return;
     }
-    let ctx = ui.ctx().clone();
     for run in gallery.runs_mut().iter_mut().rev() {
         let run_id = run.id;
         ui.push_id(run_id, |ui| {
@@ -66,34 +73,143 @@ pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<A
                         commands.push(AppCommand::RemoveRun(run_id));
                     }
                 });
-                ui.horizontal_wrapped(|ui| {
-                    for result in &mut run.images {
-                        let texture = result.texture(&ctx, run_id);
-                        ui.vertical(|ui| {
-                            let image = egui::Image::new((
-                                texture.id(),
-                                egui::vec2(THUMBNAIL_PX, THUMBNAIL_PX),
-                            ))
-                            .sense(egui::Sense::click());
-                            let response = ui.add(image).on_hover_text(format!(
-                                "Seed {} — click to view large",
-                                result.meta.settings.seed
-                            ));
-                            if response.clicked() {
-                                commands.push(AppCommand::View {
-                                    run: run_id,
-                                    index: result.index,
-                                });
+                match run.mode.clone() {
+                    Mode::Sweep { rows, guidance } => {
+                        sweep_grid_ui(ui, run, &rows, &guidance, commands);
+                    }
+                    Mode::Interpolate { .. } => morph_strip_ui(ui, run, commands),
+                    Mode::Variations { .. } => {
+                        ui.horizontal_wrapped(|ui| {
+                            for result in &mut run.images {
+                                thumbnail_ui(ui, run_id, result, THUMBNAIL_PX, commands);
                             }
-                            ui.checkbox(
-                                &mut result.selected,
-                                format!("Select {}.{}", run_id, result.index),
-                            );
                         });
                     }
-                });
+                }
             });
         });
         ui.add_space(6.0);
     }
+}
+
+/// A clickable result with its export checkbox.
+fn thumbnail_ui(
+    ui: &mut egui::Ui,
+    run_id: RunId,
+    result: &mut RunImage,
+    size: f32,
+    commands: &mut Vec<AppCommand>,
+) {
+    let texture = result.texture(ui.ctx(), run_id);
+    ui.vertical(|ui| {
+        let image =
+            egui::Image::new((texture.id(), egui::vec2(size, size))).sense(egui::Sense::click());
+        let response = ui.add(image).on_hover_text(format!(
+            "Seed {}, guidance {} — click to view large",
+            result.meta.settings.seed, result.meta.settings.guidance
+        ));
+        if response.clicked() {
+            commands.push(AppCommand::View {
+                run: run_id,
+                index: result.index,
+            });
+        }
+        ui.checkbox(
+            &mut result.selected,
+            format!("Select {}.{}", run_id, result.index),
+        );
+    });
+}
+
+/// A sweep as the X/Y plot it is: guidance across, the row values down.
+fn sweep_grid_ui(
+    ui: &mut egui::Ui,
+    run: &mut Run,
+    rows: &SweepRows,
+    guidance: &[f64],
+    commands: &mut Vec<AppCommand>,
+) {
+    let run_id = run.id;
+    egui::ScrollArea::horizontal()
+        .id_salt("sweep")
+        .show(ui, |ui| {
+            egui::Grid::new("sweep_grid").show(ui, |ui| {
+                ui.label("");
+                for g in guidance {
+                    ui.strong(format!("guidance {g}"));
+                }
+                ui.end_row();
+                for row in 0..rows.len() {
+                    ui.strong(rows.label(row));
+                    for column in 0..guidance.len() {
+                        match run.image_mut(row * guidance.len() + column) {
+                            Some(result) => thumbnail_ui(ui, run_id, result, SMALL_PX, commands),
+                            None => {
+                                ui.weak("…");
+                            }
+                        }
+                    }
+                    ui.end_row();
+                }
+            });
+        });
+}
+
+/// Where a morph preview stands (kept in egui's memory per run).
+#[derive(Clone, Copy, Debug, Default)]
+struct MorphPreview {
+    frame: usize,
+    playing: bool,
+    shown_since: f64,
+}
+
+/// A morph as a strip of its frames in order, with a larger preview that can play.
+fn morph_strip_ui(ui: &mut egui::Ui, run: &mut Run, commands: &mut Vec<AppCommand>) {
+    let run_id = run.id;
+    run.images.sort_by_key(|i| i.index);
+    let frames = run.images.len();
+    if frames == 0 {
+        return;
+    }
+    let id = egui::Id::unique(("morph_preview", run_id));
+    let now = ui.input(|i| i.time);
+    let mut preview: MorphPreview = ui.data(|d| d.get_temp(id)).unwrap_or_default();
+    if preview.playing && now - preview.shown_since >= FRAME_SECS {
+        preview.frame = (preview.frame + 1) % frames;
+        preview.shown_since = now;
+    }
+    preview.frame = preview.frame.min(frames - 1);
+    ui.horizontal(|ui| {
+        let texture = run.images[preview.frame].texture(ui.ctx(), run_id);
+        ui.image((texture.id(), egui::vec2(THUMBNAIL_PX, THUMBNAIL_PX)));
+        ui.vertical(|ui| {
+            let play = if preview.playing { "Pause" } else { "Play" };
+            if ui.button(play).clicked() {
+                preview.playing = !preview.playing;
+                preview.shown_since = now;
+            }
+            let mut frame = preview.frame + 1;
+            if ui
+                .add(egui::Slider::new(&mut frame, 1..=frames).text("Frame"))
+                .changed()
+            {
+                preview.frame = frame - 1;
+                preview.playing = false;
+            }
+        });
+    });
+    egui::ScrollArea::horizontal()
+        .id_salt("strip")
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for result in &mut run.images {
+                    thumbnail_ui(ui, run_id, result, SMALL_PX, commands);
+                }
+            });
+        });
+    if preview.playing {
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs_f64(FRAME_SECS));
+    }
+    ui.data_mut(|d| d.insert_temp(id, preview));
 }
