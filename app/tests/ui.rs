@@ -436,9 +436,19 @@ fn interpolation_between_two_references_exports_frames_sheet_and_gif() {
         .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
         .collect();
     assert_eq!(written.len(), 5, "{names:?}");
-    assert!(
-        names.iter().any(|n| n.ends_with("_animation.gif")),
-        "{names:?}"
+    let gif = written
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("_animation.gif"))
+        .unwrap_or_else(|| panic!("no GIF in {names:?}"));
+    let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(gif).expect("open gif"),
+    ))
+    .expect("a GIF");
+    // Three frames forward, then back: 0 1 2 1.
+    assert_eq!(
+        image::AnimationDecoder::into_frames(decoder).count(),
+        4,
+        "frames of the exported GIF"
     );
     assert!(
         names.iter().any(|n| n.ends_with("_contact_sheet.png")),

@@ -371,3 +371,67 @@ fn a_weight_sweep_needs_two_references() {
     let err = pipelines::validate(&req).expect_err("refused");
     assert!(err.to_string().contains("another reference"), "{err}");
 }
+
+#[test]
+fn the_built_in_default_reproduces_a_seed_whatever_the_batch() {
+    // The default is a pixel-space prior: its batches of four (the CPU's batch size) must give
+    // every row the same bits as a run of one.
+    let spec = lumos_engine::embedded::default_spec().expect("built-in default");
+    let model = LoadedModel::load(&spec, &Device::Cpu).expect("load");
+    let sample = lumos_engine::imageio::decode_image(
+        lumos_engine::embedded::file("samples/coffee.jpg").expect("sample"),
+        "coffee.jpg",
+    )
+    .expect("decode");
+    let with = |count: usize, seed: u64| {
+        let mut req = request(
+            vec![ReferenceImage {
+                name: "coffee.jpg".into(),
+                image: Arc::new(sample.clone()),
+                weight: 1.0,
+                crop: None,
+            }],
+            Mode::Variations { count },
+            seed,
+        );
+        req.model = spec.clone();
+        run(&model, &req)
+    };
+    assert!(pipelines::max_batch(DeviceChoice::Cpu) > 1);
+    let batch = with(6, 30);
+    let alone = with(1, 32);
+    let last = with(1, 35);
+    assert_same(&batch[2], &alone[0], "seed 32 (first batch)");
+    assert_same(&batch[5], &last[0], "seed 35 (second batch)");
+}
+
+#[test]
+fn a_sample_gets_the_same_prior_output_bits_in_any_batch() {
+    use candle_core::Tensor;
+    let model = model();
+    let (c, h, w) = model.latent_shape();
+    let cc = model.spec.prior.config.caption_channels;
+    let x = Tensor::randn(0f32, 1f32, (8, c, h, w), &Device::Cpu).expect("x");
+    let y = Tensor::randn(0f32, 1f32, (8, 1, 1, cc), &Device::Cpu).expect("y");
+    // Different times per sample: the per-sample products run row by row.
+    let t = [10.0f32, 120.0, 250.0, 380.0, 500.0, 640.0, 770.0, 900.0];
+    let batch = model.prior.forward(&x, &t, &y).expect("batch of 8");
+    let pair = model
+        .prior
+        .forward(
+            &x.narrow(0, 2, 2).expect("x"),
+            &t[2..4],
+            &y.narrow(0, 2, 2).expect("y"),
+        )
+        .expect("batch of 2");
+    let rows = |t: &Tensor| {
+        t.flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("values")
+    };
+    assert_eq!(
+        rows(&batch.narrow(0, 2, 2).expect("rows")),
+        rows(&pair),
+        "rows 2 and 3 of a batch of 8 must equal the same rows alone"
+    );
+}

@@ -770,7 +770,8 @@ fn generate(
     }
     prepare_output_dir(&args.out)?;
 
-    let bar = ProgressBar::new((count.div_ceil(pipelines::MAX_BATCH) * args.steps) as u64);
+    let batches = pipelines::batch_count(count, args.device);
+    let bar = ProgressBar::new((batches * args.steps) as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} {msg} [{bar:30}] {pos}/{len} steps, {per_sec}, eta {eta}",
@@ -781,7 +782,7 @@ fn generate(
     let mut results: Vec<(usize, Arc<image::RgbImage>, GenerationMeta)> = Vec::new();
     let mut on_report = |report: StepReport, bar: &ProgressBar| match report {
         StepReport::Step { steps, .. } => {
-            bar.set_length((count * steps) as u64);
+            bar.set_length((batches * steps) as u64);
             bar.set_message("sampling");
             bar.inc(1);
         }

@@ -198,6 +198,40 @@ impl Module for Mlp {
     }
 }
 
+impl Mlp {
+    /// [`Module::forward`] with [`per_row`] products (for per-sample inputs).
+    fn forward_per_row(&self, xs: &Tensor) -> Result<Tensor> {
+        per_row(
+            &self.fc2,
+            &super::fast_ops::gelu_tanh(&per_row(&self.fc1, xs)?)?,
+        )
+    }
+}
+
+/// `linear(xs)` one row at a time, for the small per-sample products (timestep, condition,
+/// adaLN). GEMM kernels choose their summation order by shape, and with a handful of rows the
+/// shape is the batch size: computed row by row, a sample's result is the same bits in any
+/// batch, which lets the pipeline batch images on the CPU without changing any seed's image.
+/// Training (weights that track gradients) keeps the batched product.
+fn per_row(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
+    let dims = xs.dims().to_vec();
+    let Some((&width, outer)) = dims.split_last() else {
+        return linear.forward(xs);
+    };
+    let flat = xs.reshape(((), width))?;
+    let rows = flat.dim(0)?;
+    if rows <= 1 || linear.weight().track_op() {
+        return linear.forward(xs);
+    }
+    let outs = (0..rows)
+        .map(|r| linear.forward(&flat.narrow(0, r, 1)?))
+        .collect::<Result<Vec<_>>>()?;
+    let out = Tensor::cat(&outs, 0)?;
+    let mut out_dims = outer.to_vec();
+    out_dims.push(out.dim(1)?);
+    out.reshape(out_dims)
+}
+
 /// Multi-head self-attention with a fused `qkv` projection.
 #[derive(Debug, Clone)]
 struct SelfAttention {
@@ -256,8 +290,8 @@ impl CrossAttention {
                 .bias()
                 .map(|b| b.narrow(0, c, c))
                 .transpose()?;
-            let v = Linear::new(value_weight, value_bias).forward(cond)?;
-            return self.proj.forward(&v);
+            let v = per_row(&Linear::new(value_weight, value_bias), cond)?;
+            return per_row(&self.proj, &v);
         }
         let q = split_heads(&self.q_linear.forward(xs)?, self.num_heads)?;
         let kv = self.kv_linear.forward(cond)?;
@@ -272,7 +306,8 @@ impl CrossAttention {
 /// Intermediate tensors of one block, for parity checks.
 #[derive(Debug, Clone)]
 pub struct BlockTrace {
-    /// `adaLN_modulation(t_emb)`, `(b, 6c)`.
+    /// `adaLN_modulation(t_emb)`, `(b, 6c)` (in a block's own result `(1, 6c)` when every
+    /// sample has the same time).
     pub ada_ln: Tensor,
     /// Self-attention output before the gate.
     pub attn_out: Tensor,
@@ -306,9 +341,9 @@ impl LumosBlock {
         })
     }
 
-    /// `xs`: `(b, n, c)`, `t_emb`: `(b, c)`, `cond`: `(b, l, c)`.
+    /// `xs`: `(b, n, c)`, `t_emb`: `(b, c)` or `(1, c)` for all, `cond`: `(b, l, c)`.
     fn forward(&self, xs: &Tensor, t_emb: &Tensor, cond: &Tensor) -> Result<BlockTrace> {
-        let ada_ln = self.ada_ln_modulation.forward(&t_emb.silu()?)?;
+        let ada_ln = per_row(&self.ada_ln_modulation, &t_emb.silu()?)?;
         // (b, 6c) → six (b, 1, c) chunks
         let chunks = ada_ln.unsqueeze(1)?.chunk(6, D::Minus1)?;
         let [
@@ -515,12 +550,18 @@ impl LumosI2I {
         .to_dtype(dtype)?;
         let mut tokens = x_embed.broadcast_add(&pos_embed)?;
 
-        let t_freq = timestep_features(timesteps, xs.device())?.to_dtype(dtype)?;
-        let t_emb = self
-            .t_mlp_2
-            .forward(&self.t_mlp_0.forward(&t_freq)?.silu()?)?;
+        // A sampler step gives every sample the same time: embed it once and let the adaLN
+        // products run on that one row (broadcast over the batch) instead of one per sample.
+        let uniform_t = timesteps.windows(2).all(|w| w[0] == w[1]);
+        let t_rows = if uniform_t {
+            &timesteps[..1]
+        } else {
+            timesteps
+        };
+        let t_freq = timestep_features(t_rows, xs.device())?.to_dtype(dtype)?;
+        let t_emb = per_row(&self.t_mlp_2, &per_row(&self.t_mlp_0, &t_freq)?.silu()?)?;
 
-        let y_emb = self.y_proj.forward(&y.to_dtype(dtype)?)?; // (b, 1, l, c)
+        let y_emb = self.y_proj.forward_per_row(&y.to_dtype(dtype)?)?; // (b, 1, l, c)
         let (_, _, l, c) = y_emb.dims4()?;
         let cond = y_emb.reshape((b, l, c))?;
 
@@ -551,11 +592,19 @@ impl LumosI2I {
             .permute((0, 5, 1, 3, 2, 4))?
             .contiguous()?
             .reshape((b, out_c, h, w))?;
+        let per_sample = |t: Tensor| -> Result<Tensor> {
+            let mut full = t.dims().to_vec();
+            full[0] = b;
+            t.broadcast_as(full)
+        };
+        for trace in &mut blocks {
+            trace.ada_ln = per_sample(trace.ada_ln.clone())?;
+        }
         Ok(LumosTrace {
             x_embed,
             pos_embed,
-            t_freq,
-            t_emb,
+            t_freq: per_sample(t_freq)?,
+            t_emb: per_sample(t_emb)?,
             y_emb,
             blocks,
             final_out,
