@@ -110,6 +110,16 @@ fn training_lowers_the_loss_resumes_exactly_and_exports_a_usable_model() {
         assert_eq!(diff, 0.0, "{name} differs after resuming");
     }
 
+    // A resumed run's learning rate can be changed; nonsense is refused.
+    let run = RunFolder(straight.clone());
+    let old = train::change_learning_rate(&run, 1e-4).expect("change");
+    assert!(old > 1e-4);
+    let saved: train::TrainSettings =
+        serde_json::from_str(&std::fs::read_to_string(run.settings()).expect("settings"))
+            .expect("json");
+    assert_eq!(saved.lr, 1e-4);
+    assert!(train::change_learning_rate(&run, -1.0).is_err());
+
     // The exported folder is a model the engine loads and samples.
     let choice = ModelChoice::Path(RunFolder(straight).manifest());
     let spec = resolve_model(&choice).expect("manifest").spec;

@@ -300,9 +300,10 @@ enum Command {
         /// Images per step.
         #[arg(long, default_value_t = 32)]
         batch: usize,
-        /// Peak learning rate.
-        #[arg(long, default_value_t = 5e-4)]
-        lr: f64,
+        /// Learning rate after warm-up (default 5e-4). Given when resuming, it changes the
+        /// run's rate from its next step on (e.g. lower for the last steps).
+        #[arg(long)]
+        lr: Option<f64>,
         /// Steps between saves of state and model.
         #[arg(long, default_value_t = 250)]
         save_every: usize,
@@ -496,12 +497,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "embedded:encoder/efficientnet_lite0.safetensors",
             ));
             settings.batch = batch;
-            settings.lr = lr;
+            settings.lr = lr.unwrap_or(settings.lr);
             settings.save_every = save_every;
             settings.prior.hidden_size = width;
             settings.prior.depth = depth;
             settings.prior.patch_size = patch;
-            train(&data, &out, settings, steps, device)
+            train(&data, &out, settings, lr, steps, device)
         }
     }
 }
@@ -592,6 +593,7 @@ fn train(
     data: &Path,
     out: &Path,
     settings: TrainSettings,
+    new_lr: Option<f64>,
     steps: usize,
     device: DeviceChoice,
 ) -> anyhow::Result<ExitCode> {
@@ -609,6 +611,10 @@ fn train(
             "resuming the run in {} (its saved settings apply)",
             out.display()
         );
+        if let Some(lr) = new_lr {
+            let old = lumos_engine::train::change_learning_rate(&run, lr)?;
+            println!("learning rate {old:.1e} → {lr:.1e} from the next step");
+        }
     }
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(

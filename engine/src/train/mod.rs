@@ -461,6 +461,23 @@ pub fn export(
     std::fs::write(run.manifest(), json).map_err(|e| io_error(&run.manifest(), e))
 }
 
+/// Changes the learning rate of an existing run from its next step (a lower rate for the last
+/// steps sharpens the samples); the new rate is saved in the run's settings. Returns the old.
+pub fn change_learning_rate(run: &RunFolder, lr: f64) -> Result<f64> {
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(EngineError::InvalidRequest(format!(
+            "the learning rate must be a positive number, not {lr}"
+        )));
+    }
+    let mut settings = crate::checkpoints::read_config::<TrainSettings>(&run.settings())?;
+    let old = settings.lr;
+    settings.lr = lr;
+    let json = serde_json::to_string_pretty(&settings)
+        .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+    std::fs::write(run.settings(), json).map_err(|e| io_error(&run.settings(), e))?;
+    Ok(old)
+}
+
 /// Runs (or resumes) training until `until_step`, reporting progress and appending the loss log.
 pub fn train(
     data_dir: &Path,
