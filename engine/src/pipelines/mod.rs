@@ -23,10 +23,12 @@ use crate::sampling::{self, ClassifierFreeGuidance, NoiseSchedule};
 /// Images denoised together on `device`. A seed must reproduce its image bit for bit however
 /// many images it was generated with (and a morph's end frame must equal the single-reference
 /// result), so batching is only allowed where rows do not change each other's rounding. On the
-/// CPU they do not: every op is row- or element-wise except the GEMMs, whose k-blocking depends
-/// on k and the caches, never on the number of rows (checked by the tests that compare a seed
-/// generated alone and in a batch). Four at a time halves the time of small priors, whose
-/// single-image matmuls are too small to keep two cores busy. GPU BLAS libraries choose
+/// CPU they do not: the token products have many rows in any batch, so the GEMM takes the same
+/// kernels, whose k-blocking depends on k and the caches, never on the rows; the per-sample
+/// products (a handful of rows, where the GEMM switches kernels by shape) run row by row (see
+/// `models::lumos`); everything else is row- or element-wise. Tests compare seeds generated
+/// alone and in batches. Four at a time roughly halves the time of small priors, whose
+/// single-image products are too small to keep two cores busy. GPU BLAS libraries choose
 /// kernels by shape, so GPUs denoise one image at a time.
 pub fn max_batch(device: DeviceChoice) -> usize {
     match device {
@@ -39,6 +41,7 @@ pub fn max_batch(device: DeviceChoice) -> usize {
 pub fn batch_count(images: usize, device: DeviceChoice) -> usize {
     images.div_ceil(max_batch(device))
 }
+
 /// Most images one request may ask for.
 pub const MAX_IMAGES: usize = 256;
 /// Most sampler steps one request may ask for.
