@@ -252,20 +252,7 @@ impl Settings {
             ModeKind::Sweep => {
                 let values = parse_values(&self.sweep_rows, "row values")?;
                 let rows = match self.sweep_axis {
-                    SweepAxis::Seed => SweepRows::Seeds(
-                        values
-                            .iter()
-                            .map(|&v| {
-                                if v.fract() == 0.0 && v >= 0.0 {
-                                    Ok(v as u64)
-                                } else {
-                                    Err(format!(
-                                        "seeds are whole numbers from 0 up; {v} is not one"
-                                    ))
-                                }
-                            })
-                            .collect::<Result<_, _>>()?,
-                    ),
+                    SweepAxis::Seed => SweepRows::seeds_from(&values)?,
                     SweepAxis::Weight => {
                         SweepRows::Weights(values.iter().map(|&v| v as f32).collect())
                     }

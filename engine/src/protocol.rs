@@ -186,6 +186,21 @@ pub enum SweepRows {
 }
 
 impl SweepRows {
+    /// Seed rows from typed numbers, refusing fractions and negatives with a reason.
+    pub fn seeds_from(values: &[f64]) -> Result<Self, String> {
+        values
+            .iter()
+            .map(|&v| {
+                if v.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&v) {
+                    Ok(v as u64)
+                } else {
+                    Err(format!("seeds are whole numbers from 0 up; {v} is not one"))
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(Self::Seeds)
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         match self {

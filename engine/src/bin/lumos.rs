@@ -866,10 +866,7 @@ fn sweep(
     let seed = args.seed.unwrap_or(1);
     let rows = match rows {
         SweepRows::Seed => {
-            if let Some(bad) = row_values.iter().find(|v| v.fract() != 0.0 || **v < 0.0) {
-                bail!("seeds are whole numbers from 0 up; {bad} is not one");
-            }
-            lumos_engine::protocol::SweepRows::Seeds(row_values.iter().map(|&v| v as u64).collect())
+            lumos_engine::protocol::SweepRows::seeds_from(row_values).map_err(anyhow::Error::msg)?
         }
         SweepRows::Weight => lumos_engine::protocol::SweepRows::Weights(
             row_values.iter().map(|&v| v as f32).collect(),
