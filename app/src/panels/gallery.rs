@@ -166,8 +166,10 @@ struct MorphPreview {
 /// A morph as a strip of its frames in order, with a larger preview that can play.
 fn morph_strip_ui(ui: &mut egui::Ui, run: &mut Run, commands: &mut Vec<AppCommand>) {
     let run_id = run.id;
-    run.images.sort_by_key(|i| i.index);
-    let frames = run.images.len();
+    // Frames in path order, whatever order they arrived in.
+    let mut order: Vec<usize> = (0..run.images.len()).collect();
+    order.sort_by_key(|&i| run.images[i].index);
+    let frames = order.len();
     if frames == 0 {
         return;
     }
@@ -180,7 +182,7 @@ fn morph_strip_ui(ui: &mut egui::Ui, run: &mut Run, commands: &mut Vec<AppComman
     }
     preview.frame = preview.frame.min(frames - 1);
     ui.horizontal(|ui| {
-        let texture = run.images[preview.frame].texture(ui.ctx(), run_id);
+        let texture = run.images[order[preview.frame]].texture(ui.ctx(), run_id);
         ui.image((texture.id(), egui::vec2(THUMBNAIL_PX, THUMBNAIL_PX)));
         ui.vertical(|ui| {
             let play = if preview.playing { "Pause" } else { "Play" };
@@ -202,8 +204,8 @@ fn morph_strip_ui(ui: &mut egui::Ui, run: &mut Run, commands: &mut Vec<AppComman
         .id_salt("strip")
         .show(ui, |ui| {
             ui.horizontal(|ui| {
-                for result in &mut run.images {
-                    thumbnail_ui(ui, run_id, result, SMALL_PX, commands);
+                for &i in &order {
+                    thumbnail_ui(ui, run_id, &mut run.images[i], SMALL_PX, commands);
                 }
             });
         });
