@@ -176,6 +176,29 @@ enum EaseArg {
 }
 
 impl SamplingArgs {
+    /// The request these arguments make for `references`, `mode` and `seed`.
+    fn request(
+        &self,
+        references: Vec<ReferenceImage>,
+        mode: Mode,
+        seed: u64,
+    ) -> anyhow::Result<GenerateRequest> {
+        Ok(GenerateRequest {
+            model: self.resolve_model()?,
+            device: self.device,
+            references,
+            mode,
+            settings: SamplerSettings {
+                steps: self.steps,
+                guidance: self.guidance,
+                solver: self.solver.into(),
+                seed,
+            },
+            init: self.init_image()?,
+            mix: self.mix_settings(),
+        })
+    }
+
     /// The model the arguments ask for, at the requested precision.
     fn resolve_model(&self) -> anyhow::Result<lumos_engine::protocol::ModelSpec> {
         let resolved = checkpoints::resolve_model(&self.model)?;
@@ -734,7 +757,6 @@ fn generate(
     args: &SamplingArgs,
 ) -> anyhow::Result<ExitCode> {
     let references = load_references(paths, weights)?;
-    let model_spec = args.resolve_model()?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -742,20 +764,7 @@ fn generate(
             .unwrap_or(0)
     });
     eprintln!("seed {seed}");
-    let request = GenerateRequest {
-        model: model_spec,
-        device: args.device,
-        references,
-        mode: mode.clone(),
-        settings: SamplerSettings {
-            steps: args.steps,
-            guidance: args.guidance,
-            solver: args.solver.into(),
-            seed,
-        },
-        init: args.init_image()?,
-        mix: args.mix_settings(),
-    };
+    let request = args.request(references, mode.clone(), seed)?;
     pipelines::validate(&request)?;
     let count = pipelines::image_count(&mode);
     // Refuse before computing anything if a result would overwrite a file.
@@ -876,20 +885,7 @@ fn sweep(
         rows,
         guidance: guidance_values.to_vec(),
     };
-    let request = GenerateRequest {
-        model: args.resolve_model()?,
-        device: args.device,
-        references,
-        mode: mode.clone(),
-        settings: SamplerSettings {
-            steps: args.steps,
-            guidance: args.guidance,
-            solver: args.solver.into(),
-            seed,
-        },
-        init: args.init_image()?,
-        mix: args.mix_settings(),
-    };
+    let request = args.request(references, mode.clone(), seed)?;
     pipelines::validate(&request)?;
     let path = args.out.join(format!("lumos-sweep-{seed}.png"));
     if path.exists() {
