@@ -6,6 +6,10 @@
 //! from each other — reported as the mean pairwise embedding distance (1 − cos) and mean pixel
 //! distance between variations of one reference, next to the same figures between variations of
 //! different references.
+//!
+//! To read the retrieval figure, the same retrieval is also run on copies of the sources blurred
+//! through a small grid (16×16, 8×8, 4×4) instead of generated variations: a variation that
+//! retrieves like the 16×16 copy keeps about that much of its source's layout.
 
 use std::sync::Arc;
 
@@ -34,12 +38,11 @@ pub struct EvalPlan {
 pub struct EvalReport {
     /// References evaluated.
     pub references: usize,
-    /// Fraction whose variation retrieves the source first.
-    pub top1: f64,
-    /// Fraction whose source is among the five nearest.
-    pub top5: f64,
-    /// Mean cosine similarity between a variation and its source.
-    pub mean_source_similarity: f64,
+    /// Retrieval of each source from its variation.
+    pub conditioning: Retrieval,
+    /// The same retrieval from the sources blurred through a `side × side` grid, for scale:
+    /// `(side, retrieval)`.
+    pub blurred: Vec<(u32, Retrieval)>,
     /// Mean pairwise embedding distance (1 − cos) between variations of one reference.
     pub within_distance: f64,
     /// The same between variations of different references.
@@ -49,6 +52,39 @@ pub struct EvalReport {
     /// One row per diversity reference: the reference resized to the output size, then its
     /// variations.
     pub sheet_rows: Vec<Vec<RgbImage>>,
+}
+
+/// Retrieval of the sources from one query image each.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Retrieval {
+    /// Fraction whose query ranks its source first.
+    pub top1: f64,
+    /// Fraction whose source is among the five nearest.
+    pub top5: f64,
+    /// Mean cosine similarity between a query and its source.
+    pub mean_similarity: f64,
+}
+
+/// Ranks all sources by cosine similarity to each query; query `i` belongs to source `i`.
+/// Both `(n, c)`, unit rows.
+pub fn retrieval(queries: &Tensor, sources: &Tensor) -> Result<Retrieval> {
+    let similarity: Vec<Vec<f32>> = queries.matmul(&sources.t()?)?.to_vec2()?;
+    let n = similarity.len().max(1) as f64;
+    let mut out = Retrieval::default();
+    for (i, row) in similarity.iter().enumerate() {
+        let better = row.iter().filter(|&&s| s > row[i]).count();
+        out.top1 += f64::from(u8::from(better == 0)) / n;
+        out.top5 += f64::from(u8::from(better < 5)) / n;
+        out.mean_similarity += f64::from(row[i]) / n;
+    }
+    Ok(out)
+}
+
+/// `image` reduced to `side × side` and enlarged back to its size (bilinear both ways).
+pub fn blurred(image: &RgbImage, side: u32) -> RgbImage {
+    use image::imageops::{FilterType, resize};
+    let small = resize(image, side, side, FilterType::Triangle);
+    resize(&small, image.width(), image.height(), FilterType::Triangle)
 }
 
 fn reference(image: &RgbImage, name: &str) -> ReferenceImage {
@@ -135,15 +171,15 @@ pub fn evaluate(
         progress(done, total);
     }
     let generated_emb = embed_all(model, &generated)?;
-    let similarity: Vec<Vec<f32>> = generated_emb.matmul(&sources.t()?)?.to_vec2()?;
-    let mut top1 = 0usize;
-    let mut top5 = 0usize;
-    let mut source_sim = 0f64;
-    for (i, row) in similarity.iter().enumerate() {
-        let better = row.iter().filter(|&&s| s > row[i]).count();
-        top1 += usize::from(better == 0);
-        top5 += usize::from(better < 5);
-        source_sim += f64::from(row[i]);
+    let conditioning = retrieval(&generated_emb, &sources)?;
+    let size = model.image_size_px() as u32;
+    let mut blurred_retrieval = Vec::new();
+    for side in [16, 8, 4] {
+        let copies: Vec<RgbImage> = references
+            .iter()
+            .map(|r| blurred(&crate::preprocess::resize_and_crop(r, size, None), side))
+            .collect();
+        blurred_retrieval.push((side, retrieval(&embed_all(model, &copies)?, &sources)?));
     }
 
     // Diversity: more variations of the first references (the first variation is reused).
@@ -184,7 +220,6 @@ pub fn evaluate(
             between.extend(cross.iter().flatten().map(|&s| 1.0 - f64::from(s)));
         }
     }
-    let size = model.image_size_px() as u32;
     let sheet_rows = groups
         .into_iter()
         .zip(references)
@@ -196,9 +231,8 @@ pub fn evaluate(
         .collect();
     Ok(EvalReport {
         references: n,
-        top1: top1 as f64 / n.max(1) as f64,
-        top5: top5 as f64 / n.max(1) as f64,
-        mean_source_similarity: source_sim / n.max(1) as f64,
+        conditioning,
+        blurred: blurred_retrieval,
         within_distance: mean_pairwise(&within),
         between_distance: mean_pairwise(&between),
         within_pixel_l1: mean_pairwise(&within_px),
@@ -217,6 +251,48 @@ pub fn is_held_out(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retrieval_ranks_each_query_against_every_source() -> Result<()> {
+        let dev = candle_core::Device::Cpu;
+        let sources = Tensor::new(&[[1f32, 0., 0.], [0., 1., 0.], [0., 0., 1.]], &dev)?;
+        // Query 0 is its source; query 1 is source 2 (a miss, but in the top 5 of 3);
+        // query 2 leans to source 2 (a hit).
+        let lean = [0f32, 0.6, 0.8];
+        let queries = Tensor::new(&[[1f32, 0., 0.], [0., 0., 1.], lean], &dev)?;
+        let r = retrieval(&queries, &sources)?;
+        assert!((r.top1 - 2.0 / 3.0).abs() < 1e-9, "{r:?}");
+        assert!((r.top5 - 1.0).abs() < 1e-9, "{r:?}");
+        assert!(
+            (r.mean_similarity - (1.0 + 0.0 + 0.8) / 3.0).abs() < 1e-6,
+            "{r:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn blurring_through_one_pixel_leaves_the_mean_colour() {
+        let image = RgbImage::from_fn(64, 64, |x, _| {
+            if x < 32 {
+                image::Rgb([200, 0, 0])
+            } else {
+                image::Rgb([0, 0, 100])
+            }
+        });
+        let flat = blurred(&image, 1);
+        assert_eq!(flat.dimensions(), (64, 64));
+        for p in flat.pixels() {
+            assert!(
+                p.0[0].abs_diff(100) <= 2 && p.0[2].abs_diff(50) <= 2,
+                "{p:?}"
+            );
+        }
+        assert_eq!(
+            blurred(&image, 64),
+            image,
+            "a full-size grid changes nothing"
+        );
+    }
 
     #[test]
     fn the_held_out_split_is_about_one_in_64_and_stable() {

@@ -582,13 +582,22 @@ fn eval(
     })?;
     bar.finish_and_clear();
     let n = report.references as f64;
+    let c = &report.conditioning;
     println!(
         "conditioning: top-1 retrieval {:.1}% (chance {:.1}%), top-5 {:.1}%, mean cos(variation, source) {:.3}",
-        100.0 * report.top1,
+        100.0 * c.top1,
         100.0 / n,
-        100.0 * report.top5,
-        report.mean_source_similarity
+        100.0 * c.top5,
+        c.mean_similarity
     );
+    for (side, r) in &report.blurred {
+        println!(
+            "  for scale, the sources blurred through {side}×{side}: top-1 {:.1}%, top-5 {:.1}%, mean cos {:.3}",
+            100.0 * r.top1,
+            100.0 * r.top5,
+            r.mean_similarity
+        );
+    }
     println!(
         "diversity: embedding distance (1 - cos) within a reference {:.3} vs between references {:.3}; \
          mean pixel difference within a reference {:.1}/255",
