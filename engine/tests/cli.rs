@@ -378,3 +378,66 @@ fn sweep_writes_one_labelled_grid() {
         sheet.dimensions()
     );
 }
+
+#[test]
+fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
+    let data = tempfile::tempdir().expect("tempdir");
+    for (name, colour) in [
+        ("red.png", [220u8, 30, 30]),
+        ("green.png", [30, 180, 60]),
+        ("blue.png", [40, 60, 220]),
+    ] {
+        image::RgbImage::from_fn(64, 64, |x, y| {
+            if (16..48).contains(&x) && (8..56).contains(&y) {
+                image::Rgb(colour)
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        })
+        .save(data.path().join(name))
+        .expect("write image");
+    }
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "eval",
+            "--data",
+            path_str(data.path()),
+            "--steps",
+            "2",
+            "--diversity-references",
+            "1",
+            "--variations",
+            "2",
+        ];
+        v.extend_from_slice(extra);
+        v.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| lumos(&a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // None of the three names falls in the held-out split.
+    let refused = run(args(&[]));
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("no held-out references"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let result = run(args(&["--all-images"]));
+    assert!(result.status.success(), "{}", stderr(&result));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(stdout.contains("on 3 images"), "{stdout}");
+    assert!(stdout.contains("top-1 retrieval"), "{stdout}");
+    for side in ["16×16", "8×8", "4×4"] {
+        assert!(
+            stdout.contains(&format!("blurred through {side}")),
+            "{stdout}"
+        );
+    }
+    // Three rectangles of different colours stay apart when blurred through 16×16.
+    assert!(
+        stdout.contains("blurred through 16×16: top-1 100.0%"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("diversity"), "{stdout}");
+}

@@ -357,6 +357,10 @@ enum Command {
         /// References to evaluate.
         #[arg(long, default_value_t = 200)]
         count: usize,
+        /// Evaluate every image of the folder, not only the held-out split: how well a model
+        /// trained on this folder follows the condition of images it has seen.
+        #[arg(long)]
+        all_images: bool,
         /// References for the diversity figure and the contact sheet.
         #[arg(long, default_value_t = 8)]
         diversity_references: usize,
@@ -490,6 +494,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval {
             data,
             count,
+            all_images,
             diversity_references,
             variations,
             sheet,
@@ -507,7 +512,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 diversity_references,
                 diversity_variations: variations,
             };
-            eval(&data, count, &model, &plan, sheet.as_deref())
+            let split = if all_images {
+                "images"
+            } else {
+                "held-out references"
+            };
+            let files: Vec<PathBuf> = lumos_engine::train::data::list_images(&data)?
+                .into_iter()
+                .filter(|f| all_images || lumos_engine::eval::is_held_out(&f.to_string_lossy()))
+                .take(count)
+                .collect();
+            if files.is_empty() {
+                bail!("no {split} in {}", data.display());
+            }
+            eval(&data, &files, split, &model, &plan, sheet.as_deref())
         }
         Command::Train {
             data,
@@ -544,19 +562,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn eval(
     data: &Path,
-    count: usize,
+    files: &[PathBuf],
+    split: &str,
     choice: &ModelChoice,
     plan: &lumos_engine::eval::EvalPlan,
     sheet: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let files: Vec<PathBuf> = lumos_engine::train::data::list_images(data)?
-        .into_iter()
-        .filter(|f| lumos_engine::eval::is_held_out(&f.to_string_lossy()))
-        .take(count)
-        .collect();
-    if files.is_empty() {
-        bail!("no held-out images in {}", data.display());
-    }
     let references = files
         .iter()
         .map(|f| imageio::load_image(&data.join(f)))
@@ -567,7 +578,7 @@ fn eval(
         &lumos_engine::device::open(DeviceChoice::Cpu)?,
     )?;
     println!(
-        "evaluating {} on {} held-out references from {} ({} steps, guidance {})",
+        "evaluating {} on {} {split} from {} ({} steps, guidance {})",
         model.spec.name,
         references.len(),
         data.display(),
