@@ -381,21 +381,12 @@ fn sweep_writes_one_labelled_grid() {
 
 #[test]
 fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
+    // The five sample photos the app ships (none falls in the held-out split).
     let data = tempfile::tempdir().expect("tempdir");
-    for (name, colour) in [
-        ("red.png", [220u8, 30, 30]),
-        ("green.png", [30, 180, 60]),
-        ("blue.png", [40, 60, 220]),
-    ] {
-        image::RgbImage::from_fn(64, 64, |x, y| {
-            if (16..48).contains(&x) && (8..56).contains(&y) {
-                image::Rgb(colour)
-            } else {
-                image::Rgb([255, 255, 255])
-            }
-        })
-        .save(data.path().join(name))
-        .expect("write image");
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/samples");
+    for name in ["astronaut", "chelsea", "coffee", "grace_hopper", "rocket"] {
+        let file = format!("{name}.jpg");
+        std::fs::copy(samples.join(&file), data.path().join(&file)).expect("copy sample");
     }
     let args = |extra: &[&str]| {
         let mut v = vec![
@@ -414,7 +405,6 @@ fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
     };
     let run = |a: Vec<String>| lumos(&a.iter().map(String::as_str).collect::<Vec<_>>());
 
-    // None of the three names falls in the held-out split.
     let refused = run(args(&[]));
     assert!(!refused.status.success());
     assert!(
@@ -426,7 +416,7 @@ fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
     let result = run(args(&["--all-images"]));
     assert!(result.status.success(), "{}", stderr(&result));
     let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(stdout.contains("on 3 images"), "{stdout}");
+    assert!(stdout.contains("on 5 images"), "{stdout}");
     assert!(stdout.contains("top-1 retrieval"), "{stdout}");
     for side in ["16×16", "8×8", "4×4"] {
         assert!(
@@ -434,7 +424,7 @@ fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
             "{stdout}"
         );
     }
-    // Three rectangles of different colours stay apart when blurred through 16×16.
+    // Five different photos are still told apart when blurred through 16×16.
     assert!(
         stdout.contains("blurred through 16×16: top-1 100.0%"),
         "{stdout}"
