@@ -89,7 +89,27 @@ fn training_lowers_the_loss_resumes_exactly_and_exports_a_usable_model() {
     // Interrupted at 25, resumed to 120: the same weights, bit for bit.
     let resumed = tmp.path().join("resumed");
     run(&data, &resumed, 25);
+    // A run killed between saves logged steps it did not save; resuming forgets them.
+    let log = RunFolder(resumed.clone()).loss_log();
+    let mut text = std::fs::read_to_string(&log).expect("loss log");
+    text.push_str("26,0.5\n27,0.5\n");
+    std::fs::write(&log, text).expect("append");
     let rest = run(&data, &resumed, 120);
+    let logged: Vec<usize> = std::fs::read_to_string(&log)
+        .expect("loss log")
+        .lines()
+        .map(|l| {
+            l.split(',')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("step")
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        (1..=120).collect::<Vec<_>>(),
+        "each step logged once"
+    );
     assert_eq!(rest.len(), 95, "resumed at the saved step");
     assert_eq!(
         &rest[..],

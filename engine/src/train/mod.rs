@@ -534,6 +534,25 @@ pub fn change_condition_scale(run: &RunFolder, scale: f64) -> Result<f64> {
     Ok(old)
 }
 
+/// Drops the loss-log lines of steps after `saved_step`: a run stopped between saves logged steps
+/// it will now redo, and the log should list each step once.
+fn forget_unsaved_steps(log: &Path, saved_step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return Ok(()); // no log yet
+    };
+    let step_of = |line: &str| line.split(',').next()?.trim().parse::<usize>().ok();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| step_of(line).is_none_or(|step| step <= saved_step))
+        .collect();
+    if kept.len() == text.lines().count() {
+        return Ok(());
+    }
+    let mut out = kept.join("\n");
+    out.push('\n');
+    std::fs::write(log, out).map_err(|e| io_error(log, e))
+}
+
 /// Runs (or resumes) training until `until_step`, reporting progress and appending the loss log.
 pub fn train(
     data_dir: &Path,
@@ -555,6 +574,7 @@ pub fn train(
     let set = prepare_data(data_dir, run, &settings, device, report)?;
     let save_every = settings.save_every.max(1);
     let mut trainer = Trainer::new(settings, run, device)?;
+    forget_unsaved_steps(&run.loss_log(), trainer.step())?;
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
