@@ -327,11 +327,6 @@ enum Command {
         /// run's rate from its next step on (e.g. lower for the last steps).
         #[arg(long)]
         lr: Option<f64>,
-        /// Factor the unit-length condition embedding is multiplied by (default √1280). Given
-        /// when resuming, the run's network is rescaled so that it computes the same function
-        /// and its condition layer learns faster from the next step on.
-        #[arg(long)]
-        condition_scale: Option<f64>,
         /// Steps between saves of state and model.
         #[arg(long, default_value_t = 250)]
         save_every: usize,
@@ -533,7 +528,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             steps,
             batch,
             lr,
-            condition_scale,
             save_every,
             width,
             depth,
@@ -549,13 +543,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             settings.prior.hidden_size = width;
             settings.prior.depth = depth;
             settings.prior.patch_size = patch;
-            settings.prior.condition_scale =
-                condition_scale.unwrap_or(settings.prior.condition_scale);
-            let changes = RunChanges {
-                lr,
-                condition_scale,
-            };
-            train(&data, &out, settings, changes, steps, device)
+            train(&data, &out, settings, lr, steps, device)
         }
     }
 }
@@ -644,17 +632,11 @@ fn eval(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Settings given on the command line that change a resumed run.
-struct RunChanges {
-    lr: Option<f64>,
-    condition_scale: Option<f64>,
-}
-
 fn train(
     data: &Path,
     out: &Path,
     settings: TrainSettings,
-    changes: RunChanges,
+    new_lr: Option<f64>,
     steps: usize,
     device: DeviceChoice,
 ) -> anyhow::Result<ExitCode> {
@@ -672,13 +654,9 @@ fn train(
             "resuming the run in {} (its saved settings apply)",
             out.display()
         );
-        if let Some(lr) = changes.lr {
+        if let Some(lr) = new_lr {
             let old = lumos_engine::train::change_learning_rate(&run, lr)?;
             println!("learning rate {old:.1e} → {lr:.1e} from the next step");
-        }
-        if let Some(scale) = changes.condition_scale {
-            let old = lumos_engine::train::change_condition_scale(&run, scale)?;
-            println!("condition scale {old} → {scale} (same network function, rescaled)");
         }
     }
     let bar = ProgressBar::new(steps as u64);

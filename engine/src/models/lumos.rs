@@ -44,12 +44,6 @@ pub struct LumosConfig {
     /// (the small pixel-space default: its error does not blow up at high noise).
     #[serde(default)]
     pub prediction: Prediction,
-    /// Factor the condition embedding is multiplied by before the condition MLP. 1 in the
-    /// published model. A unit-length embedding of 1280 numbers enters that MLP at ~0.03 per
-    /// component, so a small model trained briefly learns its condition slowly; the default
-    /// prior uses √1280 (unit scale per component).
-    #[serde(default = "one_f64")]
-    pub condition_scale: f64,
 }
 
 /// The network's training target.
@@ -89,7 +83,6 @@ impl LumosConfig {
             pred_sigma: true,
             lewei_scale: 1.0,
             prediction: Prediction::Epsilon,
-            condition_scale: 1.0,
         }
     }
 
@@ -568,12 +561,7 @@ impl LumosI2I {
         let t_freq = timestep_features(t_rows, xs.device())?.to_dtype(dtype)?;
         let t_emb = per_row(&self.t_mlp_2, &per_row(&self.t_mlp_0, &t_freq)?.silu()?)?;
 
-        let y = if cfg.condition_scale == 1.0 {
-            y.to_dtype(dtype)?
-        } else {
-            (y.to_dtype(DType::F32)? * cfg.condition_scale)?.to_dtype(dtype)?
-        };
-        let y_emb = self.y_proj.forward_per_row(&y)?; // (b, 1, l, c)
+        let y_emb = self.y_proj.forward_per_row(&y.to_dtype(dtype)?)?; // (b, 1, l, c)
         let (_, _, l, c) = y_emb.dims4()?;
         let cond = y_emb.reshape((b, l, c))?;
 

@@ -73,7 +73,6 @@ impl TrainSettings {
                 pred_sigma: false,
                 lewei_scale: 1.0,
                 prediction: Prediction::V,
-                condition_scale: (crate::models::efficientnet::FEATURES as f64).sqrt(),
             },
             encoder: ComponentSpec {
                 path: encoder_path,
@@ -473,61 +472,6 @@ pub fn change_learning_rate(run: &RunFolder, lr: f64) -> Result<f64> {
     let mut settings = crate::checkpoints::read_config::<TrainSettings>(&run.settings())?;
     let old = settings.lr;
     settings.lr = lr;
-    let json = serde_json::to_string_pretty(&settings)
-        .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
-    std::fs::write(run.settings(), json).map_err(|e| io_error(&run.settings(), e))?;
-    Ok(old)
-}
-
-/// The parameter the condition scale multiplies into: the first layer of the condition MLP.
-const CONDITION_INPUT_WEIGHT: &str = "y_embedder.y_proj.fc1.weight";
-
-/// Changes the condition scale of an existing run without changing what its network computes:
-/// the condition MLP's first weight is divided by the factor the scale grows by (its raw, EMA and
-/// Adam statistics rescaled to match), so training continues from the same function with that
-/// layer learning faster relative to its size. Returns the old scale.
-pub fn change_condition_scale(run: &RunFolder, scale: f64) -> Result<f64> {
-    if !(scale.is_finite() && scale > 0.0) {
-        return Err(EngineError::InvalidRequest(format!(
-            "the condition scale must be a positive number, not {scale}"
-        )));
-    }
-    let mut settings = crate::checkpoints::read_config::<TrainSettings>(&run.settings())?;
-    let old = settings.prior.condition_scale;
-    let factor = scale / old;
-    if run.state().exists() {
-        let mut state = candle_core::safetensors::load(run.state(), &Device::Cpu)?;
-        let w = CONDITION_INPUT_WEIGHT;
-        // y = W (s x): W' = W / f keeps W' (f s x) = W (s x); its gradient grows by f, so
-        // Adam's first moment grows by f and the second by f².
-        for (key, by) in [
-            (w.to_string(), 1.0 / factor),
-            (format!("ema.{w}"), 1.0 / factor),
-            (format!("adam_m.{w}"), factor),
-            (format!("adam_v.{w}"), factor * factor),
-        ] {
-            if let Some(t) = state.get(&key) {
-                let scaled = (t * by)?;
-                state.insert(key, scaled);
-            }
-        }
-        let tmp = run.state().with_extension("tmp");
-        candle_core::safetensors::save(&state, &tmp)?;
-        std::fs::rename(&tmp, run.state()).map_err(|e| io_error(&run.state(), e))?;
-        settings.prior.condition_scale = scale;
-        // Re-export, so that the run's model folder matches its state.
-        let ema: HashMap<String, Tensor> = state
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("ema.")?.to_string(), v.clone())))
-            .collect();
-        let step = state
-            .get("step")
-            .map(|t| t.to_vec1::<f32>().map(|v| v[0] as usize))
-            .transpose()?
-            .unwrap_or(0);
-        export(&ema, &settings, step, run)?;
-    }
-    settings.prior.condition_scale = scale;
     let json = serde_json::to_string_pretty(&settings)
         .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
     std::fs::write(run.settings(), json).map_err(|e| io_error(&run.settings(), e))?;
