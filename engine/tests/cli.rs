@@ -388,8 +388,8 @@ fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
         let file = format!("{name}.jpg");
         std::fs::copy(samples.join(&file), data.path().join(&file)).expect("copy sample");
     }
-    let args = |extra: &[&str]| {
-        let mut v = vec![
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
             "eval",
             "--data",
             path_str(data.path()),
@@ -400,12 +400,11 @@ fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
             "--variations",
             "2",
         ];
-        v.extend_from_slice(extra);
-        v.into_iter().map(str::to_string).collect::<Vec<_>>()
+        args.extend_from_slice(extra);
+        lumos(&args)
     };
-    let run = |a: Vec<String>| lumos(&a.iter().map(String::as_str).collect::<Vec<_>>());
 
-    let refused = run(args(&[]));
+    let refused = eval(&[]);
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("no held-out references"),
@@ -413,7 +412,7 @@ fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
         stderr(&refused)
     );
 
-    let result = run(args(&["--all-images"]));
+    let result = eval(&["--all-images"]);
     assert!(result.status.success(), "{}", stderr(&result));
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(stdout.contains("on 5 images"), "{stdout}");
