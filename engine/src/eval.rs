@@ -172,13 +172,15 @@ pub fn evaluate(
     }
     let generated_emb = embed_all(model, &generated)?;
     let conditioning = retrieval(&generated_emb, &sources)?;
+    // The references at the output size: blurred for scale, and the first column of the sheet.
     let size = model.image_size_px() as u32;
+    let at_output_size: Vec<RgbImage> = references
+        .iter()
+        .map(|r| crate::preprocess::resize_and_crop(r, size, None))
+        .collect();
     let mut blurred_retrieval = Vec::new();
     for side in [16, 8, 4] {
-        let copies: Vec<RgbImage> = references
-            .iter()
-            .map(|r| blurred(&crate::preprocess::resize_and_crop(r, size, None), side))
-            .collect();
+        let copies: Vec<RgbImage> = at_output_size.iter().map(|r| blurred(r, side)).collect();
         blurred_retrieval.push((side, retrieval(&embed_all(model, &copies)?, &sources)?));
     }
 
@@ -222,9 +224,9 @@ pub fn evaluate(
     }
     let sheet_rows = groups
         .into_iter()
-        .zip(references)
+        .zip(at_output_size)
         .map(|(group, source)| {
-            let mut row = vec![crate::preprocess::resize_and_crop(source, size, None)];
+            let mut row = vec![source];
             row.extend(group);
             row
         })
