@@ -44,6 +44,19 @@ pub struct LumosConfig {
     /// (the small pixel-space default: its error does not blow up at high noise).
     #[serde(default)]
     pub prediction: Prediction,
+    /// Also condition every adaLN on the reference: its embedding (first token, brought to unit
+    /// RMS by `√caption_channels`) through `ada_condition` (an MLP) is added to the timestep
+    /// embedding that drives the blocks' and the final layer's modulation (RCG's way of feeding a
+    /// representation to a DiT; DiT's adaLN-Zero ablation). With one condition token,
+    /// cross-attention can only add the same vector to every patch; this makes the condition
+    /// scale and shift every feature. Off in the published model.
+    #[serde(default)]
+    pub adaln_condition: bool,
+    /// A residual 3×3 convolution (`final_conv`) after unpatchify, which lets neighbouring
+    /// patches agree at their borders (against the seams of large pixel patches). Off in the
+    /// published model.
+    #[serde(default)]
+    pub final_conv: bool,
 }
 
 /// The network's training target.
@@ -55,6 +68,8 @@ pub enum Prediction {
     Epsilon,
     /// v = α ε − σ x0.
     V,
+    /// The clean image x0 itself (JiT: what rescues large pixel patches).
+    Sample,
 }
 
 fn one() -> usize {
@@ -83,6 +98,8 @@ impl LumosConfig {
             pred_sigma: true,
             lewei_scale: 1.0,
             prediction: Prediction::Epsilon,
+            adaln_condition: false,
+            final_conv: false,
         }
     }
 
@@ -117,7 +134,18 @@ impl LumosConfig {
             + (self.caption_channels * c + c + c * c + c)
             + self.caption_channels;
         let final_layer = 2 * c + c * p * p * self.out_channels() + p * p * self.out_channels();
-        embed + self.depth * block + final_layer
+        let ada_condition = if self.adaln_condition {
+            self.caption_channels * c + c + c * c + c
+        } else {
+            0
+        };
+        let final_conv = if self.final_conv {
+            let o = self.out_channels();
+            o * o * 9 + o
+        } else {
+            0
+        };
+        embed + self.depth * block + final_layer + ada_condition + final_conv
     }
 }
 
@@ -407,9 +435,11 @@ pub struct LumosI2I {
     t_mlp_2: Linear,
     y_proj: Mlp,
     y_embedding: Tensor,
+    ada_condition: Option<Mlp>,
     blocks: Vec<LumosBlock>,
     final_table: Tensor,
     final_linear: Linear,
+    final_conv: Option<Conv2d>,
     norm: PlainLayerNorm,
     config: LumosConfig,
 }
@@ -436,6 +466,21 @@ impl LumosI2I {
             .map(|i| LumosBlock::load(config, vb.pp("blocks").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         let final_vb = vb.pp("final_layer");
+        let ada_condition = config
+            .adaln_condition
+            .then(|| Mlp::load(config.caption_channels, c, c, vb.pp("ada_condition")))
+            .transpose()?;
+        let out_c = config.out_channels();
+        let final_conv = config
+            .final_conv
+            .then(|| {
+                let cfg = Conv2dConfig {
+                    padding: 1,
+                    ..Default::default()
+                };
+                candle_nn::conv2d(out_c, out_c, 3, cfg, vb.pp("final_conv"))
+            })
+            .transpose()?;
         Ok(Self {
             x_embedder,
             t_mlp_0: candle_nn::linear(FREQUENCY_EMBEDDING_SIZE, c, t_vb.pp("0"))?,
@@ -445,6 +490,7 @@ impl LumosI2I {
                 (config.model_max_length, config.caption_channels),
                 "y_embedding",
             )?,
+            ada_condition,
             blocks,
             final_table: final_vb.get((2, c), "scale_shift_table")?,
             final_linear: candle_nn::linear(
@@ -452,6 +498,7 @@ impl LumosI2I {
                 p * p * config.out_channels(),
                 final_vb.pp("linear"),
             )?,
+            final_conv,
             norm: PlainLayerNorm::new(c, 1e-6, vb.dtype(), vb.device())?,
             config: config.clone(),
         })
@@ -561,9 +608,19 @@ impl LumosI2I {
         let t_freq = timestep_features(t_rows, xs.device())?.to_dtype(dtype)?;
         let t_emb = per_row(&self.t_mlp_2, &per_row(&self.t_mlp_0, &t_freq)?.silu()?)?;
 
-        let y_emb = self.y_proj.forward_per_row(&y.to_dtype(dtype)?)?; // (b, 1, l, c)
+        let y = y.to_dtype(dtype)?;
+        let y_emb = self.y_proj.forward_per_row(&y)?; // (b, 1, l, c)
         let (_, _, l, c) = y_emb.dims4()?;
         let cond = y_emb.reshape((b, l, c))?;
+        // With `adaln_condition` every sample gets its own modulation: (b, c).
+        let t_emb = match &self.ada_condition {
+            Some(mlp) => {
+                let global = y.narrow(2, 0, 1)?.reshape((b, cfg.caption_channels))?;
+                let unit_rms = (global * (cfg.caption_channels as f64).sqrt())?;
+                t_emb.broadcast_add(&mlp.forward_per_row(&unit_rms)?)?
+            }
+            None => t_emb,
+        };
 
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
@@ -592,6 +649,10 @@ impl LumosI2I {
             .permute((0, 5, 1, 3, 2, 4))?
             .contiguous()?
             .reshape((b, out_c, h, w))?;
+        let out = match &self.final_conv {
+            Some(conv) => (&out + conv.forward(&out)?)?,
+            None => out,
+        };
         let per_sample = |t: Tensor| -> Result<Tensor> {
             let mut full = t.dims().to_vec();
             full[0] = b;

@@ -77,6 +77,23 @@ impl<P: NoisePredictor> NoisePredictor for VelocityToNoise<'_, P> {
     }
 }
 
+/// Turns an x0-prediction into the noise the solvers expect: `ε = (x − α x0) / σ`. Guidance
+/// may be applied before (it is linear in the prediction, and this map is affine in it).
+pub struct SampleToNoise<'a, P: NoisePredictor> {
+    /// The x0-predicting model (guided or not).
+    pub inner: P,
+    /// The schedule that maps network time to α and σ.
+    pub schedule: &'a crate::sampling::NoiseSchedule,
+}
+
+impl<P: NoisePredictor> NoisePredictor for SampleToNoise<'_, P> {
+    fn predict_noise(&mut self, x: &Tensor, net_t: f32) -> Result<Tensor> {
+        let x0 = self.inner.predict_noise(x, net_t)?;
+        let (alpha, sigma) = alpha_sigma(self.schedule, net_t);
+        Ok(((x - (x0 * alpha)?)? / sigma)?)
+    }
+}
+
 /// Clips the implied clean image `x0 = (x − σ ε) / α` to [−1, 1] and returns the noise that
 /// corresponds to the clipped image (DDPM's `clip_denoised`). For priors that work on pixels:
 /// at high noise a small error in ε becomes a huge one in x0 (α is 0.006 at t = 1 on the linear

@@ -11,7 +11,9 @@ pub mod schedule;
 
 use candle_core::Tensor;
 
-pub use guidance::{ClassifierFreeGuidance, ClipDenoised, NoisePredictor, VelocityToNoise};
+pub use guidance::{
+    ClassifierFreeGuidance, ClipDenoised, NoisePredictor, SampleToNoise, VelocityToNoise,
+};
 pub use schedule::NoiseSchedule;
 
 use crate::error::Result;

@@ -56,8 +56,9 @@ pub struct TrainSettings {
 }
 
 impl TrainSettings {
-    /// The embedded default: a 64×64 pixel-space v-prediction prior (patch 8, width 256, depth 6) conditioned
-    /// on EfficientNet-Lite0 embeddings at 128 px.
+    /// The embedded default: a 64×64 pixel-space x0-prediction prior (patch 8, width 256, depth
+    /// 6, the condition also through adaLN, a final 3×3 convolution) conditioned on
+    /// EfficientNet-Lite0 embeddings at 128 px.
     pub fn small_default(encoder_path: PathBuf) -> Self {
         Self {
             prior: LumosConfig {
@@ -72,7 +73,9 @@ impl TrainSettings {
                 model_max_length: 1,
                 pred_sigma: false,
                 lewei_scale: 1.0,
-                prediction: Prediction::V,
+                prediction: Prediction::Sample,
+                adaln_condition: true,
+                final_conv: true,
             },
             encoder: ComponentSpec {
                 path: encoder_path,
@@ -354,12 +357,20 @@ impl Trainer {
 
         let t_values: Vec<f32> = timesteps.iter().map(|&t| t as f32).collect();
         let pred = self.model.forward_eps(&x_t, &t_values, &cond)?;
-        let target = match self.settings.prior.prediction {
-            Prediction::Epsilon => eps,
+        let loss = match self.settings.prior.prediction {
+            Prediction::Epsilon => (pred - &eps)?.sqr()?.mean_all()?,
             // v = α ε − σ x0
-            Prediction::V => (eps.broadcast_mul(&signal)? - x0.broadcast_mul(&noise)?)?,
+            Prediction::V => {
+                let v = (eps.broadcast_mul(&signal)? - x0.broadcast_mul(&noise)?)?;
+                (pred - &v)?.sqr()?.mean_all()?
+            }
+            // x0, weighted by 1 / max(σ², 0.05): the v-loss's weighting with its
+            // low-noise end capped (min-SNR), so that the nearly clean steps do not dominate.
+            Prediction::Sample => {
+                let weight = noise.sqr()?.clamp(0.05f32, f32::MAX)?.recip()?;
+                (pred - &x0)?.sqr()?.broadcast_mul(&weight)?.mean_all()?
+            }
         };
-        let loss = (pred - &target)?.sqr()?.mean_all()?;
         let grads = loss.backward()?;
         self.optimizer.step(&grads)?;
         self.ema.update(&self.vars, self.optimizer.step)?;

@@ -1,0 +1,98 @@
+//! The built-in prior is trained on a GPU by `tools/gpu/train_prior.py` (PyTorch) and run by the
+//! engine, so the PyTorch mirrors of its networks (`tools/gpu/lumos_torch.py`) must compute what
+//! the engine computes. `tools/gpu/check_parity.py` wrote what they compute into
+//! `tests/data/torch_mirror.safetensors`; these tests load the same weights and inputs here.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use lumos_engine::checkpoints::build_model;
+use lumos_engine::models::{
+    EfficientNetLite, EfficientNetLiteConfig, ImageEncoder, LumosConfig, LumosI2I,
+};
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/torch_mirror.safetensors")
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("difference")
+}
+
+fn max_abs(a: &Tensor) -> f32 {
+    a.abs()
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("max")
+}
+
+#[test]
+fn the_prior_with_every_option_matches_its_pytorch_mirror() {
+    let dev = Device::Cpu;
+    let tensors = candle_core::safetensors::load(data(), &dev).expect("torch_mirror data");
+    let config: LumosConfig = {
+        let buffer = std::fs::read(data()).expect("read");
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(&buffer).expect("safetensors header");
+        let json = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("prior_config"))
+            .expect("prior_config in the metadata")
+            .clone();
+        serde_json::from_str(&json).expect("config")
+    };
+    assert!(config.adaln_condition && config.final_conv);
+    let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &dev);
+    let prior = LumosI2I::load(&config, vb.pp("prior")).expect("load");
+    for (t_key, out_key) in [("t", "out"), ("t_same", "out_same")] {
+        let t: Vec<f32> = tensors[t_key].to_vec1().expect("t");
+        let ours = prior
+            .forward(&tensors["x"], &t, &tensors["y"])
+            .expect("forward");
+        let reference = &tensors[out_key];
+        let err = max_abs_diff(&ours, reference);
+        let scale = max_abs(reference);
+        eprintln!("{out_key}: max |diff| {err:.2e} (max |out| {scale:.2})");
+        assert!(err <= 1e-4 * scale.max(1.0), "{out_key}: {err} vs {scale}");
+    }
+}
+
+#[test]
+fn the_encoder_matches_its_pytorch_mirror() {
+    let dev = Device::Cpu;
+    let tensors = candle_core::safetensors::load(data(), &dev).expect("torch_mirror data");
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let config = EfficientNetLiteConfig::lite0(128);
+    let net = build_model(
+        &assets.join("encoder/efficientnet_lite0.safetensors"),
+        DType::F32,
+        &dev,
+        |vb| EfficientNetLite::load(&config, vb),
+    )
+    .expect("encoder");
+    let encoder = ImageEncoder::EfficientNetLite(net);
+    let images = &tensors["encoder_images"]; // (b, 3, 128, 128) u8
+    let reference = &tensors["encoder_embeddings"];
+    for i in 0..images.dim(0).expect("batch") {
+        let chw: Vec<u8> = images
+            .get(i)
+            .and_then(|t| t.permute((1, 2, 0)))
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .expect("pixels");
+        let image = image::RgbImage::from_raw(128, 128, chw).expect("image");
+        let ours = encoder.embed(&image, None, &dev).expect("embed");
+        let expected = reference.get(i).and_then(|t| t.unsqueeze(0)).expect("row");
+        let err = max_abs_diff(&ours, &expected);
+        eprintln!("image {i}: max |diff| {err:.2e}");
+        assert!(err < 1e-4, "image {i}: {err}");
+    }
+}
