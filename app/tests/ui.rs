@@ -577,7 +577,14 @@ fn a_waiting_job_can_be_removed_from_the_queue() {
     harness.state_mut().settings_mut().sampler.steps = 1000;
     harness.state_mut().settings_mut().count = 16;
     harness.get_by_label("Generate").click();
-    harness.run_steps(2);
+    // Only a waiting job has a Remove button: let the first one start (on a busy machine the
+    // engine can take a while to pick it up).
+    step_until(
+        &mut harness,
+        Duration::from_secs(30),
+        "the first job to start",
+        |app| app.jobs().running().is_some(),
+    );
     harness.state_mut().settings_mut().count = 1;
     harness.get_by_label("Queue another").click();
     harness.run_steps(2);
@@ -1151,4 +1158,13 @@ fn a_sample_photo_can_be_added_from_the_empty_canvas() {
     let reference = &harness.state().canvas().references[0];
     assert_eq!(reference.name, "chelsea.jpg");
     assert_eq!(reference.image.dimensions(), (451, 300));
+}
+
+#[test]
+fn the_built_in_model_says_what_it_is_good_at() {
+    let spec = lumos_engine::embedded::default_spec().expect("the built-in model");
+    let mut harness = harness_with(lumos_studio::AppConfig::with_model(spec));
+    harness.run_steps(2);
+    harness.get_by_label_contains("trained by this project on emoji and clip art");
+    harness.get_by_label_contains("install the full Lumos model");
 }

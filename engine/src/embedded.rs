@@ -56,6 +56,20 @@ pub fn samples() -> impl Iterator<Item = &'static str> {
         .filter(|n| n.starts_with("samples/"))
 }
 
+/// What follows the manifest's name in the built-in model's name.
+pub const DEFAULT_NAME_SUFFIX: &str = " (built in)";
+
+/// What the app tells a user about the built-in model, in plain words.
+pub const DEFAULT_MODEL_NOTE: &str = "The built-in model is small (64 px) and was trained by this \
+project on emoji and clip art: it keeps the subject, colours and layout of emoji-like references \
+(faces, animals, signs, flags, objects on white). Photos come out as emoji-like, stylised images. \
+For photographs, install the full Lumos model (Models, below).";
+
+/// Whether a model name is the built-in model's.
+pub fn is_default_name(name: &str) -> bool {
+    name.ends_with(DEFAULT_NAME_SUFFIX)
+}
+
 /// The default model: the small prior this project trains (see `assets/default/MODEL_CARD.md`).
 pub fn default_spec() -> Result<ModelSpec> {
     let json = file("default/model.json").unwrap_or_default();
@@ -66,6 +80,6 @@ pub fn default_spec() -> Result<ModelSpec> {
         })?;
     spec.prior.path = PathBuf::from(format!("{SCHEME}default/prior.safetensors"));
     spec.encoder.path = PathBuf::from(format!("{SCHEME}encoder/efficientnet_lite0.safetensors"));
-    spec.name = format!("{} (built in)", spec.name);
+    spec.name = format!("{}{DEFAULT_NAME_SUFFIX}", spec.name);
     Ok(spec)
 }

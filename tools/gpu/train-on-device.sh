@@ -21,7 +21,7 @@ T="$PY tools/gpu/train_prior.py --data $DATA --encoder $ENC --shards 2 ${EXTRA:-
 $T --out "$OUT/ship" --minutes "$MIN" --adaln-condition --final-conv --prediction sample > /tmp/ship.txt 2>&1 &
 $T --out /tmp/runs/noconv --minutes "$MIN" --adaln-condition --prediction sample --seed 1 > /tmp/noconv.txt 2>&1 &
 $T --out /tmp/runs/today --minutes "$MIN" --prediction v --seed 2 > /tmp/today.txt 2>&1 &
-$T --out /tmp/runs/gate --minutes 2 --adaln-condition --final-conv --prediction sample --subset 256 --cond-drop 0 --eval-n 256 --seed 3 > /tmp/gate.txt 2>&1 &
+$T --out /tmp/runs/gate --minutes 2 --adaln-condition --final-conv --prediction sample --subset 256 --cond-drop 0 --eval-n 256 --eval-guidance 1 --seed 3 > /tmp/gate.txt 2>&1 &
 wait
 for r in ship noconv today gate; do echo "=== $r"; cat /tmp/$r.txt; done > "$OUT/summary.txt"
 $PY - "$OUT" >> "$OUT/summary.txt" <<'PY'

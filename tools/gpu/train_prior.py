@@ -16,7 +16,8 @@ Recipe (each part an option, so A/B runs differ by flags only):
 - target: x0 (`--prediction sample`, loss ‖x̂0 − x0‖² / max(σ², 0.05)) or v or ε, on the
   Lumos linear schedule (β 1e-4 → 0.02, 1000 steps);
 - AdamW, warm-up then cosine decay over the wall-clock budget, EMA of the weights (exported);
-- a quick retrieval check on the held-out split at the end (DDIM, 20 steps, guidance 4.5).
+- a quick retrieval check on the held-out split at the end (DDIM, 20 steps, guidance 4.5 or
+  `--eval-guidance`).
 
 Usage: python3 train_prior.py --data corpus.npz --encoder efficientnet_lite0.safetensors
            --out OUT/run --minutes 7 [--adaln-condition] [--final-conv] [--prediction sample]
@@ -192,6 +193,7 @@ def main():
     ap.add_argument("--encoder-size", type=int, default=128)
     ap.add_argument("--subset", type=int, default=0, help="train on the first N training images only (the gate)")
     ap.add_argument("--eval-n", type=int, default=200)
+    ap.add_argument("--eval-guidance", type=float, default=4.5, help="1 for runs without condition dropout")
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=0)
@@ -323,7 +325,9 @@ def main():
         src = emb[idx, 0]
         g = torch.Generator(device=dev).manual_seed(1234)
         null = model.y_embedder.y_embedding.detach().reshape(1, 1, 1, 1280).expand(len(idx), 1, 1, 1280)
-        samples = ddim_sample(model, src.reshape(-1, 1, 1, 1280), null, ac, 20, 4.5, g, args.prediction, size)
+        samples = ddim_sample(
+            model, src.reshape(-1, 1, 1, 1280), null, ac, 20, args.eval_guidance, g, args.prediction, size
+        )
         u8 = ((samples + 1) * 127.5).round().clamp(0, 255)
         gen_emb = embed(encoder, upsample_u8(u8, args.encoder_size))
         r = retrieval(gen_emb, src)

@@ -132,7 +132,17 @@ pub fn controls_ui(
             }
         })
         .response
-        .on_hover_text(selected_model);
+        .on_hover_text(&selected_model);
+    if lumos_engine::embedded::is_default_name(&selected_model) {
+        ui.add(
+            egui::Label::new(
+                egui::RichText::new(lumos_engine::embedded::DEFAULT_MODEL_NOTE)
+                    .small()
+                    .weak(),
+            )
+            .wrap(),
+        );
+    }
     egui::ComboBox::from_label("Device")
         .selected_text(settings.device.to_string())
         .show_ui(ui, |ui| {

@@ -5,6 +5,11 @@
 //! `blocks.0.attn.qkv.weight`, `y_embedder.y_embedding`, ...). Unlike PixArt's adaLN-single,
 //! every block has its own `adaLN_modulation`; the cross-attention branch has no norm, no
 //! modulation and no gate; the final layer adds the *raw* timestep embedding to its table.
+//!
+//! Two options of our own, off unless a config sets them (the built-in default uses both; keys
+//! `ada_condition.fc1/fc2` and `final_conv`): the condition also drives adaLN, and a residual
+//! 3×3 convolution follows unpatchify. `tools/gpu/lumos_torch.py` mirrors this file for training
+//! on a GPU (`tests/torch_mirror.rs` checks the two agree).
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
