@@ -62,7 +62,8 @@ pub const DEFAULT_NAME_SUFFIX: &str = " (built in)";
 /// What the app tells a user about the built-in model, in plain words.
 pub const DEFAULT_MODEL_NOTE: &str = "The built-in model is small (64 px) and was trained by this \
 project on emoji and clip art: it keeps the subject, colours and layout of emoji-like references \
-(faces, animals, signs, flags, objects on white). Photos come out as emoji-like, stylised images. \
+(faces, animals, signs, flags, objects on white). Photos are outside what it learned and come \
+out as rough coloured shapes. \
 For photographs, install the full Lumos model (Models, below).";
 
 /// Whether a model name is the built-in model's.

@@ -420,7 +420,7 @@ pub struct LumosTrace {
     pub pos_embed: Tensor,
     /// Sinusoidal timestep features, `(b, 256)`.
     pub t_freq: Tensor,
-    /// Timestep embedding, `(b, c)`.
+    /// Timestep embedding (plus the condition's with `adaln_condition`), `(b, c)`.
     pub t_emb: Tensor,
     /// Embedded condition, `(b, 1, l, c)`.
     pub y_emb: Tensor,
