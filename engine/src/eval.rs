@@ -49,6 +49,10 @@ pub struct EvalReport {
     pub between_distance: f64,
     /// Mean absolute pixel difference (0–255) between variations of one reference.
     pub within_pixel_l1: f64,
+    /// The period in pixels of the network's tokens (patch × latent downsampling).
+    pub seam_period: usize,
+    /// [`seam_energy`] of the variations and of the sources at `seam_period`.
+    pub seams: (f64, f64),
     /// One row per diversity reference: the reference resized to the output size, then its
     /// variations.
     pub sheet_rows: Vec<Vec<RgbImage>>,
@@ -148,6 +152,54 @@ fn pixel_l1(a: &RgbImage, b: &RgbImage) -> f64 {
     total as f64 / a.as_raw().len().max(1) as f64
 }
 
+/// How much of an image set's detail repeats with the token grid: the fraction of the luma's
+/// AC spectral energy (rows and columns, 1-D DFTs) that lies at the harmonics of `period` pixels
+/// (frequencies `m · width / period`). Patch seams raise it; compare with the same figure of
+/// real images, which have some energy there too.
+pub fn seam_energy(images: &[RgbImage], period: usize) -> f64 {
+    let mut at_period = 0.0;
+    let mut total = 0.0;
+    let mut line_energy = |line: &[f64]| {
+        let n = line.len();
+        if n < period || period < 2 {
+            return;
+        }
+        let mean = line.iter().sum::<f64>() / n as f64;
+        let base = n / period;
+        for k in 1..=n / 2 {
+            let (mut re, mut im) = (0.0, 0.0);
+            for (x, v) in line.iter().enumerate() {
+                let phase = std::f64::consts::TAU * (k * x) as f64 / n as f64;
+                re += (v - mean) * phase.cos();
+                im -= (v - mean) * phase.sin();
+            }
+            let energy = re * re + im * im;
+            total += energy;
+            if base > 0 && k % base == 0 {
+                at_period += energy;
+            }
+        }
+    };
+    for image in images {
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let luma: Vec<f64> = image
+            .pixels()
+            .map(|p| {
+                (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+                    / 255.0
+            })
+            .collect();
+        for y in 0..h {
+            line_energy(&luma[y * w..(y + 1) * w]);
+        }
+        for x in 0..w {
+            let column: Vec<f64> = (0..h).map(|y| luma[y * w + x]).collect();
+            line_energy(&column);
+        }
+    }
+    if total > 0.0 { at_period / total } else { 0.0 }
+}
+
 /// Runs the evaluation on `references`; `progress` gets (done, total) generations.
 pub fn evaluate(
     model: &LoadedModel,
@@ -183,6 +235,14 @@ pub fn evaluate(
         let copies: Vec<RgbImage> = at_output_size.iter().map(|r| blurred(r, side)).collect();
         blurred_retrieval.push((side, retrieval(&embed_all(model, &copies)?, &sources)?));
     }
+
+    let (_, latent_h, _) = model.latent_shape();
+    let patch = model.prior.config().patch_size;
+    let seam_period = (size as usize * patch / latent_h.max(1)).max(2);
+    let seams = (
+        seam_energy(&generated, seam_period),
+        seam_energy(&at_output_size, seam_period),
+    );
 
     // Diversity: more variations of the first references (the first variation is reused).
     let mut groups: Vec<Vec<RgbImage>> = Vec::with_capacity(div_refs);
@@ -233,6 +293,8 @@ pub fn evaluate(
         .collect();
     Ok(EvalReport {
         references: n,
+        seam_period,
+        seams,
         conditioning,
         blurred: blurred_retrieval,
         within_distance: mean_pairwise(&within),
@@ -253,6 +315,29 @@ pub fn is_held_out(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seam_energy_finds_a_patch_grid() {
+        // A smooth diagonal gradient, and the same with a dark line every 8 pixels.
+        let smooth = RgbImage::from_fn(64, 64, |x, y| {
+            let v = (x * 2 + y * 2) as u8;
+            image::Rgb([v, v, v])
+        });
+        let mut seamed = smooth.clone();
+        for (x, y, p) in seamed.enumerate_pixels_mut() {
+            if x % 8 == 0 || y % 8 == 0 {
+                p.0 = [p[0] / 2, p[1] / 2, p[2] / 2];
+            }
+        }
+        let clean = seam_energy(std::slice::from_ref(&smooth), 8);
+        let grid = seam_energy(std::slice::from_ref(&seamed), 8);
+        assert!(
+            grid > 0.2 && grid > 5.0 * clean,
+            "grid {grid} vs smooth {clean}"
+        );
+        // A grid of another period is not counted as this one.
+        assert!(seam_energy(std::slice::from_ref(&seamed), 6) < grid / 3.0);
+    }
 
     #[test]
     fn retrieval_ranks_each_query_against_every_source() -> Result<()> {

@@ -602,6 +602,14 @@ fn eval(
          mean pixel difference within a reference {:.1}/255",
         report.within_distance, report.between_distance, report.within_pixel_l1
     );
+    let (generated_seams, real_seams) = report.seams;
+    println!(
+        "seams: {:.4} of the detail's spectral energy at the {}-px token period in variations vs {:.4} in the sources ({:.2}×)",
+        generated_seams,
+        report.seam_period,
+        real_seams,
+        generated_seams / real_seams.max(f64::MIN_POSITIVE)
+    );
     println!(
         "{} images in {:.1} s",
         bar.length().unwrap_or(0),
