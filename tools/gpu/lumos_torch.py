@@ -246,7 +246,9 @@ def _same_pad(x, kernel, stride):
 
 
 class EfficientNetLite0(nn.Module):
-    """Pooled 1280-d features; batch norms folded from the checkpoint (inference only)."""
+    """Pooled 1280-d features; batch norms folded from the checkpoint (inference only).
+    Build it from tensors already on the target device: the blocks keep references to their
+    parameters."""
 
     def __init__(self, state: dict):
         super().__init__()
@@ -260,13 +262,13 @@ class EfficientNetLite0(nn.Module):
                 bias, requires_grad=False
             )
 
-        self.stem = fold("_conv_stem", "_bn0")
-        self.stem_w, self.stem_b = self.stem
+        self.stem_w, self.stem_b = fold("_conv_stem", "_bn0")
         self.blocks = []
         params = nn.ParameterList()
         for i, stride in enumerate(LITE0_STRIDES):
             pre = f"_blocks.{i}"
-            expand = fold(f"{pre}._expand_conv", f"{pre}._bn0") if f"{pre}._expand_conv.weight" in state else None
+            has_expand = f"{pre}._expand_conv.weight" in state
+            expand = fold(f"{pre}._expand_conv", f"{pre}._bn0") if has_expand else None
             dw = fold(f"{pre}._depthwise_conv", f"{pre}._bn1")
             proj = fold(f"{pre}._project_conv", f"{pre}._bn2")
             c_in = expand[0].shape[1] if expand else dw[0].shape[0]
