@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from lumos_torch import EfficientNetLite0, LumosI2I, embed, timestep_features  # noqa: F401
+from lumos_torch import EfficientNetLite0, LumosI2I, embed
 
 T = 1000
 

@@ -299,20 +299,13 @@ pub fn denoise_along(
         scale: settings.guidance,
     };
     let mut predictor: Box<dyn sampling::NoisePredictor + '_> = Box::new(guided);
-    match model.prior.config().prediction {
-        crate::models::Prediction::Epsilon => {}
-        crate::models::Prediction::V => {
-            predictor = Box::new(sampling::VelocityToNoise {
-                inner: predictor,
-                schedule: &model.schedule,
-            });
-        }
-        crate::models::Prediction::Sample => {
-            predictor = Box::new(sampling::SampleToNoise {
-                inner: predictor,
-                schedule: &model.schedule,
-            });
-        }
+    let prediction = model.prior.config().prediction;
+    if prediction != crate::models::Prediction::Epsilon {
+        predictor = Box::new(sampling::PredictionToNoise {
+            inner: predictor,
+            prediction,
+            schedule: &model.schedule,
+        });
     }
     if model.vae.is_none() {
         // Pixel-space priors: clip the implied image to [-1, 1] at every step.

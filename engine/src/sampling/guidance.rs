@@ -60,37 +60,28 @@ fn alpha_sigma(schedule: &crate::sampling::NoiseSchedule, net_t: f32) -> (f64, f
     )
 }
 
-/// Turns a v-prediction (`v = α ε − σ x0`) into the noise the solvers expect:
-/// `ε = α v + σ x` (since α² + σ² = 1).
-pub struct VelocityToNoise<'a, P: NoisePredictor> {
-    /// The v-predicting model (guided or not: guidance is linear).
+/// Turns what a network predicts into the noise the solvers expect: ε itself; from
+/// `v = α ε − σ x0`, `ε = α v + σ x` (since α² + σ² = 1); from x0, `ε = (x − α x0) / σ`.
+/// Guidance may be applied to the inner prediction: it is linear, and these maps are affine.
+pub struct PredictionToNoise<'a, P: NoisePredictor> {
+    /// The model (guided or not).
     pub inner: P,
+    /// What it predicts.
+    pub prediction: crate::models::Prediction,
     /// The schedule that maps network time to α and σ.
     pub schedule: &'a crate::sampling::NoiseSchedule,
 }
 
-impl<P: NoisePredictor> NoisePredictor for VelocityToNoise<'_, P> {
+impl<P: NoisePredictor> NoisePredictor for PredictionToNoise<'_, P> {
     fn predict_noise(&mut self, x: &Tensor, net_t: f32) -> Result<Tensor> {
-        let v = self.inner.predict_noise(x, net_t)?;
+        use crate::models::Prediction;
+        let out = self.inner.predict_noise(x, net_t)?;
         let (alpha, sigma) = alpha_sigma(self.schedule, net_t);
-        Ok(((v * alpha)? + (x * sigma)?)?)
-    }
-}
-
-/// Turns an x0-prediction into the noise the solvers expect: `ε = (x − α x0) / σ`. Guidance
-/// may be applied before (it is linear in the prediction, and this map is affine in it).
-pub struct SampleToNoise<'a, P: NoisePredictor> {
-    /// The x0-predicting model (guided or not).
-    pub inner: P,
-    /// The schedule that maps network time to α and σ.
-    pub schedule: &'a crate::sampling::NoiseSchedule,
-}
-
-impl<P: NoisePredictor> NoisePredictor for SampleToNoise<'_, P> {
-    fn predict_noise(&mut self, x: &Tensor, net_t: f32) -> Result<Tensor> {
-        let x0 = self.inner.predict_noise(x, net_t)?;
-        let (alpha, sigma) = alpha_sigma(self.schedule, net_t);
-        Ok(((x - (x0 * alpha)?)? / sigma)?)
+        Ok(match self.prediction {
+            Prediction::Epsilon => out,
+            Prediction::V => ((out * alpha)? + (x * sigma)?)?,
+            Prediction::Sample => ((x - (out * alpha)?)? / sigma)?,
+        })
     }
 }
 
@@ -141,8 +132,9 @@ mod tests {
             let eps = Tensor::new(&[0.3f32, -1.2, 0.7, 2.0], &dev)?;
             let x = ((&x0 * alpha)? + (&eps * sigma)?)?;
             let v = ((&eps * alpha)? - (&x0 * sigma)?)?;
-            let mut to_noise = VelocityToNoise {
+            let mut to_noise = PredictionToNoise {
                 inner: Constant(v),
+                prediction: crate::models::Prediction::V,
                 schedule: &schedule,
             };
             let back = to_noise.predict_noise(&x, schedule.network_time(t))?;

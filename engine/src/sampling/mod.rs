@@ -11,9 +11,7 @@ pub mod schedule;
 
 use candle_core::Tensor;
 
-pub use guidance::{
-    ClassifierFreeGuidance, ClipDenoised, NoisePredictor, SampleToNoise, VelocityToNoise,
-};
+pub use guidance::{ClassifierFreeGuidance, ClipDenoised, NoisePredictor, PredictionToNoise};
 pub use schedule::NoiseSchedule;
 
 use crate::error::Result;
