@@ -120,7 +120,7 @@ mod tests {
     }
 
     #[test]
-    fn velocity_converts_back_to_the_noise_it_was_made_from() -> Result<()> {
+    fn velocity_and_sample_convert_back_to_the_noise_they_were_made_from() -> Result<()> {
         let schedule = crate::sampling::NoiseSchedule::default();
         let dev = Device::Cpu;
         for t in [0.05f32, 0.5, 0.99] {
@@ -140,6 +140,14 @@ mod tests {
             let back = to_noise.predict_noise(&x, schedule.network_time(t))?;
             let err = (back - &eps)?.abs()?.max_all()?.to_scalar::<f32>()?;
             assert!(err < 1e-4, "t {t}: {err}");
+            let mut from_sample = PredictionToNoise {
+                inner: Constant(x0.clone()),
+                prediction: crate::models::Prediction::Sample,
+                schedule: &schedule,
+            };
+            let back = from_sample.predict_noise(&x, schedule.network_time(t))?;
+            let err = (back - &eps)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(err < 1e-3, "x0 at t {t}: {err}");
         }
         Ok(())
     }
