@@ -89,10 +89,16 @@ fn process_cpu_secs() -> Option<f64> {
 }
 
 /// Random weights (candle's default initialisers) for a model built through a VarBuilder.
-fn random_vb(device: &Device) -> (VarMap, VarBuilder<'static>) {
+fn random_vb(device: &Device, dtype: DType) -> (VarMap, VarBuilder<'static>) {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let vb = VarBuilder::from_varmap(&varmap, dtype, device);
     (varmap, vb)
+}
+
+/// Waits for the result (a GPU runs asynchronously) by reading one number back.
+fn finish(t: &Tensor) -> Result<()> {
+    t.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+    Ok(())
 }
 
 /// FLOPs of one LumosI2I forward on `batch` samples of an `h × w` latent with `l` condition
@@ -209,6 +215,9 @@ pub struct BenchPlan {
     pub vae: bool,
     /// Time the built-in default model: 4 variations at 20 steps (the issue's ≤ 3 s target).
     pub default_model: bool,
+    /// Weights and activations of the full-size networks (half precision is for GPUs; the
+    /// built-in default always runs in f32, as the app runs it).
+    pub dtype: DType,
 }
 
 /// Runs the benchmark on `device`, reporting each result as soon as it is measured.
@@ -224,11 +233,13 @@ pub fn run(
     };
     if plan.prior {
         let cfg = LumosConfig::xl_2();
-        let (_varmap, vb) = random_vb(device);
+        let (_varmap, vb) = random_vb(device, plan.dtype);
         let model = LumosI2I::load(&cfg, vb)?;
         let (h, w) = (cfg.input_size, cfg.input_size);
-        let x = crate::noise::gaussian(1, &[1, cfg.in_channels, h, w], device)?;
-        let y = (crate::noise::gaussian(2, &[1, 1, 1, cfg.caption_channels], device)? * 0.036)?;
+        let x =
+            crate::noise::gaussian(1, &[1, cfg.in_channels, h, w], device)?.to_dtype(plan.dtype)?;
+        let y = (crate::noise::gaussian(2, &[1, 1, 1, cfg.caption_channels], device)? * 0.036)?
+            .to_dtype(plan.dtype)?;
         let mut cfg_model = ClassifierFreeGuidance {
             uncondition: model.null_condition(1)?,
             model: &model,
@@ -240,56 +251,41 @@ pub fn run(
             "LumosI2I XL/2 sampler step, 256 px, CFG (batch-2 forward)",
             flops,
             plan.runs,
-            || {
-                cfg_model
-                    .predict_noise(&x, 500.0)?
-                    .sum_all()?
-                    .to_scalar::<f32>()?;
-                Ok(())
-            },
+            || finish(&cfg_model.predict_noise(&x, 500.0)?),
         )?;
         push(r, &mut results);
     }
     if plan.encoder {
         let cfg = DinoConfig::vit_base_16();
-        let (_varmap, vb) = random_vb(device);
+        let (_varmap, vb) = random_vb(device, plan.dtype);
         let model = DinoVit::load(&cfg, vb)?;
-        let x = crate::noise::gaussian(3, &[1, 3, 224, 224], device)?;
+        let x = crate::noise::gaussian(3, &[1, 3, 224, 224], device)?.to_dtype(plan.dtype)?;
         let r = time_runs(
             "DINO ViT-B/16, 224 px",
             dino_flops(&cfg, 224, 224),
             plan.runs,
-            || {
-                model.forward(&x)?.sum_all()?.to_scalar::<f32>()?;
-                Ok(())
-            },
+            || finish(&model.forward(&x)?),
         )?;
         push(r, &mut results);
     }
     if plan.vae {
         let cfg = VaeConfig::sd_vae_ft_mse();
-        let (_varmap, vb) = random_vb(device);
+        let (_varmap, vb) = random_vb(device, plan.dtype);
         let vae = AutoencoderKl::load(&cfg, vb)?;
-        let latent = crate::noise::gaussian(4, &[1, 4, 32, 32], device)?;
+        let latent = crate::noise::gaussian(4, &[1, 4, 32, 32], device)?.to_dtype(plan.dtype)?;
         let r = time_runs(
             "VAE decode, 32×32 → 256 px",
             vae_decode_flops(&cfg, 32, 32),
             plan.runs,
-            || {
-                vae.decode(&latent)?.sum_all()?.to_scalar::<f32>()?;
-                Ok(())
-            },
+            || finish(&vae.decode(&latent)?),
         )?;
         push(r, &mut results);
-        let image = Tensor::rand(-1f32, 1f32, (1, 3, 256, 256), device)?;
+        let image = Tensor::rand(-1f32, 1f32, (1, 3, 256, 256), device)?.to_dtype(plan.dtype)?;
         let r = time_runs(
             "VAE encode, 256 px",
             vae_encode_flops(&cfg, 256, 256),
             plan.runs,
-            || {
-                vae.encode(&image)?.mean.sum_all()?.to_scalar::<f32>()?;
-                Ok(())
-            },
+            || finish(&vae.encode(&image)?.mean),
         )?;
         push(r, &mut results);
     }

@@ -15,7 +15,12 @@ pub fn open(choice: DeviceChoice) -> Result<Device> {
                     "this build has no CUDA support; rebuild with `--features cuda`".into(),
                 ));
             }
-            Ok(Device::new_cuda(ordinal)?)
+            // A CUDA build on a machine whose driver finds no GPU (or a stub driver).
+            Device::new_cuda(ordinal).map_err(|e| {
+                EngineError::InvalidRequest(format!(
+                    "no CUDA device cuda:{ordinal} ({e}); use --device cpu"
+                ))
+            })
         }
         DeviceChoice::Metal(ordinal) => {
             if !candle_core::utils::metal_is_available() {
@@ -29,13 +34,13 @@ pub fn open(choice: DeviceChoice) -> Result<Device> {
     }
 }
 
-/// Devices this build can use (the CPU always).
+/// Devices this build can use on this machine (the CPU always; a GPU when it opens).
 pub fn available() -> Vec<DeviceChoice> {
     let mut devices = vec![DeviceChoice::Cpu];
-    if candle_core::utils::cuda_is_available() {
+    if candle_core::utils::cuda_is_available() && Device::new_cuda(0).is_ok() {
         devices.push(DeviceChoice::Cuda(0));
     }
-    if candle_core::utils::metal_is_available() {
+    if candle_core::utils::metal_is_available() && Device::new_metal(0).is_ok() {
         devices.push(DeviceChoice::Metal(0));
     }
     devices

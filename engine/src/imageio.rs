@@ -65,12 +65,20 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage> {
             "not a recognised image (PNG, JPEG, WebP, GIF or BMP)",
         ));
     }
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        // The decoder would fill the missing part with grey and carry on.
+        return Err(image_error(
+            &path,
+            "the JPEG is truncated (it ends before its end-of-image marker); \
+             the file was probably cut off while downloading or copying",
+        ));
+    }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE_PX);
     limits.max_image_height = Some(MAX_SIDE_PX);
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits);
-    let decoded = reader.decode().map_err(|e| match e {
+    let decoded = decode_oriented(reader).map_err(|e| match e {
         image::ImageError::Limits(_) => image_error(
             &path,
             format!(
@@ -88,6 +96,48 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage> {
         return Err(image_error(&path, "the image has no pixels"));
     }
     Ok(decoded.to_rgb8())
+}
+
+/// Decodes with the EXIF orientation applied, as every photo viewer shows the picture (phones
+/// store portrait photos landscape with an orientation tag).
+fn decode_oriented<R: std::io::BufRead + std::io::Seek>(
+    reader: image::ImageReader<R>,
+) -> image::ImageResult<image::DynamicImage> {
+    use image::ImageDecoder;
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut decoded = image::DynamicImage::from_decoder(decoder)?;
+    decoded.apply_orientation(orientation);
+    Ok(decoded)
+}
+
+/// Whether a JPEG's data reaches its end-of-image marker (FF D9) after the first scan. Markers
+/// are walked by their lengths up to the first start-of-scan, so the end marker of an embedded
+/// EXIF thumbnail does not count; inside the entropy-coded data FF bytes are stuffed (FF 00),
+/// so FF D9 there is the real end. Data after the marker (trailers, motion-photo video) is fine.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut at = 2; // after SOI
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return false;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            0xFF => at += 1,      // fill byte
+            0xD9 => return false, // end before any scan
+            0x01 | 0xD0..=0xD7 => at += 2,
+            0xDA => {
+                return bytes[at + 2..].windows(2).any(|w| w == [0xFF, 0xD9]);
+            }
+            _ => {
+                let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+                at += 2 + len;
+            }
+        }
+    }
+    false
 }
 
 /// SHA-256 of an image's RGB pixels with its size, as lowercase hex.

@@ -50,6 +50,25 @@ const PARITY: Tolerance = Tolerance::Elementwise {
     rtol: 1e-4,
 };
 const SAMPLER: Tolerance = Tolerance::Scaled { tol: 2e-5 };
+
+/// The tolerance of a network check run in `dtype`: the f32 one as given; in half precision
+/// the largest error relative to the output's range, since f16 keeps 11 significant bits and
+/// bf16 8, and rounding errors grow with depth. Measured on the fixtures with the CPU backend in
+/// f16: at most 2.8e-3 × max|ref| (the VAE's decoded image), so 1e-2 leaves 3.5× headroom; bf16
+/// rounds 8× coarser, hence 5e-2 (candle's CPU backend has no bf16 matmul: checked on CUDA).
+pub fn network_tolerance(dtype: DType, f32_tolerance: Tolerance) -> Tolerance {
+    match dtype {
+        DType::F16 => Tolerance::Scaled {
+            tol: HALF_TOLERANCE,
+        },
+        DType::BF16 => Tolerance::Scaled {
+            tol: BF16_TOLERANCE,
+        },
+        _ => f32_tolerance,
+    }
+}
+const HALF_TOLERANCE: f64 = 1e-2;
+const BF16_TOLERANCE: f64 = 5e-2;
 const EXACT: Tolerance = Tolerance::Elementwise {
     atol: 0.0,
     rtol: 0.0,
@@ -225,12 +244,13 @@ fn file_label(dir: &Path, file: &Path) -> String {
 }
 
 /// `lumos_i2i_tiny`: the DiT forward and every intermediate, from both weight files.
-pub fn check_lumos_i2i(dir: &Path, device: &Device) -> Result<Vec<Check>> {
+pub fn check_lumos_i2i(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<Check>> {
     let config: LumosConfig = read_config(&dir.join("config.json"))?;
     let io = Fixture::open(&dir.join("io.safetensors"))?;
-    let x = io.get("x", device)?;
+    let x = io.get("x", device)?.to_dtype(dtype)?;
     let t = io.f32s("t")?;
-    let y = io.get("y", device)?;
+    let y = io.get("y", device)?.to_dtype(dtype)?;
+    let tolerance = network_tolerance(dtype, PARITY);
     let mut checks = Vec::new();
     let files = weight_files(dir);
     if files.is_empty() {
@@ -242,13 +262,19 @@ pub fn check_lumos_i2i(dir: &Path, device: &Device) -> Result<Vec<Check>> {
     for file in files {
         let group = file_label(dir, &file);
         let model =
-            checkpoints::build_model(&file, DType::F32, device, |vb| LumosI2I::load(&config, vb))?;
+            checkpoints::build_model(&file, dtype, device, |vb| LumosI2I::load(&config, vb))?;
         let trace = model.forward_traced(&x, &t, &y)?;
         // `out` is required; intermediates are compared where the fixture records them (a
         // full-size fixture made with tools/make_fullsize_fixture.py has only x, t, y, out).
         let mut check = |name: &str, ours: &Tensor| -> Result<()> {
             if name == "out" || io.has(name) {
-                checks.push(compare(&group, name, ours, &io.get(name, device)?, PARITY)?);
+                checks.push(compare(
+                    &group,
+                    name,
+                    ours,
+                    &io.get(name, device)?,
+                    tolerance,
+                )?);
             }
             Ok(())
         };
@@ -271,7 +297,8 @@ pub fn check_lumos_i2i(dir: &Path, device: &Device) -> Result<Vec<Check>> {
             check("out_dpmsolver", &model.forward_eps(&x, &t, &y)?)?;
         }
         if io.has("y_multi") {
-            let multi = model.forward_traced(&x, &t, &io.get("y_multi", device)?)?;
+            let y_multi = io.get("y_multi", device)?.to_dtype(dtype)?;
+            let multi = model.forward_traced(&x, &t, &y_multi)?;
             check("out_multi", &multi.out)?;
             check("multi.y_emb", &multi.y_emb)?;
             for (i, block) in multi.blocks.iter().enumerate() {
@@ -287,22 +314,23 @@ pub fn check_lumos_i2i(dir: &Path, device: &Device) -> Result<Vec<Check>> {
 
 /// `dino_vit_tiny`: tokens, interpolated positional embedding, blocks, CLS and condition, from
 /// both weight files; and the demo's preprocessing of the images in `preprocess/`.
-pub fn check_dino_vit(dir: &Path, device: &Device) -> Result<Vec<Check>> {
+pub fn check_dino_vit(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<Check>> {
     let config: DinoConfig = read_config(&dir.join("config.json"))?;
     let io = Fixture::open(&dir.join("io.safetensors"))?;
     let mut checks = Vec::new();
     for file in weight_files(dir) {
         let group = file_label(dir, &file);
         let model =
-            checkpoints::build_model(&file, DType::F32, device, |vb| DinoVit::load(&config, vb))?;
+            checkpoints::build_model(&file, dtype, device, |vb| DinoVit::load(&config, vb))?;
         for (input, prefix) in [("x224", "224"), ("x_odd", "odd")] {
             if !io.has(input) {
                 continue;
             }
-            let trace = model.forward_traced(&io.get(input, device)?)?;
+            let trace = model.forward_traced(&io.get(input, device)?.to_dtype(dtype)?)?;
             let mut check = |name: &str, ours: &Tensor, tol: Tolerance| -> Result<()> {
                 let full = format!("{prefix}.{name}");
                 if io.has(&full) {
+                    let tol = network_tolerance(dtype, tol);
                     checks.push(compare(&group, &full, ours, &io.get(&full, device)?, tol)?);
                 }
                 Ok(())
@@ -409,7 +437,7 @@ fn check_preprocess(png: &Path, reference: &Fixture, device: &Device) -> Result<
 }
 
 /// `vae_tiny`: encoder and decoder intermediates, with both attention key spellings.
-pub fn check_vae(dir: &Path, device: &Device) -> Result<Vec<Check>> {
+pub fn check_vae(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<Check>> {
     let config: VaeConfig = read_config(&dir.join("config.json"))?;
     let io = Fixture::open(&dir.join("io.safetensors"))?;
     let files = sorted_files(dir, |p| {
@@ -419,12 +447,11 @@ pub fn check_vae(dir: &Path, device: &Device) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     for file in files {
         let group = file_label(dir, &file);
-        let vae = checkpoints::build_model(&file, DType::F32, device, |vb| {
-            AutoencoderKl::load(&config, vb)
-        })?;
-        let enc = vae.encode_traced(&io.get("image", device)?)?;
+        let vae =
+            checkpoints::build_model(&file, dtype, device, |vb| AutoencoderKl::load(&config, vb))?;
+        let enc = vae.encode_traced(&io.get("image", device)?.to_dtype(dtype)?)?;
         let posterior = AutoencoderKl::posterior(&enc.moments)?;
-        let dec = vae.decode_traced(&io.get("latent", device)?)?;
+        let dec = vae.decode_traced(&io.get("latent", device)?.to_dtype(dtype)?)?;
         let mut ours: Vec<(String, Tensor)> = vec![
             ("enc.conv_in".into(), enc.conv_in.clone()),
             ("enc.mid_block".into(), enc.mid_block.clone()),
@@ -458,7 +485,7 @@ pub fn check_vae(dir: &Path, device: &Device) -> Result<Vec<Check>> {
                     &name,
                     &tensor,
                     &io.get(&name, device)?,
-                    PARITY,
+                    network_tolerance(dtype, PARITY),
                 )?);
             }
         }
@@ -896,7 +923,7 @@ pub fn check_pipeline(dir: &Path, fixtures_root: &Path, device: &Device) -> Resu
         };
         let weights = vec![1.0; refs.len()];
         let plan =
-            pipelines::conditions::plan(&embeddings, &weights, &mode_value, Default::default())?;
+            pipelines::conditions::plan(&embeddings, 1, &weights, &mode_value, Default::default())?;
         let (k, cc) = plan.conditions.dims2()?;
         let condition = plan.conditions.reshape((k, 1, 1, cc))?;
         checks.push(compare(
@@ -1005,13 +1032,17 @@ pub const KNOWN_FIXTURES: [&str; 5] = [
     "pipeline_tiny",
 ];
 
-/// Checks one fixture folder by name.
-pub fn check_fixture(root: &Path, name: &str, device: &Device) -> Result<Vec<Check>> {
+/// Fixture folders whose networks run in the chosen dtype; the others (the sampler and the
+/// end-to-end pipeline, whose references are f32 sampler trajectories) always run in f32.
+pub const DTYPE_FIXTURES: [&str; 3] = ["lumos_i2i_tiny", "dino_vit_tiny", "vae_tiny"];
+
+/// Checks one fixture folder by name, its networks in `dtype` (see [`DTYPE_FIXTURES`]).
+pub fn check_fixture(root: &Path, name: &str, device: &Device, dtype: DType) -> Result<Vec<Check>> {
     let dir = root.join(name);
     match name {
-        "lumos_i2i_tiny" => check_lumos_i2i(&dir, device),
-        "dino_vit_tiny" => check_dino_vit(&dir, device),
-        "vae_tiny" => check_vae(&dir, device),
+        "lumos_i2i_tiny" => check_lumos_i2i(&dir, device, dtype),
+        "dino_vit_tiny" => check_dino_vit(&dir, device, dtype),
+        "vae_tiny" => check_vae(&dir, device, dtype),
         "dpm_solver" => check_dpm_solver(&dir, root, device),
         "pipeline_tiny" => check_pipeline(&dir, root, device),
         other => Err(EngineError::InvalidRequest(format!(
@@ -1021,13 +1052,13 @@ pub fn check_fixture(root: &Path, name: &str, device: &Device) -> Result<Vec<Che
 }
 
 /// Runs every known fixture folder present under `root`.
-pub fn run_all(root: &Path, device: &Device) -> Vec<FixtureOutcome> {
+pub fn run_all(root: &Path, device: &Device, dtype: DType) -> Vec<FixtureOutcome> {
     KNOWN_FIXTURES
         .iter()
         .filter(|name| root.join(name).is_dir())
         .map(|name| FixtureOutcome {
             fixture: name.to_string(),
-            checks: check_fixture(root, name, device),
+            checks: check_fixture(root, name, device, dtype),
         })
         .collect()
 }

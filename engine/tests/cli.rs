@@ -429,4 +429,21 @@ fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
         "{stdout}"
     );
     assert!(stdout.contains("diversity"), "{stdout}");
+    // 1,000 samples need 2,000 real images: skipped, and said why.
+    assert!(
+        stdout.contains(
+            "Fréchet distance: skipped (5 images outside the held-out split, 2000 needed"
+        ),
+        "{stdout}"
+    );
+
+    // Two variations against two real images, beside two other real ones and their blur.
+    let result = eval(&["--all-images", "--fd-samples", "2"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Fréchet distance (2 samples"))
+        .unwrap_or_else(|| panic!("no Fréchet line in {stdout}"));
+    assert!(line.contains("× the floor"), "{line}");
 }

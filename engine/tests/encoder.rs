@@ -49,3 +49,51 @@ fn efficientnet_lite0_classifies_the_sample_photos() {
     assert!([504, 967, 968].contains(&coffee[0]), "coffee: {coffee:?}");
     assert!([657, 744, 812].contains(&rocket[0]), "rocket: {rocket:?}");
 }
+
+/// Spatial condition tokens: the global embedding first (exactly `embed`'s), then one unit
+/// token per cell of the grid, which differ where the picture differs.
+#[test]
+fn spatial_condition_tokens_follow_the_global_embedding() {
+    let config = EfficientNetLiteConfig::lite0(128);
+    let encoder = build_model(
+        &assets().join("encoder/efficientnet_lite0.safetensors"),
+        DType::F32,
+        &Device::Cpu,
+        |vb| {
+            lumos_engine::models::ImageEncoder::load(
+                &lumos_engine::models::EncoderConfig::EfficientNetLite(config.clone()),
+                vb,
+            )
+        },
+    )
+    .expect("encoder");
+    let image = image::open(assets().join("samples/rocket.jpg"))
+        .expect("sample")
+        .to_rgb8();
+    let global: Vec<f32> = encoder
+        .embed(&image, None, &Device::Cpu)
+        .and_then(|t| t.flatten_all()?.to_vec1())
+        .expect("embed");
+    let tokens: Vec<f32> = encoder
+        .embed_tokens(&image, None, 2, &Device::Cpu)
+        .and_then(|t| t.flatten_all()?.to_vec1())
+        .expect("tokens");
+    let c = global.len();
+    assert_eq!(tokens.len(), 5 * c);
+    assert_eq!(&tokens[..c], global.as_slice());
+    let cells: Vec<&[f32]> = tokens[c..].chunks(c).collect();
+    for cell in &cells {
+        let norm: f32 = cell.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+    }
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    assert!(
+        cos(cells[0], cells[3]) < 0.99,
+        "opposite corners of a photo give different tokens"
+    );
+    // No grid: the global embedding alone.
+    let alone = encoder
+        .embed_tokens(&image, None, 0, &Device::Cpu)
+        .expect("tokens");
+    assert_eq!(alone.dims(), &[1, c]);
+}

@@ -94,5 +94,15 @@ fn the_encoder_matches_its_pytorch_mirror() {
         let err = max_abs_diff(&ours, &expected);
         eprintln!("image {i}: max |diff| {err:.2e}");
         assert!(err < 1e-4, "image {i}: {err}");
+        // The global token and the 2×2 spatial tokens (`train_prior.py --spatial-tokens 2`).
+        let ours = encoder.embed_tokens(&image, None, 2, &dev).expect("tokens");
+        let expected = tensors["encoder_tokens"]
+            .get(i)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.unsqueeze(0))
+            .expect("tokens row");
+        let err = max_abs_diff(&ours, &expected);
+        eprintln!("image {i} tokens: max |diff| {err:.2e}");
+        assert!(err < 1e-4, "image {i} tokens: {err}");
     }
 }

@@ -176,3 +176,77 @@ fn a_folder_without_images_is_a_clear_error() {
     .expect_err("nothing to train on");
     assert!(err.to_string().contains("no readable images"), "{err}");
 }
+
+/// A prior with 2×2 spatial condition tokens (the config the GPU trainer can export): it loads
+/// with the built-in encoder, its conditions carry five tokens, and it generates variations
+/// and morphs. The CPU trainer refuses it with a clear message (it trains the global token).
+#[test]
+fn a_prior_with_spatial_condition_tokens_loads_and_generates() {
+    use candle_nn::{VarBuilder, VarMap};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = tiny_settings();
+    settings.prior.spatial_condition_grid = 2;
+    settings.prior.model_max_length = 5;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
+    lumos_engine::models::LumosI2I::load(&settings.prior, vb).expect("random prior");
+    let weights = varmap.data().lock().expect("varmap").clone();
+    let weights = weights
+        .into_iter()
+        .map(|(k, v)| (k, v.as_tensor().clone()))
+        .collect();
+    let run = RunFolder(dir.path().join("spatial"));
+    std::fs::create_dir_all(&run.0).expect("run folder");
+    train::export(&weights, &settings, 0, &run).expect("export");
+
+    let spec = resolve_model(&ModelChoice::Path(run.manifest()))
+        .expect("manifest")
+        .spec;
+    let model = LoadedModel::load(&spec, &Device::Cpu).expect("model loads");
+    let data = dir.path().join("images");
+    std::fs::create_dir_all(&data).expect("data");
+    write_images(&data);
+    let reference = |i: usize| {
+        image::open(data.join(format!("disc-{i}.png")))
+            .expect("image")
+            .to_rgb8()
+    };
+    let settings_2 = SamplerSettings {
+        steps: 2,
+        ..SamplerSettings::default()
+    };
+    let first =
+        lumos_engine::eval::variations(&model, &reference(0), 2, &settings_2).expect("sample");
+    let again =
+        lumos_engine::eval::variations(&model, &reference(0), 2, &settings_2).expect("sample");
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].dimensions(), (64, 64));
+    assert_eq!(
+        first[0].as_raw(),
+        again[0].as_raw(),
+        "same seed, same image"
+    );
+    let refs: Vec<lumos_engine::protocol::ReferenceImage> = [0, 2]
+        .iter()
+        .map(|&i| lumos_engine::protocol::ReferenceImage {
+            name: format!("disc-{i}"),
+            image: std::sync::Arc::new(reference(i)),
+            weight: 1.0,
+            crop: None,
+        })
+        .collect();
+    let conditions = lumos_engine::pipelines::embed_references(&model, &refs).expect("embed");
+    assert_eq!(conditions.dims(), &[2, 5 * 1280]);
+
+    // The CPU trainer says what it cannot do instead of failing obscurely.
+    let error = train::train(
+        &data,
+        &RunFolder(dir.path().join("cpu")),
+        settings,
+        1,
+        &Device::Cpu,
+        &mut |_| {},
+    )
+    .expect_err("the CPU trainer trains one token");
+    assert!(error.to_string().contains("spatial"), "{error}");
+}

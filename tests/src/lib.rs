@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use candle_core::DType;
 use lumos_engine::selftest::Check;
 
 /// The fixture root (`$LUMOS_FIXTURES`, `../shared/fixtures`, or the vendored copy).
@@ -17,6 +18,12 @@ pub fn fixtures_required() -> bool {
 /// Runs the parity checks of one fixture folder and fails with a table of every tensor that
 /// is out of tolerance. A missing folder fails on CI and is reported as skipped elsewhere.
 pub fn assert_fixture_parity(name: &str) {
+    assert_fixture_parity_in(name, DType::F32);
+}
+
+/// As [`assert_fixture_parity`], with the fixture's networks run in `dtype` (half precision
+/// is held to `selftest::network_tolerance`).
+pub fn assert_fixture_parity_in(name: &str, dtype: DType) {
     let root = fixtures_root();
     if !root.join(name).is_dir() {
         assert!(
@@ -30,8 +37,9 @@ pub fn assert_fixture_parity(name: &str) {
         );
         return;
     }
-    let checks = lumos_engine::selftest::check_fixture(&root, name, &candle_core::Device::Cpu)
-        .unwrap_or_else(|e| panic!("fixture {name} could not be checked: {e:#}"));
+    let checks =
+        lumos_engine::selftest::check_fixture(&root, name, &candle_core::Device::Cpu, dtype)
+            .unwrap_or_else(|e| panic!("fixture {name} could not be checked: {e:#}"));
     assert!(!checks.is_empty(), "fixture {name} produced no checks");
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.passed).collect();
     for check in &checks {

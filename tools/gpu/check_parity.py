@@ -5,7 +5,8 @@ The built-in prior is trained by `train_prior.py` and run by the engine, so the 
 - a small `LumosI2I` with every option the built-in model uses (adaLN condition, x0 prediction,
   final conv), all weights random (none left at their zero initialisation), its output for two
   samples at different times and at one shared time (the engine's two adaLN paths);
-- the EfficientNet-Lite0 embedding (from `assets/encoder`) of two 128 × 128 images.
+- the EfficientNet-Lite0 embedding (from `assets/encoder`) of two 128 × 128 images, and their
+  condition tokens with a 2 × 2 spatial grid (`train_prior.py --spatial-tokens 2`).
 
 Usage: python3 tools/gpu/check_parity.py   (CPU is enough; needs torch, numpy, safetensors)
 """
@@ -16,7 +17,7 @@ import os
 import torch
 from safetensors.torch import load_file, save_file
 
-from lumos_torch import EfficientNetLite0, LumosI2I, embed
+from lumos_torch import EfficientNetLite0, LumosI2I, embed, embed_tokens
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -66,7 +67,10 @@ def main():
     images = images.round().clamp(0, 255)
     with torch.no_grad():
         emb = embed(enc, images)
-    tensors.update(encoder_images=images.to(torch.uint8), encoder_embeddings=emb.float())
+        tokens = embed_tokens(enc, images, 2)
+    tensors.update(
+        encoder_images=images.to(torch.uint8), encoder_embeddings=emb.float(), encoder_tokens=tokens.float()
+    )
 
     out_path = os.path.join(ROOT, "engine/tests/data/torch_mirror.safetensors")
     os.makedirs(os.path.dirname(out_path), exist_ok=True)

@@ -282,6 +282,10 @@ class EfficientNetLite0(nn.Module):
         self.requires_grad_(False)
 
     def forward(self, pixels):
+        return self.feature_map(pixels).mean(dim=(2, 3))
+
+    def feature_map(self, pixels):
+        """(b, 1280, s/32, s/32): the head's output before pooling."""
         x = F.conv2d(_same_pad(pixels, 3, 2), self.stem_w, self.stem_b, stride=2).clamp(0, 6)
         for expand, (dw_w, dw_b), (pw, pb), stride, residual in self.blocks:
             h = F.conv2d(x, expand[0], expand[1]).clamp(0, 6) if expand else x
@@ -289,8 +293,7 @@ class EfficientNetLite0(nn.Module):
             h = F.conv2d(_same_pad(h, k, stride), dw_w, dw_b, stride=stride, groups=dw_w.shape[0])
             h = F.conv2d(h.clamp(0, 6), pw, pb)
             x = x + h if residual else h
-        x = F.conv2d(x, self.head_w, self.head_b).clamp(0, 6)
-        return x.mean(dim=(2, 3))
+        return F.conv2d(x, self.head_w, self.head_b).clamp(0, 6)
 
 
 def normalize_u8(images_u8: torch.Tensor) -> torch.Tensor:
@@ -304,3 +307,14 @@ def embed(encoder: EfficientNetLite0, images_u8: torch.Tensor) -> torch.Tensor:
     """L2-normalised embeddings (b, 1280) of square u8 images already at the encoder's size."""
     feats = encoder(normalize_u8(images_u8))
     return feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def embed_tokens(encoder: EfficientNetLite0, images_u8: torch.Tensor, grid: int) -> torch.Tensor:
+    """(b, 1 + grid², 1280): the global embedding, then the feature map average-pooled to
+    grid × grid (row-major), each token L2-normalised like the global one."""
+    fmap = encoder.feature_map(normalize_u8(images_u8))
+    tokens = [fmap.mean(dim=(2, 3))[:, None]]
+    if grid:
+        tokens.append(F.adaptive_avg_pool2d(fmap, grid).flatten(2).transpose(1, 2))
+    out = torch.cat(tokens, 1)
+    return out / out.norm(dim=-1, keepdim=True).clamp_min(1e-12)

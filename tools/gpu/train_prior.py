@@ -12,7 +12,9 @@ Recipe (each part an option, so A/B runs differ by flags only):
 - condition: the L2-normalised EfficientNet-Lite0 embedding of the clean image or of one of
   `--views` augmented views (crop 55–100 % of the area, aspect 3:4–4:3, flip, ±20 % brightness,
   contrast, saturation; the augmentation of `train/data.rs`), computed once on the GPU;
-  replaced by the learned null embedding with probability `--cond-drop` (guidance);
+  with `--spatial-tokens G` also the feature map pooled to G × G tokens (the engine's
+  `ImageEncoder::embed_tokens`), replaced by their learned nulls with probability
+  `--token-drop`; all replaced by the learned null with probability `--cond-drop` (guidance);
 - target: x0 (`--prediction sample`, loss ‖x̂0 − x0‖² / max(σ², 0.05)) or v or ε, on the
   Lumos linear schedule (β 1e-4 → 0.02, 1000 steps);
 - AdamW, warm-up then cosine decay over the wall-clock budget, EMA of the weights (exported);
@@ -35,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from lumos_torch import EfficientNetLite0, LumosI2I, embed
+from lumos_torch import EfficientNetLite0, LumosI2I, embed, embed_tokens
 
 T = 1000
 
@@ -89,16 +91,17 @@ def upsample_u8(images_u8, size):
 
 
 @torch.no_grad()
-def embed_all(encoder, images_u8, size, views, seed):
-    """(n, views, 1280): view 0 the clean image, then augmented views."""
+def embed_all(encoder, images_u8, size, views, seed, grid):
+    """(n, views, 1 + grid², 1280): view 0 the clean image, then augmented views; the global
+    embedding, then the spatial tokens."""
     gen = torch.Generator(device=images_u8.device).manual_seed(seed)
     out = []
     for i in range(0, images_u8.shape[0], 1024):
         chunk = images_u8[i : i + 1024]
-        per = [embed(encoder, upsample_u8(chunk, size))]
+        per = [embed_tokens(encoder, upsample_u8(chunk, size), grid)]
         for _ in range(views - 1):
-            per.append(embed(encoder, augmented_views(chunk, size, gen)))
-        out.append(torch.stack(per, 1))
+            per.append(embed_tokens(encoder, augmented_views(chunk, size, gen), grid))
+        out.append(torch.stack(per, 1).half())
     return torch.cat(out)
 
 
@@ -190,6 +193,8 @@ def main():
     ap.add_argument("--final-conv", action="store_true")
     ap.add_argument("--cond-drop", type=float, default=0.1)
     ap.add_argument("--views", type=int, default=8)
+    ap.add_argument("--spatial-tokens", type=int, default=0, help="grid side of spatial condition tokens (0: the global token only)")
+    ap.add_argument("--token-drop", type=float, default=0.0, help="probability of replacing the spatial tokens by their null")
     ap.add_argument("--encoder-size", type=int, default=128)
     ap.add_argument("--subset", type=int, default=0, help="train on the first N training images only (the gate)")
     ap.add_argument("--eval-n", type=int, default=200)
@@ -227,8 +232,9 @@ def main():
     encoder = EfficientNetLite0(enc_state).eval()
     t0 = time.time()
     used = torch.cat([train_idx, held_idx])
-    emb = torch.zeros(len(names), args.views, 1280, device=dev)
-    emb[used] = embed_all(encoder, images[used], args.encoder_size, args.views, args.seed)
+    n_tokens = 1 + args.spatial_tokens**2
+    emb = torch.zeros(len(names), args.views, n_tokens, 1280, device=dev, dtype=torch.float16)
+    emb[used] = embed_all(encoder, images[used], args.encoder_size, args.views, args.seed, args.spatial_tokens)
     say(f"embedded {len(used)} images x {args.views} views in {time.time() - t0:.1f}s")
 
     cfg = {
@@ -240,12 +246,13 @@ def main():
         "num_heads": args.heads,
         "mlp_ratio": 4.0,
         "caption_channels": 1280,
-        "model_max_length": 1,
+        "model_max_length": n_tokens,
         "pred_sigma": False,
         "lewei_scale": 1.0,
         "prediction": args.prediction,
         "adaln_condition": args.adaln_condition,
         "final_conv": args.final_conv,
+        "spatial_condition_grid": args.spatial_tokens,
     }
     model = LumosI2I(cfg).to(dev)
     if args.init:
@@ -279,9 +286,13 @@ def main():
         pick = train_idx[torch.randint(len(train_idx), (args.batch,), generator=gen, device=dev)]
         x0 = images[pick].float() / 127.5 - 1
         view = torch.randint(args.views, (args.batch,), generator=gen, device=dev)
-        y = emb[pick, view].reshape(args.batch, 1, 1, 1280)
+        y = emb[pick, view].float().reshape(args.batch, 1, n_tokens, 1280)
+        null = model.y_embedder.y_embedding.reshape(1, 1, n_tokens, 1280).expand_as(y)
+        if n_tokens > 1 and args.token_drop > 0:
+            tok_drop = torch.rand(args.batch, generator=gen, device=dev) < args.token_drop
+            spatial = torch.where(tok_drop.reshape(-1, 1, 1, 1), null[:, :, 1:], y[:, :, 1:])
+            y = torch.cat([y[:, :, :1], spatial], 2)
         drop = torch.rand(args.batch, generator=gen, device=dev) < args.cond_drop
-        null = model.y_embedder.y_embedding.reshape(1, 1, 1, 1280).expand_as(y)
         y = torch.where(drop.reshape(-1, 1, 1, 1), null, y)
         t = torch.randint(T, (args.batch,), generator=gen, device=dev)
         a = ac[t].sqrt().reshape(-1, 1, 1, 1)
@@ -322,12 +333,11 @@ def main():
     model.eval()
     results = {"steps": step, "batch": args.batch, "params": n_params}
     for split, idx in (("held_out", held_idx[: args.eval_n]), ("train", train_idx[: args.eval_n])):
-        src = emb[idx, 0]
+        cond = emb[idx, 0].float().reshape(-1, 1, n_tokens, 1280)
+        src = cond[:, 0, 0]
         g = torch.Generator(device=dev).manual_seed(1234)
-        null = model.y_embedder.y_embedding.detach().reshape(1, 1, 1, 1280).expand(len(idx), 1, 1, 1280)
-        samples = ddim_sample(
-            model, src.reshape(-1, 1, 1, 1280), null, ac, 20, args.eval_guidance, g, args.prediction, size
-        )
+        null = model.y_embedder.y_embedding.detach().reshape(1, 1, n_tokens, 1280).expand(len(idx), 1, n_tokens, 1280)
+        samples = ddim_sample(model, cond, null, ac, 20, args.eval_guidance, g, args.prediction, size)
         u8 = ((samples + 1) * 127.5).round().clamp(0, 255)
         gen_emb = embed(encoder, upsample_u8(u8, args.encoder_size))
         r = retrieval(gen_emb, src)

@@ -323,6 +323,11 @@ impl EfficientNetLite {
 
     /// Globally averaged features `(b, 1280)` of normalised pixels `(b, 3, s, s)`.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        self.feature_map(pixels)?.mean(D::Minus1)?.mean(D::Minus1)
+    }
+
+    /// The head's features before pooling, `(b, 1280, s/32, s/32)`.
+    pub fn feature_map(&self, pixels: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = pixels.dims4()?;
         let (top, bottom) = same_padding(h, 3, 2);
         let (left, right) = same_padding(w, 3, 2);
@@ -338,9 +343,7 @@ impl EfficientNetLite {
         for block in &self.blocks {
             xs = block.forward(&xs)?;
         }
-        relu6(&self.head.forward(&xs)?)?
-            .mean(D::Minus1)?
-            .mean(D::Minus1)
+        relu6(&self.head.forward(&xs)?)
     }
 
     /// ImageNet logits `(b, 1000)`, when the checkpoint still has its classifier.

@@ -95,4 +95,44 @@ impl ImageEncoder {
         let (_, c) = features.dims2()?;
         condition_from_cls(&features)?.reshape((1, c))
     }
+
+    /// Condition tokens `(1, (1 + grid²) · c)`: the embedding of [`Self::embed`], then the
+    /// feature map average-pooled to `grid × grid` (row-major), each token L2-normalised — the
+    /// spatial condition tokens of the built-in prior (`grid` 0 gives the embedding alone).
+    pub fn embed_tokens(
+        &self,
+        image: &RgbImage,
+        crop: Option<[f32; 2]>,
+        grid: usize,
+        device: &Device,
+    ) -> Result<Tensor> {
+        if grid == 0 {
+            return self.embed(image, crop, device);
+        }
+        let Self::EfficientNetLite(net) = self else {
+            candle_core::bail!("spatial condition tokens need the EfficientNet-Lite encoder")
+        };
+        let pixels =
+            crate::preprocess::pixel_values(image, self.image_size() as u32, crop, device)?;
+        let map = net.feature_map(&pixels)?; // (1, c, s, s)
+        let (_, c, h, w) = map.dims4()?;
+        if h % grid != 0 || w % grid != 0 {
+            candle_core::bail!("a {h}×{w} feature map cannot be pooled to {grid}×{grid}")
+        }
+        let pooled = map
+            .reshape((c, grid, h / grid, grid, w / grid))?
+            .mean(4)?
+            .mean(2)? // (c, grid, grid)
+            .reshape((c, grid * grid))?
+            .t()?;
+        // Pooled as `features` pools, so the first token is exactly `embed`'s.
+        let global = net.forward(&pixels)?;
+        let tokens = Tensor::cat(&[&global, &pooled], 0)?;
+        let norms = tokens
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
+        tokens.broadcast_div(&norms)?.reshape((1, ()))
+    }
 }

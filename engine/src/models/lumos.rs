@@ -62,6 +62,14 @@ pub struct LumosConfig {
     /// published model.
     #[serde(default)]
     pub final_conv: bool,
+    /// Spatial condition tokens: besides the global embedding, the reference encoder's feature
+    /// map average-pooled to `grid × grid`, each an L2-normalised token
+    /// (`ImageEncoder::embed_tokens`), so `model_max_length` is `1 + grid²`. With several
+    /// tokens the cross-attention depends on the patch it serves, so the reference's layout can
+    /// reach each patch (the Lumos paper: local tokens make image-to-image training converge
+    /// much faster). 0 (the published model): the global embedding alone.
+    #[serde(default)]
+    pub spatial_condition_grid: usize,
 }
 
 /// The network's training target.
@@ -105,6 +113,7 @@ impl LumosConfig {
             prediction: Prediction::Epsilon,
             adaln_condition: false,
             final_conv: false,
+            spatial_condition_grid: 0,
         }
     }
 
@@ -452,6 +461,14 @@ pub struct LumosI2I {
 impl LumosI2I {
     /// Builds the model from weights with the original key names.
     pub fn load(config: &LumosConfig, vb: VarBuilder) -> Result<Self> {
+        let grid = config.spatial_condition_grid;
+        if grid > 0 && config.model_max_length != 1 + grid * grid {
+            candle_core::bail!(
+                "{grid}×{grid} spatial condition tokens need model_max_length {}, not {}",
+                1 + grid * grid,
+                config.model_max_length
+            )
+        }
         let c = config.hidden_size;
         let p = config.patch_size;
         let conv_cfg = Conv2dConfig {

@@ -10,7 +10,7 @@ use crate::protocol::{Ease, InterpolationPath, MixMethod, MixSettings, Mode, Swe
 /// The conditions of a run.
 #[derive(Debug)]
 pub struct ConditionPlan {
-    /// One condition embedding per output image, `(k, c)`.
+    /// One condition per output image, `(k, tokens · c)`: its tokens one after the other.
     pub conditions: Tensor,
     /// Position along the interpolation path per image (empty for variations).
     pub mix: Vec<f64>,
@@ -175,9 +175,12 @@ pub fn ease(u: f64, ease: Ease) -> f64 {
     }
 }
 
-/// Plans the conditions for `mode` from embeddings `(n, c)` and the references' weights.
+/// Plans the conditions for `mode` from the references' conditions `(n, tokens · c)` and
+/// weights. Each token is mixed on its own, as if it were the only one (a model with spatial
+/// condition tokens blends layouts token by token).
 pub fn plan(
     embeddings: &Tensor,
+    tokens: usize,
     weights: &[f32],
     mode: &Mode,
     mix: MixSettings,
@@ -185,10 +188,51 @@ pub fn plan(
     let device = embeddings.device().clone();
     let rows: Vec<Vec<f32>> = embeddings.to_dtype(DType::F32)?.to_vec2()?;
     let dim = rows.first().map(Vec::len).unwrap_or(0);
+    if tokens == 0 || dim % tokens != 0 {
+        return Err(EngineError::InvalidRequest(format!(
+            "conditions of width {dim} do not split into {tokens} tokens"
+        )));
+    }
+    let width = dim / tokens;
+    let mut planned: Option<(Vec<Vec<f32>>, Vec<f64>, bool, Vec<CellOverride>)> = None;
+    for t in 0..tokens {
+        let token_rows: Vec<Vec<f32>> = rows
+            .iter()
+            .map(|r| r[t * width..(t + 1) * width].to_vec())
+            .collect();
+        let (conditions, path, shared, cells) = plan_rows(&token_rows, weights, mode, mix)?;
+        match &mut planned {
+            None => planned = Some((conditions, path, shared, cells)),
+            Some((joined, ..)) => {
+                for (row, token) in joined.iter_mut().zip(conditions) {
+                    row.extend(token);
+                }
+            }
+        }
+    }
+    let (conditions, mix, shared_noise, cells) = planned.unwrap_or_default();
+    let k = conditions.len();
+    let flat: Vec<f32> = conditions.into_iter().flatten().collect();
+    Ok(ConditionPlan {
+        conditions: Tensor::from_vec(flat, (k, dim), &device)?,
+        mix,
+        shared_noise,
+        cells,
+    })
+}
+
+/// [`plan`] for one token: conditions, path positions, shared noise, sweep cells.
+#[allow(clippy::type_complexity)]
+fn plan_rows(
+    rows: &[Vec<f32>],
+    weights: &[f32],
+    mode: &Mode,
+    mix: MixSettings,
+) -> Result<(Vec<Vec<f32>>, Vec<f64>, bool, Vec<CellOverride>)> {
     let mut cells = Vec::new();
     let (conditions, mix, shared_noise) = match mode {
         Mode::Variations { count } => {
-            let blended = blend(&rows, weights, mix)?;
+            let blended = blend(rows, weights, mix)?;
             (vec![blended; *count], Vec::new(), false)
         }
         Mode::Interpolate { frames, path } => {
@@ -241,7 +285,7 @@ pub fn plan(
                         (None, Some(w))
                     }
                 };
-                let blended = blend(&rows, row_weights.as_deref().unwrap_or(weights), mix)?;
+                let blended = blend(rows, row_weights.as_deref().unwrap_or(weights), mix)?;
                 for &g in guidance {
                     conditions.push(blended.clone());
                     cells.push(CellOverride {
@@ -254,12 +298,51 @@ pub fn plan(
             (conditions, Vec::new(), true)
         }
     };
-    let k = conditions.len();
-    let flat: Vec<f32> = conditions.into_iter().flatten().collect();
-    Ok(ConditionPlan {
-        conditions: Tensor::from_vec(flat, (k, dim), &device)?,
-        mix,
-        shared_noise,
-        cells,
-    })
+    Ok((conditions, mix, shared_noise, cells))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::MixMethod;
+
+    /// Two references with two tokens each: every token is blended (and re-normalised) on its
+    /// own, exactly as a one-token plan of that token would be.
+    #[test]
+    fn each_condition_token_is_mixed_on_its_own() -> Result<()> {
+        let dev = candle_core::Device::Cpu;
+        let a = [[0.6f32, 0.8, 0.0], [0.0, 0.0, 1.0]];
+        let b = [[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0]];
+        let rows: Vec<f32> = a.iter().chain(b.iter()).flatten().copied().collect();
+        let embeddings = Tensor::from_vec(rows, (2, 6), &dev)?;
+        let mix = MixSettings {
+            method: MixMethod::Spherical,
+            renormalize: true,
+            ..MixSettings::default()
+        };
+        let weights = [1.0, 3.0];
+        let modes = [
+            Mode::Variations { count: 2 },
+            Mode::Interpolate {
+                frames: 5,
+                path: InterpolationPath::Slerp,
+            },
+        ];
+        for mode in &modes {
+            let two = plan(&embeddings, 2, &weights, mode, mix)?;
+            assert_eq!(two.conditions.dims2()?.1, 6);
+            let joined: Vec<Vec<f32>> = two.conditions.to_vec2()?;
+            for token in 0..2 {
+                let alone = Tensor::new(&[a[token], b[token]], &dev)?;
+                let one = plan(&alone, 1, &weights, mode, mix)?;
+                let expected: Vec<Vec<f32>> = one.conditions.to_vec2()?;
+                for (row, want) in joined.iter().zip(&expected) {
+                    assert_eq!(&row[token * 3..(token + 1) * 3], want.as_slice());
+                }
+                assert_eq!(two.mix, one.mix);
+            }
+        }
+        assert!(plan(&embeddings, 4, &weights, &modes[0], mix).is_err());
+        Ok(())
+    }
 }

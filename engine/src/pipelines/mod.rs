@@ -256,14 +256,20 @@ pub fn image_count(mode: &Mode) -> usize {
     }
 }
 
-/// L2-normalised encoder embeddings `(n, c)` of the references.
+/// The references' conditions `(n, tokens · c)`: L2-normalised encoder embeddings, followed by
+/// the spatial tokens when the prior has them.
 pub fn embed_references(model: &LoadedModel, references: &[ReferenceImage]) -> Result<Tensor> {
     // One reference at a time: an embedding must not depend on which other references share
     // its batch (batched matmuls may round differently), so that a reference mixed with weight
     // 1 gives exactly its single-reference result.
+    let grid = model.prior.config().spatial_condition_grid;
     let embeddings = references
         .iter()
-        .map(|r| model.encoder.embed(&r.image, r.crop, &model.device))
+        .map(|r| {
+            model
+                .encoder
+                .embed_tokens(&r.image, r.crop, grid, &model.device)
+        })
         .collect::<candle_core::Result<Vec<_>>>()?;
     Ok(Tensor::cat(&embeddings, 0)?)
 }
@@ -511,7 +517,8 @@ pub fn run_with_noise(
     validate(request)?;
     let embeddings = embed_references(model, &request.references)?;
     let weights: Vec<f32> = request.references.iter().map(|r| r.weight).collect();
-    let plan = conditions::plan(&embeddings, &weights, &request.mode, request.mix)?;
+    let tokens = model.prior.config().model_max_length;
+    let plan = conditions::plan(&embeddings, tokens, &weights, &request.mode, request.mix)?;
     let init = request
         .init
         .as_ref()
@@ -574,11 +581,10 @@ pub fn run_with_noise(
                 Tensor::cat(&per_image, 0)?
             }
         };
-        let (_, cc) = plan.conditions.dims2()?;
         let condition = plan
             .conditions
             .narrow(0, start, len)?
-            .reshape((len, 1, 1, cc))?;
+            .reshape((len, 1, tokens, ()))?;
         let latents = match &init {
             None => denoise(model, &condition, &batch_noise, &settings, hook)?,
             Some(init) => {

@@ -76,6 +76,7 @@ impl TrainSettings {
                 prediction: Prediction::Sample,
                 adaln_condition: true,
                 final_conv: true,
+                spatial_condition_grid: 0,
             },
             encoder: ComponentSpec {
                 path: encoder_path,
@@ -517,9 +518,22 @@ pub fn train(
     device: &Device,
     report: &mut dyn FnMut(TrainEvent),
 ) -> Result<()> {
+    let one_token = |settings: &TrainSettings| {
+        if settings.prior.spatial_condition_grid > 0 {
+            return Err(EngineError::InvalidRequest(
+                "this trainer conditions on the global embedding only; priors with spatial \
+                 condition tokens are trained by tools/gpu/train_prior.py --spatial-tokens"
+                    .into(),
+            ));
+        }
+        Ok(())
+    };
+    one_token(&settings)?;
     std::fs::create_dir_all(&run.0).map_err(|e| io_error(&run.0, e))?;
     let settings = if run.settings().exists() {
-        crate::checkpoints::read_config::<TrainSettings>(&run.settings())?
+        let saved = crate::checkpoints::read_config::<TrainSettings>(&run.settings())?;
+        one_token(&saved)?;
+        saved
     } else {
         let json = serde_json::to_string_pretty(&settings)
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;

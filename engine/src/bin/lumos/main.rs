@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use lumos_engine::checkpoints::{self, ModelChoice};
 use lumos_engine::imageio;
@@ -19,6 +18,8 @@ use lumos_engine::protocol::{
 };
 use lumos_engine::train::{TrainEvent, TrainSettings};
 use lumos_engine::worker::EngineHandle;
+
+mod eval_command;
 
 #[derive(Parser)]
 #[command(
@@ -343,38 +344,10 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: DeviceChoice,
     },
-    /// Measure a prior: retrieval of held-out references from their variations (conditioning)
-    /// and the spread between variations of one reference (diversity).
-    Eval {
-        /// Folder of images (the held-out split of `lumos train` is used).
-        #[arg(long)]
-        data: PathBuf,
-        /// References to evaluate.
-        #[arg(long, default_value_t = 200)]
-        count: usize,
-        /// Evaluate every image of the folder, not only the held-out split: how well a model
-        /// trained on this folder follows the condition of images it has seen.
-        #[arg(long)]
-        all_images: bool,
-        /// References for the diversity figure and the contact sheet.
-        #[arg(long, default_value_t = 8)]
-        diversity_references: usize,
-        /// Variations per reference for the diversity figure.
-        #[arg(long, default_value_t = 4)]
-        variations: usize,
-        /// Write a contact sheet (reference | variations) here.
-        #[arg(long)]
-        sheet: Option<PathBuf>,
-        /// Model to evaluate (as for `generate`).
-        #[arg(long, default_value = "default")]
-        model: ModelChoice,
-        /// Classifier-free guidance scale.
-        #[arg(long, default_value_t = 4.5)]
-        guidance: f64,
-        /// Sampler steps.
-        #[arg(long, default_value_t = 20)]
-        steps: usize,
-    },
+    /// Measure a prior: retrieval of held-out references from their variations (conditioning),
+    /// the spread between variations of one reference (diversity), seams and the Fréchet
+    /// distance to real images.
+    Eval(eval_command::EvalArgs),
     /// What model files were found, and what is missing.
     Models {
         /// Also search this folder first.
@@ -392,6 +365,10 @@ enum Command {
         /// Print every tensor, not only the summary per fixture.
         #[arg(long)]
         verbose: bool,
+        /// Precision of the networks (the sampler and pipeline fixtures always run in f32);
+        /// half precision is held to a tolerance relative to each output's range.
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: PrecisionArg,
     },
     /// Time the full-size networks with random weights.
     Bench {
@@ -404,6 +381,9 @@ enum Command {
         /// Only these workloads (prior, encoder, vae, default); all by default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Precision of the full-size networks (f16/bf16 for GPUs).
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: PrecisionArg,
     },
 }
 
@@ -484,44 +464,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fixtures,
             device,
             verbose,
-        } => selftest(fixtures, device, verbose),
-        Command::Bench { device, runs, only } => bench(device, runs, &only),
-        Command::Eval {
-            data,
-            count,
-            all_images,
-            diversity_references,
-            variations,
-            sheet,
-            model,
-            guidance,
-            steps,
-        } => {
-            let plan = lumos_engine::eval::EvalPlan {
-                settings: SamplerSettings {
-                    steps,
-                    guidance,
-                    seed: 0,
-                    ..SamplerSettings::default()
-                },
-                diversity_references,
-                diversity_variations: variations,
-            };
-            let split = if all_images {
-                "images"
-            } else {
-                "held-out references"
-            };
-            let files: Vec<PathBuf> = lumos_engine::train::data::list_images(&data)?
-                .into_iter()
-                .filter(|f| all_images || lumos_engine::eval::is_held_out(&f.to_string_lossy()))
-                .take(count)
-                .collect();
-            if files.is_empty() {
-                bail!("no {split} in {}", data.display());
-            }
-            eval(&data, &files, split, &model, &plan, sheet.as_deref())
-        }
+            precision,
+        } => selftest(fixtures, device, precision.into(), verbose),
+        Command::Bench {
+            device,
+            runs,
+            only,
+            precision,
+        } => bench(device, runs, &only, precision.into()),
+        Command::Eval(args) => eval_command::run(args),
         Command::Train {
             data,
             out,
@@ -546,98 +497,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             train(&data, &out, settings, lr, steps, device)
         }
     }
-}
-
-fn eval(
-    data: &Path,
-    files: &[PathBuf],
-    split: &str,
-    choice: &ModelChoice,
-    plan: &lumos_engine::eval::EvalPlan,
-    sheet: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    let references = files
-        .iter()
-        .map(|f| imageio::load_image(&data.join(f)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let resolved = checkpoints::resolve_model(choice)?;
-    let model = LoadedModel::load(
-        &resolved.spec,
-        &lumos_engine::device::open(DeviceChoice::Cpu)?,
-    )?;
-    println!(
-        "evaluating {} on {} {split} from {} ({} steps, guidance {})",
-        model.spec.name,
-        references.len(),
-        data.display(),
-        plan.settings.steps,
-        plan.settings.guidance
-    );
-    let bar = ProgressBar::new(0);
-    let started = std::time::Instant::now();
-    let report = lumos_engine::eval::evaluate(&model, &references, plan, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
-    bar.finish_and_clear();
-    let n = report.references as f64;
-    let c = &report.conditioning;
-    println!(
-        "conditioning: top-1 retrieval {:.1}% (chance {:.1}%), top-5 {:.1}%, mean cos(variation, source) {:.3}",
-        100.0 * c.top1,
-        100.0 / n,
-        100.0 * c.top5,
-        c.mean_similarity
-    );
-    for (side, r) in &report.blurred {
-        println!(
-            "  for scale, the sources blurred through {side}×{side}: top-1 {:.1}%, top-5 {:.1}%, mean cos {:.3}",
-            100.0 * r.top1,
-            100.0 * r.top5,
-            r.mean_similarity
-        );
-    }
-    println!(
-        "diversity: embedding distance (1 - cos) within a reference {:.3} vs between references {:.3}; \
-         mean pixel difference within a reference {:.1}/255",
-        report.within_distance, report.between_distance, report.within_pixel_l1
-    );
-    let (generated_seams, real_seams) = report.seams;
-    println!(
-        "seams: {:.4} of the detail's spectral energy at the {}-px token period in variations vs {:.4} in the sources ({:.2}×)",
-        generated_seams,
-        report.seam_period,
-        real_seams,
-        generated_seams / real_seams.max(f64::MIN_POSITIVE)
-    );
-    println!(
-        "{} images in {:.1} s",
-        bar.length().unwrap_or(0),
-        started.elapsed().as_secs_f64()
-    );
-    if let Some(path) = sheet {
-        let cells: Vec<RgbImage> = report
-            .sheet_rows
-            .iter()
-            .flatten()
-            .map(|img| {
-                image::imageops::resize(
-                    img,
-                    img.width() * 2,
-                    img.height() * 2,
-                    image::imageops::FilterType::Nearest,
-                )
-            })
-            .collect();
-        let refs: Vec<&RgbImage> = cells.iter().collect();
-        let columns = report.sheet_rows.first().map_or(1, Vec::len);
-        if let Some(grid) = imageio::make_grid(&refs, columns, 4) {
-            let bytes = imageio::encode_png(&grid, None)?;
-            imageio::write_new_file(path, &bytes)?;
-            println!("contact sheet (reference | variations): {}", path.display());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn train(
@@ -946,11 +805,13 @@ fn sweep(
 fn selftest(
     fixtures: Option<PathBuf>,
     device: DeviceChoice,
+    precision: lumos_engine::protocol::Precision,
     verbose: bool,
 ) -> anyhow::Result<ExitCode> {
     let root = fixtures.unwrap_or_else(checkpoints::fixtures_root);
     let device = lumos_engine::device::open(device)?;
-    let outcomes = lumos_engine::selftest::run_all(&root, &device);
+    let dtype = lumos_engine::device::dtype(precision);
+    let outcomes = lumos_engine::selftest::run_all(&root, &device, dtype);
     if outcomes.is_empty() {
         bail!("no fixture folders found under {}", root.display());
     }
@@ -997,7 +858,12 @@ fn selftest(
     })
 }
 
-fn bench(device: DeviceChoice, runs: usize, only: &[String]) -> anyhow::Result<ExitCode> {
+fn bench(
+    device: DeviceChoice,
+    runs: usize,
+    only: &[String],
+    precision: lumos_engine::protocol::Precision,
+) -> anyhow::Result<ExitCode> {
     let dev = lumos_engine::device::open(device)?;
     let wants = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let plan = lumos_engine::bench::BenchPlan {
@@ -1006,9 +872,10 @@ fn bench(device: DeviceChoice, runs: usize, only: &[String]) -> anyhow::Result<E
         encoder: wants("encoder"),
         vae: wants("vae"),
         default_model: wants("default"),
+        dtype: lumos_engine::device::dtype(precision),
     };
     println!(
-        "lumos bench on {device} ({} threads), f32, median of {runs} runs after a warm-up",
+        "lumos bench on {device} ({} threads), {precision:?}, median of {runs} runs after a warm-up",
         rayon_threads()
     );
     lumos_engine::bench::run(&dev, plan, &mut |r| {
