@@ -16,9 +16,12 @@ pub fn open(choice: DeviceChoice) -> Result<Device> {
                 ));
             }
             // A CUDA build on a machine whose driver finds no GPU (or a stub driver).
+            // The first line only: candle appends a backtrace when RUST_BACKTRACE is set.
             Device::new_cuda(ordinal).map_err(|e| {
+                let cause = e.to_string();
                 EngineError::InvalidRequest(format!(
-                    "no CUDA device cuda:{ordinal} ({e}); use --device cpu"
+                    "no CUDA device cuda:{ordinal} ({}); use --device cpu",
+                    cause.lines().next().unwrap_or_default()
                 ))
             })
         }

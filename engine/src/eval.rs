@@ -363,8 +363,8 @@ pub struct FrechetReport {
     pub blurred_4x4: f64,
 }
 
-/// The Fréchet distances of `lumos eval`: `samples` variations (of `references` in turn, one
-/// seed each) against `real[..samples]`, beside `real[samples..2·samples]` and its 4×4 blur.
+/// The Fréchet distances of `lumos eval`: `samples` variations (shared evenly among
+/// `references`) against `real[..samples]`, beside `real[samples..2·samples]` and its 4×4 blur.
 /// `real` must hold `2 · samples` images that are not among the references.
 pub fn frechet(
     model: &LoadedModel,
@@ -391,19 +391,20 @@ pub fn frechet(
     let first = at_size(&real[..samples]);
     let second = at_size(&real[samples..2 * samples]);
     let blurred_second: Vec<RgbImage> = second.iter().map(|r| blurred(r, 4)).collect();
+    // The references in turn, each reference's share in one batched call.
+    let n = references.len();
     let mut generated = Vec::with_capacity(samples);
-    for i in 0..samples {
+    for (i, reference) in references.iter().enumerate() {
+        let count = samples / n + usize::from(i < samples % n);
+        if count == 0 {
+            break;
+        }
         let settings = SamplerSettings {
-            seed: settings.seed + 2_000_000 + i as u64,
+            seed: settings.seed + 2_000_000 + 1_000 * i as u64,
             ..settings.clone()
         };
-        generated.extend(variations(
-            model,
-            &references[i % references.len()],
-            1,
-            &settings,
-        )?);
-        progress(i + 1, samples);
+        generated.extend(variations(model, reference, count, &settings)?);
+        progress(generated.len(), samples);
     }
     let reals = embed_all(model, &first)?;
     Ok(FrechetReport {

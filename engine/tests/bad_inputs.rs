@@ -95,3 +95,79 @@ fn the_exif_orientation_is_applied_as_photo_viewers_do() {
         (64, 32)
     );
 }
+
+fn png(image: impl Into<image::DynamicImage>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image
+        .into()
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encode png");
+    bytes
+}
+
+/// The PNG flavours tools write — 16-bit, grey, grey + alpha, indexed — decode to the same RGB
+/// (alpha dropped, as the original pipeline's `convert('RGB')` does).
+#[test]
+fn png_flavours_decode_to_the_same_rgb() {
+    let rgb = RgbImage::from_fn(16, 8, |x, y| Rgb([(x * 16) as u8, (y * 32) as u8, 100]));
+    let expected = decode_image(&png(rgb.clone()), "rgb.png").expect("rgb");
+    assert_eq!(expected, rgb);
+
+    let deep = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(16, 8, |x, y| {
+        let p = rgb.get_pixel(x, y);
+        image::Rgb([
+            u16::from(p[0]) * 257,
+            u16::from(p[1]) * 257,
+            u16::from(p[2]) * 257,
+        ])
+    });
+    assert_eq!(decode_image(&png(deep), "deep.png").expect("16-bit"), rgb);
+
+    let rgba = image::RgbaImage::from_fn(16, 8, |x, y| {
+        let p = rgb.get_pixel(x, y);
+        image::Rgba([p[0], p[1], p[2], (x * 10) as u8])
+    });
+    assert_eq!(decode_image(&png(rgba), "alpha.png").expect("rgba"), rgb);
+
+    let grey = image::GrayAlphaImage::from_fn(16, 8, |x, _| image::LumaA([(x * 16) as u8, 7]));
+    let decoded = decode_image(&png(grey), "grey.png").expect("grey + alpha");
+    assert_eq!(decoded.get_pixel(3, 0).0, [48, 48, 48]);
+
+    // Indexed colour, written with the png crate (image writes no palettes).
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, 4, 1);
+        encoder.set_color(png::ColorType::Indexed);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_palette(vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9]);
+        let mut writer = encoder.write_header().expect("header");
+        writer.write_image_data(&[0, 1, 2, 3]).expect("data");
+    }
+    let decoded = decode_image(&bytes, "palette.png").expect("indexed");
+    assert_eq!(decoded.get_pixel(1, 0).0, [0, 255, 0]);
+    assert_eq!(decoded.get_pixel(3, 0).0, [9, 9, 9]);
+}
+
+/// Nothing that is not a whole image gets through: empty, random bytes, a cut PNG.
+#[test]
+fn empty_random_and_cut_files_are_refused_with_their_name() {
+    let whole = png(noisy(64, 64));
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("empty.png", Vec::new()),
+        (
+            "random.png",
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+                .collect(),
+        ),
+        ("cut.png", whole[..whole.len() / 2].to_vec()),
+        ("header-only.png", whole[..33].to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let error = decode_image(&bytes, name).expect_err(name);
+        assert!(error.to_string().contains(name), "{name}: {error}");
+    }
+}

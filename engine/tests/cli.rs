@@ -447,3 +447,37 @@ fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
         .unwrap_or_else(|| panic!("no Fréchet line in {stdout}"));
     assert!(line.contains("× the floor"), "{line}");
 }
+
+/// A GPU this build or this machine cannot open: a clear error naming the backend, exit code
+/// 1, no panic, nothing written. (A CPU build says it lacks the backend; a CUDA build on a
+/// machine whose driver finds no GPU says "no CUDA device".)
+#[test]
+fn a_gpu_that_is_not_there_is_a_clear_error() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/samples/chelsea.jpg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("out");
+    for (device, backend) in [("cuda", "CUDA"), ("metal:0", "Metal")] {
+        let out = lumos(&[
+            "generate",
+            path_str(&sample),
+            "-n",
+            "1",
+            "--seed",
+            "1",
+            "--device",
+            device,
+            "-o",
+            path_str(&out_dir),
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{device}: {err}");
+        assert!(
+            err.contains(backend) && !err.contains("panicked"),
+            "{device}: {err}"
+        );
+        assert!(
+            !out_dir.exists() || std::fs::read_dir(&out_dir).expect("out").next().is_none(),
+            "{device}: nothing is written"
+        );
+    }
+}

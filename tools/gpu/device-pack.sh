@@ -25,13 +25,14 @@ mkdir -p .gpu-bin/train-images
 xz -T0 -6 -c "$BIN" >.gpu-bin/lumos.xz
 cp ../shared/bench/torch_reference.py .gpu-bin/
 CORPUS=${1:-${LUMOS_CORPUS:-assets/samples}}
-find "$CORPUS" -maxdepth 1 -type f \( -name '*.png' -o -name '*.jpg' \) | sort | head -512 |
-  xargs -I{} cp {} .gpu-bin/train-images/
+mapfile -t images < <(find "$CORPUS" -maxdepth 1 -type f \( -name '*.png' -o -name '*.jpg' \) | sort)
+cp "${images[@]:0:512}" .gpu-bin/train-images/
 for f in $EMBEDDED; do
   mkdir -p "$STASH/$(dirname "$f")"
   mv "$f" "$STASH/$f"
 done
-tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+# What the device copies: the tracked files still here (the moved ones are not).
+tracked=$({ git ls-files -z | xargs -0 stat -c %s 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}')
 packed=$(du -sb .gpu-bin | cut -f1)
 total=$((tracked + packed))
 echo "tree $((tracked / 1048576)) MiB + .gpu-bin $((packed / 1048576)) MiB = $((total / 1048576)) MiB (limit 64)"

@@ -19,9 +19,12 @@
 #   3. same seed, same image: 4 variations of a sample from the built-in model on the CPU and
 #      on CUDA; mean |Δ| ≤ 0.5 and max |Δ| ≤ 8 levels of 255;
 #   4. `lumos train --device cuda` of the built-in prior's recipe: steps/s against the CPU.
+# A dry run of the script's plumbing without a GPU: LUMOS_DEVICE=cpu BENCH_ONLY=encoder.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/out}
+DEV=${LUMOS_DEVICE:-cuda}
+BENCH_ONLY=${BENCH_ONLY:-prior,encoder,vae}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/run-on-device.log") 2>&1
 PY=${PYTHON:-python3}
@@ -32,7 +35,7 @@ summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
 step() { echo; echo "=== $* ($(date +%T))"; }
 
 step "machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no nvidia-smi"
 # NVIDIA's libraries come with PyTorch's wheels (nvidia/cu13/lib and nvidia/*/lib).
 NVLIBS=$("$PY" - <<'PY'
 import glob, os, sys
@@ -51,24 +54,25 @@ BIN=/tmp/lumos-cuda
 ldd "$BIN" | grep -E "cuda|cublas|curand|nvrtc|not found"
 "$BIN" models | tail -2
 
-step "1. selftest on CUDA ($FIXTURES)"
+step "1. selftest on $DEV ($FIXTURES)"
 for precision in f32 f16 bf16; do
-  timeout 120 "$BIN" selftest --device cuda --precision "$precision" --fixtures "$FIXTURES" \
+  timeout 120 "$BIN" selftest --device "$DEV" --precision "$precision" --fixtures "$FIXTURES" \
     >"$OUT/selftest-$precision.txt" 2>&1
   rc=$?
   cat "$OUT/selftest-$precision.txt"
-  summary "selftest cuda $precision: $([ $rc = 0 ] && echo PASS || echo "FAIL (exit $rc)")"
+  summary "selftest $DEV $precision: $([ $rc = 0 ] && echo PASS || echo "FAIL (exit $rc)")"
 done
 
 step "2. bench: lumos vs PyTorch on the same GPU"
+# The reference's VAE needs diffusers, which the GPU machine may lack (then DiT and DINO only).
+WHAT=dit,dino
+"$PY" -c "import diffusers" 2>/dev/null && WHAT=dit,dino,vae
 for precision in f16 f32; do
-  timeout 150 "$BIN" bench --device cuda --precision "$precision" --runs 5 --only prior,encoder,vae \
+  timeout 150 "$BIN" bench --device "$DEV" --precision "$precision" --runs 5 --only "$BENCH_ONLY" \
     >"$OUT/bench-lumos-$precision.txt" 2>&1
   cat "$OUT/bench-lumos-$precision.txt"
-  timeout 150 "$PY" "$PACK/torch_reference.py" bench --device cuda --dtype "$precision" --repeats 5 \
-    --what dit,dino,vae >"$OUT/bench-torch-$precision.txt" 2>&1 ||
-    timeout 100 "$PY" "$PACK/torch_reference.py" bench --device cuda --dtype "$precision" \
-      --repeats 5 --what dit,dino >"$OUT/bench-torch-$precision.txt" 2>&1
+  timeout 150 "$PY" "$PACK/torch_reference.py" bench --device "$DEV" --dtype "$precision" --repeats 5 \
+    --what "$WHAT" >"$OUT/bench-torch-$precision.txt" 2>&1
   cat "$OUT/bench-torch-$precision.txt"
   "$PY" - "$OUT/bench-lumos-$precision.txt" "$OUT/bench-torch-$precision.txt" "$precision" <<'PY' | tee -a "$OUT/summary.txt"
 import json, re, sys
@@ -90,24 +94,25 @@ for line in open(sys.argv[2]):
 for name, secs in ours.items():
     t = theirs.get(name)
     ratio = f"{secs / t:.2f}x" if t else "n/a (no PyTorch figure)"
-    print(f"bench cuda {sys.argv[3]} {name}: lumos {secs * 1000:.2f} ms, torch {t * 1000 if t else float('nan'):.2f} ms, ratio {ratio}")
+    print(f"bench {sys.argv[3]} {name}: lumos {secs * 1000:.2f} ms, torch {t * 1000 if t else float('nan'):.2f} ms, ratio {ratio}")
 if "lumos_i2i_xl2_forward_b2_256px" in ours and "lumos_i2i_xl2_forward_b2_256px" in theirs:
     o, t = 80 * ours["lumos_i2i_xl2_forward_b2_256px"], 80 * theirs["lumos_i2i_xl2_forward_b2_256px"]
-    print(f"bench cuda {sys.argv[3]} XL/2 4 images x 20 steps (80 CFG forwards): lumos {o:.2f} s, torch {t:.2f} s")
+    print(f"bench {sys.argv[3]} XL/2 4 images x 20 steps (80 CFG forwards): lumos {o:.2f} s, torch {t:.2f} s")
 PY
 done
 
-step "3. same seed, same image: CPU vs CUDA (built-in model)"
-for dev in cpu cuda; do
+step "3. same seed, same image: CPU vs $DEV (built-in model)"
+for dev in cpu "$DEV"; do
   rm -rf "/tmp/same-$dev"
   timeout 120 "$BIN" generate assets/samples/chelsea.jpg -n 4 --seed 7 --model default --device "$dev" \
     -o "/tmp/same-$dev" >/dev/null 2>"$OUT/same-$dev.err" || cat "$OUT/same-$dev.err"
 done
-"$PY" - <<'PY' | tee -a "$OUT/summary.txt"
+"$PY" - "$DEV" <<'PY' | tee -a "$OUT/summary.txt"
 import glob
 import numpy as np
 from PIL import Image
-cpu, cuda = sorted(glob.glob("/tmp/same-cpu/*.png")), sorted(glob.glob("/tmp/same-cuda/*.png"))
+import sys
+cpu, cuda = sorted(glob.glob("/tmp/same-cpu/*.png")), sorted(glob.glob(f"/tmp/same-{sys.argv[1]}/*.png"))
 if not cpu or len(cpu) != len(cuda):
     print(f"same-seed: FAIL ({len(cpu)} CPU images, {len(cuda)} CUDA images)")
 else:
@@ -119,17 +124,21 @@ else:
           f"identical {np.mean(d == 0) * 100:.1f}% -> {'PASS' if ok else 'FAIL'} (tolerance mean 0.5, max 8)")
 PY
 
-step "4. training steps/s: CUDA vs CPU"
+step "4. training steps/s: $DEV vs CPU"
 if [ -d "$PACK/train-images" ]; then
-  for dev in cuda cpu; do
-    steps=$([ $dev = cuda ] && echo 400 || echo 100)
+  for dev in "$DEV" cpu; do
+    steps=$([ "$dev" = cpu ] && echo 100 || echo 400)
     rm -rf "/tmp/train-$dev"
     timeout 150 "$BIN" train --data "$PACK/train-images" --out "/tmp/train-$dev" --steps "$steps" \
       --batch 64 --save-every 100000 --device "$dev" >"$OUT/train-$dev.txt" 2>&1
     tail -3 "$OUT/train-$dev.txt"
     "$PY" - "$OUT/train-$dev.txt" "$dev" <<'PY' | tee -a "$OUT/summary.txt"
 import re, sys
-pts = [(int(m.group(1)), float(m.group(2))) for m in re.finditer(r"step (\d+) loss \S+ lr \S+ \((\d+) s\)", open(sys.argv[1]).read())]
+text = open(sys.argv[1]).read()
+# Step 0 is when the data is ready (the last "embedding views: n/n (T s)" line).
+prep = re.findall(r"embedding views: (\d+)/\1 \((\d+) s\)", text)
+pts = [(0, float(prep[-1][1]))] if prep else []
+pts += [(int(m.group(1)), float(m.group(2))) for m in re.finditer(r"step (\d+) loss \S+ lr \S+ \((\d+) s\)", text)]
 if len(pts) >= 2:
     (s0, t0), (s1, t1) = pts[0], pts[-1]
     print(f"train {sys.argv[2]} batch 64: {(s1 - s0) / max(t1 - t0, 1e-9):.2f} steps/s (steps {s0}-{s1})")

@@ -2,7 +2,7 @@
 //! token. The published model uses DINO ViT-B/16; the embedded default uses EfficientNet-Lite0.
 //! Both give an L2-normalised embedding, the only thing the rest of the engine sees.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{D, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,7 @@ impl ImageEncoder {
             crate::preprocess::pixel_values(image, self.image_size() as u32, crop, device)?;
         let map = net.feature_map(&pixels)?; // (1, c, s, s)
         let (_, c, h, w) = map.dims4()?;
-        if h % grid != 0 || w % grid != 0 {
+        if !h.is_multiple_of(grid) || !w.is_multiple_of(grid) {
             candle_core::bail!("a {h}×{w} feature map cannot be pooled to {grid}×{grid}")
         }
         let pooled = map
@@ -125,8 +125,8 @@ impl ImageEncoder {
             .mean(2)? // (c, grid, grid)
             .reshape((c, grid * grid))?
             .t()?;
-        // Pooled as `features` pools, so the first token is exactly `embed`'s.
-        let global = net.forward(&pixels)?;
+        // Pooled as `EfficientNetLite::forward` pools, so the first token is exactly `embed`'s.
+        let global = map.mean(D::Minus1)?.mean(D::Minus1)?;
         let tokens = Tensor::cat(&[&global, &pooled], 0)?;
         let norms = tokens
             .sqr()?

@@ -6,10 +6,12 @@
 //! every block has its own `adaLN_modulation`; the cross-attention branch has no norm, no
 //! modulation and no gate; the final layer adds the *raw* timestep embedding to its table.
 //!
-//! Two options of our own, off unless a config sets them (the built-in default uses both; keys
-//! `ada_condition.fc1/fc2` and `final_conv`): the condition also drives adaLN, and a residual
-//! 3×3 convolution follows unpatchify. `tools/gpu/lumos_torch.py` mirrors this file for training
-//! on a GPU (`tests/torch_mirror.rs` checks the two agree).
+//! Options of our own, off unless a config sets them: the condition also drives adaLN
+//! (`ada_condition.fc1/fc2`) and a residual 3×3 convolution follows unpatchify (`final_conv`) —
+//! the built-in default uses both; spatial condition tokens beside the global one; and the
+//! paper's novel-view design (the input view's latent as extra input channels, a relative pose
+//! through `pose_embedder.fc1/fc2` added to the condition). `tools/gpu/lumos_torch.py` mirrors
+//! the image-to-image options for training on a GPU (`tests/torch_mirror.rs` checks they agree).
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
@@ -70,7 +72,21 @@ pub struct LumosConfig {
     /// much faster). 0 (the published model): the global embedding alone.
     #[serde(default)]
     pub spatial_condition_grid: usize,
+    /// Novel-view synthesis (the Lumos paper's NVS design): channels of the input view's
+    /// latent, concatenated after the noisy latent's at the patch embedding — `x` then has
+    /// `in_channels + input_view_channels` channels and the output stays `in_channels`. 0: none.
+    #[serde(default)]
+    pub input_view_channels: usize,
+    /// Novel-view synthesis: the relative camera pose `[Δelevation, sin Δazimuth, cos Δazimuth,
+    /// Δradius]` through `pose_embedder` (an MLP 4 → hidden → caption_channels, keys
+    /// `pose_embedder.fc1/fc2`) is added to the global condition token, so it reaches the
+    /// cross-attention and, with `adaln_condition`, every adaLN ([`LumosI2I::with_pose`]).
+    #[serde(default)]
+    pub pose_condition: bool,
 }
+
+/// Width of a relative camera pose `[Δelevation, sin Δazimuth, cos Δazimuth, Δradius]`.
+pub const POSE_FEATURES: usize = 4;
 
 /// The network's training target.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +130,8 @@ impl LumosConfig {
             adaln_condition: false,
             final_conv: false,
             spatial_condition_grid: 0,
+            input_view_channels: 0,
+            pose_condition: false,
         }
     }
 
@@ -142,7 +160,7 @@ impl LumosConfig {
             + (c * c + c)
             + (c * m + m + m * c + c)
             + (6 * c * c + 6 * c);
-        let embed = self.in_channels * c * p * p
+        let embed = (self.in_channels + self.input_view_channels) * c * p * p
             + c
             + (256 * c + c + c * c + c)
             + (self.caption_channels * c + c + c * c + c)
@@ -159,7 +177,12 @@ impl LumosConfig {
         } else {
             0
         };
-        embed + self.depth * block + final_layer + ada_condition + final_conv
+        let pose = if self.pose_condition {
+            POSE_FEATURES * c + c + c * self.caption_channels + self.caption_channels
+        } else {
+            0
+        };
+        embed + self.depth * block + final_layer + ada_condition + final_conv + pose
     }
 }
 
@@ -450,6 +473,7 @@ pub struct LumosI2I {
     y_proj: Mlp,
     y_embedding: Tensor,
     ada_condition: Option<Mlp>,
+    pose_embedder: Option<Mlp>,
     blocks: Vec<LumosBlock>,
     final_table: Tensor,
     final_linear: Linear,
@@ -476,7 +500,7 @@ impl LumosI2I {
             ..Default::default()
         };
         let x_embedder = candle_nn::conv2d(
-            config.in_channels,
+            config.in_channels + config.input_view_channels,
             c,
             p,
             conv_cfg,
@@ -491,6 +515,13 @@ impl LumosI2I {
         let ada_condition = config
             .adaln_condition
             .then(|| Mlp::load(config.caption_channels, c, c, vb.pp("ada_condition")))
+            .transpose()?;
+        let pose_embedder = config
+            .pose_condition
+            .then(|| {
+                let cc = config.caption_channels;
+                Mlp::load(POSE_FEATURES, c, cc, vb.pp("pose_embedder"))
+            })
             .transpose()?;
         let out_c = config.out_channels();
         let final_conv = config
@@ -513,6 +544,7 @@ impl LumosI2I {
                 "y_embedding",
             )?,
             ada_condition,
+            pose_embedder,
             blocks,
             final_table: final_vb.get((2, c), "scale_shift_table")?,
             final_linear: candle_nn::linear(
@@ -542,6 +574,28 @@ impl LumosI2I {
             .contiguous()
     }
 
+    /// The condition of a novel view: `y` `(b, 1, l, caption_channels)` with the embedded
+    /// relative pose `(b, 4)` added to its first (global) token. Needs `pose_condition`.
+    pub fn with_pose(&self, y: &Tensor, pose: &Tensor) -> Result<Tensor> {
+        let Some(mlp) = &self.pose_embedder else {
+            candle_core::bail!("this prior has no pose condition (`pose_condition` is off)")
+        };
+        let (b, one, l, cc) = y.dims4()?;
+        let pose_rows = pose.dims2()?.0;
+        if pose_rows != b || one != 1 {
+            candle_core::bail!("{pose_rows} poses for a condition of shape {:?}", y.dims())
+        }
+        let embedded = mlp
+            .forward_per_row(&pose.to_dtype(y.dtype())?)?
+            .reshape((b, 1, 1, cc))?;
+        let global = (y.narrow(2, 0, 1)? + embedded)?;
+        if l == 1 {
+            Ok(global)
+        } else {
+            Tensor::cat(&[&global, &y.narrow(2, 1, l - 1)?], 2)
+        }
+    }
+
     /// Model dtype.
     pub fn dtype(&self) -> DType {
         self.y_embedding.dtype()
@@ -552,7 +606,7 @@ impl LumosI2I {
         self.y_embedding.device()
     }
 
-    /// `model(x, t, y)`: `x` `(b, in, h, w)`, `timesteps` (b values, fractional allowed),
+    /// `model(x, t, y)`: `x` `(b, in + input_view_channels, h, w)`, `timesteps` (b values, fractional allowed),
     /// `y` `(b, 1, l, caption_channels)` → `(b, out, h, w)`.
     pub fn forward(&self, xs: &Tensor, timesteps: &[f32], y: &Tensor) -> Result<Tensor> {
         Ok(self.forward_traced(xs, timesteps, y)?.out)

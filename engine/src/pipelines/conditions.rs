@@ -188,47 +188,50 @@ pub fn plan(
     let device = embeddings.device().clone();
     let rows: Vec<Vec<f32>> = embeddings.to_dtype(DType::F32)?.to_vec2()?;
     let dim = rows.first().map(Vec::len).unwrap_or(0);
-    if tokens == 0 || dim % tokens != 0 {
+    if tokens == 0 || !dim.is_multiple_of(tokens) {
         return Err(EngineError::InvalidRequest(format!(
             "conditions of width {dim} do not split into {tokens} tokens"
         )));
     }
     let width = dim / tokens;
-    let mut planned: Option<(Vec<Vec<f32>>, Vec<f64>, bool, Vec<CellOverride>)> = None;
+    let mut joined: Option<RowPlan> = None;
     for t in 0..tokens {
         let token_rows: Vec<Vec<f32>> = rows
             .iter()
             .map(|r| r[t * width..(t + 1) * width].to_vec())
             .collect();
-        let (conditions, path, shared, cells) = plan_rows(&token_rows, weights, mode, mix)?;
-        match &mut planned {
-            None => planned = Some((conditions, path, shared, cells)),
-            Some((joined, ..)) => {
-                for (row, token) in joined.iter_mut().zip(conditions) {
+        let part = plan_rows(&token_rows, weights, mode, mix)?;
+        match &mut joined {
+            None => joined = Some(part),
+            Some(plan) => {
+                for (row, token) in plan.conditions.iter_mut().zip(part.conditions) {
                     row.extend(token);
                 }
             }
         }
     }
-    let (conditions, mix, shared_noise, cells) = planned.unwrap_or_default();
-    let k = conditions.len();
-    let flat: Vec<f32> = conditions.into_iter().flatten().collect();
+    let plan = joined.unwrap_or_default();
+    let k = plan.conditions.len();
+    let flat: Vec<f32> = plan.conditions.into_iter().flatten().collect();
     Ok(ConditionPlan {
         conditions: Tensor::from_vec(flat, (k, dim), &device)?,
-        mix,
-        shared_noise,
-        cells,
+        mix: plan.mix,
+        shared_noise: plan.shared_noise,
+        cells: plan.cells,
     })
 }
 
-/// [`plan`] for one token: conditions, path positions, shared noise, sweep cells.
-#[allow(clippy::type_complexity)]
-fn plan_rows(
-    rows: &[Vec<f32>],
-    weights: &[f32],
-    mode: &Mode,
-    mix: MixSettings,
-) -> Result<(Vec<Vec<f32>>, Vec<f64>, bool, Vec<CellOverride>)> {
+/// A [`ConditionPlan`] before it becomes a tensor: one row per output image.
+#[derive(Default)]
+struct RowPlan {
+    conditions: Vec<Vec<f32>>,
+    mix: Vec<f64>,
+    shared_noise: bool,
+    cells: Vec<CellOverride>,
+}
+
+/// [`plan`] for rows of one token each.
+fn plan_rows(rows: &[Vec<f32>], weights: &[f32], mode: &Mode, mix: MixSettings) -> Result<RowPlan> {
     let mut cells = Vec::new();
     let (conditions, mix, shared_noise) = match mode {
         Mode::Variations { count } => {
@@ -298,13 +301,17 @@ fn plan_rows(
             (conditions, Vec::new(), true)
         }
     };
-    Ok((conditions, mix, shared_noise, cells))
+    Ok(RowPlan {
+        conditions,
+        mix,
+        shared_noise,
+        cells,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::MixMethod;
 
     /// Two references with two tokens each: every token is blended (and re-normalised) on its
     /// own, exactly as a one-token plan of that token would be.

@@ -105,6 +105,13 @@ impl LoadedModel {
             )?),
             None => None,
         };
+        if spec.prior.config.input_view_channels > 0 || spec.prior.config.pose_condition {
+            return Err(EngineError::InvalidRequest(format!(
+                "{} is a novel-view prior (an input view and a camera pose per image); the \
+                 image-to-image pipelines cannot run it",
+                spec.name
+            )));
+        }
         if spec.encoder.config.embed_dim() != spec.prior.config.caption_channels {
             return Err(EngineError::InvalidRequest(format!(
                 "the encoder gives {}-d embeddings but the prior expects {}",

@@ -77,6 +77,8 @@ impl TrainSettings {
                 adaln_condition: true,
                 final_conv: true,
                 spatial_condition_grid: 0,
+                input_view_channels: 0,
+                pose_condition: false,
             },
             encoder: ComponentSpec {
                 path: encoder_path,
@@ -519,10 +521,18 @@ pub fn train(
     report: &mut dyn FnMut(TrainEvent),
 ) -> Result<()> {
     let one_token = |settings: &TrainSettings| {
-        if settings.prior.spatial_condition_grid > 0 {
+        let prior = &settings.prior;
+        if prior.spatial_condition_grid > 0 {
             return Err(EngineError::InvalidRequest(
                 "this trainer conditions on the global embedding only; priors with spatial \
                  condition tokens are trained by tools/gpu/train_prior.py --spatial-tokens"
+                    .into(),
+            ));
+        }
+        if prior.input_view_channels > 0 || prior.pose_condition {
+            return Err(EngineError::InvalidRequest(
+                "this trainer trains image-to-image priors; a novel-view prior (input view, \
+                 pose) needs posed multi-view data"
                     .into(),
             ));
         }
