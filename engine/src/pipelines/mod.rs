@@ -524,7 +524,9 @@ pub fn run_with_noise(
     validate(request)?;
     let embeddings = embed_references(model, &request.references)?;
     let weights: Vec<f32> = request.references.iter().map(|r| r.weight).collect();
-    let tokens = model.prior.config().model_max_length;
+    // The global embedding, then grid² spatial tokens (what `embed_references` made).
+    let grid = model.prior.config().spatial_condition_grid;
+    let tokens = 1 + grid * grid;
     let plan = conditions::plan(&embeddings, tokens, &weights, &request.mode, request.mix)?;
     let init = request
         .init
