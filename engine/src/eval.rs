@@ -231,10 +231,7 @@ pub fn evaluate(
     let conditioning = retrieval(&generated_emb, &sources)?;
     // The references at the output size: blurred for scale, and the first column of the sheet.
     let size = model.image_size_px() as u32;
-    let at_output_size: Vec<RgbImage> = references
-        .iter()
-        .map(|r| crate::preprocess::resize_and_crop(r, size, None))
-        .collect();
+    let at_output_size = at_output_size(model, references);
     let mut blurred_retrieval = Vec::new();
     for side in [16, 8, 4] {
         let copies: Vec<RgbImage> = at_output_size.iter().map(|r| blurred(r, side)).collect();
@@ -309,6 +306,16 @@ pub fn evaluate(
     })
 }
 
+/// `images` resized and centre-cropped to the model's output size (how real images are compared
+/// with generated ones).
+fn at_output_size(model: &LoadedModel, images: &[RgbImage]) -> Vec<RgbImage> {
+    let size = model.image_size_px() as u32;
+    images
+        .iter()
+        .map(|r| crate::preprocess::resize_and_crop(r, size, None))
+        .collect()
+}
+
 /// Fréchet distance between two sets of feature rows (`(n, d)` each), as in FID:
 /// `|μa − μb|² + tr Σa + tr Σb − 2 tr (Σa Σb)^½` with sample covariances.
 ///
@@ -381,15 +388,8 @@ pub fn frechet(
             real.len()
         )));
     }
-    let size = model.image_size_px() as u32;
-    let at_size = |images: &[RgbImage]| -> Vec<RgbImage> {
-        images
-            .iter()
-            .map(|r| crate::preprocess::resize_and_crop(r, size, None))
-            .collect()
-    };
-    let first = at_size(&real[..samples]);
-    let second = at_size(&real[samples..2 * samples]);
+    let first = at_output_size(model, &real[..samples]);
+    let second = at_output_size(model, &real[samples..2 * samples]);
     let blurred_second: Vec<RgbImage> = second.iter().map(|r| blurred(r, 4)).collect();
     // The references in turn, each reference's share in one batched call.
     let n = references.len();

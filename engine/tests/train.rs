@@ -211,14 +211,12 @@ fn a_prior_with_spatial_condition_tokens_loads_and_generates() {
             .expect("image")
             .to_rgb8()
     };
-    let settings_2 = SamplerSettings {
+    let sampler = SamplerSettings {
         steps: 2,
         ..SamplerSettings::default()
     };
-    let first =
-        lumos_engine::eval::variations(&model, &reference(0), 2, &settings_2).expect("sample");
-    let again =
-        lumos_engine::eval::variations(&model, &reference(0), 2, &settings_2).expect("sample");
+    let first = lumos_engine::eval::variations(&model, &reference(0), 2, &sampler).expect("sample");
+    let again = lumos_engine::eval::variations(&model, &reference(0), 2, &sampler).expect("sample");
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].dimensions(), (64, 64));
     assert_eq!(
