@@ -26,6 +26,10 @@ pub enum EngineError {
     #[error("image {path}: {reason}")]
     Image { path: PathBuf, reason: String },
 
+    /// A project file could not be read.
+    #[error("project {path}: {reason}")]
+    Project { path: PathBuf, reason: String },
+
     /// A file could not be written.
     #[error("could not write {path}: {reason}")]
     Write { path: PathBuf, reason: String },

@@ -271,6 +271,41 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
     outcome
 }
 
+/// Replaces `path` with `bytes` atomically (temporary file beside it, flushed to disk, then
+/// renamed over it): a reader, a crash or a full disk sees the old file or the new one, never
+/// half of either. For files the user asked to replace (a project's Save); results use
+/// [`write_new_file`], which never replaces anything.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let write_error = |reason: String| EngineError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| write_error("the path names no file".into()))?;
+    let tmp = dir.join(format!(".{file_name}.{}.replace.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename itself is durable once the folder is flushed (where the OS allows it).
+        if let Ok(folder) = std::fs::File::open(dir) {
+            let _ = folder.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        write_error(e.to_string())
+    })
+}
+
 /// Writes a result PNG with its settings; never overwrites.
 pub fn write_png(path: &Path, img: &RgbImage, meta: &GenerationMeta) -> Result<()> {
     let bytes = encode_png(img, Some(meta)).map_err(|e| match e {

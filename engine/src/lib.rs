@@ -3,7 +3,7 @@
 //! It holds the Lumos DiT, the DINO ViT, EfficientNet-Lite0 and the SD VAE in candle (`models`), the
 //! DPM-Solver++/DDIM samplers (`sampling`), staged generation pipelines (`pipelines`),
 //! checkpoint discovery and loading (`checkpoints`), the encoder's image transform
-//! (`preprocess`), image IO with embedded settings (`imageio`), repaint masks (`mask`),
+//! (`preprocess`), image IO with embedded settings (`imageio`), project files (`project`), repaint masks (`mask`),
 //! labelled contact sheets (`contact_sheet`), parity checks against fixtures (`selftest`),
 //! benchmarks (`bench`), the trainer of small priors (`train`) and the engine thread with its job protocol (`worker`, `protocol`).
 //!
@@ -24,6 +24,7 @@ pub mod models;
 pub mod noise;
 pub mod pipelines;
 pub mod preprocess;
+pub mod project;
 pub mod protocol;
 pub mod sampling;
 pub mod selftest;
