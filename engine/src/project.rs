@@ -22,7 +22,7 @@ use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
-use crate::protocol::{MixSettings, Mode, SamplerSettings};
+use crate::protocol::{InitImage, MixSettings, Mode, ReferenceImage, SamplerSettings};
 
 /// File extension of project files.
 pub const PROJECT_EXTENSION: &str = "lumos";
@@ -105,6 +105,40 @@ pub struct Project {
     pub app_settings: Option<serde_json::Value>,
     /// History folders of the project's results.
     pub history: Vec<PathBuf>,
+}
+
+impl Project {
+    /// The references as the engine receives them (a centred crop is the default crop).
+    pub fn engine_references(&self) -> Vec<ReferenceImage> {
+        self.references
+            .iter()
+            .map(|r| {
+                let centred = r.crop.iter().all(|c| (c - 0.5).abs() < 1e-4);
+                ReferenceImage {
+                    name: r.name.clone(),
+                    image: r.image.clone(),
+                    weight: r.weight,
+                    crop: (!centred).then_some(r.crop),
+                }
+            })
+            .collect()
+    }
+
+    /// The start image as the engine receives it: the mask feathered by the recipe, and no
+    /// mask when nothing is painted (img2img of the whole image).
+    pub fn engine_init(&self) -> Option<InitImage> {
+        let start = self.start_image.as_ref()?;
+        let mask = start
+            .mask
+            .as_deref()
+            .filter(|mask| mask.pixels().any(|p| p.0[0] > 0))
+            .map(|mask| Arc::new(crate::mask::feather(mask, self.recipe.feather_px)));
+        Some(InitImage {
+            image: start.image.clone(),
+            strength: self.recipe.strength,
+            mask,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -481,3 +481,163 @@ fn a_gpu_that_is_not_there_is_a_clear_error() {
         );
     }
 }
+
+#[test]
+fn a_saved_project_renders_what_the_same_flags_render() {
+    use lumos_engine::project::{Project, ProjectRecipe, ProjectReference, ProjectStartImage};
+    use lumos_engine::protocol::{MixSettings, Mode, SamplerSettings};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = image::open(pipeline_dir().join("ref_a.png"))
+        .expect("fixture")
+        .to_rgb8();
+    let (w, h) = reference.dimensions();
+    let start =
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 90]));
+    let mask =
+        image::GrayImage::from_fn(w, h, |x, _| image::Luma([if x < w / 2 { 255 } else { 0 }]));
+    start.save(dir.path().join("start.png")).expect("save");
+    mask.save(dir.path().join("mask.png")).expect("save");
+    let mut project = Project {
+        references: vec![ProjectReference {
+            name: "ref_a.png".into(),
+            source: None,
+            image: Arc::new(reference),
+            alpha: None,
+            weight: 1.0,
+            crop: [0.5, 0.5],
+        }],
+        start_image: Some(ProjectStartImage {
+            name: "start".into(),
+            image: Arc::new(start),
+            mask: Some(Arc::new(mask)),
+            alpha: None,
+        }),
+        prompt: None,
+        recipe: ProjectRecipe {
+            mode: Some(Mode::Variations { count: 2 }),
+            sampler: SamplerSettings {
+                steps: 3,
+                guidance: 3.0,
+                seed: 11,
+                ..SamplerSettings::default()
+            },
+            mix: MixSettings::default(),
+            strength: 0.4,
+            feather_px: 2,
+            model: Some("a model this machine lacks".into()),
+        },
+        app_settings: None,
+        history: Vec::new(),
+    };
+    let project_path = dir.path().join("scene.lumos");
+    lumos_engine::project::save(&project_path, &project).expect("save project");
+
+    let from_project = dir.path().join("from_project");
+    let result = lumos(&[
+        "generate",
+        "--project",
+        path_str(&project_path),
+        "--model",
+        "fixture",
+        "-o",
+        path_str(&from_project),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("a model this machine lacks"),
+        "the model swap is said"
+    );
+    let from_flags = dir.path().join("from_flags");
+    let result = lumos(&[
+        "generate",
+        path_str(&pipeline_dir().join("ref_a.png")),
+        "--model",
+        "fixture",
+        "--steps",
+        "3",
+        "--guidance",
+        "3",
+        "--seed",
+        "11",
+        "-n",
+        "2",
+        "--init",
+        path_str(&dir.path().join("start.png")),
+        "--mask",
+        path_str(&dir.path().join("mask.png")),
+        "--strength",
+        "0.4",
+        "--feather",
+        "2",
+        "-o",
+        path_str(&from_flags),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let names = |dir: &Path| -> Vec<String> {
+        files_in(dir)
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&from_project),
+        ["lumos-11-000.png", "lumos-12-001.png"]
+    );
+    assert_eq!(names(&from_project), names(&from_flags));
+    for name in names(&from_flags) {
+        let a = image::open(from_project.join(&name))
+            .expect("png")
+            .to_rgb8();
+        let b = image::open(from_flags.join(&name)).expect("png").to_rgb8();
+        assert_eq!(image_diff(&a, &b), (0, 0), "{name} differs");
+    }
+
+    // --seed replaces the project's seed.
+    let reseeded = dir.path().join("reseeded");
+    let result = lumos(&[
+        "generate",
+        "--project",
+        path_str(&project_path),
+        "--model",
+        "fixture",
+        "--seed",
+        "5",
+        "-o",
+        path_str(&reseeded),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(names(&reseeded), ["lumos-5-000.png", "lumos-6-001.png"]);
+
+    // A project whose mode was left incomplete, and a file that is not a project.
+    project.recipe.mode = None;
+    lumos_engine::project::save(&project_path, &project).expect("save project");
+    let refused = dir.path().join("refused");
+    assert_refused(
+        &[
+            "generate",
+            "--project",
+            path_str(&project_path),
+            "--model",
+            "fixture",
+            "-o",
+            path_str(&refused),
+        ],
+        &refused,
+        "no runnable mode",
+    );
+    assert_refused(
+        &[
+            "generate",
+            "--project",
+            path_str(&dir.path().join("start.png")),
+            "--model",
+            "fixture",
+            "-o",
+            path_str(&refused),
+        ],
+        &refused,
+        "not a Lumos Studio project",
+    );
+}

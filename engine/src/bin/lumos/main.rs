@@ -20,6 +20,7 @@ use lumos_engine::train::{TrainEvent, TrainSettings};
 use lumos_engine::worker::EngineHandle;
 
 mod eval_command;
+mod project_run;
 
 #[derive(Parser)]
 #[command(
@@ -262,8 +263,13 @@ enum Command {
     /// Variations of one reference, or of a weighted blend of several.
     Generate {
         /// Reference images.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "project", conflicts_with = "project")]
         references: Vec<PathBuf>,
+        /// Run a saved project (`.lumos`): its references, weights, crops, start image, mask,
+        /// mode and sampler settings. `--seed`, `--model`, `--device`, `--precision` and
+        /// `--out` still apply (`--seed` replaces the project's seed).
+        #[arg(long)]
+        project: Option<PathBuf>,
         /// Weights of the references (comma-separated, default all 1).
         #[arg(long, value_delimiter = ',')]
         weights: Vec<f32>,
@@ -402,10 +408,16 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Generate {
+            project: Some(project),
+            sampling,
+            ..
+        } => project_run::generate_project(&project, &sampling),
+        Command::Generate {
             references,
             weights,
             count,
             sampling,
+            ..
         } => {
             if !weights.is_empty() && weights.len() != references.len() {
                 bail!(
@@ -651,8 +663,16 @@ fn generate(
             .unwrap_or(0)
     });
     eprintln!("seed {seed}");
-    let request = args.request(references, mode.clone(), seed)?;
+    let request = args.request(references, mode, seed)?;
+    run_generation(request, args)
+}
+
+/// Runs a request and writes its results (and, for morphs, a grid and a GIF) to `--out`;
+/// refuses before computing anything if a result would overwrite a file.
+fn run_generation(request: GenerateRequest, args: &SamplingArgs) -> anyhow::Result<ExitCode> {
     pipelines::validate(&request)?;
+    let mode = request.mode.clone();
+    let seed = request.settings.seed;
     let count = pipelines::image_count(&mode);
     // Refuse before computing anything if a result would overwrite a file.
     let names: Vec<PathBuf> = (0..count)
@@ -673,7 +693,7 @@ fn generate(
     prepare_output_dir(&args.out)?;
 
     let batches = pipelines::batch_count(count, args.device);
-    let bar = ProgressBar::new((batches * args.steps) as u64);
+    let bar = ProgressBar::new((batches * request.settings.steps) as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} {msg} [{bar:30}] {pos}/{len} steps, {per_sec}, eta {eta}",
