@@ -2,6 +2,8 @@
 //! panels' commands after the frame.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
@@ -11,7 +13,7 @@ use lumos_engine::protocol::{
 };
 
 use crate::bench::{FrameBench, FramePhase};
-use crate::commands::{AppCommand, ConflictChoice, ExportSelection, MaskEdit};
+use crate::commands::{AppCommand, ConflictChoice, ExportSelection};
 use crate::engine_link::{EngineLink, Polled};
 use crate::export::{self, ExportPlan, ExportReport};
 use crate::gallery::{Gallery, Run, RunId, RunImage, RunStatus};
@@ -25,8 +27,10 @@ use crate::panels::queue::{progress_ui, queue_ui};
 use crate::panels::start_image::{StartImage, StartImagePanel};
 use crate::panels::viewer::Viewer;
 use crate::preview::{LivePreview, PreviewRenderer};
+use crate::project::{Recovery, SessionStart};
 use crate::references::{Canvas, Reference, decode_reference, display_name, load_reference};
 use crate::settings::{STORAGE_KEY, Settings, random_seed};
+use crate::undo::{CanvasState, UndoHistory};
 
 /// At most this many engine events are handled per frame, so a burst cannot stall the UI.
 const MAX_EVENTS_PER_FRAME: usize = 256;
@@ -56,6 +60,8 @@ pub struct AppConfig {
     pub bench: Option<BenchConfig>,
     /// Where results are written as they arrive (and loaded from at start-up).
     pub history_dir: Option<PathBuf>,
+    /// Where the work is autosaved and crashes are noticed; `None` turns both off.
+    pub recovery_dir: Option<PathBuf>,
 }
 
 impl AppConfig {
@@ -79,6 +85,7 @@ impl AppConfig {
             settings: None,
             bench: None,
             history_dir: crate::history::default_dir(),
+            recovery_dir: Recovery::default_dir(),
         }
     }
 
@@ -91,6 +98,7 @@ impl AppConfig {
             settings: Some(Settings::default()),
             bench: None,
             history_dir: None,
+            recovery_dir: None,
         }
     }
 }
@@ -100,6 +108,8 @@ enum DialogResult {
     References(Vec<PathBuf>),
     ExportFolder(PathBuf),
     ModelsFolder(PathBuf),
+    OpenProject(PathBuf),
+    SaveProjectAs(PathBuf),
     /// Runs from the history folder, oldest first.
     History(Vec<Run>),
     /// A reference file was read (or not).
@@ -143,6 +153,25 @@ fn spawn_loader(results: Sender<DialogResult>, ctx: egui::Context) -> Option<Sen
     }
 }
 
+/// A question the app waits on the user for (a modal).
+enum Question {
+    /// Replace this existing file with the project?
+    ReplaceFile(PathBuf),
+    /// Discard unsaved changes and then run this command (with `discard: true`)?
+    DiscardChanges(AppCommand),
+    /// Restore the work autosaved before the last session ended badly?
+    RestoreAutosave(PathBuf),
+}
+
+/// What the project is, for "unsaved changes": the references, the start image and its mask,
+/// and the settings.
+#[derive(Clone, PartialEq)]
+struct ProjectState {
+    canvas: CanvasState,
+    start: Option<(u64, u64)>,
+    settings: String,
+}
+
 /// An export waiting for the user's answer about existing files.
 struct PendingExport {
     plan: ExportPlan,
@@ -180,6 +209,20 @@ pub struct LumosApp {
     ctx: egui::Context,
     bench: Option<(BenchConfig, FrameBench, BenchPhase)>,
     history_dir: Option<PathBuf>,
+    undo: UndoHistory,
+    /// The project file the canvas was opened from or last saved to.
+    project_path: Option<PathBuf>,
+    /// History folders of the project's results.
+    project_runs: Vec<PathBuf>,
+    /// The project as last saved or opened: anything else is unsaved.
+    saved_state: ProjectState,
+    /// Crash recovery; `None` when off (tests) or owned by another running instance.
+    recovery: Option<Recovery>,
+    last_autosave: Instant,
+    autosaved_state: Option<ProjectState>,
+    autosave_running: Arc<AtomicBool>,
+    question: Option<Question>,
+    window_title: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +293,31 @@ impl LumosApp {
                 notifications.error(format!("The history could not be loaded: {error}"));
             }
         }
+        let mut question = None;
+        let recovery = config.recovery_dir.map(Recovery::new).and_then(|recovery| {
+            match recovery.start_session() {
+                Ok(SessionStart::Clean) => Some(recovery),
+                Ok(SessionStart::Crashed { autosave }) => {
+                    question = Some(Question::RestoreAutosave(autosave));
+                    Some(recovery)
+                }
+                Ok(SessionStart::OtherInstance) => {
+                    log::info!("another Lumos Studio is running: this one does not autosave");
+                    None
+                }
+                Err(error) => {
+                    notifications.error(format!(
+                        "Autosave is off: the recovery folder could not be written ({error})."
+                    ));
+                    None
+                }
+            }
+        });
+        let saved_state = ProjectState {
+            canvas: CanvasState::default(),
+            start: None,
+            settings: settings.to_json(),
+        };
         Ok(Self {
             settings,
             models: config.models,
@@ -282,6 +350,16 @@ impl LumosApp {
                 .bench
                 .map(|b| (b.clone(), FrameBench::new(b.launched_at), BenchPhase::Start)),
             history_dir: config.history_dir,
+            undo: UndoHistory::default(),
+            project_path: None,
+            project_runs: Vec::new(),
+            saved_state,
+            recovery,
+            last_autosave: Instant::now(),
+            autosaved_state: None,
+            autosave_running: Arc::new(AtomicBool::new(false)),
+            question,
+            window_title: String::new(),
         })
     }
 
@@ -370,6 +448,49 @@ impl LumosApp {
     /// Reference files being read in the background.
     pub fn pending_loads(&self) -> usize {
         self.pending_loads
+    }
+
+    /// The project file the canvas was opened from or last saved to.
+    pub fn project_path(&self) -> Option<&Path> {
+        self.project_path.as_deref()
+    }
+
+    /// Whether the project has changes that are not saved in its file.
+    pub fn has_unsaved_changes(&self) -> bool {
+        self.project_state() != self.saved_state
+    }
+
+    /// Whether a question (replace a file, discard changes, restore work) waits for an answer.
+    pub fn asks_question(&self) -> bool {
+        self.question.is_some()
+    }
+
+    /// Writes the autosave now, on this thread (quitting; tests). Does nothing when recovery
+    /// is off.
+    pub fn autosave_now(&mut self) {
+        let Some(recovery) = &self.recovery else {
+            return;
+        };
+        let project = self.capture_project();
+        match lumos_engine::project::save(&recovery.autosave_path(), &project) {
+            Ok(()) => self.autosaved_state = Some(self.project_state()),
+            Err(error) => log::error!("autosave failed: {error}"),
+        }
+    }
+
+    /// What a clean quit does: unsaved work is autosaved and offered at the next start;
+    /// otherwise the session is marked as ended and nothing is offered.
+    pub fn quit(&mut self) {
+        if self.recovery.is_none() || self.bench.is_some() {
+            return;
+        }
+        if self.has_unsaved_changes() && !self.is_empty_project() {
+            self.autosave_now();
+        } else if let Some(recovery) = &self.recovery {
+            // Everything is in a project file (or there is nothing): no autosave to offer.
+            let _ = std::fs::remove_file(recovery.autosave_path());
+            recovery.end_session();
+        }
     }
 
     /// Queues a command as if a panel had returned it.
@@ -502,6 +623,16 @@ impl LumosApp {
                     self.settings.export_dir = Some(dir);
                 }
                 DialogResult::ModelsFolder(dir) => self.search_models(&dir),
+                DialogResult::OpenProject(path) => self.commands.push(AppCommand::OpenProject {
+                    path,
+                    discard: false,
+                }),
+                // The native dialog has asked about replacing the file the user picked.
+                DialogResult::SaveProjectAs(path) => {
+                    let replace = crate::project::with_project_extension(&path) == path;
+                    self.commands
+                        .push(AppCommand::SaveProjectAs { path, replace });
+                }
                 DialogResult::History(runs) => self.gallery.insert_older(runs),
                 DialogResult::Loaded { path, outcome } => {
                     self.pending_loads = self.pending_loads.saturating_sub(1);
@@ -672,6 +803,240 @@ impl LumosApp {
                     .notifications
                     .error(format!("The engine could not be restarted: {error}")),
             },
+            AppCommand::Undo => {
+                self.undo.undo(&mut self.canvas, self.start_image.as_mut());
+            }
+            AppCommand::Redo => {
+                self.undo.redo(&mut self.canvas, self.start_image.as_mut());
+            }
+            AppCommand::NewProject { discard } => {
+                if self.ask_before_discarding(discard, AppCommand::NewProject { discard: true }) {
+                    return;
+                }
+                // The references can still be brought back with Undo.
+                self.canvas.references.clear();
+                self.start_image = None;
+                self.project_path = None;
+                self.project_runs.clear();
+                self.saved_state = self.project_state();
+            }
+            AppCommand::OpenProjectDialog => self.spawn_dialog(|| {
+                rfd::FileDialog::new()
+                    .set_title("Open a project")
+                    .add_filter(
+                        "Lumos Studio project",
+                        &[lumos_engine::project::PROJECT_EXTENSION],
+                    )
+                    .pick_file()
+                    .map(DialogResult::OpenProject)
+            }),
+            AppCommand::OpenProject { path, discard } => {
+                let again = AppCommand::OpenProject {
+                    path: path.clone(),
+                    discard: true,
+                };
+                if !self.ask_before_discarding(discard, again) {
+                    self.open_project(&path);
+                }
+            }
+            AppCommand::SaveProject => match self.project_path.clone() {
+                Some(path) => self.save_project(&path),
+                None => self.commands.push(AppCommand::SaveProjectAsDialog),
+            },
+            AppCommand::SaveProjectAsDialog => {
+                let name = self
+                    .project_path
+                    .as_deref()
+                    .map(display_name)
+                    .unwrap_or_else(|| "Untitled.lumos".into());
+                self.spawn_dialog(move || {
+                    rfd::FileDialog::new()
+                        .set_title("Save the project")
+                        .set_file_name(name)
+                        .add_filter(
+                            "Lumos Studio project",
+                            &[lumos_engine::project::PROJECT_EXTENSION],
+                        )
+                        .save_file()
+                        .map(DialogResult::SaveProjectAs)
+                });
+            }
+            AppCommand::SaveProjectAs { path, replace } => {
+                let path = crate::project::with_project_extension(&path);
+                let own_file = self.project_path.as_deref() == Some(path.as_path());
+                if path.exists() && !own_file && !replace {
+                    self.question = Some(Question::ReplaceFile(path));
+                } else {
+                    self.save_project(&path);
+                }
+            }
+            AppCommand::RestoreAutosave => {
+                self.question = None;
+                if let Some(recovery) = &self.recovery {
+                    let path = recovery.autosave_path();
+                    self.open_project(&path);
+                    // Restored work belongs to no file yet: Save asks where.
+                    self.project_path = None;
+                    self.saved_state = ProjectState {
+                        settings: String::new(),
+                        ..self.project_state()
+                    };
+                }
+            }
+            AppCommand::DiscardAutosave => {
+                self.question = None;
+                if let Some(recovery) = &self.recovery {
+                    match recovery.set_aside() {
+                        Ok(aside) => self.notifications.info(format!(
+                            "The unsaved work was not restored; it is kept in {} until the \
+                             next time.",
+                            aside.display()
+                        )),
+                        Err(error) => log::warn!("could not set the autosave aside: {error}"),
+                    }
+                }
+            }
+            AppCommand::CancelQuestion => self.question = None,
+        }
+    }
+
+    // ---- projects ----
+
+    /// The project's state now, for "unsaved changes".
+    fn project_state(&self) -> ProjectState {
+        ProjectState {
+            canvas: CanvasState::of(&self.canvas),
+            start: self
+                .start_image
+                .as_ref()
+                .map(|s| (s.id(), s.mask_version())),
+            settings: self.settings.to_json(),
+        }
+    }
+
+    fn capture_project(&self) -> lumos_engine::project::Project {
+        crate::project::capture(
+            &self.canvas,
+            self.start_image.as_ref(),
+            &self.settings,
+            self.project_runs.clone(),
+        )
+    }
+
+    /// With unsaved changes and no `discard`, asks first (then `then` runs with it) and
+    /// returns `true`: the caller stops.
+    fn ask_before_discarding(&mut self, discard: bool, then: AppCommand) -> bool {
+        if discard || !self.has_unsaved_changes() || self.is_empty_project() {
+            return false;
+        }
+        self.question = Some(Question::DiscardChanges(then));
+        true
+    }
+
+    /// Nothing on the canvas worth asking about.
+    fn is_empty_project(&self) -> bool {
+        self.canvas.references.is_empty() && self.start_image.is_none()
+    }
+
+    fn save_project(&mut self, path: &Path) {
+        self.question = None;
+        match lumos_engine::project::save(path, &self.capture_project()) {
+            Ok(()) => {
+                self.project_path = Some(path.to_owned());
+                self.saved_state = self.project_state();
+                self.notifications
+                    .info(format!("Saved the project to {}", path.display()));
+            }
+            Err(error) => self.notifications.error(format!(
+                "The project was not saved ({error}). Nothing was changed on disk."
+            )),
+        }
+    }
+
+    fn open_project(&mut self, path: &Path) {
+        self.question = None;
+        let project = match lumos_engine::project::load(path) {
+            Ok(project) => project,
+            Err(error) => {
+                self.notifications
+                    .error(format!("The project could not be opened: {error}"));
+                return;
+            }
+        };
+        let restored = crate::project::restore(project);
+        self.canvas.references = restored.references;
+        self.start_image = restored.start;
+        if let Some(mut settings) = restored.settings {
+            if !self.devices.contains(&settings.device) {
+                settings.device = self.settings.device;
+            }
+            self.export_dir_text = settings
+                .export_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            self.settings = settings;
+        }
+        if let Some(problem) = restored.settings_problem {
+            self.notifications.error(format!(
+                "The project's settings could not be read ({problem}); the current ones are kept."
+            ));
+        }
+        // Results of the project that are not in the gallery yet come back from the history.
+        let missing: Vec<PathBuf> = restored
+            .history
+            .iter()
+            .filter(|dir| {
+                !self
+                    .gallery
+                    .runs()
+                    .iter()
+                    .any(|run| run.history_dir.as_ref() == Some(*dir))
+            })
+            .cloned()
+            .collect();
+        self.gallery
+            .insert_older(crate::history::load_dirs(&missing));
+        self.project_runs = restored.history;
+        self.project_path = Some(path.to_owned());
+        self.saved_state = self.project_state();
+    }
+
+    /// Autosaves on a background thread when the work changed and a minute has passed.
+    fn autosave_tick(&mut self) {
+        let Some(recovery) = &self.recovery else {
+            return;
+        };
+        if self.last_autosave.elapsed() < crate::project::AUTOSAVE_INTERVAL
+            || self.autosave_running.load(Ordering::Acquire)
+        {
+            return;
+        }
+        self.last_autosave = Instant::now();
+        let state = self.project_state();
+        if self.autosaved_state.as_ref() == Some(&state)
+            || (self.autosaved_state.is_none() && state == self.saved_state)
+        {
+            return;
+        }
+        let project = self.capture_project();
+        let path = recovery.autosave_path();
+        let running = self.autosave_running.clone();
+        running.store(true, Ordering::Release);
+        let spawned = std::thread::Builder::new()
+            .name("autosave".into())
+            .spawn(move || {
+                if let Err(error) = lumos_engine::project::save(&path, &project) {
+                    log::error!("autosave failed: {error}");
+                }
+                running.store(false, Ordering::Release);
+            });
+        match spawned {
+            Ok(_) => self.autosaved_state = Some(state),
+            Err(error) => {
+                self.autosave_running.store(false, Ordering::Release);
+                log::error!("could not start the autosave: {error}");
+            }
         }
     }
 
@@ -814,6 +1179,9 @@ impl LumosApp {
                     self.settings.sampler.seed
                 );
                 self.jobs.push(job, run_id, summary);
+                if let Some(dir) = &run.history_dir {
+                    self.project_runs.push(dir.clone());
+                }
                 self.gallery.push(Run {
                     job: Some(job),
                     ..run
@@ -894,18 +1262,24 @@ impl LumosApp {
         if ctx.input_mut(|i| i.consume_shortcut(&open)) {
             self.commands.push(AppCommand::OpenReferenceDialog);
         }
-        // Mask undo/redo, unless a text field has the keys (it has its own undo).
-        if self.start_image.is_some() && !ctx.text_edit_focused() {
-            let redo = egui::KeyboardShortcut::new(
-                egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
-                egui::Key::Z,
-            );
+        let command_shift = egui::Modifiers::COMMAND | egui::Modifiers::SHIFT;
+        // Shift first: Ctrl+S also matches Ctrl+Shift+S (shift is ignored when not asked for).
+        let save_as = egui::KeyboardShortcut::new(command_shift, egui::Key::S);
+        let save = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::S);
+        if ctx.input_mut(|i| i.consume_shortcut(&save_as)) {
+            self.commands.push(AppCommand::SaveProjectAsDialog);
+        } else if ctx.input_mut(|i| i.consume_shortcut(&save)) {
+            self.commands.push(AppCommand::SaveProject);
+        }
+        // Undo/redo of canvas edits and mask strokes, unless a text field has the keys (it has
+        // its own undo).
+        if !ctx.text_edit_focused() {
+            let redo = egui::KeyboardShortcut::new(command_shift, egui::Key::Z);
             let undo = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Z);
-            // Redo first: Ctrl+Z also matches Ctrl+Shift+Z (shift is ignored when not asked for).
             if ctx.input_mut(|i| i.consume_shortcut(&redo)) {
-                self.commands.push(AppCommand::EditMask(MaskEdit::Redo));
+                self.commands.push(AppCommand::Redo);
             } else if ctx.input_mut(|i| i.consume_shortcut(&undo)) {
-                self.commands.push(AppCommand::EditMask(MaskEdit::Undo));
+                self.commands.push(AppCommand::Undo);
             }
         }
         if ctx.input(|i| i.key_pressed(egui::Key::Escape)) && !self.jobs.is_empty() {
@@ -938,6 +1312,133 @@ impl LumosApp {
     }
 
     // ---- layout ----
+
+    /// The project's name for the title and the menu bar, with a dot when it has unsaved
+    /// changes.
+    fn project_title(&self) -> String {
+        let name = self
+            .project_path
+            .as_deref()
+            .map(display_name)
+            .unwrap_or_else(|| "Untitled".into());
+        if self.has_unsaved_changes() && !self.is_empty_project() {
+            format!("{name} •")
+        } else {
+            name
+        }
+    }
+
+    fn menu_ui(&mut self, ui: &mut egui::Ui) {
+        let title = self.project_title();
+        egui::Panel::top("menu").show(ui, |ui| {
+            egui::MenuBar::new().ui(ui, |ui| {
+                ui.menu_button("File", |ui| {
+                    if ui.button("New project").clicked() {
+                        self.commands
+                            .push(AppCommand::NewProject { discard: false });
+                    }
+                    if ui.button("Open project…").clicked() {
+                        self.commands.push(AppCommand::OpenProjectDialog);
+                    }
+                    if ui.button("Save project (Ctrl+S)").clicked() {
+                        self.commands.push(AppCommand::SaveProject);
+                    }
+                    if ui.button("Save project as… (Ctrl+Shift+S)").clicked() {
+                        self.commands.push(AppCommand::SaveProjectAsDialog);
+                    }
+                    ui.separator();
+                    if ui.button("Add reference images… (Ctrl+O)").clicked() {
+                        self.commands.push(AppCommand::OpenReferenceDialog);
+                    }
+                });
+                ui.menu_button("Edit", |ui| {
+                    let undo =
+                        ui.add_enabled(self.undo.can_undo(), egui::Button::new("Undo (Ctrl+Z)"));
+                    if undo.clicked() {
+                        self.commands.push(AppCommand::Undo);
+                    }
+                    let redo = ui.add_enabled(
+                        self.undo.can_redo(),
+                        egui::Button::new("Redo (Ctrl+Shift+Z)"),
+                    );
+                    if redo.clicked() {
+                        self.commands.push(AppCommand::Redo);
+                    }
+                });
+                ui.separator();
+                ui.label(&title);
+            });
+        });
+        let window_title = format!("{title} — Lumos Studio");
+        if window_title != self.window_title {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(window_title.clone()));
+            self.window_title = window_title;
+        }
+    }
+
+    fn question_ui(&mut self, ctx: &egui::Context) {
+        let Some(question) = &self.question else {
+            return;
+        };
+        egui::Modal::new(egui::Id::unique("project_question")).show(ctx, |ui| match question {
+            Question::ReplaceFile(path) => {
+                ui.heading("Replace the file?");
+                ui.label(format!(
+                    "{} already exists. Replacing it loses what it holds now.",
+                    path.display()
+                ));
+                ui.horizontal(|ui| {
+                    if ui.button("Replace").clicked() {
+                        self.commands.push(AppCommand::SaveProjectAs {
+                            path: path.clone(),
+                            replace: true,
+                        });
+                    }
+                    if ui.button("Cancel").clicked() {
+                        self.commands.push(AppCommand::CancelQuestion);
+                    }
+                });
+            }
+            Question::DiscardChanges(then) => {
+                ui.heading("Discard unsaved changes?");
+                ui.label(
+                    "The project has changes that are not saved. Save it first (File > Save \
+                     project), or discard them.",
+                );
+                ui.horizontal(|ui| {
+                    if ui.button("Discard changes").clicked() {
+                        self.commands.push(AppCommand::CancelQuestion);
+                        self.commands.push(then.clone());
+                    }
+                    if ui.button("Cancel").clicked() {
+                        self.commands.push(AppCommand::CancelQuestion);
+                    }
+                });
+            }
+            Question::RestoreAutosave(path) => {
+                ui.heading("Restore unsaved work?");
+                let when = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .map(|age| format!(" ({} min ago)", age.as_secs() / 60))
+                    .unwrap_or_default();
+                ui.label(format!(
+                    "The last session of Lumos Studio ended with work that was not saved \
+                     (autosaved{when})."
+                ));
+                ui.horizontal(|ui| {
+                    if ui.button("Restore").clicked() {
+                        self.commands.push(AppCommand::RestoreAutosave);
+                    }
+                    if ui.button("Don't restore").clicked() {
+                        self.commands.push(AppCommand::DiscardAutosave);
+                    }
+                });
+            }
+        });
+    }
 
     fn top_ui(&mut self, ui: &mut egui::Ui) {
         if self.notifications.items().is_empty() && !self.engine_failed {
@@ -1140,12 +1641,14 @@ impl eframe::App for LumosApp {
         self.drain_engine();
         self.drain_dialogs();
         self.apply_commands();
+        self.autosave_tick();
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.bench_frame(&ctx, frame);
         self.handle_input(&ctx);
+        self.menu_ui(ui);
         self.top_ui(ui);
         egui::Panel::left("canvas")
             .default_size(300.0)
@@ -1183,8 +1686,12 @@ impl eframe::App for LumosApp {
             );
         }
         self.export_conflict_ui(&ctx);
+        self.question_ui(&ctx);
         // Commands from this frame's panels take effect now, not a frame later.
         self.apply_commands();
+        let interacting = ctx.input(|i| i.pointer.any_down());
+        self.undo
+            .observe(&self.canvas, self.start_image.as_ref(), interacting);
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -1192,5 +1699,9 @@ impl eframe::App for LumosApp {
         if self.bench.is_none() {
             storage.set_string(STORAGE_KEY, self.settings.to_json());
         }
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.quit();
     }
 }

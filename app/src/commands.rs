@@ -138,4 +138,39 @@ pub enum AppCommand {
     DismissNotification(u64),
     /// Start a fresh engine thread (after it died).
     RestartEngine,
+    /// Take back the most recent canvas or mask edit (Ctrl+Z).
+    Undo,
+    /// Apply again the most recently undone edit (Ctrl+Shift+Z).
+    Redo,
+    /// Empty the canvas for a new project.
+    NewProject {
+        /// Discard unsaved changes without asking (the user said so).
+        discard: bool,
+    },
+    /// Pick a project file with the native dialog and open it.
+    OpenProjectDialog,
+    /// Open a project file.
+    OpenProject {
+        /// The `.lumos` file.
+        path: PathBuf,
+        /// Discard unsaved changes without asking (the user said so).
+        discard: bool,
+    },
+    /// Save the project to its file (or ask where, the first time) (Ctrl+S).
+    SaveProject,
+    /// Pick where to save the project with the native dialog (Ctrl+Shift+S).
+    SaveProjectAsDialog,
+    /// Save the project to this file (`.lumos` is added when missing).
+    SaveProjectAs {
+        /// Where.
+        path: PathBuf,
+        /// Replace an existing file other than the project's own (the user said so).
+        replace: bool,
+    },
+    /// Put back the work autosaved before the last session ended badly.
+    RestoreAutosave,
+    /// Do not restore it (it is kept aside, not deleted).
+    DiscardAutosave,
+    /// Close the question being asked without doing anything.
+    CancelQuestion,
 }

@@ -47,18 +47,34 @@ pub fn load(history: &Path) -> Vec<Run> {
     };
     let mut dirs: Vec<(u64, u64, PathBuf)> = entries
         .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let mut parts = name.strip_prefix("run_")?.split('_');
-            let secs = parts.next()?.parse().ok()?;
-            let id = parts.next()?.parse().ok()?;
-            Some((secs, id, entry.path()))
-        })
+        .filter_map(|entry| run_dir_key(&entry.path()))
         .collect();
     dirs.sort();
     let skip = dirs.len().saturating_sub(MAX_RUNS_LOADED);
+    load_sorted(dirs.into_iter().skip(skip))
+}
+
+/// Loads the runs of these folders (a project's results), oldest first; folders that are gone
+/// or are not run folders are skipped.
+pub fn load_dirs(dirs: &[PathBuf]) -> Vec<Run> {
+    let mut keyed: Vec<(u64, u64, PathBuf)> =
+        dirs.iter().filter_map(|dir| run_dir_key(dir)).collect();
+    keyed.sort();
+    load_sorted(keyed.into_iter())
+}
+
+/// (created secs, run id, folder) of a `run_<secs>_<id>` folder.
+fn run_dir_key(dir: &Path) -> Option<(u64, u64, PathBuf)> {
+    let name = dir.file_name()?.to_string_lossy().into_owned();
+    let mut parts = name.strip_prefix("run_")?.split('_');
+    let secs = parts.next()?.parse().ok()?;
+    let id = parts.next()?.parse().ok()?;
+    Some((secs, id, dir.to_owned()))
+}
+
+fn load_sorted(dirs: impl Iterator<Item = (u64, u64, PathBuf)>) -> Vec<Run> {
     let mut runs = Vec::new();
-    for (secs, _, dir) in dirs.into_iter().skip(skip) {
+    for (secs, _, dir) in dirs {
         match load_run(&dir, secs) {
             Ok(Some(run)) => runs.push(run),
             Ok(None) => {}

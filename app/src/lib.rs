@@ -26,8 +26,10 @@ pub mod history;
 pub mod jobs;
 pub mod panels;
 pub mod preview;
+pub mod project;
 pub mod references;
 pub mod settings;
+pub mod undo;
 pub mod view_transform;
 
 pub use app::{AppConfig, LumosApp};

@@ -97,6 +97,9 @@ pub struct StartImage {
     redo: Vec<Option<GrayImage>>,
     /// Unique per starting image.
     id: u64,
+    /// Mask edits made so far (undo and redo not counted): the app's undo history interleaves
+    /// them with canvas edits.
+    edit_count: u64,
     /// Increases with every change of the mask.
     mask_version: u64,
     texture: Option<egui::TextureHandle>,
@@ -133,6 +136,7 @@ impl StartImage {
             undo: Vec::new(),
             redo: Vec::new(),
             id: NEXT_START_ID.fetch_add(1, Ordering::Relaxed),
+            edit_count: 0,
             mask_version: 0,
             texture: None,
             mask_texture: None,
@@ -146,6 +150,36 @@ impl StartImage {
     /// The repaint mask at the image's size (255 = repaint), if any was painted.
     pub fn mask(&self) -> Option<&GrayImage> {
         self.mask.as_ref()
+    }
+
+    /// Starts with this mask (a reopened project); a mask of another size is scaled to the
+    /// image. Not an edit: there is nothing to undo.
+    pub fn with_mask(mut self, mask: Option<&GrayImage>) -> Self {
+        let (w, h) = self.image.dimensions();
+        self.mask = mask.map(|mask| {
+            if mask.dimensions() == (w, h) {
+                mask.clone()
+            } else {
+                image::imageops::resize(mask, w, h, image::imageops::FilterType::Triangle)
+            }
+        });
+        self.mask_version += 1;
+        self
+    }
+
+    /// Unique per starting image.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Mask edits made so far (undo and redo not counted).
+    pub fn edit_count(&self) -> u64 {
+        self.edit_count
+    }
+
+    /// Increases with every change of the mask, undo and redo included.
+    pub fn mask_version(&self) -> u64 {
+        self.mask_version
     }
 
     /// Where the image was drawn last (in points).
@@ -283,6 +317,7 @@ impl StartImage {
         }
         self.undo.push(self.mask.clone());
         self.redo.clear();
+        self.edit_count += 1;
     }
 
     /// Number of pixels marked for repainting.
