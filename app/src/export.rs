@@ -210,18 +210,9 @@ fn write_bytes(dest: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<()> {
         lumos_engine::imageio::write_new_file(dest, bytes)?;
         return Ok(());
     }
-    // The user said to replace `dest`: write beside it, then rename over it, so the old file
-    // stays intact if writing fails.
-    let temp = dest.with_file_name(format!(
-        ".{}.replace-{}",
-        dest.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&temp);
-    lumos_engine::imageio::write_new_file(&temp, bytes)?;
-    std::fs::rename(&temp, dest).with_context(|| format!("could not replace {}", dest.display()))
+    // The user said to replace `dest`: the old file stays intact if writing fails.
+    lumos_engine::imageio::replace_file(dest, bytes)?;
+    Ok(())
 }
 
 /// A grid of the images (as square as possible) on a dark background with a small gap.
