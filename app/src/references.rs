@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use image::{GrayImage, ImageDecoder as _, RgbImage};
+use image::{GrayImage, RgbImage};
 use lumos_engine::protocol::ReferenceImage;
 
 /// Side of the square crop the image encoder sees, after resizing the shorter side to it.
@@ -161,19 +161,7 @@ pub fn from_rgba(
 /// format has alpha are decoded a second time; any error means "no alpha" (the RGB decode has
 /// already said what is wrong with a bad file).
 pub fn read_alpha(bytes: &[u8]) -> Option<GrayImage> {
-    let decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .ok()?
-        .into_decoder()
-        .ok()?;
-    if !decoder.color_type().has_alpha() {
-        return None;
-    }
-    let rgba = image::DynamicImage::from_decoder(decoder).ok()?.to_rgba8();
-    let alpha = GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        image::Luma([rgba.get_pixel(x, y).0[3]])
-    });
-    alpha.pixels().any(|p| p.0[0] < 255).then_some(alpha)
+    lumos_engine::imageio::decode_alpha(bytes)
 }
 
 /// The references on the canvas, in order.

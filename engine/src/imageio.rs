@@ -224,6 +224,78 @@ pub fn encode_png(img: &RgbImage, meta: Option<&GenerationMeta>) -> Result<Vec<u
     Ok(bytes)
 }
 
+/// The opacity of an encoded image, if it has any transparent pixel (255 = opaque). Only
+/// formats with alpha are decoded a second time; any error means "no alpha" (the RGB decode
+/// says what is wrong with a bad file).
+pub fn decode_alpha(bytes: &[u8]) -> Option<image::GrayImage> {
+    use image::ImageDecoder as _;
+    let decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_decoder()
+        .ok()?;
+    if !decoder.color_type().has_alpha() {
+        return None;
+    }
+    let (w, h) = decoder.dimensions();
+    if w > MAX_SIDE_PX || h > MAX_SIDE_PX {
+        return None;
+    }
+    let rgba = image::DynamicImage::from_decoder(decoder).ok()?.to_rgba8();
+    let alpha = image::GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        image::Luma([rgba.get_pixel(x, y).0[3]])
+    });
+    alpha.pixels().any(|p| p.0[0] < 255).then_some(alpha)
+}
+
+/// Encodes an RGB or RGBA PNG with extra iTXt chunks (keyword, text), e.g. a view's camera.
+pub fn encode_png_with_text(
+    img: &image::DynamicImage,
+    chunks: &[(&str, String)],
+) -> Result<Vec<u8>> {
+    let encode_error = |e: png::EncodingError| EngineError::Write {
+        path: PathBuf::from("<png>"),
+        reason: e.to_string(),
+    };
+    let (color, raw) = match img {
+        image::DynamicImage::ImageRgba8(rgba) => (png::ColorType::Rgba, rgba.as_raw().clone()),
+        other => (png::ColorType::Rgb, other.to_rgb8().into_raw()),
+    };
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, img.width(), img.height());
+    encoder.set_color(color);
+    encoder.set_depth(png::BitDepth::Eight);
+    for (keyword, text) in chunks {
+        encoder
+            .add_itxt_chunk((*keyword).into(), text.clone())
+            .map_err(encode_error)?;
+    }
+    let mut writer = encoder.write_header().map_err(encode_error)?;
+    writer.write_image_data(&raw).map_err(encode_error)?;
+    writer.finish().map_err(encode_error)?;
+    Ok(bytes)
+}
+
+/// Reads the text of the iTXt/tEXt chunk `keyword` of a PNG, if it has one.
+pub fn read_png_text(path: &Path, keyword: &str) -> Result<Option<String>> {
+    let file = std::fs::File::open(path).map_err(|e| image_error(path, e))?;
+    let reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .map_err(|e| image_error(path, format!("not a readable PNG ({e})")))?;
+    let info = reader.info();
+    if let Some(chunk) = info.utf8_text.iter().find(|c| c.keyword == keyword) {
+        return chunk
+            .get_text()
+            .map(Some)
+            .map_err(|e| image_error(path, format!("unreadable {keyword} chunk ({e})")));
+    }
+    Ok(info
+        .uncompressed_latin1_text
+        .iter()
+        .find(|c| c.keyword == keyword)
+        .map(|c| c.text.clone()))
+}
+
 /// Writes `bytes` to `path` atomically; fails if `path` exists (nothing is overwritten) and
 /// leaves no partial file behind on failure (e.g. a full disk).
 pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {

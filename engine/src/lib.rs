@@ -12,6 +12,7 @@
 //! inside); only `worker` owns a thread and channels.
 
 pub mod bench;
+pub mod camera;
 pub mod checkpoints;
 pub mod contact_sheet;
 pub mod device;

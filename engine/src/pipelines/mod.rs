@@ -5,6 +5,7 @@
 //! parity checks can feed given noise or conditions.
 
 pub mod conditions;
+pub mod multiview;
 
 use std::sync::Arc;
 
@@ -105,13 +106,6 @@ impl LoadedModel {
             )?),
             None => None,
         };
-        if spec.prior.config.input_view_channels > 0 || spec.prior.config.pose_condition {
-            return Err(EngineError::InvalidRequest(format!(
-                "{} is a novel-view prior (an input view and a camera pose per image); the \
-                 image-to-image pipelines cannot run it",
-                spec.name
-            )));
-        }
         if spec.encoder.config.embed_dim() != spec.prior.config.caption_channels {
             return Err(EngineError::InvalidRequest(format!(
                 "the encoder gives {}-d embeddings but the prior expects {}",
@@ -142,6 +136,13 @@ impl LoadedModel {
             vae,
             schedule: NoiseSchedule::default(),
         })
+    }
+
+    /// Whether the prior makes novel views (an input view and a camera pose per image) rather
+    /// than images from references.
+    pub fn is_novel_view(&self) -> bool {
+        let config = self.prior.config();
+        config.input_view_channels > 0 || config.pose_condition
     }
 
     /// Latent grid `(channels, height, width)` of the output.
@@ -311,7 +312,28 @@ pub fn denoise_along(
         uncondition: model.prior.null_condition(b)?,
         scale: settings.guidance,
     };
-    let mut predictor: Box<dyn sampling::NoisePredictor + '_> = Box::new(guided);
+    sample_with(
+        model,
+        Box::new(guided),
+        start,
+        grid,
+        settings,
+        constraint,
+        hook,
+    )
+}
+
+/// Samples with `predictor` (the prior's raw output, guided), converted to noise as the prior
+/// predicts and clipped for pixel-space priors, reporting steps with previews.
+pub fn sample_with<'a>(
+    model: &'a LoadedModel,
+    mut predictor: Box<dyn sampling::NoisePredictor + 'a>,
+    start: &Tensor,
+    grid: &[f32],
+    settings: &SamplerSettings,
+    constraint: Option<&mut sampling::Constraint<'_>>,
+    hook: &mut StepHook<'_>,
+) -> Result<Tensor> {
     let prediction = model.prior.config().prediction;
     if prediction != crate::models::Prediction::Epsilon {
         predictor = Box::new(sampling::PredictionToNoise {
@@ -369,14 +391,7 @@ pub fn prepare_init(
     let size = model.image_size_px() as u32;
     let pixels = crate::preprocess::resize_and_crop(&init.image, size, None);
     let (w, h) = (size as usize, size as usize);
-    let mut data = vec![0f32; 3 * w * h];
-    for (x, y, p) in pixels.enumerate_pixels() {
-        for c in 0..3 {
-            data[c * w * h + y as usize * w + x as usize] = f32::from(p[c]) / 255.0 * 2.0 - 1.0;
-        }
-    }
-    let image = Tensor::from_vec(data, (1, 3, h, w), &model.device)?;
-    let latent = model.encode_images(&image)?;
+    let latent = model.encode_images(&to_model_input(&pixels, &model.device)?)?;
     let (mask_px, mask_latent) = match &init.mask {
         None => (None, None),
         Some(mask) => {
@@ -402,6 +417,18 @@ pub fn prepare_init(
         mask_px,
         mask_latent,
     })
+}
+
+/// An image as the networks take it: `(1, 3, h, w)` in [-1, 1].
+pub fn to_model_input(image: &RgbImage, device: &Device) -> Result<Tensor> {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let mut data = vec![0f32; 3 * w * h];
+    for (x, y, p) in image.enumerate_pixels() {
+        for c in 0..3 {
+            data[c * w * h + y as usize * w + x as usize] = f32::from(p[c]) / 255.0 * 2.0 - 1.0;
+        }
+    }
+    Ok(Tensor::from_vec(data, (1, 3, h, w), device)?)
 }
 
 /// img2img / inpainting: noise the starting latent to the strength's time, denoise from there
@@ -522,6 +549,13 @@ pub fn run_with_noise(
     hook: &mut StepHook<'_>,
 ) -> Result<()> {
     validate(request)?;
+    if model.is_novel_view() {
+        return Err(EngineError::InvalidRequest(format!(
+            "{} is a novel-view prior (an input view and a camera pose per image): use the \
+             multi-view mode",
+            model.spec.name
+        )));
+    }
     let embeddings = embed_references(model, &request.references)?;
     let weights: Vec<f32> = request.references.iter().map(|r| r.weight).collect();
     // The global embedding, then grid² spatial tokens (what `embed_references` made).

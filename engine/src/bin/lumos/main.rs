@@ -20,6 +20,7 @@ use lumos_engine::train::{TrainEvent, TrainSettings};
 use lumos_engine::worker::EngineHandle;
 
 mod eval_command;
+mod multiview_command;
 mod project_run;
 
 #[derive(Parser)]
@@ -315,6 +316,9 @@ enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
+    /// Views of the object in a reference from other cameras on an orbit, with the camera
+    /// files 3D tools read (transforms.json), a grid and a turntable GIF.
+    Multiview(multiview_command::MultiviewArgs),
     /// Train a small prior on a folder of images (the Lumos recipe: no text, no labels).
     /// Resumes when OUT already holds a run.
     Train {
@@ -485,6 +489,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             precision,
         } => bench(device, runs, &only, precision.into()),
         Command::Eval(args) => eval_command::run(args),
+        Command::Multiview(args) => multiview_command::run(args),
         Command::Train {
             data,
             out,

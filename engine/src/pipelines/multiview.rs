@@ -1,0 +1,404 @@
+//! Multi-view sets: views of the object in one reference from other cameras on an orbit
+//! around it, with a novel-view prior (the Lumos NVS design: the input view's latent as extra
+//! input channels, the reference embedding plus an MLP of the relative pose as the condition).
+//!
+//! The reference is first brought to what novel-view models are trained on, as the Zero123
+//! demo does: the object alone on white, centred, its longer side 80 % of the view. The object
+//! is cut out by the reference's alpha when it has any, else by a flood from the border over
+//! pixels of the border's colour (icons, renders and product shots on a plain background).
+//!
+//! Under classifier-free guidance the unconditional branch keeps the input view and the pose
+//! and drops only the reference embedding (the learned null embedding takes its place): the
+//! view must stay the input's object; guidance strengthens its identity.
+//!
+//! Camera conventions and exports: [`crate::camera`].
+
+use std::collections::VecDeque;
+
+use candle_core::{DType, Tensor};
+use image::{GrayImage, RgbImage};
+
+use super::{LoadedModel, StepHook};
+use crate::camera::OrbitPose;
+use crate::error::{EngineError, Result};
+use crate::models::LumosI2I;
+use crate::protocol::{DeviceChoice, MixSettings, Mode, ReferenceImage, SamplerSettings};
+use crate::sampling::NoisePredictor;
+
+/// Share of the view's side the object's longer side fills.
+pub const OBJECT_FILL: f32 = 0.8;
+/// Largest per-channel difference from the border's colour that still counts as background.
+const BACKGROUND_TOLERANCE: u8 = 30;
+/// Alpha at or above which a pixel belongs to the object.
+const OPAQUE_ALPHA: u8 = 128;
+
+/// The input view as the model sees it.
+#[derive(Clone, Debug)]
+pub struct PreparedInput {
+    /// The object on white, centred, at the model's size.
+    pub image: RgbImage,
+    /// Where the object is (255) at the same size: the views' alpha when exported with one.
+    pub object_mask: GrayImage,
+}
+
+/// Cuts the object out of `rgb` (by `alpha` when it has transparent pixels, else by a flood
+/// from the border), centres it on white and scales it to `size` × `size`.
+pub fn prepare_input(
+    rgb: &RgbImage,
+    alpha: Option<&GrayImage>,
+    size: u32,
+) -> Result<PreparedInput> {
+    let (w, h) = rgb.dimensions();
+    let coverage: GrayImage =
+        match alpha.filter(|a| a.dimensions() == (w, h) && a.pixels().any(|p| p.0[0] < 255)) {
+            Some(alpha) => alpha.clone(),
+            None => flood_object_mask(rgb),
+        };
+    let solid = |x: u32, y: u32| coverage.get_pixel(x, y).0[0] >= OPAQUE_ALPHA;
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for y in 0..h {
+        for x in 0..w {
+            if solid(x, y) {
+                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            }
+        }
+    }
+    if x0 == u32::MAX {
+        return Err(EngineError::InvalidRequest(
+            "the reference shows no object: it is fully transparent or one flat colour".into(),
+        ));
+    }
+    let (cw, ch) = (x1 - x0 + 1, y1 - y0 + 1);
+    // The object over white, its coverage as alpha.
+    let mut object = RgbImage::new(cw, ch);
+    let mut mask = GrayImage::new(cw, ch);
+    for y in 0..ch {
+        for x in 0..cw {
+            let a = f32::from(coverage.get_pixel(x0 + x, y0 + y).0[0]) / 255.0;
+            let p = rgb.get_pixel(x0 + x, y0 + y).0;
+            let over_white = p.map(|c| (f32::from(c) * a + 255.0 * (1.0 - a)).round() as u8);
+            object.put_pixel(x, y, image::Rgb(over_white));
+            mask.put_pixel(x, y, image::Luma([(a * 255.0).round() as u8]));
+        }
+    }
+    let longer = cw.max(ch) as f32;
+    let scale = OBJECT_FILL * size as f32 / longer;
+    let (sw, sh) = (
+        ((cw as f32 * scale).round() as u32).clamp(1, size),
+        ((ch as f32 * scale).round() as u32).clamp(1, size),
+    );
+    let filter = image::imageops::FilterType::Lanczos3;
+    let object = image::imageops::resize(&object, sw, sh, filter);
+    let mask = image::imageops::resize(&mask, sw, sh, filter);
+    let (ox, oy) = (i64::from((size - sw) / 2), i64::from((size - sh) / 2));
+    let mut image = RgbImage::from_pixel(size, size, image::Rgb([255, 255, 255]));
+    let mut object_mask = GrayImage::new(size, size);
+    image::imageops::replace(&mut image, &object, ox, oy);
+    image::imageops::replace(&mut object_mask, &mask, ox, oy);
+    Ok(PreparedInput { image, object_mask })
+}
+
+/// 255 where the object is: everything but the pixels connected to the border that are
+/// within [`BACKGROUND_TOLERANCE`] of the border's median colour.
+pub fn flood_object_mask(rgb: &RgbImage) -> GrayImage {
+    let (w, h) = rgb.dimensions();
+    let mut border: Vec<[u8; 3]> = Vec::new();
+    for x in 0..w {
+        border.push(rgb.get_pixel(x, 0).0);
+        border.push(rgb.get_pixel(x, h - 1).0);
+    }
+    for y in 0..h {
+        border.push(rgb.get_pixel(0, y).0);
+        border.push(rgb.get_pixel(w - 1, y).0);
+    }
+    let median = |c: usize| {
+        let mut values: Vec<u8> = border.iter().map(|p| p[c]).collect();
+        values.sort_unstable();
+        values[values.len() / 2]
+    };
+    let background = [median(0), median(1), median(2)];
+    let is_background = |x: u32, y: u32| {
+        let p = rgb.get_pixel(x, y).0;
+        (0..3).all(|c| p[c].abs_diff(background[c]) <= BACKGROUND_TOLERANCE)
+    };
+    let mut mask = GrayImage::from_pixel(w, h, image::Luma([255]));
+    let mut queue = VecDeque::new();
+    let visit = |x: u32, y: u32, mask: &mut GrayImage, queue: &mut VecDeque<(u32, u32)>| {
+        if mask.get_pixel(x, y).0[0] == 255 && is_background(x, y) {
+            mask.put_pixel(x, y, image::Luma([0]));
+            queue.push_back((x, y));
+        }
+    };
+    for x in 0..w {
+        visit(x, 0, &mut mask, &mut queue);
+        visit(x, h - 1, &mut mask, &mut queue);
+    }
+    for y in 0..h {
+        visit(0, y, &mut mask, &mut queue);
+        visit(w - 1, y, &mut mask, &mut queue);
+    }
+    while let Some((x, y)) = queue.pop_front() {
+        if x > 0 {
+            visit(x - 1, y, &mut mask, &mut queue);
+        }
+        if x + 1 < w {
+            visit(x + 1, y, &mut mask, &mut queue);
+        }
+        if y > 0 {
+            visit(x, y - 1, &mut mask, &mut queue);
+        }
+        if y + 1 < h {
+            visit(x, y + 1, &mut mask, &mut queue);
+        }
+    }
+    mask
+}
+
+/// A multi-view job.
+#[derive(Clone, Debug)]
+pub struct MultiviewRequest {
+    /// Display name of the reference.
+    pub name: String,
+    /// The reference's pixels.
+    pub image: std::sync::Arc<RgbImage>,
+    /// Its opacity, when it has transparent pixels.
+    pub alpha: Option<std::sync::Arc<GrayImage>>,
+    /// Where the reference's camera is (azimuth 0 by convention).
+    pub input_pose: OrbitPose,
+    /// The views to make.
+    pub views: Vec<OrbitPose>,
+    /// Steps, guidance, solver and seed (view `i` uses `seed + i` unless `shared_seed`).
+    pub settings: SamplerSettings,
+    /// Every view from the same noise.
+    pub shared_seed: bool,
+    /// Where it runs.
+    pub device: DeviceChoice,
+}
+
+/// One finished view.
+#[derive(Clone, Debug)]
+pub struct View {
+    /// Position in the request's list of views.
+    pub index: usize,
+    /// Its camera.
+    pub pose: OrbitPose,
+    /// Its seed.
+    pub seed: u64,
+    /// The image.
+    pub image: RgbImage,
+}
+
+/// The novel-view prior with the input view concatenated to its input and the posed
+/// conditions.
+struct NovelViewGuidance<'a> {
+    model: &'a LumosI2I,
+    input_view: Tensor,
+    condition: Tensor,
+    uncondition: Tensor,
+    scale: f64,
+}
+
+impl NoisePredictor for NovelViewGuidance<'_> {
+    fn predict_noise(&mut self, x: &Tensor, net_t: f32) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let view = self.input_view.to_dtype(x.dtype())?;
+        let x_in = Tensor::cat(&[x, &view], 1)?;
+        if self.scale == 1.0 {
+            return Ok(self
+                .model
+                .forward_eps(&x_in, &vec![net_t; b], &self.condition)?
+                .to_dtype(x.dtype())?);
+        }
+        let both = Tensor::cat(&[&x_in, &x_in], 0)?;
+        let y = Tensor::cat(&[&self.uncondition, &self.condition], 0)?;
+        let eps = self
+            .model
+            .forward_eps(&both, &vec![net_t; 2 * b], &y)?
+            .to_dtype(x.dtype())?;
+        let (uncond, cond) = (eps.narrow(0, 0, b)?, eps.narrow(0, b, b)?);
+        Ok((&uncond + ((&cond - &uncond)? * self.scale)?)?)
+    }
+}
+
+/// Makes the request's views, reporting steps through `hook` and each view through `on_view`
+/// as it is done; returns the prepared input view.
+pub fn run(
+    model: &LoadedModel,
+    request: &MultiviewRequest,
+    hook: &mut StepHook<'_>,
+    on_view: &mut dyn FnMut(View) -> Result<()>,
+) -> Result<PreparedInput> {
+    if !model.is_novel_view() {
+        return Err(EngineError::InvalidRequest(format!(
+            "{} makes images from references, not views from other cameras: choose a \
+             multi-view model",
+            model.spec.name
+        )));
+    }
+    let config = model.prior.config();
+    if !config.pose_condition || config.input_view_channels != config.in_channels {
+        return Err(EngineError::InvalidRequest(format!(
+            "{} takes no camera pose or an input view of another shape; it cannot make orbit \
+             views",
+            model.spec.name
+        )));
+    }
+    if request.views.is_empty() {
+        return Err(EngineError::InvalidRequest(
+            "the orbit lists no views".into(),
+        ));
+    }
+    if request.settings.steps == 0 {
+        return Err(EngineError::InvalidRequest(
+            "steps must be at least 1".into(),
+        ));
+    }
+    let size = model.image_size_px() as u32;
+    let input = prepare_input(&request.image, request.alpha.as_deref(), size)?;
+
+    // The condition: the prepared view's embedding, planned as a one-reference variation.
+    let reference = ReferenceImage {
+        name: request.name.clone(),
+        image: std::sync::Arc::new(input.image.clone()),
+        weight: 1.0,
+        crop: None,
+    };
+    let embeddings = super::embed_references(model, std::slice::from_ref(&reference))?;
+    let grid = config.spatial_condition_grid;
+    let tokens = 1 + grid * grid;
+    let mode = Mode::Variations { count: 1 };
+    let plan = super::conditions::plan(&embeddings, tokens, &[1.0], &mode, MixSettings::default())?;
+    let condition = plan
+        .conditions
+        .narrow(0, 0, 1)?
+        .reshape((1, 1, tokens, ()))?;
+
+    let pixels = super::to_model_input(&input.image, &model.device)?;
+    let input_latent = model.encode_images(&pixels)?;
+    let (c, h, w) = model.latent_shape();
+    let grid_t = model.schedule.time_uniform_grid(request.settings.steps);
+    let total = request.views.len();
+    let mut start = 0;
+    while start < total {
+        let len = (total - start).min(super::max_batch(request.device));
+        let poses = &request.views[start..start + len];
+        let features: Vec<f32> = poses
+            .iter()
+            .flat_map(|p| p.relative_to(&request.input_pose))
+            .collect();
+        let pose = Tensor::from_vec(features, (len, 4), &model.device)?;
+        let condition = model
+            .prior
+            .with_pose(&condition.repeat((len, 1, 1, 1))?, &pose)?;
+        let uncondition = model
+            .prior
+            .with_pose(&model.prior.null_condition(len)?, &pose)?;
+        let seeds: Vec<u64> = (start..start + len)
+            .map(|i| {
+                if request.shared_seed {
+                    request.settings.seed
+                } else {
+                    request.settings.seed.wrapping_add(i as u64)
+                }
+            })
+            .collect();
+        let noise = seeds
+            .iter()
+            .map(|&seed| crate::noise::gaussian(seed, &[1, c, h, w], &model.device))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let noise = Tensor::cat(&noise, 0)?;
+        let predictor = NovelViewGuidance {
+            model: &model.prior,
+            input_view: input_latent.repeat((len, 1, 1, 1))?,
+            condition,
+            uncondition,
+            scale: request.settings.guidance,
+        };
+        let latents = super::sample_with(
+            model,
+            Box::new(predictor),
+            &noise,
+            &grid_t,
+            &request.settings,
+            None,
+            hook,
+        )?;
+        let images = super::to_images(&super::decode(model, &latents)?.to_dtype(DType::F32)?)?;
+        for (offset, image) in images.into_iter().enumerate() {
+            on_view(View {
+                index: start + offset,
+                pose: poses[offset],
+                seed: seeds[offset],
+                image,
+            })?;
+        }
+        start += len;
+    }
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_object_is_cut_out_centred_and_scaled_on_white() {
+        // A red 20×10 bar on a grey background, off-centre in a 100×60 image.
+        let mut rgb = RgbImage::from_pixel(100, 60, image::Rgb([200, 200, 205]));
+        for y in 5..15 {
+            for x in 70..90 {
+                rgb.put_pixel(x, y, image::Rgb([220, 20, 20]));
+            }
+        }
+        let prepared = prepare_input(&rgb, None, 50).expect("prepared");
+        assert_eq!(prepared.image.dimensions(), (50, 50));
+        assert_eq!(
+            prepared.image.get_pixel(1, 1).0,
+            [255, 255, 255],
+            "background is white"
+        );
+        let centre = prepared.image.get_pixel(25, 25).0;
+        assert!(
+            centre[0] > 180 && centre[1] < 80,
+            "the bar is in the middle: {centre:?}"
+        );
+        // 80 % of 50 = 40 px wide, 20 px high.
+        let row: Vec<bool> = (0..50)
+            .map(|x| prepared.object_mask.get_pixel(x, 25).0[0] > 127)
+            .collect();
+        let width = row.iter().filter(|&&o| o).count();
+        assert!((39..=41).contains(&width), "object width {width}");
+        let column = (0..50)
+            .filter(|&y| prepared.object_mask.get_pixel(25, y).0[0] > 127)
+            .count();
+        assert!((19..=21).contains(&column), "object height {column}");
+
+        // With alpha: transparency decides, whatever the colours.
+        let alpha = GrayImage::from_fn(100, 60, |x, _| image::Luma([if x < 50 { 255 } else { 0 }]));
+        let prepared = prepare_input(&rgb, Some(&alpha), 50).expect("prepared");
+        let opaque = prepared
+            .object_mask
+            .pixels()
+            .filter(|p| p.0[0] > 127)
+            .count();
+        // The 50×60 left half, its longer side scaled to 40 px: 33×40.
+        assert!(
+            (1250..=1400).contains(&opaque),
+            "the left half is the object: {opaque} px"
+        );
+        let centre = prepared.image.get_pixel(25, 25).0;
+        assert_eq!(
+            centre,
+            [200, 200, 205],
+            "the transparent red bar is not part of it"
+        );
+
+        // Nothing to show.
+        let flat = RgbImage::from_pixel(30, 30, image::Rgb([10, 10, 10]));
+        let error = prepare_input(&flat, None, 32).expect_err("no object");
+        assert!(error.to_string().contains("no object"), "{error}");
+        let clear = GrayImage::new(30, 30);
+        assert!(prepare_input(&rgb.clone(), Some(&GrayImage::new(100, 60)), 32).is_err());
+        assert!(prepare_input(&flat, Some(&clear), 32).is_err());
+    }
+}

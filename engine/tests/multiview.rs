@@ -1,0 +1,277 @@
+//! `lumos multiview` end to end on a tiny random novel-view prior (the Lumos NVS config in
+//! pixel space with the built-in encoder): the files it writes and what they contain, seeds
+//! that repeat, nothing overwritten, and clear errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use lumos_engine::camera::Transforms;
+use lumos_engine::models::{LumosConfig, LumosI2I};
+use lumos_engine::protocol::{ComponentSpec, ModelSpec, Precision};
+
+fn lumos(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lumos"))
+        .args(args)
+        .output()
+        .expect("run lumos")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A tiny novel-view prior with random weights, saved as `model.json` + `prior.safetensors`.
+fn tiny_nvs_model(dir: &Path) -> PathBuf {
+    let encoder = lumos_engine::embedded::default_spec()
+        .expect("built-in model")
+        .encoder;
+    let mut config = LumosConfig::xl_2();
+    config.input_size = 16;
+    config.patch_size = 4;
+    config.in_channels = 3;
+    config.hidden_size = 32;
+    config.depth = 2;
+    config.num_heads = 2;
+    config.caption_channels = encoder.config.embed_dim();
+    config.model_max_length = 1;
+    config.pred_sigma = false;
+    config.adaln_condition = true;
+    config.input_view_channels = 3;
+    config.pose_condition = true;
+    let varmap = VarMap::new();
+    LumosI2I::load(
+        &config,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .expect("build");
+    for (i, var) in varmap.all_vars().iter().enumerate() {
+        let noise = Tensor::randn(0f32, 0.2, var.shape(), &Device::Cpu).expect("randn");
+        var.set(&(noise + 0.01 * i as f64).expect("add"))
+            .expect("set");
+    }
+    let weights = dir.join("prior.safetensors");
+    varmap.save(&weights).expect("save weights");
+    let spec = ModelSpec {
+        name: "tiny novel-view test model".into(),
+        precision: Precision::F32,
+        prior: ComponentSpec {
+            path: weights,
+            config,
+        },
+        encoder,
+        vae: None,
+    };
+    let manifest = dir.join("model.json");
+    std::fs::write(&manifest, serde_json::to_string(&spec).expect("json")).expect("write");
+    manifest
+}
+
+/// A red disc on white.
+fn disc_reference(path: &Path) {
+    let image = image::RgbImage::from_fn(64, 48, |x, y| {
+        let (dx, dy) = (x as f32 - 40.0, y as f32 - 20.0);
+        if dx * dx + dy * dy < 100.0 {
+            image::Rgb([220, 30, 30])
+        } else {
+            image::Rgb([255, 255, 255])
+        }
+    });
+    image.save(path).expect("save reference");
+}
+
+#[test]
+fn a_zero123pp_set_writes_views_cameras_grid_and_turntable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = tiny_nvs_model(dir.path());
+    let reference = dir.path().join("disc.png");
+    disc_reference(&reference);
+    let out = dir.path().join("set");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "multiview",
+            path_str(&reference),
+            "--preset",
+            "zero123pp",
+            "--model",
+            path_str(&model),
+            "--steps",
+            "2",
+            "--seed",
+            "9",
+            "--input-elevation",
+            "-5",
+            "--alpha",
+            "-o",
+            path_str(out),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |args: Vec<String>| lumos(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let result = run(args(&out));
+    assert!(result.status.success(), "{}", stderr(&result));
+
+    // Frame 0 (the reference) and six views, each with its camera; the grid is 2 × 3 views.
+    let transforms: Transforms = serde_json::from_str(
+        &std::fs::read_to_string(out.join("transforms.json")).expect("transforms.json"),
+    )
+    .expect("parse transforms.json");
+    assert_eq!(transforms.frames.len(), 7);
+    assert_eq!((transforms.w, transforms.h), (16, 16));
+    assert_eq!(transforms.frames[0].file_path, "view_00.png");
+    assert_eq!(transforms.frames[0].orbit.elevation_deg, -5.0);
+    let angles: Vec<(f64, f64)> = transforms.frames[1..]
+        .iter()
+        .map(|f| (f.orbit.elevation_deg, f.orbit.azimuth_deg))
+        .collect();
+    assert_eq!(
+        angles,
+        [
+            (20.0, 30.0),
+            (-10.0, 90.0),
+            (20.0, 150.0),
+            (-10.0, 210.0),
+            (20.0, 270.0),
+            (-10.0, 330.0)
+        ]
+    );
+    for (i, frame) in transforms.frames.iter().enumerate() {
+        let path = out.join(&frame.file_path);
+        let view = image::open(&path).expect("view png");
+        assert_eq!((view.width(), view.height()), (16, 16));
+        assert!(view.color().has_alpha(), "--alpha writes RGBA");
+        let camera = lumos_engine::imageio::read_png_text(&path, "lumos-camera")
+            .expect("readable")
+            .expect("camera chunk");
+        let camera: serde_json::Value = serde_json::from_str(&camera).expect("json");
+        assert_eq!(
+            camera["orbit"]["azimuth_deg"].as_f64(),
+            Some(frame.orbit.azimuth_deg),
+            "frame {i}"
+        );
+        // Every camera sees the object's centre in the middle of its view.
+        let [u, v] = transforms.project(i, [0.0; 3]).expect("in front");
+        assert!((u - 8.0).abs() < 1e-9 && (v - 8.0).abs() < 1e-9);
+    }
+    let grid = image::open(out.join("grid.png")).expect("grid");
+    assert_eq!((grid.width(), grid.height()), (2 * 16, 3 * 16));
+    let gif = std::fs::File::open(out.join("turntable.gif")).expect("gif");
+    let frames = image::AnimationDecoder::into_frames(
+        image::codecs::gif::GifDecoder::new(std::io::BufReader::new(gif)).expect("decode"),
+    )
+    .collect_frames()
+    .expect("frames");
+    assert_eq!(frames.len(), 7);
+
+    // The same seed gives the same views; nothing is overwritten.
+    let again = dir.path().join("again");
+    let result = run(args(&again));
+    assert!(result.status.success(), "{}", stderr(&result));
+    for i in 0..7 {
+        let name = format!("view_{i:02}.png");
+        let a = image::open(out.join(&name)).expect("png").to_rgba8();
+        let b = image::open(again.join(&name)).expect("png").to_rgba8();
+        assert_eq!(a, b, "{name}");
+    }
+    let before = std::fs::read(out.join("view_03.png")).expect("read");
+    let result = run(args(&out));
+    assert!(!result.status.success());
+    assert!(
+        stderr(&result).contains("already exists"),
+        "{}",
+        stderr(&result)
+    );
+    assert_eq!(
+        std::fs::read(out.join("view_03.png")).expect("read"),
+        before
+    );
+}
+
+#[test]
+fn bad_multiview_input_gives_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = tiny_nvs_model(dir.path());
+    let reference = dir.path().join("disc.png");
+    disc_reference(&reference);
+    let out = dir.path().join("out");
+    let refused = |args: &[&str], expected: &str| {
+        let result = lumos(args);
+        assert!(!result.status.success(), "should fail: {args:?}");
+        let err = stderr(&result);
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+        let written = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(written, 0, "nothing may be written");
+    };
+    // A fully transparent reference.
+    let clear = dir.path().join("clear.png");
+    image::RgbaImage::new(32, 32).save(&clear).expect("save");
+    let model_arg = path_str(&model);
+    refused(
+        &[
+            "multiview",
+            path_str(&clear),
+            "--model",
+            model_arg,
+            "--steps",
+            "1",
+            "-o",
+            path_str(&out),
+        ],
+        "no object",
+    );
+    // An orbit file with an unreadable line.
+    let orbit = dir.path().join("orbit.txt");
+    std::fs::write(&orbit, "0 90\n10 left\n").expect("write");
+    let preset = format!("custom:{}", orbit.display());
+    refused(
+        &[
+            "multiview",
+            path_str(&reference),
+            "--preset",
+            &preset,
+            "--model",
+            model_arg,
+            "-o",
+            path_str(&out),
+        ],
+        "line 2",
+    );
+    refused(
+        &[
+            "multiview",
+            path_str(&reference),
+            "--preset",
+            "turntable:x",
+            "--model",
+            model_arg,
+            "-o",
+            path_str(&out),
+        ],
+        "turntable",
+    );
+    // No multi-view model given, and an image-to-image model given.
+    refused(
+        &["multiview", path_str(&reference), "-o", path_str(&out)],
+        "no built-in multi-view model",
+    );
+    let image_model = dir.path().join("image-model.json");
+    let spec = lumos_engine::embedded::default_spec().expect("built-in model");
+    std::fs::write(&image_model, serde_json::to_string(&spec).expect("json")).expect("write");
+    refused(
+        &[
+            "multiview",
+            path_str(&reference),
+            "--model",
+            path_str(&image_model),
+            "-o",
+            path_str(&out),
+        ],
+        "not views from other cameras",
+    );
+}
