@@ -29,6 +29,7 @@ pub mod project;
 pub mod protocol;
 pub mod sampling;
 pub mod selftest;
+pub mod synthetic;
 pub mod train;
 pub mod worker;
 

@@ -319,6 +319,29 @@ enum Command {
     /// Views of the object in a reference from other cameras on an orbit, with the camera
     /// files 3D tools read (transforms.json), a grid and a turntable GIF.
     Multiview(multiview_command::MultiviewArgs),
+    /// Render textured procedural objects from orbit cameras: training and test data for
+    /// multi-view models (RGBA views, depth, cameras; shapes and textures held out for test).
+    /// Resumes an interrupted run.
+    RenderDataset {
+        /// Folder of texture images (e.g. the corpus).
+        #[arg(long)]
+        textures: PathBuf,
+        /// Output folder.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Number of objects.
+        #[arg(long, default_value_t = 1000)]
+        objects: usize,
+        /// Views per object.
+        #[arg(long, default_value_t = 12)]
+        views: usize,
+        /// Side of each view in pixels.
+        #[arg(long, default_value_t = 128)]
+        size: u32,
+        /// Seed of object 0.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Train a small prior on a folder of images (the Lumos recipe: no text, no labels).
     /// Resumes when OUT already holds a run.
     Train {
@@ -490,6 +513,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => bench(device, runs, &only, precision.into()),
         Command::Eval(args) => eval_command::run(args),
         Command::Multiview(args) => multiview_command::run(args),
+        Command::RenderDataset {
+            textures,
+            out,
+            objects,
+            views,
+            size,
+            seed,
+        } => {
+            let options = lumos_engine::synthetic::DatasetOptions {
+                textures,
+                out,
+                objects,
+                views,
+                size_px: size,
+                seed,
+            };
+            let bar = ProgressBar::new(objects as u64);
+            let made = lumos_engine::synthetic::write_dataset(&options, &mut |done, _| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            let test = made.iter().filter(|o| o.split == "test").count();
+            println!(
+                "{} objects ({} train, {test} test) × {views} views in {}",
+                made.len(),
+                made.len() - test,
+                options.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Train {
             data,
             out,
