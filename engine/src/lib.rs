@@ -22,6 +22,7 @@ pub mod eval;
 pub mod imageio;
 pub mod mask;
 pub mod models;
+pub mod multiview_eval;
 pub mod noise;
 pub mod pipelines;
 pub mod preprocess;

@@ -275,3 +275,67 @@ fn bad_multiview_input_gives_clear_errors() {
         "not views from other cameras",
     );
 }
+
+#[test]
+fn eval_multiview_scores_held_out_objects_beside_the_copy_baseline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = tiny_nvs_model(dir.path());
+    let textures = dir.path().join("textures");
+    std::fs::create_dir_all(&textures).expect("dir");
+    for i in 0..40u8 {
+        image::RgbImage::from_fn(8, 8, |x, _| image::Rgb([i * 6, (x * 30) as u8, 90]))
+            .save(textures.join(format!("t{i:02}.png")))
+            .expect("save");
+    }
+    let data = dir.path().join("data");
+    let result = lumos(&[
+        "render-dataset",
+        "--textures",
+        path_str(&textures),
+        "-o",
+        path_str(&data),
+        "--objects",
+        "10",
+        "--views",
+        "3",
+        "--size",
+        "32",
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let sheet = dir.path().join("sheet.png");
+    let result = lumos(&[
+        "eval-multiview",
+        "--data",
+        path_str(&data),
+        "--model",
+        path_str(&model),
+        "--steps",
+        "1",
+        "--sheet",
+        path_str(&sheet),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let out = String::from_utf8_lossy(&result.stdout);
+    // One test object (every tenth) with two views besides its input.
+    let all = out
+        .lines()
+        .find(|l| l.starts_with("all"))
+        .expect("an overall row");
+    let fields: Vec<&str> = all.split('|').map(str::trim).collect();
+    assert_eq!(fields[1], "2", "{out}");
+    assert!(out.contains("1 test objects"), "{out}");
+    // input | 4 generated | 4 true, 16 px cells with 2 px padding; one object.
+    let grid = image::open(&sheet).expect("sheet");
+    assert_eq!((grid.width(), grid.height()), (9 * 18 + 2, 18 + 2));
+    // The sheet is never overwritten.
+    let result = lumos(&[
+        "eval-multiview",
+        "--data",
+        path_str(&data),
+        "--model",
+        path_str(&model),
+        "--sheet",
+        path_str(&sheet),
+    ]);
+    assert!(!result.status.success());
+}

@@ -98,6 +98,28 @@ pub fn prepare_input(
     Ok(PreparedInput { image, object_mask })
 }
 
+/// A rendered view on white at `size`, its framing kept.
+pub fn as_rendered(rgb: &RgbImage, alpha: Option<&GrayImage>, size: u32) -> PreparedInput {
+    let (w, h) = rgb.dimensions();
+    let coverage = match alpha.filter(|a| a.dimensions() == (w, h)) {
+        Some(alpha) => alpha.clone(),
+        None => flood_object_mask(rgb),
+    };
+    let flat = RgbImage::from_fn(w, h, |x, y| {
+        let a = f32::from(coverage.get_pixel(x, y).0[0]) / 255.0;
+        image::Rgb(
+            rgb.get_pixel(x, y)
+                .0
+                .map(|c| (f32::from(c) * a + 255.0 * (1.0 - a)).round() as u8),
+        )
+    });
+    let filter = image::imageops::FilterType::Triangle;
+    PreparedInput {
+        image: image::imageops::resize(&flat, size, size, filter),
+        object_mask: image::imageops::resize(&coverage, size, size, filter),
+    }
+}
+
 /// 255 where the object is: everything but the pixels connected to the border that are
 /// within [`BACKGROUND_TOLERANCE`] of the border's median colour.
 pub fn flood_object_mask(rgb: &RgbImage) -> GrayImage {
@@ -171,6 +193,10 @@ pub struct MultiviewRequest {
     pub settings: SamplerSettings,
     /// Every view from the same noise.
     pub shared_seed: bool,
+    /// Cut the object out and centre it (a user's reference); `false` keeps the framing of a
+    /// view rendered with the model's own cameras (evaluation against true views), only
+    /// flattening it onto white and resizing it.
+    pub recenter: bool,
     /// Where it runs.
     pub device: DeviceChoice,
 }
@@ -254,7 +280,11 @@ pub fn run(
         ));
     }
     let size = model.image_size_px() as u32;
-    let input = prepare_input(&request.image, request.alpha.as_deref(), size)?;
+    let input = if request.recenter {
+        prepare_input(&request.image, request.alpha.as_deref(), size)?
+    } else {
+        as_rendered(&request.image, request.alpha.as_deref(), size)
+    };
 
     // The condition: the prepared view's embedding, planned as a one-reference variation.
     let reference = ReferenceImage {

@@ -20,6 +20,7 @@ use lumos_engine::train::{TrainEvent, TrainSettings};
 use lumos_engine::worker::EngineHandle;
 
 mod eval_command;
+mod eval_multiview_command;
 mod multiview_command;
 mod project_run;
 
@@ -319,6 +320,9 @@ enum Command {
     /// Views of the object in a reference from other cameras on an orbit, with the camera
     /// files 3D tools read (transforms.json), a grid and a turntable GIF.
     Multiview(multiview_command::MultiviewArgs),
+    /// Measure a multi-view model's views against the true ones on a rendered dataset's test
+    /// objects (PSNR, SSIM, silhouette IoU by azimuth, beside the copy-the-input baseline).
+    EvalMultiview(eval_multiview_command::EvalMultiviewArgs),
     /// Render textured procedural objects from orbit cameras: training and test data for
     /// multi-view models (RGBA views, depth, cameras; shapes and textures held out for test).
     /// Resumes an interrupted run.
@@ -513,6 +517,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => bench(device, runs, &only, precision.into()),
         Command::Eval(args) => eval_command::run(args),
         Command::Multiview(args) => multiview_command::run(args),
+        Command::EvalMultiview(args) => eval_multiview_command::run(args),
         Command::RenderDataset {
             textures,
             out,

@@ -123,6 +123,7 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
             ..SamplerSettings::default()
         },
         shared_seed: args.shared_seed,
+        recenter: true,
         device: args.device,
     };
     let bar = ProgressBar::new((views.len() * args.steps) as u64);
