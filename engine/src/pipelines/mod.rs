@@ -4,6 +4,7 @@
 //! `run` drives a whole [`GenerateRequest`]; the stages are public so that the CLI and the
 //! parity checks can feed given noise or conditions.
 
+pub mod aspect_ratio;
 pub mod conditions;
 
 use std::sync::Arc;
