@@ -1026,7 +1026,7 @@ pub struct FixtureOutcome {
 }
 
 /// Fixture folders this build knows how to check.
-pub const KNOWN_FIXTURES: [&str; 7] = [
+pub const KNOWN_FIXTURES: [&str; 8] = [
     "lumos_i2i_tiny",
     "dino_vit_tiny",
     "vae_tiny",
@@ -1034,15 +1034,17 @@ pub const KNOWN_FIXTURES: [&str; 7] = [
     "pipeline_tiny",
     "lumos_t2ims_tiny",
     "dpm_solver_t2i",
+    "t5_tiny",
 ];
 
 /// Fixture folders whose networks run in the chosen dtype; the others (the sampler and the
 /// end-to-end pipeline, whose references are f32 sampler trajectories) always run in f32.
-pub const DTYPE_FIXTURES: [&str; 4] = [
+pub const DTYPE_FIXTURES: [&str; 5] = [
     "lumos_i2i_tiny",
     "dino_vit_tiny",
     "vae_tiny",
     "lumos_t2ims_tiny",
+    "t5_tiny",
 ];
 
 /// Checks one fixture folder by name, its networks in `dtype` (see [`DTYPE_FIXTURES`]).
@@ -1056,6 +1058,7 @@ pub fn check_fixture(root: &Path, name: &str, device: &Device, dtype: DType) -> 
         "pipeline_tiny" => check_pipeline(&dir, root, device),
         "lumos_t2ims_tiny" => text_to_image::check_lumos_t2ims(&dir, device, dtype),
         "dpm_solver_t2i" => text_to_image::check_dpm_solver_t2i(&dir, root, device),
+        "t5_tiny" => text_to_image::check_t5(&dir, device, dtype),
         other => Err(EngineError::InvalidRequest(format!(
             "unknown fixture `{other}`"
         ))),

@@ -12,7 +12,8 @@ use super::{
 };
 use crate::checkpoints::{self, read_config};
 use crate::error::{EngineError, Result};
-use crate::models::{LumosT2IConfig, LumosT2IMS, MicroConditions};
+use crate::models::t5::relative_position_bucket;
+use crate::models::{LumosT2IConfig, LumosT2IMS, MicroConditions, T5Config, T5Encoder};
 use crate::pipelines::aspect_ratio::{self, BucketTableFile};
 use crate::sampling::dpm_solver;
 use crate::sampling::{NoiseSchedule, TextGuidance};
@@ -340,6 +341,91 @@ pub fn check_dpm_solver_t2i(
             &io.get(name, device)?,
             SAMPLER,
         )?);
+    }
+    Ok(checks)
+}
+
+/// `t5_tiny`: embeddings, relative-position buckets and bias, block outputs and the last
+/// hidden state with and without the attention mask, from both weight files.
+pub fn check_t5(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<Check>> {
+    let config: T5Config = read_config(&dir.join("config.json"))?;
+    let io = Fixture::open(&dir.join("io.safetensors"))?;
+    let input_ids = io.get("input_ids", device)?;
+    let attention_mask = io.get("attention_mask", device)?;
+    let tolerance = network_tolerance(dtype, PARITY);
+    let files = weight_files(dir);
+    if files.is_empty() {
+        return Err(EngineError::InvalidRequest(format!(
+            "no weights in {}",
+            dir.display()
+        )));
+    }
+    let mut checks = Vec::new();
+    let cpu = Device::Cpu;
+    let group = format!(
+        "{} [buckets]",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    for (offsets, buckets) in [
+        ("relative_position", "relative_position_bucket"),
+        ("relative_position_long", "relative_position_bucket_long"),
+    ] {
+        if !io.has(offsets) {
+            continue;
+        }
+        let reference = io.get(offsets, &cpu)?;
+        let ours: Vec<f64> = reference
+            .flatten_all()?
+            .to_vec1::<i64>()?
+            .into_iter()
+            .map(|d| {
+                relative_position_bucket(
+                    d,
+                    config.relative_attention_num_buckets,
+                    config.relative_attention_max_distance,
+                ) as f64
+            })
+            .collect();
+        let ours = Tensor::from_vec(ours, reference.shape(), &cpu)?;
+        checks.push(compare(
+            &group,
+            buckets,
+            &ours,
+            &io.get(buckets, &cpu)?.to_dtype(DType::F64)?,
+            EXACT,
+        )?);
+    }
+    for file in files {
+        let group = file_label(dir, &file);
+        let model =
+            checkpoints::build_model(&file, dtype, device, |vb| T5Encoder::load(&config, vb))?;
+        let mut check = |name: &str, ours: &Tensor| -> Result<()> {
+            if name == "last_hidden_state" || io.has(name) {
+                checks.push(compare(
+                    &group,
+                    name,
+                    ours,
+                    &io.get(name, device)?,
+                    tolerance,
+                )?);
+            }
+            Ok(())
+        };
+        let trace = model.forward_traced(&input_ids, Some(&attention_mask))?;
+        check("embeddings", &trace.embeddings)?;
+        check("position_bias", &trace.position_bias)?;
+        for (i, block) in trace.blocks.iter().enumerate() {
+            check(&format!("blocks.{i}.out"), block)?;
+        }
+        check("last_hidden_state", &trace.last_hidden_state)?;
+        if io.has("last_hidden_state_nomask") {
+            check(
+                "last_hidden_state_nomask",
+                &model.forward(&input_ids, None)?,
+            )?;
+        }
     }
     Ok(checks)
 }
