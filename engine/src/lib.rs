@@ -2,7 +2,8 @@
 //!
 //! It holds the Lumos DiT, the DINO ViT, EfficientNet-Lite0 and the SD VAE in candle (`models`), the
 //! DPM-Solver++/DDIM samplers (`sampling`), staged generation pipelines (`pipelines`),
-//! checkpoint discovery and loading (`checkpoints`), the encoder's image transform
+//! checkpoint discovery and loading (`checkpoints`), the text-to-image
+//! prompt path (`text`: caption cleaning and the T5 tokenizer), the encoder's image transform
 //! (`preprocess`), image IO with embedded settings (`imageio`), repaint masks (`mask`),
 //! labelled contact sheets (`contact_sheet`), parity checks against fixtures (`selftest`),
 //! benchmarks (`bench`), the trainer of small priors (`train`) and the engine thread with its job protocol (`worker`, `protocol`).
@@ -27,6 +28,7 @@ pub mod preprocess;
 pub mod protocol;
 pub mod sampling;
 pub mod selftest;
+pub mod text;
 pub mod train;
 pub mod worker;
 

@@ -1026,7 +1026,7 @@ pub struct FixtureOutcome {
 }
 
 /// Fixture folders this build knows how to check.
-pub const KNOWN_FIXTURES: [&str; 8] = [
+pub const KNOWN_FIXTURES: [&str; 9] = [
     "lumos_i2i_tiny",
     "dino_vit_tiny",
     "vae_tiny",
@@ -1035,6 +1035,7 @@ pub const KNOWN_FIXTURES: [&str; 8] = [
     "lumos_t2ims_tiny",
     "dpm_solver_t2i",
     "t5_tiny",
+    "t5_tokenizer_tiny",
 ];
 
 /// Fixture folders whose networks run in the chosen dtype; the others (the sampler and the
@@ -1059,6 +1060,7 @@ pub fn check_fixture(root: &Path, name: &str, device: &Device, dtype: DType) -> 
         "lumos_t2ims_tiny" => text_to_image::check_lumos_t2ims(&dir, device, dtype),
         "dpm_solver_t2i" => text_to_image::check_dpm_solver_t2i(&dir, root, device),
         "t5_tiny" => text_to_image::check_t5(&dir, device, dtype),
+        "t5_tokenizer_tiny" => text_to_image::check_t5_tokenizer(&dir),
         other => Err(EngineError::InvalidRequest(format!(
             "unknown fixture `{other}`"
         ))),

@@ -120,3 +120,8 @@ fn candle_transformers_t5_ignores_padding_masks() {
         "candle-transformers now honours the mask? {vs_masked}"
     );
 }
+
+#[test]
+fn tokenizer_reproduces_every_case_of_the_fixture() {
+    assert_parity("t5_tokenizer_tiny", DType::F32);
+}

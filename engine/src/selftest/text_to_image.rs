@@ -17,6 +17,7 @@ use crate::models::{LumosT2IConfig, LumosT2IMS, MicroConditions, T5Config, T5Enc
 use crate::pipelines::aspect_ratio::{self, BucketTableFile};
 use crate::sampling::dpm_solver;
 use crate::sampling::{NoiseSchedule, TextGuidance};
+use crate::text::{T5Tokenizer, cleaning};
 
 use super::Check;
 
@@ -426,6 +427,138 @@ pub fn check_t5(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<Check>>
                 &model.forward(&input_ids, None)?,
             )?;
         }
+    }
+    let examples = dir.join("text_preprocessing_examples.json");
+    if examples.is_file() {
+        checks.extend(check_cleaning(dir, &examples)?);
+    }
+    Ok(checks)
+}
+
+/// A string comparison as a check: the error is the number of differing items.
+fn text_check(group: &str, name: &str, mismatches: usize, total: usize) -> Result<Check> {
+    let cpu = Device::Cpu;
+    compare(
+        group,
+        name,
+        &Tensor::new(&[mismatches as f64], &cpu)?,
+        &Tensor::new(&[0f64], &cpu)?,
+        EXACT,
+    )
+    .map(|mut c| {
+        c.max_abs_ref = total as f64;
+        c
+    })
+}
+
+/// `t5_tiny/text_preprocessing_examples.json`: the demo's caption cleaning, every example.
+fn check_cleaning(dir: &Path, path: &Path) -> Result<Vec<Check>> {
+    #[derive(serde::Deserialize)]
+    struct Example {
+        prompt: String,
+        after_demo_strip: String,
+        clean_once: String,
+        text_preprocessing: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Examples {
+        examples: Vec<Example>,
+    }
+    let file: Examples = read_config(path)?;
+    let group = file_label(dir, path);
+    let mut checks = Vec::new();
+    for example in &file.examples {
+        let stripped = if example.prompt.ends_with('.') {
+            example.prompt.trim()
+        } else {
+            example.prompt.as_str()
+        };
+        let once = cleaning::clean_caption(&example.after_demo_strip);
+        let twice = cleaning::text_preprocessing(&example.after_demo_strip);
+        let full = cleaning::prepare_prompt(&example.prompt);
+        let mismatches = usize::from(stripped != example.after_demo_strip)
+            + usize::from(once != example.clean_once)
+            + usize::from(twice != example.text_preprocessing)
+            + usize::from(full != example.text_preprocessing);
+        let name = if mismatches == 0 {
+            format!("{:?}", example.prompt)
+        } else {
+            format!(
+                "{:?} → {twice:?}, expected {:?}",
+                example.prompt, example.text_preprocessing
+            )
+        };
+        checks.push(text_check(&group, &name, mismatches, 4)?);
+    }
+    Ok(checks)
+}
+
+/// `t5_tokenizer_tiny`: ids, mask and pieces of every case of `io.json` (exact).
+pub fn check_t5_tokenizer(dir: &Path) -> Result<Vec<Check>> {
+    #[derive(serde::Deserialize)]
+    struct Case {
+        text: String,
+        input_ids: Vec<u32>,
+        attention_mask: Vec<u32>,
+        pieces: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Io {
+        max_length: usize,
+        vocab_size_with_extra_ids: Option<usize>,
+        cases: Vec<Case>,
+    }
+    let io: Io = read_config(&dir.join("io.json"))?;
+    let model = dir.join("spiece.model");
+    let tokenizer = T5Tokenizer::from_file(&model)?;
+    let group = file_label(dir, &model);
+    let mut checks = Vec::new();
+    if let Some(size) = io.vocab_size_with_extra_ids {
+        let ours = tokenizer.vocab_size();
+        checks.push(text_check(
+            &group,
+            &format!("vocab size {ours} (expected {size})"),
+            usize::from(ours != size),
+            1,
+        )?);
+    }
+    let cpu = Device::Cpu;
+    for case in &io.cases {
+        let ours = tokenizer.encode(&case.text, io.max_length)?;
+        let label: String = case.text.chars().take(40).collect();
+        let ids =
+            |v: &[u32]| Tensor::new(v.iter().map(|&i| f64::from(i)).collect::<Vec<_>>(), &cpu);
+        if ours.input_ids.len() != case.input_ids.len() {
+            checks.push(text_check(&group, &format!("{label:?} length"), 1, 1)?);
+            continue;
+        }
+        checks.push(compare(
+            &group,
+            &format!("{label:?} input_ids"),
+            &ids(&ours.input_ids)?,
+            &ids(&case.input_ids)?,
+            EXACT,
+        )?);
+        checks.push(compare(
+            &group,
+            &format!("{label:?} attention_mask"),
+            &ids(&ours.attention_mask)?,
+            &ids(&case.attention_mask)?,
+            EXACT,
+        )?);
+        let piece_mismatches = ours
+            .pieces
+            .iter()
+            .zip(&case.pieces)
+            .filter(|(a, b)| a != b)
+            .count()
+            + ours.pieces.len().abs_diff(case.pieces.len());
+        checks.push(text_check(
+            &group,
+            &format!("{label:?} pieces"),
+            piece_mismatches,
+            case.pieces.len(),
+        )?);
     }
     Ok(checks)
 }
