@@ -19,7 +19,13 @@ use candle_nn::VarBuilder;
 
 use crate::error::{EngineError, Result};
 use crate::models::{DinoConfig, LumosConfig, VaeConfig};
+
+pub mod kind;
+pub mod sharded;
+
 use crate::protocol::{ComponentSpec, ModelSpec, Precision};
+pub use kind::{CheckpointKind, build_from_tensors, build_model_of_kind, recognise};
+pub use sharded::load_hf_tensors;
 
 /// Key prefixes stripped on load (DINO checkpoints saved from DDP or as a backbone).
 const STRIPPED_PREFIXES: [&str; 2] = ["module.", "backbone."];
