@@ -12,6 +12,9 @@
 //! paper's novel-view design (the input view's latent as extra input channels, a relative pose
 //! through `pose_embedder.fc1/fc2` added to the condition). `tools/gpu/lumos_torch.py` mirrors
 //! the image-to-image options for training on a GPU (`tests/torch_mirror.rs` checks they agree).
+//!
+//! The blocks are shared with the text-to-image model (`lumos_t2i`), whose cross-attention
+//! reads packed, masked caption tokens ([`CrossTokens::Packed`]).
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};

@@ -311,7 +311,7 @@ pub fn check_dpm_solver_t2i(
     }
     checks.push(compare(
         &group,
-        "final",
+        "final (io.safetensors)",
         &final_x,
         &io.get("final", device)?,
         SAMPLER,

@@ -422,3 +422,18 @@ impl T5Tokenizer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_or_foreign_model_file_is_refused() {
+        assert!(T5Tokenizer::from_bytes(&[], T5_EXTRA_IDS).is_err());
+        // A length-delimited field that claims more bytes than the file holds.
+        let err = T5Tokenizer::from_bytes(&[0x0a, 0x40, 0x0a], T5_EXTRA_IDS).expect_err("cut");
+        assert!(err.contains("cut short"), "{err}");
+        // A varint that never ends.
+        assert!(T5Tokenizer::from_bytes(&[0x08, 0xff], T5_EXTRA_IDS).is_err());
+    }
+}
