@@ -484,3 +484,58 @@ fn text_to_image_end_to_end_on_the_tiny_models() {
         .expect_err("cancelled");
     assert!(matches!(err, EngineError::Cancelled));
 }
+
+#[test]
+fn discovery_finds_the_published_layout_and_says_what_is_missing() {
+    let models = tempfile::tempdir().expect("tempdir");
+    let empty = checkpoints::text_to_image::discover_text_to_image(Some(models.path()));
+    if empty.is_complete() {
+        eprintln!("SKIPPED: a full text-to-image model is installed on this machine");
+        return;
+    }
+    let report = empty.report();
+    assert!(
+        report.contains("missing") && report.contains("t5-v1_1-xxl"),
+        "{report}"
+    );
+    assert!(TextToImageSpec::published(&empty).is_err());
+
+    let Some(dirs) = fixture_dirs(&[
+        "lumos_t2ims_tiny",
+        "t5_tiny",
+        "t5_tokenizer_tiny",
+        "pipeline_tiny",
+    ]) else {
+        return;
+    };
+    let root = models.path();
+    std::fs::copy(
+        dirs[0].join("weights.safetensors"),
+        root.join("Lumos_T2I.safetensors"),
+    )
+    .expect("prior");
+    let t5 = root.join("t5-v1_1-xxl");
+    std::fs::create_dir(&t5).expect("mkdir");
+    let tokenizer = T5Tokenizer::from_file(&dirs[2].join("spiece.model")).expect("tokenizer");
+    let config = sharded_t5(&t5, tokenizer.vocab_size());
+    std::fs::write(
+        t5.join("config.json"),
+        serde_json::to_string(&config).expect("json"),
+    )
+    .expect("config");
+    std::fs::copy(dirs[2].join("spiece.model"), t5.join("spiece.model")).expect("spiece");
+    let vae = root.join("sd-vae-ft-mse");
+    std::fs::create_dir(&vae).expect("mkdir");
+    for f in ["config.json", "diffusion_pytorch_model.safetensors"] {
+        std::fs::copy(dirs[3].join("vae").join(f), vae.join(f)).expect("vae");
+    }
+    let found = checkpoints::text_to_image::discover_text_to_image(Some(root));
+    assert!(found.is_complete(), "{}", found.report());
+    assert_eq!(found.text_encoder.as_deref(), Some(t5.as_path()));
+    let spec = TextToImageSpec::published(&found).expect("spec");
+    assert_eq!(
+        spec.text_encoder_config, config,
+        "the T5 folder's own config is used"
+    );
+    assert_eq!(spec.tokenizer, t5.join("spiece.model"));
+}

@@ -93,7 +93,8 @@ impl T5Config {
 /// buckets per sign (positive offsets after the negative ones), exact below `buckets / 4`, then
 /// logarithmic up to `max_distance`, saturating at the last bucket of the half. The logarithm is
 /// taken in f32 in the original order (`log(d / max_exact) / log(max_distance / max_exact) *
-/// (half - max_exact)`, truncated), since a rounding there moves whole buckets.
+/// (half - max_exact)`, truncated); f64 gives the same bucket for every offset up to ±512,
+/// including the exact boundaries 16, 32 and 64 (a unit test checks it).
 pub fn relative_position_bucket(
     relative_position: i64,
     num_buckets: usize,
@@ -419,5 +420,37 @@ impl T5Encoder {
             blocks,
             last_hidden_state,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bucket boundaries that sit exactly on an integer (offsets 16, 32, 64, where
+    /// `log(d / 8) / log(16) * 8` is 2, 4, 6) land on the same bucket in f32 and f64, so the
+    /// choice of precision cannot move a bucket for any offset a 120-token caption has.
+    #[test]
+    fn buckets_agree_in_f32_and_f64_over_caption_offsets() {
+        let (buckets, max_distance) = (32usize, 128usize);
+        for d in -512i64..=512 {
+            let half = buckets / 2;
+            let max_exact = half / 2;
+            let distance = d.unsigned_abs() as usize;
+            let expected = if d > 0 { half } else { 0 }
+                + if distance < max_exact {
+                    distance
+                } else {
+                    let large = (distance as f64 / max_exact as f64).ln()
+                        / (max_distance as f64 / max_exact as f64).ln()
+                        * (half - max_exact) as f64;
+                    (max_exact + large as usize).min(half - 1)
+                };
+            assert_eq!(
+                relative_position_bucket(d, buckets, max_distance),
+                expected,
+                "offset {d}"
+            );
+        }
     }
 }

@@ -18,6 +18,7 @@ use image::RgbImage;
 
 use super::aspect_ratio::{AspectRatioBucket, closest_bucket};
 use super::{StepHook, StepReport, to_images};
+use crate::checkpoints::text_to_image::TextToImageDiscovery;
 use crate::checkpoints::{self, CheckpointKind};
 use crate::error::{EngineError, Result};
 use crate::models::{
@@ -49,6 +50,31 @@ pub struct TextToImageSpec {
     pub vae: PathBuf,
     /// Its configuration.
     pub vae_config: VaeConfig,
+}
+
+impl TextToImageSpec {
+    /// The published model from what discovery found: `LumosT2IMS_XL_2`, the T5 folder (its
+    /// own `config.json` and `spiece.model`) and `sd-vae-ft-mse`; an error with the discovery
+    /// report when a part is missing.
+    pub fn published(found: &TextToImageDiscovery) -> Result<Self> {
+        let (Some(prior), Some(t5), Some(vae)) = (&found.prior, &found.text_encoder, &found.vae)
+        else {
+            return Err(EngineError::InvalidRequest(format!(
+                "the text-to-image model is incomplete:\n{}",
+                found.report()
+            )));
+        };
+        Ok(Self {
+            name: "Lumos T2I XL/2".into(),
+            prior: prior.clone(),
+            prior_config: LumosT2IConfig::xl_2(),
+            text_encoder: t5.clone(),
+            text_encoder_config: checkpoints::read_config(&t5.join("config.json"))?,
+            tokenizer: t5.join("spiece.model"),
+            vae: vae.clone(),
+            vae_config: VaeConfig::sd_vae_ft_mse(),
+        })
+    }
 }
 
 /// One text-to-image request.
