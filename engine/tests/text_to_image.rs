@@ -299,6 +299,7 @@ fn tiny_spec(t5_dir: &Path) -> Option<TextToImageSpec> {
     let vae = dirs[3].join("vae");
     Some(TextToImageSpec {
         name: "tiny text-to-image (test fixtures, random weights)".into(),
+        precision: Default::default(),
         prior: dirs[0].join("weights.safetensors"),
         prior_config: read_config::<LumosT2IConfig>(&dirs[0].join("config.json")).expect("config"),
         text_encoder: t5_dir.to_path_buf(),
@@ -477,6 +478,27 @@ fn text_to_image_end_to_end_on_the_tiny_models() {
             result.warnings
         );
     }
+
+    // The prior in half precision: same shapes, close to the f32 latents.
+    let mut half_spec = spec.clone();
+    half_spec.precision = lumos_engine::protocol::Precision::F16;
+    let mut half = TextToImagePipeline::load(&half_spec, &Device::Cpu).expect("f16 load");
+    let half_result = half
+        .generate(&again, &mut |_| Ok(()))
+        .expect("f16 generate");
+    assert_eq!(half_result.latents.dims(), different.latents.dims());
+    let scale = different
+        .latents
+        .abs()
+        .and_then(|a| a.max_all())
+        .and_then(|m| m.to_scalar::<f32>())
+        .expect("max");
+    let err = (&half_result.latents - &different.latents)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|m| m.to_scalar::<f32>())
+        .expect("err");
+    assert!(err <= 0.05 * scale, "f16 latents {err} off (max {scale})");
 
     // Cancelling from the hook stops the run with that error.
     let err = pipeline

@@ -24,6 +24,7 @@ use crate::error::{EngineError, Result};
 use crate::models::{
     AutoencoderKl, LumosT2IConfig, LumosT2IMS, MicroConditions, T5Config, T5Encoder, VaeConfig,
 };
+use crate::protocol::Precision;
 use crate::sampling::dpm_solver::{self, DpmSolverPp};
 use crate::sampling::{LowerOrderFinal, NoiseSchedule, TextGuidance};
 use crate::text::{self, PreparedPrompt, T5Tokenizer};
@@ -36,6 +37,9 @@ const BUCKET_BASE_PX: f64 = 1024.0;
 pub struct TextToImageSpec {
     /// Display name.
     pub name: String,
+    /// Precision of the prior (the demo runs it in f16 on a GPU); the T5 encoder and the VAE
+    /// always run in f32, as in the demo.
+    pub precision: Precision,
     /// The `LumosT2IMS` weights (`Lumos_T2I.pth`).
     pub prior: PathBuf,
     /// Its configuration.
@@ -66,6 +70,7 @@ impl TextToImageSpec {
         };
         Ok(Self {
             name: "Lumos T2I XL/2".into(),
+            precision: Precision::default(),
             prior: prior.clone(),
             prior_config: LumosT2IConfig::xl_2(),
             text_encoder: t5.clone(),
@@ -168,7 +173,7 @@ impl TextToImagePipeline {
         let prior = checkpoints::build_model_of_kind(
             &spec.prior,
             CheckpointKind::LumosTextToImage,
-            DType::F32,
+            crate::device::dtype(spec.precision),
             device,
             |vb| LumosT2IMS::load(&spec.prior_config, vb),
         )?;

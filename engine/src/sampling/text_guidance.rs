@@ -37,7 +37,16 @@ impl NoisePredictor for TextGuidance<'_> {
         }
         // One batched call: unconditional first, as the original.
         let x_in = Tensor::cat(&[x, x], 0)?;
-        let y_in = Tensor::cat(&[&self.uncondition, &self.condition], 0)?;
+        // Caption features come from the f32 text encoder; the null caption is in the
+        // prior's dtype.
+        let dtype = self.model.dtype();
+        let y_in = Tensor::cat(
+            &[
+                &self.uncondition.to_dtype(dtype)?,
+                &self.condition.to_dtype(dtype)?,
+            ],
+            0,
+        )?;
         let eps = self
             .model
             .forward_eps(&x_in, &vec![net_t; 2 * b], &y_in, mask, &self.micro)?
