@@ -19,7 +19,14 @@ use candle_nn::VarBuilder;
 
 use crate::error::{EngineError, Result};
 use crate::models::{DinoConfig, LumosConfig, VaeConfig};
+
+pub mod kind;
+pub mod sharded;
+pub mod text_to_image;
+
 use crate::protocol::{ComponentSpec, ModelSpec, Precision};
+pub use kind::{CheckpointKind, build_from_tensors, build_model_of_kind, recognise};
+pub use sharded::load_hf_tensors;
 
 /// Key prefixes stripped on load (DINO checkpoints saved from DDP or as a backbone).
 const STRIPPED_PREFIXES: [&str; 2] = ["module.", "backbone."];
@@ -438,15 +445,22 @@ fn find_vae(dirs: &[PathBuf]) -> Option<PathBuf> {
     })
 }
 
-/// Looks for the published model files: `explicit` first, then `$LUMOS_MODELS`, the app's data
-/// directory and the Hugging Face cache.
-pub fn discover(explicit: Option<&Path>) -> Discovery {
+/// Where models are looked for: `explicit` first, then `$LUMOS_MODELS`, the app's data
+/// directory and the Hugging Face cache roots.
+fn search_roots(explicit: Option<&Path>) -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = explicit.map(Path::to_path_buf).into_iter().collect();
     if let Some(dir) = std::env::var_os("LUMOS_MODELS") {
         roots.push(PathBuf::from(dir));
     }
     roots.extend(data_models_dir());
     roots.extend(hf_cache_roots());
+    roots
+}
+
+/// Looks for the published model files: `explicit` first, then `$LUMOS_MODELS`, the app's data
+/// directory and the Hugging Face cache.
+pub fn discover(explicit: Option<&Path>) -> Discovery {
+    let roots = search_roots(explicit);
     let dirs: Vec<PathBuf> = roots.iter().flat_map(|r| candidate_dirs(r)).collect();
     Discovery {
         prior: find_weights(&dirs, "Lumos_I2I"),

@@ -2,8 +2,11 @@
 //!
 //! It holds the Lumos DiT, the DINO ViT, EfficientNet-Lite0 and the SD VAE in candle (`models`), the
 //! DPM-Solver++/DDIM samplers (`sampling`), staged generation pipelines (`pipelines`),
-//! checkpoint discovery and loading (`checkpoints`), the encoder's image transform
-//! (`preprocess`), image IO with embedded settings (`imageio`), project files (`project`), repaint masks (`mask`),
+//! checkpoint discovery and loading (`checkpoints`), the text-to-image prompt path (`text`:
+//! caption cleaning and the T5 tokenizer), the encoder's image transform (`preprocess`), image
+//! IO with embedded settings (`imageio`), project files (`project`), repaint masks (`mask`),
+//! orbit cameras and their exports (`camera`), procedural multi-view ground truth
+//! (`synthetic`) and its figures (`multiview_eval`),
 //! labelled contact sheets (`contact_sheet`), parity checks against fixtures (`selftest`),
 //! benchmarks (`bench`), the trainer of small priors (`train`) and the engine thread with its job protocol (`worker`, `protocol`).
 //!
@@ -31,6 +34,7 @@ pub mod protocol;
 pub mod sampling;
 pub mod selftest;
 pub mod synthetic;
+pub mod text;
 pub mod train;
 pub mod worker;
 

@@ -18,6 +18,8 @@ use crate::protocol::{InterpolationPath, SamplerSettings, Solver};
 use crate::sampling::dpm_solver::{self, DpmSolverPp};
 use crate::sampling::{ClassifierFreeGuidance, LowerOrderFinal, NoisePredictor, NoiseSchedule};
 
+mod text_to_image;
+
 /// How close a result must be to its reference.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Tolerance {
@@ -1024,17 +1026,27 @@ pub struct FixtureOutcome {
 }
 
 /// Fixture folders this build knows how to check.
-pub const KNOWN_FIXTURES: [&str; 5] = [
+pub const KNOWN_FIXTURES: [&str; 9] = [
     "lumos_i2i_tiny",
     "dino_vit_tiny",
     "vae_tiny",
     "dpm_solver",
     "pipeline_tiny",
+    "lumos_t2ims_tiny",
+    "dpm_solver_t2i",
+    "t5_tiny",
+    "t5_tokenizer_tiny",
 ];
 
 /// Fixture folders whose networks run in the chosen dtype; the others (the sampler and the
 /// end-to-end pipeline, whose references are f32 sampler trajectories) always run in f32.
-pub const DTYPE_FIXTURES: [&str; 3] = ["lumos_i2i_tiny", "dino_vit_tiny", "vae_tiny"];
+pub const DTYPE_FIXTURES: [&str; 5] = [
+    "lumos_i2i_tiny",
+    "dino_vit_tiny",
+    "vae_tiny",
+    "lumos_t2ims_tiny",
+    "t5_tiny",
+];
 
 /// Checks one fixture folder by name, its networks in `dtype` (see [`DTYPE_FIXTURES`]).
 pub fn check_fixture(root: &Path, name: &str, device: &Device, dtype: DType) -> Result<Vec<Check>> {
@@ -1045,6 +1057,10 @@ pub fn check_fixture(root: &Path, name: &str, device: &Device, dtype: DType) -> 
         "vae_tiny" => check_vae(&dir, device, dtype),
         "dpm_solver" => check_dpm_solver(&dir, root, device),
         "pipeline_tiny" => check_pipeline(&dir, root, device),
+        "lumos_t2ims_tiny" => text_to_image::check_lumos_t2ims(&dir, device, dtype),
+        "dpm_solver_t2i" => text_to_image::check_dpm_solver_t2i(&dir, root, device),
+        "t5_tiny" => text_to_image::check_t5(&dir, device, dtype),
+        "t5_tokenizer_tiny" => text_to_image::check_t5_tokenizer(&dir),
         other => Err(EngineError::InvalidRequest(format!(
             "unknown fixture `{other}`"
         ))),

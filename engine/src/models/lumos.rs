@@ -12,6 +12,9 @@
 //! paper's novel-view design (the input view's latent as extra input channels, a relative pose
 //! through `pose_embedder.fc1/fc2` added to the condition). `tools/gpu/lumos_torch.py` mirrors
 //! the image-to-image options for training on a GPU (`tests/torch_mirror.rs` checks they agree).
+//!
+//! The blocks are shared with the text-to-image model (`lumos_t2i`), whose cross-attention
+//! reads packed, masked caption tokens ([`CrossTokens::Packed`]).
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
@@ -187,7 +190,7 @@ impl LumosConfig {
 }
 
 /// Number of sinusoidal timestep features.
-const FREQUENCY_EMBEDDING_SIZE: usize = 256;
+pub(crate) const FREQUENCY_EMBEDDING_SIZE: usize = 256;
 
 /// Sinusoidal timestep features `[cos(t f_k), sin(t f_k)]`, computed in f32 in the original
 /// operation order (`exp(-ln(10000) * k / half)`), on the CPU. `(b,)` → `(b, 256)`.
@@ -242,13 +245,18 @@ pub fn sincos_pos_embed(
 
 /// Linear → GELU(tanh) → Linear (timm's `Mlp` as PixArt uses it).
 #[derive(Debug, Clone)]
-struct Mlp {
+pub(crate) struct Mlp {
     fc1: Linear,
     fc2: Linear,
 }
 
 impl Mlp {
-    fn load(in_dim: usize, hidden: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn load(
+        in_dim: usize,
+        hidden: usize,
+        out_dim: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Ok(Self {
             fc1: candle_nn::linear(in_dim, hidden, vb.pp("fc1"))?,
             fc2: candle_nn::linear(hidden, out_dim, vb.pp("fc2"))?,
@@ -265,7 +273,7 @@ impl Module for Mlp {
 
 impl Mlp {
     /// [`Module::forward`] with [`per_row`] products (for per-sample inputs).
-    fn forward_per_row(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward_per_row(&self, xs: &Tensor) -> Result<Tensor> {
         per_row(
             &self.fc2,
             &super::fast_ops::gelu_tanh(&per_row(&self.fc1, xs)?)?,
@@ -278,7 +286,7 @@ impl Mlp {
 /// shape is the batch size: computed row by row, a sample's result is the same bits in any
 /// batch, which lets the pipeline batch images on the CPU without changing any seed's image.
 /// Training (weights that track gradients) keeps the batched product.
-fn per_row(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
+pub(crate) fn per_row(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
     let dims = xs.dims().to_vec();
     let Some((&width, outer)) = dims.split_last() else {
         return linear.forward(xs);
@@ -366,6 +374,55 @@ impl CrossAttention {
         let out = attention(&q, &k, &v, 1.0 / (head_dim as f64).sqrt())?;
         self.proj.forward(&merge_heads(&out)?)
     }
+
+    /// Block-diagonal cross-attention over packed tokens (the original's xformers
+    /// `BlockDiagonalMask`): `xs` `(b, n, c)`; `tokens` `(t, c)`, the kept tokens of every sample
+    /// in sample order, sample `i` owning `lens[i]` of them. The image tokens of sample `i`
+    /// attend to its own tokens only, so padded caption tokens have no influence at all.
+    fn forward_packed(&self, xs: &Tensor, tokens: &Tensor, lens: &[usize]) -> Result<Tensor> {
+        let (b, _, c) = xs.dims3()?;
+        if lens.len() != b || lens.iter().sum::<usize>() != tokens.dim(0)? {
+            candle_core::bail!(
+                "{} packed caption tokens with lengths {lens:?} for a batch of {b}",
+                tokens.dim(0)?
+            )
+        }
+        let q = self.q_linear.forward(xs)?;
+        let kv = self.kv_linear.forward(tokens)?; // (t, 2c): K then V, heads contiguous
+        let scale = 1.0 / ((c / self.num_heads) as f64).sqrt();
+        let mut start = 0;
+        let mut outs = Vec::with_capacity(b);
+        for (i, &len) in lens.iter().enumerate() {
+            let kv_i = kv.narrow(0, start, len)?.unsqueeze(0)?; // (1, len, 2c)
+            start += len;
+            let q_i = split_heads(&q.narrow(0, i, 1)?, self.num_heads)?;
+            let k_i = split_heads(&kv_i.narrow(D::Minus1, 0, c)?, self.num_heads)?;
+            let v_i = split_heads(&kv_i.narrow(D::Minus1, c, c)?, self.num_heads)?;
+            outs.push(merge_heads(&attention(&q_i, &k_i, &v_i, scale)?)?);
+        }
+        self.proj.forward(&Tensor::cat(&outs, 0)?)
+    }
+
+    fn forward_tokens(&self, xs: &Tensor, cond: &CrossTokens<'_>) -> Result<Tensor> {
+        match cond {
+            CrossTokens::PerSample(tokens) => self.forward(xs, tokens),
+            CrossTokens::Packed { tokens, lens } => self.forward_packed(xs, tokens, lens),
+        }
+    }
+}
+
+/// The embedded condition tokens a block's cross-attention reads.
+pub(crate) enum CrossTokens<'a> {
+    /// `(b, l, c)`: every image token of sample `i` attends to all `l` tokens of sample `i`.
+    PerSample(&'a Tensor),
+    /// `(t, c)`: the kept tokens of all samples, packed in sample order; sample `i` owns
+    /// `lens[i]` of them (text-to-image: the caption tokens its mask keeps).
+    Packed {
+        /// The packed tokens.
+        tokens: &'a Tensor,
+        /// Tokens per sample.
+        lens: &'a [usize],
+    },
 }
 
 /// Intermediate tensors of one block, for parity checks.
@@ -386,7 +443,7 @@ pub struct BlockTrace {
 
 /// One Lumos block: adaLN self-attention, plain cross-attention, adaLN MLP.
 #[derive(Debug, Clone)]
-struct LumosBlock {
+pub(crate) struct LumosBlock {
     attn: SelfAttention,
     cross_attn: CrossAttention,
     mlp: Mlp,
@@ -395,7 +452,7 @@ struct LumosBlock {
 }
 
 impl LumosBlock {
-    fn load(cfg: &LumosConfig, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn load(cfg: &LumosConfig, vb: VarBuilder) -> Result<Self> {
         let c = cfg.hidden_size;
         Ok(Self {
             attn: SelfAttention::load(c, cfg.num_heads, vb.pp("attn"))?,
@@ -406,8 +463,14 @@ impl LumosBlock {
         })
     }
 
-    /// `xs`: `(b, n, c)`, `t_emb`: `(b, c)` or `(1, c)` for all, `cond`: `(b, l, c)`.
-    fn forward(&self, xs: &Tensor, t_emb: &Tensor, cond: &Tensor) -> Result<BlockTrace> {
+    /// `xs`: `(b, n, c)`, `t_emb`: `(b, c)` or `(1, c)` for all, `cond`: the embedded
+    /// condition tokens.
+    pub(crate) fn forward(
+        &self,
+        xs: &Tensor,
+        t_emb: &Tensor,
+        cond: &CrossTokens<'_>,
+    ) -> Result<BlockTrace> {
         let ada_ln = per_row(&self.ada_ln_modulation, &t_emb.silu()?)?;
         // (b, 6c) → six (b, 1, c) chunks
         let chunks = ada_ln.unsqueeze(1)?.chunk(6, D::Minus1)?;
@@ -428,7 +491,7 @@ impl LumosBlock {
         let attn_in = modulate(&self.norm.forward(xs)?, shift_msa, scale_msa)?;
         let attn_out = self.attn.forward(&attn_in)?;
         let xs = (xs + attn_out.broadcast_mul(gate_msa)?)?;
-        let cross_attn_out = self.cross_attn.forward(&xs, cond)?;
+        let cross_attn_out = self.cross_attn.forward_tokens(&xs, cond)?;
         let xs = xs.broadcast_add(&cross_attn_out)?;
         let mlp_in = modulate(&self.norm.forward(&xs)?, shift_mlp, scale_mlp)?;
         let mlp_out = self.mlp.forward(&mlp_in)?;
@@ -700,7 +763,7 @@ impl LumosI2I {
 
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
-            let trace = block.forward(&tokens, &t_emb, &cond)?;
+            let trace = block.forward(&tokens, &t_emb, &CrossTokens::PerSample(&cond))?;
             tokens = trace.out.clone();
             blocks.push(trace);
         }

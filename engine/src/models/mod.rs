@@ -7,10 +7,14 @@ pub mod encoder;
 pub mod fast_ops;
 pub mod layers;
 pub mod lumos;
+pub mod lumos_t2i;
+pub mod t5;
 pub mod vae;
 
 pub use dino::{DinoConfig, DinoVit};
 pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
 pub use encoder::{EncoderConfig, ImageEncoder};
 pub use lumos::{LumosConfig, LumosI2I, Prediction};
+pub use lumos_t2i::{LumosT2IConfig, LumosT2IMS, MicroConditions};
+pub use t5::{T5Config, T5Encoder};
 pub use vae::{AutoencoderKl, VaeConfig};

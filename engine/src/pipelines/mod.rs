@@ -4,8 +4,10 @@
 //! `run` drives a whole [`GenerateRequest`]; the stages are public so that the CLI and the
 //! parity checks can feed given noise or conditions.
 
+pub mod aspect_ratio;
 pub mod conditions;
 pub mod multiview;
+pub mod text_to_image;
 
 use std::sync::Arc;
 
@@ -91,9 +93,13 @@ impl LoadedModel {
     pub fn load(spec: &ModelSpec, device: &Device) -> Result<Self> {
         let dtype = DType::F32;
         let prior_dtype = crate::device::dtype(spec.precision);
-        let prior = checkpoints::build_model(&spec.prior.path, prior_dtype, device, |vb| {
-            LumosI2I::load(&spec.prior.config, vb)
-        })?;
+        let prior = checkpoints::build_model_of_kind(
+            &spec.prior.path,
+            checkpoints::CheckpointKind::LumosImageToImage,
+            prior_dtype,
+            device,
+            |vb| LumosI2I::load(&spec.prior.config, vb),
+        )?;
         let encoder = checkpoints::build_model(&spec.encoder.path, dtype, device, |vb| {
             ImageEncoder::load(&spec.encoder.config, vb)
         })?;

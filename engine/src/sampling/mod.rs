@@ -8,11 +8,13 @@ pub mod ddim;
 pub mod dpm_solver;
 pub mod guidance;
 pub mod schedule;
+pub mod text_guidance;
 
 use candle_core::Tensor;
 
 pub use guidance::{ClassifierFreeGuidance, ClipDenoised, NoisePredictor, PredictionToNoise};
 pub use schedule::NoiseSchedule;
+pub use text_guidance::TextGuidance;
 
 use crate::error::Result;
 use crate::protocol::Solver;
