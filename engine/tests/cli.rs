@@ -313,7 +313,7 @@ fn selftest_passes_on_the_fixtures_and_fails_on_a_tampered_copy() {
     );
     let stdout = String::from_utf8_lossy(&ok.stdout);
     for fixture in lumos_engine::selftest::KNOWN_FIXTURES {
-        assert!(stdout.contains(&format!("{fixture:<16} PASS")), "{stdout}");
+        assert!(stdout.contains(&format!("{fixture:<18} PASS")), "{stdout}");
     }
 
     // Same layout, one reference tensor changed: the self-test must notice.

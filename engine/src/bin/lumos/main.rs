@@ -903,7 +903,7 @@ fn selftest(
         match outcome.checks {
             Err(e) => {
                 failed = true;
-                println!("{:<16} ERROR {e:#}", outcome.fixture);
+                println!("{:<18} ERROR {e:#}", outcome.fixture);
             }
             Ok(checks) => {
                 let bad = checks.iter().filter(|c| !c.passed).count();
@@ -925,7 +925,7 @@ fn selftest(
                     .map(|c| format!("{} {} {:.2e}", c.group, c.name, c.max_abs_err))
                     .unwrap_or_default();
                 println!(
-                    "{:<16} {} ({} tensors, {} failed; largest error: {worst})",
+                    "{:<18} {} ({} tensors, {} failed; largest error: {worst})",
                     outcome.fixture,
                     if bad == 0 { "PASS" } else { "FAIL" },
                     checks.len(),
