@@ -641,3 +641,40 @@ fn a_saved_project_renders_what_the_same_flags_render() {
         "not a Lumos Studio project",
     );
 }
+
+#[test]
+fn text2image_says_what_is_missing_and_refuses_an_empty_prompt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    assert_refused(
+        &["text2image", "   ", "-o", path_str(&out)],
+        &out,
+        "the prompt is empty",
+    );
+    assert_refused(
+        &[
+            "text2image",
+            "a fox",
+            "--size",
+            "wide",
+            "-o",
+            path_str(&out),
+        ],
+        &out,
+        "--size takes WIDTHxHEIGHT",
+    );
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).expect("dir");
+    assert_refused(
+        &[
+            "text2image",
+            "a red fox",
+            "--models",
+            path_str(&models),
+            "-o",
+            path_str(&out),
+        ],
+        &out,
+        "Lumos_T2I.pth",
+    );
+}

@@ -23,6 +23,7 @@ mod eval_command;
 mod eval_multiview_command;
 mod multiview_command;
 mod project_run;
+mod text2image_command;
 
 #[derive(Parser)]
 #[command(
@@ -317,6 +318,9 @@ enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
+    /// Images from a prompt with the published Lumos text-to-image model (when its files are
+    /// found); the prompt is recorded in each PNG.
+    Text2image(text2image_command::Text2ImageArgs),
     /// Views of the object in a reference from other cameras on an orbit, with the camera
     /// files 3D tools read (transforms.json), a grid and a turntable GIF.
     Multiview(multiview_command::MultiviewArgs),
@@ -517,6 +521,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => bench(device, runs, &only, precision.into()),
         Command::Eval(args) => eval_command::run(args),
         Command::Multiview(args) => multiview_command::run(args),
+        Command::Text2image(args) => text2image_command::run(args),
         Command::EvalMultiview(args) => eval_multiview_command::run(args),
         Command::RenderDataset {
             textures,
