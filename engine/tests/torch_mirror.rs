@@ -33,22 +33,24 @@ fn max_abs(a: &Tensor) -> f32 {
         .expect("max")
 }
 
+/// A config stored in the data file's metadata under `key`.
+fn config_in_metadata(key: &str) -> LumosConfig {
+    let buffer = std::fs::read(data()).expect("read");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&buffer).expect("safetensors header");
+    let json = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(key))
+        .unwrap_or_else(|| panic!("{key} in the metadata"))
+        .clone();
+    serde_json::from_str(&json).expect("config")
+}
+
 #[test]
 fn the_prior_with_every_option_matches_its_pytorch_mirror() {
     let dev = Device::Cpu;
     let tensors = candle_core::safetensors::load(data(), &dev).expect("torch_mirror data");
-    let config: LumosConfig = {
-        let buffer = std::fs::read(data()).expect("read");
-        let (_, meta) =
-            safetensors::SafeTensors::read_metadata(&buffer).expect("safetensors header");
-        let json = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get("prior_config"))
-            .expect("prior_config in the metadata")
-            .clone();
-        serde_json::from_str(&json).expect("config")
-    };
+    let config = config_in_metadata("prior_config");
     assert!(config.adaln_condition && config.final_conv);
     let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &dev);
     let prior = LumosI2I::load(&config, vb.pp("prior")).expect("load");
@@ -63,6 +65,26 @@ fn the_prior_with_every_option_matches_its_pytorch_mirror() {
         eprintln!("{out_key}: max |diff| {err:.2e} (max |out| {scale:.2})");
         assert!(err <= 1e-4 * scale.max(1.0), "{out_key}: {err} vs {scale}");
     }
+}
+
+#[test]
+fn the_novel_view_prior_matches_its_pytorch_mirror() {
+    let dev = Device::Cpu;
+    let tensors = candle_core::safetensors::load(data(), &dev).expect("torch_mirror data");
+    let config = config_in_metadata("nvs_prior_config");
+    assert!(config.pose_condition && config.input_view_channels == 3);
+    let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &dev);
+    let prior = LumosI2I::load(&config, vb.pp("nvs_prior")).expect("load");
+    let t: Vec<f32> = tensors["t"].to_vec1().expect("t");
+    let y = prior
+        .with_pose(&tensors["y"], &tensors["nvs_pose"])
+        .expect("pose");
+    let ours = prior.forward(&tensors["nvs_x"], &t, &y).expect("forward");
+    let reference = &tensors["nvs_out"];
+    let err = max_abs_diff(&ours, reference);
+    let scale = max_abs(reference);
+    eprintln!("nvs_out: max |diff| {err:.2e} (max |out| {scale:.2})");
+    assert!(err <= 1e-4 * scale.max(1.0), "nvs_out: {err} vs {scale}");
 }
 
 #[test]

@@ -5,6 +5,8 @@ The built-in prior is trained by `train_prior.py` and run by the engine, so the 
 - a small `LumosI2I` with every option the built-in model uses (adaLN condition, x0 prediction,
   final conv), all weights random (none left at their zero initialisation), its output for two
   samples at different times and at one shared time (the engine's two adaLN paths);
+- the same prior in its novel-view config (input-view channels, pose condition), all weights
+  random, its output for two samples with their relative poses;
 - the EfficientNet-Lite0 embedding (from `assets/encoder`) of two 128 × 128 images, and their
   condition tokens with a 2 × 2 spatial grid (`train_prior.py --spatial-tokens 2`).
 
@@ -58,6 +60,19 @@ def main():
         x=x.float(), y=y.float(), t=t.float(), out=out.float(), t_same=t_same.float(), out_same=out_same.float()
     )
 
+    # The novel-view config: the input view as extra channels, the pose on the global token.
+    nvs_cfg = dict(cfg, input_view_channels=3, pose_condition=True)
+    nvs = LumosI2I(nvs_cfg).double()
+    with torch.no_grad():
+        for p in nvs.parameters():
+            p.copy_(torch.randn_like(p) * 0.2)
+    nvs_x = torch.randn(2, 6, 16, 16, dtype=torch.float64)
+    nvs_pose = torch.tensor([[0.3, 0.5, 0.866, 0.0], [-0.1, -1.0, 0.0, 0.2]], dtype=torch.float64)
+    with torch.no_grad():
+        nvs_out = nvs(nvs_x, t, y, nvs_pose)
+    tensors.update({f"nvs_prior.{k}": v.float().contiguous() for k, v in nvs.state_dict().items()})
+    tensors.update(nvs_x=nvs_x.float(), nvs_pose=nvs_pose.float(), nvs_out=nvs_out.float())
+
     enc = EfficientNetLite0(load_file(os.path.join(ROOT, "assets/encoder/efficientnet_lite0.safetensors")))
     g = torch.Generator().manual_seed(1)
     # Smooth colour fields with a few hard edges: image-like, not noise.
@@ -74,7 +89,11 @@ def main():
 
     out_path = os.path.join(ROOT, "engine/tests/data/torch_mirror.safetensors")
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
-    save_file(tensors, out_path, metadata={"prior_config": json.dumps(cfg)})
+    save_file(
+        tensors,
+        out_path,
+        metadata={"prior_config": json.dumps(cfg), "nvs_prior_config": json.dumps(nvs_cfg)},
+    )
     print(f"wrote {len(tensors)} tensors to {out_path}")
 
 

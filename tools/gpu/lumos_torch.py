@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 FREQUENCY_EMBEDDING_SIZE = 256
+POSE_FEATURES = 4  # [Δelevation (rad), sin Δazimuth, cos Δazimuth, Δradius]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -148,7 +149,8 @@ class LumosI2I(nn.Module):
         cc = cfg["caption_channels"]
         self.out_channels = cfg["in_channels"] * (2 if cfg.get("pred_sigma", True) else 1)
         self.x_embedder = Named()
-        self.x_embedder.proj = nn.Conv2d(cfg["in_channels"], c, p, stride=p)
+        in_total = cfg["in_channels"] + cfg.get("input_view_channels", 0)
+        self.x_embedder.proj = nn.Conv2d(in_total, c, p, stride=p)
         self.t_embedder = Named()
         self.t_embedder.mlp = nn.Sequential(
             nn.Linear(FREQUENCY_EMBEDDING_SIZE, c), nn.SiLU(), nn.Linear(c, c)
@@ -161,6 +163,10 @@ class LumosI2I(nn.Module):
         )
         if cfg.get("adaln_condition", False):
             self.ada_condition = Mlp(cc, c, c)
+        if cfg.get("pose_condition", False):
+            # Novel views: [Δelevation, sin Δazimuth, cos Δazimuth, Δradius] → added to the
+            # global condition token (the engine's `with_pose`).
+            self.pose_embedder = Mlp(POSE_FEATURES, c, cc)
         self.blocks = nn.ModuleList(
             [Block(c, cfg["num_heads"], cfg["mlp_ratio"]) for _ in range(cfg["depth"])]
         )
@@ -199,15 +205,24 @@ class LumosI2I(nn.Module):
         if hasattr(self, "final_conv"):
             nn.init.zeros_(self.final_conv.weight)
             nn.init.zeros_(self.final_conv.bias)
+        if hasattr(self, "pose_embedder"):
+            # The pose starts with no effect: a prior initialised from an image prior begins
+            # as that prior.
+            nn.init.zeros_(self.pose_embedder.fc2.weight)
+            nn.init.zeros_(self.pose_embedder.fc2.bias)
 
-    def forward(self, x, t, y):
-        """x (b, in, h, w); t (b,) network time; y (b, 1, l, caption) → (b, out, h, w)."""
+    def forward(self, x, t, y, pose=None):
+        """x (b, in + input_view, h, w); t (b,) network time; y (b, 1, l, caption); pose (b, 4)
+        for a novel-view prior → (b, out, h, w)."""
         cfg = self.cfg
         b, _, h, w = x.shape
         p = cfg["patch_size"]
         tokens = self.x_embedder.proj(x).flatten(2).transpose(1, 2) + self.pos_embed
         t_emb = self.t_embedder.mlp(timestep_features(t).to(x.dtype))
         y = y.to(x.dtype)
+        if pose is not None:
+            posed = self.pose_embedder(pose.to(x.dtype)).reshape(b, 1, 1, -1)
+            y = torch.cat([y[:, :, :1] + posed, y[:, :, 1:]], dim=2)
         cond = self.y_embedder.y_proj(y).reshape(b, -1, tokens.shape[-1])
         if hasattr(self, "ada_condition"):
             # The global (first) token, brought to unit RMS per component.
