@@ -161,7 +161,7 @@ pub fn report(model: &Scores, copy: &Scores) -> String {
     );
     let labels: Vec<String> = BUCKETS
         .iter()
-        .map(|(lo, hi)| format!("Δazimuth {lo:>3}–{hi:<3}°"))
+        .map(|(lo, hi)| format!("Δazimuth {lo}–{hi}°"))
         .chain(["all".to_string()])
         .collect();
     for (slot, label) in labels.iter().enumerate() {
