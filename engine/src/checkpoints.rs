@@ -7,10 +7,13 @@
 //! executed) and every class it references is checked against an allow-list of tensor
 //! rebuilders, storages and plain containers; anything else is refused. Tensor sizes are
 //! checked against the archive entry sizes so that a crafted header cannot ask for huge
-//! allocations.
+//! allocations. candle's pickle and safetensors readers assume well-formed files in places (a
+//! tensor rebuilt from too few arguments panicked, found by `tests/fuzz_parsers.rs`), so every
+//! call into them runs under [`refusing_panics`]: a malformed file is an error, never a crash.
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use candle_core::pickle::{Object, Stack};
@@ -31,6 +34,22 @@ fn checkpoint_error(path: &Path, reason: impl std::fmt::Display) -> EngineError 
     }
 }
 
+/// Runs a third-party parser on a file; a panic inside it (an assumption about well-formed
+/// input that a malformed file breaks) becomes a checkpoint error naming the file.
+fn refusing_panics<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown reason".into());
+        Err(checkpoint_error(
+            path,
+            format!("the file is malformed and could not be read ({what})"),
+        ))
+    })
+}
+
 /// Reads every tensor of a `.safetensors` or `.pth` file onto the CPU, with `module.` and
 /// `backbone.` prefixes removed.
 pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
@@ -49,12 +68,15 @@ pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
         path.extension().and_then(|e| e.to_str()),
         Some("pth" | "pt" | "bin" | "ckpt")
     );
-    let tensors = if is_pth {
-        load_pth(path)?
-    } else {
-        candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| checkpoint_error(path, format!("not a readable safetensors file ({e})")))?
-    };
+    let tensors = refusing_panics(path, || {
+        if is_pth {
+            load_pth(path)
+        } else {
+            candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+                checkpoint_error(path, format!("not a readable safetensors file ({e})"))
+            })
+        }
+    })?;
     Ok(tensors
         .into_iter()
         .map(|(key, tensor)| (strip_prefixes(&key).to_string(), tensor))
@@ -165,7 +187,18 @@ fn load_pth(path: &Path) -> Result<HashMap<String, Tensor>> {
         .map_err(|e| checkpoint_error(path, format!("cannot read tensors ({e})")))?;
     let mut tensors = HashMap::new();
     for (name, info) in pth.tensor_infos() {
-        let needed = info.layout.shape().elem_count() * info.dtype.size_in_bytes();
+        // Checked: a crafted shape can overflow the element count.
+        let needed = info
+            .layout
+            .shape()
+            .dims()
+            .iter()
+            .try_fold(info.dtype.size_in_bytes(), |bytes, &dim| {
+                bytes.checked_mul(dim)
+            })
+            .ok_or_else(|| {
+                checkpoint_error(path, format!("tensor `{name}` has an impossible shape"))
+            })?;
         let entry_size = zip
             .by_name(&info.path)
             .map(|entry| entry.size())
