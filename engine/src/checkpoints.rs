@@ -36,17 +36,14 @@ fn checkpoint_error(path: &Path, reason: impl std::fmt::Display) -> EngineError 
 
 /// Runs a third-party parser on a file; a panic inside it (an assumption about well-formed
 /// input that a malformed file breaks) becomes a checkpoint error naming the file.
-fn refusing_panics<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+fn refusing_panics<T>(path: &Path, failure: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown reason".into());
-        Err(checkpoint_error(
-            path,
-            format!("the file is malformed and could not be read ({what})"),
-        ))
+        Err(checkpoint_error(path, format!("{failure} ({what})")))
     })
 }
 
@@ -68,7 +65,7 @@ pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
         path.extension().and_then(|e| e.to_str()),
         Some("pth" | "pt" | "bin" | "ckpt")
     );
-    let tensors = refusing_panics(path, || {
+    let tensors = refusing_panics(path, "the file is malformed and could not be read", || {
         if is_pth {
             load_pth(path)
         } else {
@@ -256,7 +253,12 @@ pub fn build_model<M>(
 ) -> Result<M> {
     let tensors = load_tensors(path)?;
     let vb = VarBuilder::from_tensors(tensors, dtype, device);
-    build(vb).map_err(|e| model_load_error(path, e))
+    // A config the size checks missed must not take the caller down either.
+    refusing_panics(
+        path,
+        "the model could not be built from these weights and its config",
+        || build(vb).map_err(|e| model_load_error(path, e)),
+    )
 }
 
 /// Resolves a VAE path: a diffusers folder (its `diffusion_pytorch_model.safetensors`) or a file.
@@ -277,10 +279,141 @@ pub fn read_config<C: serde::de::DeserializeOwned>(path: &Path) -> Result<C> {
     serde_json::from_str(&text).map_err(|e| checkpoint_error(path, format!("bad config: {e}")))
 }
 
+/// Checks that the sizes in a manifest describe a model that can be built: nothing zero that
+/// is divided by, widths divisible by head counts, and every size within generous bounds (the
+/// largest published models fit many times over), so that a damaged or hostile `model.json`
+/// is refused with the field it got wrong instead of dividing by zero or asking for terabytes.
+/// (A DINO `num_heads` of 0 divided by zero; found by `tests/fuzz_parsers.rs`.)
+pub fn check_model_sizes(spec: &ModelSpec) -> std::result::Result<(), String> {
+    fn within(
+        what: &str,
+        value: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> std::result::Result<(), String> {
+        if range.contains(&value) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} is {value}; it must be {} to {}",
+                range.start(),
+                range.end()
+            ))
+        }
+    }
+    fn divides(what: &str, width: usize, parts: usize) -> std::result::Result<(), String> {
+        if parts > 0 && width % parts == 0 {
+            Ok(())
+        } else {
+            Err(format!("{what}: {width} is not divisible by {parts}"))
+        }
+    }
+    fn ratio(what: &str, value: f64) -> std::result::Result<(), String> {
+        if value.is_finite() && value > 0.0 && value <= 64.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} is {value}; it must be above 0 and at most 64"
+            ))
+        }
+    }
+    const SIDE: std::ops::RangeInclusive<usize> = 1..=4096;
+    const WIDTH: std::ops::RangeInclusive<usize> = 1..=16_384;
+    const DEPTH: std::ops::RangeInclusive<usize> = 1..=512;
+    const CHANNELS: std::ops::RangeInclusive<usize> = 1..=64;
+
+    let prior = &spec.prior.config;
+    within("prior.input_size", prior.input_size, SIDE)?;
+    within("prior.patch_size", prior.patch_size, 1..=prior.input_size)?;
+    divides(
+        "prior.input_size / patch_size",
+        prior.input_size,
+        prior.patch_size,
+    )?;
+    within("prior.in_channels", prior.in_channels, CHANNELS)?;
+    within(
+        "prior.input_view_channels",
+        prior.input_view_channels,
+        0..=64,
+    )?;
+    within("prior.hidden_size", prior.hidden_size, WIDTH)?;
+    within("prior.depth", prior.depth, DEPTH)?;
+    within("prior.num_heads", prior.num_heads, 1..=prior.hidden_size)?;
+    divides(
+        "prior.hidden_size / num_heads",
+        prior.hidden_size,
+        prior.num_heads,
+    )?;
+    ratio("prior.mlp_ratio", prior.mlp_ratio)?;
+    within("prior.caption_channels", prior.caption_channels, WIDTH)?;
+    within("prior.model_max_length", prior.model_max_length, 1..=4096)?;
+    within(
+        "prior.spatial_condition_grid",
+        prior.spatial_condition_grid,
+        0..=64,
+    )?;
+    if !(prior.lewei_scale.is_finite() && prior.lewei_scale > 0.0) {
+        return Err(format!(
+            "prior.lewei_scale is {}; it must be above 0",
+            prior.lewei_scale
+        ));
+    }
+    match &spec.encoder.config {
+        crate::models::EncoderConfig::Dino(dino) => {
+            within("encoder.img_size", dino.img_size, SIDE)?;
+            within("encoder.patch_size", dino.patch_size, 1..=dino.img_size)?;
+            within("encoder.in_chans", dino.in_chans, CHANNELS)?;
+            within("encoder.embed_dim", dino.embed_dim, WIDTH)?;
+            within("encoder.depth", dino.depth, DEPTH)?;
+            within("encoder.num_heads", dino.num_heads, 1..=dino.embed_dim)?;
+            divides(
+                "encoder.embed_dim / num_heads",
+                dino.embed_dim,
+                dino.num_heads,
+            )?;
+            ratio("encoder.mlp_ratio", dino.mlp_ratio)?;
+        }
+        crate::models::EncoderConfig::EfficientNetLite(net) => {
+            within("encoder.image_size", net.image_size, 32..=4096)?;
+        }
+    }
+    if let Some(vae) = &spec.vae {
+        let vae = &vae.config;
+        within("vae.in_channels", vae.in_channels, CHANNELS)?;
+        within("vae.out_channels", vae.out_channels, CHANNELS)?;
+        within("vae.latent_channels", vae.latent_channels, CHANNELS)?;
+        within("vae.layers_per_block", vae.layers_per_block, 1..=16)?;
+        within(
+            "vae.block_out_channels (levels)",
+            vae.block_out_channels.len(),
+            1..=8,
+        )?;
+        within(
+            "vae.norm_num_groups",
+            vae.norm_num_groups,
+            1..=WIDTH.end().to_owned(),
+        )?;
+        for &channels in &vae.block_out_channels {
+            within("vae.block_out_channels", channels, WIDTH)?;
+            divides(
+                "vae.block_out_channels / norm_num_groups",
+                channels,
+                vae.norm_num_groups,
+            )?;
+        }
+        if !(vae.scaling_factor.is_finite() && vae.scaling_factor != 0.0) {
+            return Err(format!("vae.scaling_factor is {}", vae.scaling_factor));
+        }
+    }
+    Ok(())
+}
+
 /// Reads a `ModelSpec` manifest; relative weight paths are relative to the manifest's folder
-/// (so a trained model folder can be moved as a whole).
+/// (so a trained model folder can be moved as a whole). Sizes are checked
+/// ([`check_model_sizes`]) before anything is built from them.
 pub fn read_manifest(path: &Path) -> Result<ModelSpec> {
     let mut spec = read_config::<ModelSpec>(path)?;
+    check_model_sizes(&spec)
+        .map_err(|reason| checkpoint_error(path, format!("impossible model sizes: {reason}")))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let anchor = |p: &mut PathBuf| {
         if p.is_relative() && crate::embedded::resolve(p).is_none() {

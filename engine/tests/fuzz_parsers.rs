@@ -568,3 +568,17 @@ fn a_tensor_rebuilt_from_too_few_arguments_is_refused_not_a_crash() {
         "{text}"
     );
 }
+
+/// The fixture's manifest with the DINO encoder's `num_heads` set to 0: building the encoder
+/// divided by zero (found by `manifest_value_edits_never_crash`).
+#[test]
+fn a_manifest_with_zero_attention_heads_is_refused_not_a_crash() {
+    let mut manifest = manifest_samples().remove(1);
+    manifest["encoder"]["config"]["num_heads"] = serde_json::json!(0);
+    let error = read_manifest(serde_json::to_vec(&manifest).expect("json"))
+        .expect_err("zero heads must be refused");
+    assert!(
+        error.contains("encoder.num_heads") && error.contains("model.json"),
+        "{error}"
+    );
+}
