@@ -158,7 +158,13 @@ impl Writer {
             Self::Export => png_version(&dir.join(EXPORT_FILE)),
             Self::History => {
                 let run_dir = history_run_dir(dir);
-                let pngs = files_ending(&run_dir, ".png");
+                let mut pngs = files_ending(&run_dir, ".png");
+                // `{index:03}.png`: past 999 the names grow a digit; order by number.
+                pngs.sort_by_key(|p| {
+                    p.file_stem()
+                        .and_then(|s| s.to_str())
+                        .and_then(|s| s.parse::<u64>().ok())
+                });
                 for (i, path) in pngs.iter().enumerate() {
                     let expected = run_dir.join(format!("{i:03}.png"));
                     if *path != expected {
@@ -214,11 +220,9 @@ impl Writer {
     fn is_result_name(self, name: &str) -> bool {
         match self {
             Self::Export => name == EXPORT_FILE,
-            Self::History => {
-                name.len() == 7
-                    && name.ends_with(".png")
-                    && name[..3].bytes().all(|b| b.is_ascii_digit())
-            }
+            Self::History => name
+                .strip_suffix(".png")
+                .is_some_and(|stem| stem.len() >= 3 && stem.bytes().all(|b| b.is_ascii_digit())),
             Self::Settings => name == settings::SETTINGS_FILE_NAME,
         }
     }
