@@ -293,8 +293,10 @@ fn a_history_folder_removed_while_running_is_made_again() {
 fn a_damaged_settings_file_is_kept_aside_and_the_app_starts_with_defaults() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(settings::SETTINGS_FILE_NAME);
-    let mut good = settings::Settings::default();
-    good.count = 7;
+    let good = settings::Settings {
+        count: 7,
+        ..settings::Settings::default()
+    };
     settings::save_file(&path, &good).expect("save");
     assert_eq!(settings::load_file(&path).settings, good);
     // Cut short, as eframe's in-place rewrite leaves a file when killed mid-save.

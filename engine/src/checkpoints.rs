@@ -301,7 +301,7 @@ pub fn check_model_sizes(spec: &ModelSpec) -> std::result::Result<(), String> {
         }
     }
     fn divides(what: &str, width: usize, parts: usize) -> std::result::Result<(), String> {
-        if parts > 0 && width % parts == 0 {
+        if parts > 0 && width.is_multiple_of(parts) {
             Ok(())
         } else {
             Err(format!("{what}: {width} is not divisible by {parts}"))
