@@ -127,6 +127,51 @@ fn find_disallowed_class(object: &Object) -> Option<String> {
     }
 }
 
+/// Walks a decoded pickle and says what is wrong with the first tensor record that has fewer
+/// fields than candle's reader takes from it (it indexes them without checking).
+fn find_incomplete_tensor(object: &Object) -> Option<&'static str> {
+    let tuple_len = |o: &Object| match o {
+        Object::Tuple(items) => Some(items.len()),
+        _ => None,
+    };
+    match object {
+        Object::Reduce { callable, args } => {
+            if let Object::Class {
+                module_name,
+                class_name,
+            } = callable.as_ref()
+            {
+                let wanted = match (module_name.as_str(), class_name.as_str()) {
+                    ("torch._utils", "_rebuild_tensor_v2") => 4,
+                    ("torch._tensor", "_rebuild_from_type_v2") => 3,
+                    ("torch._utils", "_rebuild_parameter") => 1,
+                    _ => 0,
+                };
+                if wanted > 0 && tuple_len(args).is_none_or(|n| n < wanted) {
+                    return Some("a tensor record has too few fields");
+                }
+                if wanted == 4
+                    && let Object::Tuple(items) = args.as_ref()
+                    && let Object::PersistentLoad(storage) = &items[0]
+                    && tuple_len(storage).is_none_or(|n| n < 5)
+                {
+                    return Some("a storage record has too few fields");
+                }
+            }
+            find_incomplete_tensor(callable).or_else(|| find_incomplete_tensor(args))
+        }
+        Object::Build { callable, args } => {
+            find_incomplete_tensor(callable).or_else(|| find_incomplete_tensor(args))
+        }
+        Object::Tuple(items) | Object::List(items) => items.iter().find_map(find_incomplete_tensor),
+        Object::Dict(items) => items
+            .iter()
+            .find_map(|(k, v)| find_incomplete_tensor(k).or_else(|| find_incomplete_tensor(v))),
+        Object::PersistentLoad(inner) => find_incomplete_tensor(inner),
+        _ => None,
+    }
+}
+
 fn load_pth(path: &Path) -> Result<HashMap<String, Tensor>> {
     let file_len = std::fs::metadata(path)
         .map(|m| m.len())
@@ -176,6 +221,15 @@ fn load_pth(path: &Path) -> Result<HashMap<String, Tensor>> {
             format!(
                 "the pickle references `{class}`; only tensors and plain containers are \
                  allowed, so this file was not loaded"
+            ),
+        ));
+    }
+
+    if let Some(problem) = find_incomplete_tensor(&object) {
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "malformed pickle: {problem}; the file is damaged or was not written by torch.save"
             ),
         ));
     }
