@@ -8,6 +8,8 @@
 //! root (CI runs as root); elsewhere those tests print why they skip. Root ignores permission
 //! bits, so "read-only" is a read-only remount of that tmpfs, never `chmod`.
 
+#![cfg(unix)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

@@ -22,6 +22,8 @@
 //! LUMOS_KILL9_TRIALS=200 cargo test -p lumos-studio --test kill9 -- --nocapture
 //! ```
 
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -253,8 +255,11 @@ fn kill9_child_writer() {
     let writer = Writer::from_name(&name).expect("a known writer");
     let dir = PathBuf::from(dir);
     let mut k = writer.next_version(&dir);
+    let parent = std::os::unix::process::parent_id();
     println!("{READY}");
-    loop {
+    // Until killed; or until the trials themselves die (a panic, a timeout), so that no
+    // writer is left running on its own.
+    while std::os::unix::process::parent_id() == parent {
         writer.write_version(&dir, k).expect("write");
         k += 1;
     }
