@@ -582,3 +582,27 @@ fn a_manifest_with_zero_attention_heads_is_refused_not_a_crash() {
         "{error}"
     );
 }
+
+/// The minimal pickle with the storage record cut to four fields (the element count dropped):
+/// candle's reader indexed the fifth and panicked (47 of 200,000 inputs of a long
+/// `pth_pickle_mutations_never_crash` run, caught then by the catch-all).
+#[test]
+fn a_storage_record_with_too_few_fields_is_refused_not_a_crash() {
+    let needle: &[u8] = b"cpuq\x07K\x04t";
+    let at = MINIMAL_PICKLE
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the storage record");
+    let mut pickle = MINIMAL_PICKLE[..at].to_vec();
+    pickle.extend_from_slice(b"cpuq\x07t");
+    pickle.extend_from_slice(&MINIMAL_PICKLE[at + needle.len()..]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("short_storage.pth");
+    std::fs::write(&path, pth_with_pickle(&pickle)).expect("write");
+    let error = checkpoints::load_tensors(&path).expect_err("a malformed pickle must not load");
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("short_storage.pth") && text.contains("storage record has too few fields"),
+        "{text}"
+    );
+}
