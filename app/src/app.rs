@@ -54,8 +54,11 @@ pub struct AppConfig {
     pub discovery: Discovery,
     /// Devices this build can use.
     pub devices: Vec<DeviceChoice>,
-    /// Settings to start from; `None` reads eframe's storage.
+    /// Settings to start from; `None` reads `settings_file` (or eframe's storage).
     pub settings: Option<Settings>,
+    /// Where settings are kept (replaced atomically; a damaged one is set aside); `None` keeps
+    /// them in eframe's storage.
+    pub settings_file: Option<PathBuf>,
     /// Frame-time bench.
     pub bench: Option<BenchConfig>,
     /// Where results are written as they arrive (and loaded from at start-up).
@@ -83,6 +86,7 @@ impl AppConfig {
             discovery,
             devices: lumos_engine::device::available(),
             settings: None,
+            settings_file: crate::settings::default_file(),
             bench: None,
             history_dir: crate::history::default_dir(),
             recovery_dir: Recovery::default_dir(),
@@ -96,6 +100,7 @@ impl AppConfig {
             discovery: Discovery::default(),
             devices: vec![DeviceChoice::Cpu],
             settings: Some(Settings::default()),
+            settings_file: None,
             bench: None,
             history_dir: None,
             recovery_dir: None,
@@ -110,8 +115,8 @@ enum DialogResult {
     ModelsFolder(PathBuf),
     OpenProject(PathBuf),
     SaveProjectAs(PathBuf),
-    /// Runs from the history folder, oldest first.
-    History(Vec<Run>),
+    /// Runs from the history folder, oldest first, and what was damaged.
+    History(crate::history::Loaded),
     /// A reference file was read (or not).
     Loaded {
         path: PathBuf,
@@ -223,6 +228,8 @@ pub struct LumosApp {
     autosave_running: Arc<AtomicBool>,
     question: Option<Question>,
     window_title: String,
+    /// Where settings are saved; `None`: eframe's storage.
+    settings_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,17 +249,33 @@ impl LumosApp {
     pub fn new(cc: &eframe::CreationContext<'_>, config: AppConfig) -> anyhow::Result<Self> {
         let ctx = cc.egui_ctx.clone();
         let mut notifications = Notifications::default();
-        let settings = match config.settings {
-            Some(settings) => settings,
-            None => match cc.storage.and_then(|s| s.get_string(STORAGE_KEY)) {
-                Some(text) => Settings::from_json(&text).unwrap_or_else(|error| {
-                    notifications.error(format!(
-                        "Saved settings could not be read ({error}); using defaults."
-                    ));
-                    Settings::default()
-                }),
-                None => Settings::default(),
-            },
+        let from_storage = |notifications: &mut Notifications| match cc
+            .storage
+            .and_then(|s| s.get_string(STORAGE_KEY))
+        {
+            Some(text) => Settings::from_json(&text).unwrap_or_else(|error| {
+                notifications.error(format!(
+                    "Saved settings could not be read ({error}); using defaults."
+                ));
+                Settings::default()
+            }),
+            None => Settings::default(),
+        };
+        let settings = match (config.settings, &config.settings_file) {
+            (Some(settings), _) => settings,
+            (None, Some(file)) => {
+                let loaded = crate::settings::load_file(file);
+                if let Some(notice) = loaded.notice {
+                    notifications.error(notice);
+                }
+                if loaded.found {
+                    loaded.settings
+                } else {
+                    // Settings of an older version, kept in eframe's storage.
+                    from_storage(&mut notifications)
+                }
+            }
+            (None, None) => from_storage(&mut notifications),
         };
         let mut settings = settings;
         if !config.devices.contains(&settings.device) {
@@ -284,8 +307,8 @@ impl LumosApp {
             let spawned = std::thread::Builder::new()
                 .name("history-loader".into())
                 .spawn(move || {
-                    let runs = crate::history::load(&dir);
-                    if tx.send(DialogResult::History(runs)).is_ok() {
+                    let loaded = crate::history::load_reporting(&dir);
+                    if tx.send(DialogResult::History(loaded)).is_ok() {
                         waker.request_repaint();
                     }
                 });
@@ -360,6 +383,7 @@ impl LumosApp {
             autosave_running: Arc::new(AtomicBool::new(false)),
             question,
             window_title: String::new(),
+            settings_file: config.settings_file,
         })
     }
 
@@ -633,7 +657,12 @@ impl LumosApp {
                     self.commands
                         .push(AppCommand::SaveProjectAs { path, replace });
                 }
-                DialogResult::History(runs) => self.gallery.insert_older(runs),
+                DialogResult::History(loaded) => {
+                    for notice in loaded.damaged {
+                        self.notifications.error(notice);
+                    }
+                    self.gallery.insert_older(loaded.runs);
+                }
                 DialogResult::Loaded { path, outcome } => {
                     self.pending_loads = self.pending_loads.saturating_sub(1);
                     self.reference_loaded(&path, outcome.map(|loaded| *loaded));
@@ -995,8 +1024,11 @@ impl LumosApp {
             })
             .cloned()
             .collect();
-        self.gallery
-            .insert_older(crate::history::load_dirs(&missing));
+        let linked = crate::history::load_dirs(&missing);
+        for notice in linked.damaged {
+            self.notifications.error(notice);
+        }
+        self.gallery.insert_older(linked.runs);
         self.project_runs = restored.history;
         self.project_path = Some(path.to_owned());
         self.saved_state = self.project_state();
@@ -1058,7 +1090,10 @@ impl LumosApp {
         outcome: anyhow::Result<(Reference, Option<GenerationMeta>)>,
     ) {
         match outcome {
-            Ok((reference, meta)) => {
+            Ok((mut reference, meta)) => {
+                if let Some(notice) = reference.notice.take() {
+                    self.notifications.info(notice);
+                }
                 // A PNG we exported carries its settings: restore them, and the weights of
                 // the references it was made from that are on the canvas.
                 self.canvas.push(reference);
@@ -1696,8 +1731,16 @@ impl eframe::App for LumosApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         // A bench run changes settings for its measurement; keep the user's.
-        if self.bench.is_none() {
-            storage.set_string(STORAGE_KEY, self.settings.to_json());
+        if self.bench.is_some() {
+            return;
+        }
+        match &self.settings_file {
+            Some(file) => {
+                if let Err(error) = crate::settings::save_file(file, &self.settings) {
+                    log::warn!("{error:#}");
+                }
+            }
+            None => storage.set_string(STORAGE_KEY, self.settings.to_json()),
         }
     }
 

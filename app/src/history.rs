@@ -1,6 +1,11 @@
 //! History: every result is written to the app's data folder as it arrives (a PNG with its
 //! settings embedded, via the engine's atomic writer), so the gallery survives restarts and
 //! crashes. One folder per run: `<history>/run_<unix secs>_<run id>/<index>.png`.
+//!
+//! A file that is there but cannot be read back (a disk error, a copy cut short) is renamed to
+//! `<index>.png.damaged` — kept, so nothing is lost, but no longer loaded — and the user is
+//! told. Temporary files of a write that was killed never end in `.png`, so they are never
+//! taken for results.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,12 +43,26 @@ pub fn write_result(
     Ok(())
 }
 
+/// What loading the history found.
+#[derive(Default)]
+pub struct Loaded {
+    /// The newest runs, oldest first.
+    pub runs: Vec<Run>,
+    /// Files that could not be read and were set aside, with what to tell the user.
+    pub damaged: Vec<String>,
+}
+
 /// Loads the newest runs, oldest first, with run id 0 (the gallery gives them ids).
-/// Unreadable files are skipped (and logged): a crash may have left a folder half written,
-/// which must not stop the app from starting.
 pub fn load(history: &Path) -> Vec<Run> {
+    load_reporting(history).runs
+}
+
+/// Loads the newest runs like [`load`], and sets unreadable result files aside
+/// (`NNN.png.damaged`), saying which: a crash may have left a folder half written, which must
+/// not stop the app from starting, nor hide that something was lost.
+pub fn load_reporting(history: &Path) -> Loaded {
     let Ok(entries) = std::fs::read_dir(history) else {
-        return Vec::new();
+        return Loaded::default();
     };
     let mut dirs: Vec<(u64, u64, PathBuf)> = entries
         .flatten()
@@ -54,9 +73,9 @@ pub fn load(history: &Path) -> Vec<Run> {
     load_sorted(dirs.into_iter().skip(skip))
 }
 
-/// Loads the runs of these folders (a project's results), oldest first; folders that are gone
-/// or are not run folders are skipped.
-pub fn load_dirs(dirs: &[PathBuf]) -> Vec<Run> {
+/// Loads the runs of these folders (a project's results), oldest first, like
+/// [`load_reporting`]; folders that are gone or are not run folders are skipped.
+pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
     let mut keyed: Vec<(u64, u64, PathBuf)> =
         dirs.iter().filter_map(|dir| run_dir_key(dir)).collect();
     keyed.sort();
@@ -72,19 +91,45 @@ fn run_dir_key(dir: &Path) -> Option<(u64, u64, PathBuf)> {
     Some((secs, id, dir.to_owned()))
 }
 
-fn load_sorted(dirs: impl Iterator<Item = (u64, u64, PathBuf)>) -> Vec<Run> {
-    let mut runs = Vec::new();
+fn load_sorted(dirs: impl Iterator<Item = (u64, u64, PathBuf)>) -> Loaded {
+    let mut loaded = Loaded::default();
     for (secs, _, dir) in dirs {
-        match load_run(&dir, secs) {
-            Ok(Some(run)) => runs.push(run),
+        match load_run(&dir, secs, &mut loaded.damaged) {
+            Ok(Some(run)) => loaded.runs.push(run),
             Ok(None) => {}
             Err(error) => log::warn!("skipping history folder {}: {error:#}", dir.display()),
         }
     }
-    runs
+    loaded
 }
 
-fn load_run(dir: &Path, created_unix_secs: u64) -> anyhow::Result<Option<Run>> {
+/// Renames an unreadable history file to `<name>.damaged` and says so.
+fn set_aside(path: &Path, error: &anyhow::Error) -> String {
+    let aside = path.with_file_name(format!(
+        "{}.damaged",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let kept = if aside.exists() {
+        "it stays where it is".to_string()
+    } else {
+        match std::fs::rename(path, &aside) {
+            Ok(()) => format!("it was kept as {}", aside.display()),
+            Err(e) => format!("it could not be renamed ({e}) and stays where it is"),
+        }
+    };
+    format!(
+        "A result in the history could not be read ({error:#}); {kept}. The other results \
+         are loaded."
+    )
+}
+
+fn load_run(
+    dir: &Path,
+    created_unix_secs: u64,
+    damaged: &mut Vec<String>,
+) -> anyhow::Result<Option<Run>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.path())
@@ -105,7 +150,11 @@ fn load_run(dir: &Path, created_unix_secs: u64) -> anyhow::Result<Option<Run>> {
                 selected: false,
             }),
             Ok(None) => log::warn!("{} carries no settings; skipped", path.display()),
-            Err(error) => log::warn!("skipping {}: {error:#}", path.display()),
+            Err(error) => {
+                let notice = set_aside(&path, &anyhow::Error::new(error));
+                log::warn!("{notice}");
+                damaged.push(notice);
+            }
         }
     }
     let Some(first) = images.first() else {

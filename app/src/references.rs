@@ -31,6 +31,9 @@ pub struct Reference {
     pub texture: Option<egui::TextureHandle>,
     /// Zoom and pan of its view on the canvas (transient).
     pub view: crate::view_transform::ViewTransform,
+    /// What the user should know about the file (e.g. only the first frame of an animation
+    /// is used); shown once when it is added.
+    pub notice: Option<String>,
 }
 
 impl Reference {
@@ -50,6 +53,7 @@ impl Reference {
             crop: [0.5, 0.5],
             texture: None,
             view: crate::view_transform::ViewTransform::whole_image(),
+            notice: None,
         }
     }
 
@@ -115,11 +119,12 @@ pub fn display_name(path: &Path) -> String {
 pub fn load_reference(path: &Path) -> anyhow::Result<Reference> {
     let image = lumos_engine::imageio::load_image(path).context("could not add the reference")?;
     let mut reference = Reference::new(display_name(path), Some(path.to_owned()), image);
-    // Read again only for the alpha: the engine's loader keeps RGB, as the encoder wants.
-    reference.alpha = std::fs::read(path)
-        .ok()
-        .and_then(|bytes| read_alpha(&bytes))
-        .map(Arc::new);
+    // Read again for the alpha (the engine's loader keeps RGB, as the encoder wants) and to
+    // tell the user when only the first frame of an animation is used.
+    if let Ok(bytes) = std::fs::read(path) {
+        reference.alpha = read_alpha(&bytes).map(Arc::new);
+        reference.notice = lumos_engine::imageio::animation_notice(&bytes, &reference.name);
+    }
     Ok(reference)
 }
 
@@ -129,6 +134,7 @@ pub fn decode_reference(name: &str, bytes: &[u8]) -> anyhow::Result<Reference> {
         lumos_engine::imageio::decode_image(bytes, name).context("could not add the reference")?;
     let mut reference = Reference::new(name.to_owned(), None, image);
     reference.alpha = read_alpha(bytes).map(Arc::new);
+    reference.notice = lumos_engine::imageio::animation_notice(bytes, name);
     Ok(reference)
 }
 

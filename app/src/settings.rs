@@ -1,7 +1,18 @@
 //! Settings that persist across restarts (serde, versioned, every field defaulted), kept apart
 //! from transient state such as jobs, textures and the selection.
+//!
+//! They live in their own file, `settings.json` in the OS config folder, rather than in
+//! eframe's `app.ron`: eframe rewrites that file in place (truncate, then write), so a crash or a
+//! kill during a save leaves it cut short, and it then silently starts from an empty store. Our
+//! file is replaced atomically ([`save_file`]: temporary file, fsync, rename), so after a crash
+//! it is the old or the new version; and a file that does not parse anyway (a disk error, an
+//! edit by hand) is moved aside under a name that says so, never overwritten, and the app says
+//! where it went ([`load_file`]).
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 
 use lumos_engine::protocol::{
     DeviceChoice, GenerationMeta, InterpolationPath, MixSettings, Mode, Precision, SamplerSettings,
@@ -346,6 +357,157 @@ impl Settings {
         self.model = Some(meta.model.clone());
         self.migrate();
     }
+}
+
+/// Name of the settings file in the config folder.
+pub const SETTINGS_FILE_NAME: &str = "settings.json";
+
+/// The settings file of the real app (`<config dir>/settings.json`), if the OS has a config
+/// folder.
+pub fn default_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "Lumos", "Lumos Studio")
+        .map(|dirs| dirs.config_dir().join(SETTINGS_FILE_NAME))
+}
+
+/// What reading the settings file found.
+#[derive(Debug)]
+pub struct LoadedSettings {
+    /// The settings to start with (defaults when there were none or they were unreadable).
+    pub settings: Settings,
+    /// Whether the file existed (if not, older settings in eframe's storage may be migrated).
+    pub found: bool,
+    /// What the user should be told: the file was damaged and where it was kept.
+    pub notice: Option<String>,
+}
+
+/// Reads the settings file. A missing file gives defaults. A file that cannot be read or
+/// parsed is renamed to `settings.json.damaged-<unix secs>` (never deleted, never overwritten)
+/// and defaults are used, with a notice that says so and where it is.
+pub fn load_file(path: &Path) -> LoadedSettings {
+    remove_stale_temporaries(path);
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|e| e.to_string()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return LoadedSettings {
+                settings: Settings::default(),
+                found: false,
+                notice: None,
+            };
+        }
+        Err(error) => Err(error.to_string()),
+    };
+    let parsed = text.and_then(|text| Settings::from_json(&text).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(settings) => LoadedSettings {
+            settings,
+            found: true,
+            notice: None,
+        },
+        Err(reason) => {
+            let kept = match set_aside(path) {
+                Ok(aside) => format!("it was kept as {}", aside.display()),
+                Err(error) => format!("it could not be moved aside ({error:#}) and stays as it is"),
+            };
+            LoadedSettings {
+                settings: Settings::default(),
+                found: true,
+                notice: Some(format!(
+                    "Your saved settings could not be read ({reason}); starting with defaults. \
+                     The damaged file was not deleted: {kept}."
+                )),
+            }
+        }
+    }
+}
+
+/// Renames a damaged file to `<name>.damaged-<unix secs>` (or `… (2)`, … if that exists).
+pub fn set_aside(path: &Path) -> anyhow::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = (1u32..)
+        .map(|n| {
+            let suffix = if n == 1 {
+                String::new()
+            } else {
+                format!(" ({n})")
+            };
+            path.with_file_name(format!("{name}.damaged-{secs}{suffix}"))
+        })
+        .find(|candidate| !candidate.exists())
+        .context("no free name")?;
+    std::fs::rename(path, &aside)
+        .with_context(|| format!("could not rename {}", path.display()))?;
+    Ok(aside)
+}
+
+/// Temporary files of [`save_file`] start with this (then the file name, the process id).
+const TEMPORARY_PREFIX: &str = ".";
+/// … and end with this.
+const TEMPORARY_SUFFIX: &str = ".tmp";
+
+fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(
+        "{TEMPORARY_PREFIX}{name}.{}{TEMPORARY_SUFFIX}",
+        std::process::id()
+    ))
+}
+
+/// Removes temporary files a killed save left beside `path` (they are never read). Only those
+/// older than a minute: another instance of the app may be saving right now.
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!("{TEMPORARY_PREFIX}{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 60);
+        if stale && file_name.starts_with(&prefix) && file_name.ends_with(TEMPORARY_SUFFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes the settings file atomically: a temporary file beside it, flushed to disk, renamed
+/// over the old one. After a crash at any moment the file holds the old or the new settings.
+pub fn save_file(path: &Path, settings: &Settings) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create the settings folder {}", dir.display()))?;
+    }
+    let temporary = temporary_path(path);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(settings.to_json().as_bytes())?;
+        file.sync_all()
+    })()
+    .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        anyhow::bail!(
+            "could not save the settings ({}) to {}",
+            lumos_engine::imageio::write_failure(&error),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// A seed from the clock and a counter: good enough to pick "a random seed" without a RNG crate.

@@ -7,10 +7,13 @@
 //! executed) and every class it references is checked against an allow-list of tensor
 //! rebuilders, storages and plain containers; anything else is refused. Tensor sizes are
 //! checked against the archive entry sizes so that a crafted header cannot ask for huge
-//! allocations.
+//! allocations. candle's pickle and safetensors readers assume well-formed files in places (a
+//! tensor rebuilt from too few arguments panicked, found by `tests/fuzz_parsers.rs`), so every
+//! call into them runs under [`refusing_panics`]: a malformed file is an error, never a crash.
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use candle_core::pickle::{Object, Stack};
@@ -38,6 +41,19 @@ fn checkpoint_error(path: &Path, reason: impl std::fmt::Display) -> EngineError 
     }
 }
 
+/// Runs a third-party parser on a file; a panic inside it (an assumption about well-formed
+/// input that a malformed file breaks) becomes a checkpoint error naming the file.
+fn refusing_panics<T>(path: &Path, failure: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown reason".into());
+        Err(checkpoint_error(path, format!("{failure} ({what})")))
+    })
+}
+
 /// Reads every tensor of a `.safetensors` or `.pth` file onto the CPU, with `module.` and
 /// `backbone.` prefixes removed.
 pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
@@ -56,12 +72,15 @@ pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
         path.extension().and_then(|e| e.to_str()),
         Some("pth" | "pt" | "bin" | "ckpt")
     );
-    let tensors = if is_pth {
-        load_pth(path)?
-    } else {
-        candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| checkpoint_error(path, format!("not a readable safetensors file ({e})")))?
-    };
+    let tensors = refusing_panics(path, "the file is malformed and could not be read", || {
+        if is_pth {
+            load_pth(path)
+        } else {
+            candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+                checkpoint_error(path, format!("not a readable safetensors file ({e})"))
+            })
+        }
+    })?;
     Ok(tensors
         .into_iter()
         .map(|(key, tensor)| (strip_prefixes(&key).to_string(), tensor))
@@ -111,6 +130,51 @@ fn find_disallowed_class(object: &Object) -> Option<String> {
             find_disallowed_class(callable).or_else(|| find_disallowed_class(args))
         }
         Object::PersistentLoad(inner) => find_disallowed_class(inner),
+        _ => None,
+    }
+}
+
+/// Walks a decoded pickle and says what is wrong with the first tensor record that has fewer
+/// fields than candle's reader takes from it (it indexes them without checking).
+fn find_incomplete_tensor(object: &Object) -> Option<&'static str> {
+    let tuple_len = |o: &Object| match o {
+        Object::Tuple(items) => Some(items.len()),
+        _ => None,
+    };
+    match object {
+        Object::Reduce { callable, args } => {
+            if let Object::Class {
+                module_name,
+                class_name,
+            } = callable.as_ref()
+            {
+                let wanted = match (module_name.as_str(), class_name.as_str()) {
+                    ("torch._utils", "_rebuild_tensor_v2") => 4,
+                    ("torch._tensor", "_rebuild_from_type_v2") => 3,
+                    ("torch._utils", "_rebuild_parameter") => 1,
+                    _ => 0,
+                };
+                if wanted > 0 && tuple_len(args).is_none_or(|n| n < wanted) {
+                    return Some("a tensor record has too few fields");
+                }
+                if wanted == 4
+                    && let Object::Tuple(items) = args.as_ref()
+                    && let Object::PersistentLoad(storage) = &items[0]
+                    && tuple_len(storage).is_none_or(|n| n < 5)
+                {
+                    return Some("a storage record has too few fields");
+                }
+            }
+            find_incomplete_tensor(callable).or_else(|| find_incomplete_tensor(args))
+        }
+        Object::Build { callable, args } => {
+            find_incomplete_tensor(callable).or_else(|| find_incomplete_tensor(args))
+        }
+        Object::Tuple(items) | Object::List(items) => items.iter().find_map(find_incomplete_tensor),
+        Object::Dict(items) => items
+            .iter()
+            .find_map(|(k, v)| find_incomplete_tensor(k).or_else(|| find_incomplete_tensor(v))),
+        Object::PersistentLoad(inner) => find_incomplete_tensor(inner),
         _ => None,
     }
 }
@@ -168,11 +232,31 @@ fn load_pth(path: &Path) -> Result<HashMap<String, Tensor>> {
         ));
     }
 
+    if let Some(problem) = find_incomplete_tensor(&object) {
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "malformed pickle: {problem}; the file is damaged or was not written by torch.save"
+            ),
+        ));
+    }
+
     let pth = candle_core::pickle::PthTensors::new(path, None)
         .map_err(|e| checkpoint_error(path, format!("cannot read tensors ({e})")))?;
     let mut tensors = HashMap::new();
     for (name, info) in pth.tensor_infos() {
-        let needed = info.layout.shape().elem_count() * info.dtype.size_in_bytes();
+        // Checked: a crafted shape can overflow the element count.
+        let needed = info
+            .layout
+            .shape()
+            .dims()
+            .iter()
+            .try_fold(info.dtype.size_in_bytes(), |bytes, &dim| {
+                bytes.checked_mul(dim)
+            })
+            .ok_or_else(|| {
+                checkpoint_error(path, format!("tensor `{name}` has an impossible shape"))
+            })?;
         let entry_size = zip
             .by_name(&info.path)
             .map(|entry| entry.size())
@@ -230,7 +314,12 @@ pub fn build_model<M>(
 ) -> Result<M> {
     let tensors = load_tensors(path)?;
     let vb = VarBuilder::from_tensors(tensors, dtype, device);
-    build(vb).map_err(|e| model_load_error(path, e))
+    // A config the size checks missed must not take the caller down either.
+    refusing_panics(
+        path,
+        "the model could not be built from these weights and its config",
+        || build(vb).map_err(|e| model_load_error(path, e)),
+    )
 }
 
 /// Resolves a VAE path: a diffusers folder (its `diffusion_pytorch_model.safetensors`) or a file.
@@ -251,10 +340,141 @@ pub fn read_config<C: serde::de::DeserializeOwned>(path: &Path) -> Result<C> {
     serde_json::from_str(&text).map_err(|e| checkpoint_error(path, format!("bad config: {e}")))
 }
 
+/// Checks that the sizes in a manifest describe a model that can be built: nothing zero that
+/// is divided by, widths divisible by head counts, and every size within generous bounds (the
+/// largest published models fit many times over), so that a damaged or hostile `model.json`
+/// is refused with the field it got wrong instead of dividing by zero or asking for terabytes.
+/// (A DINO `num_heads` of 0 divided by zero; found by `tests/fuzz_parsers.rs`.)
+pub fn check_model_sizes(spec: &ModelSpec) -> std::result::Result<(), String> {
+    fn within(
+        what: &str,
+        value: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> std::result::Result<(), String> {
+        if range.contains(&value) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} is {value}; it must be {} to {}",
+                range.start(),
+                range.end()
+            ))
+        }
+    }
+    fn divides(what: &str, width: usize, parts: usize) -> std::result::Result<(), String> {
+        if parts > 0 && width.is_multiple_of(parts) {
+            Ok(())
+        } else {
+            Err(format!("{what}: {width} is not divisible by {parts}"))
+        }
+    }
+    fn ratio(what: &str, value: f64) -> std::result::Result<(), String> {
+        if value.is_finite() && value > 0.0 && value <= 64.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} is {value}; it must be above 0 and at most 64"
+            ))
+        }
+    }
+    const SIDE: std::ops::RangeInclusive<usize> = 1..=4096;
+    const WIDTH: std::ops::RangeInclusive<usize> = 1..=16_384;
+    const DEPTH: std::ops::RangeInclusive<usize> = 1..=512;
+    const CHANNELS: std::ops::RangeInclusive<usize> = 1..=64;
+
+    let prior = &spec.prior.config;
+    within("prior.input_size", prior.input_size, SIDE)?;
+    within("prior.patch_size", prior.patch_size, 1..=prior.input_size)?;
+    divides(
+        "prior.input_size / patch_size",
+        prior.input_size,
+        prior.patch_size,
+    )?;
+    within("prior.in_channels", prior.in_channels, CHANNELS)?;
+    within(
+        "prior.input_view_channels",
+        prior.input_view_channels,
+        0..=64,
+    )?;
+    within("prior.hidden_size", prior.hidden_size, WIDTH)?;
+    within("prior.depth", prior.depth, DEPTH)?;
+    within("prior.num_heads", prior.num_heads, 1..=prior.hidden_size)?;
+    divides(
+        "prior.hidden_size / num_heads",
+        prior.hidden_size,
+        prior.num_heads,
+    )?;
+    ratio("prior.mlp_ratio", prior.mlp_ratio)?;
+    within("prior.caption_channels", prior.caption_channels, WIDTH)?;
+    within("prior.model_max_length", prior.model_max_length, 1..=4096)?;
+    within(
+        "prior.spatial_condition_grid",
+        prior.spatial_condition_grid,
+        0..=64,
+    )?;
+    if !(prior.lewei_scale.is_finite() && prior.lewei_scale > 0.0) {
+        return Err(format!(
+            "prior.lewei_scale is {}; it must be above 0",
+            prior.lewei_scale
+        ));
+    }
+    match &spec.encoder.config {
+        crate::models::EncoderConfig::Dino(dino) => {
+            within("encoder.img_size", dino.img_size, SIDE)?;
+            within("encoder.patch_size", dino.patch_size, 1..=dino.img_size)?;
+            within("encoder.in_chans", dino.in_chans, CHANNELS)?;
+            within("encoder.embed_dim", dino.embed_dim, WIDTH)?;
+            within("encoder.depth", dino.depth, DEPTH)?;
+            within("encoder.num_heads", dino.num_heads, 1..=dino.embed_dim)?;
+            divides(
+                "encoder.embed_dim / num_heads",
+                dino.embed_dim,
+                dino.num_heads,
+            )?;
+            ratio("encoder.mlp_ratio", dino.mlp_ratio)?;
+        }
+        crate::models::EncoderConfig::EfficientNetLite(net) => {
+            within("encoder.image_size", net.image_size, 32..=4096)?;
+        }
+    }
+    if let Some(vae) = &spec.vae {
+        let vae = &vae.config;
+        within("vae.in_channels", vae.in_channels, CHANNELS)?;
+        within("vae.out_channels", vae.out_channels, CHANNELS)?;
+        within("vae.latent_channels", vae.latent_channels, CHANNELS)?;
+        within("vae.layers_per_block", vae.layers_per_block, 1..=16)?;
+        within(
+            "vae.block_out_channels (levels)",
+            vae.block_out_channels.len(),
+            1..=8,
+        )?;
+        within(
+            "vae.norm_num_groups",
+            vae.norm_num_groups,
+            1..=WIDTH.end().to_owned(),
+        )?;
+        for &channels in &vae.block_out_channels {
+            within("vae.block_out_channels", channels, WIDTH)?;
+            divides(
+                "vae.block_out_channels / norm_num_groups",
+                channels,
+                vae.norm_num_groups,
+            )?;
+        }
+        if !(vae.scaling_factor.is_finite() && vae.scaling_factor != 0.0) {
+            return Err(format!("vae.scaling_factor is {}", vae.scaling_factor));
+        }
+    }
+    Ok(())
+}
+
 /// Reads a `ModelSpec` manifest; relative weight paths are relative to the manifest's folder
-/// (so a trained model folder can be moved as a whole).
+/// (so a trained model folder can be moved as a whole). Sizes are checked
+/// ([`check_model_sizes`]) before anything is built from them.
 pub fn read_manifest(path: &Path) -> Result<ModelSpec> {
     let mut spec = read_config::<ModelSpec>(path)?;
+    check_model_sizes(&spec)
+        .map_err(|reason| checkpoint_error(path, format!("impossible model sizes: {reason}")))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let anchor = |p: &mut PathBuf| {
         if p.is_relative() && crate::embedded::resolve(p).is_none() {

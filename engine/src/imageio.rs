@@ -31,8 +31,15 @@ fn image_error(path: &Path, reason: impl std::fmt::Display) -> EngineError {
     }
 }
 
-/// Reads and decodes an image file into RGB (alpha dropped, as PIL's `convert('RGB')`).
+/// Reads and decodes an image file into RGB (alpha dropped, as PIL's `convert('RGB')`). An
+/// animated GIF, WebP or PNG gives its first frame ([`load_image_with_notice`] says so).
 pub fn load_image(path: &Path) -> Result<RgbImage> {
+    load_image_with_notice(path).map(|(image, _)| image)
+}
+
+/// Like [`load_image`], with a notice for the user when the file is animated (only its first
+/// frame is used).
+pub fn load_image_with_notice(path: &Path) -> Result<(RgbImage, Option<String>)> {
     let len = std::fs::metadata(path)
         .map_err(|e| image_error(path, e))?
         .len();
@@ -47,7 +54,44 @@ pub fn load_image(path: &Path) -> Result<RgbImage> {
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| image_error(path, e))?;
-    decode_image(&bytes, &path.display().to_string())
+    let image = decode_image(&bytes, &path.display().to_string())?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok((image, animation_notice(&bytes, &name)))
+}
+
+/// A notice when `bytes` hold an animated image (GIF, WebP or APNG with more than one frame):
+/// the decoders give its first frame, and the user should know that the rest is not used.
+/// `None` for still images and for anything that does not decode.
+pub fn animation_notice(bytes: &[u8], name: &str) -> Option<String> {
+    use image::AnimationDecoder as _;
+    let cursor = || std::io::Cursor::new(bytes);
+    let kind = match image::guess_format(bytes).ok()? {
+        image::ImageFormat::Gif => {
+            let mut decoder = image::codecs::gif::GifDecoder::new(cursor()).ok()?;
+            let mut limits = image::Limits::default();
+            limits.max_alloc = Some(MAX_DECODED_BYTES);
+            image::ImageDecoder::set_limits(&mut decoder, limits).ok()?;
+            // Decoding a second frame is enough to know; never the whole animation.
+            let frames = decoder.into_frames().take(2).filter(|f| f.is_ok()).count();
+            (frames > 1).then_some("GIF")?
+        }
+        image::ImageFormat::WebP => image::codecs::webp::WebPDecoder::new(cursor())
+            .ok()?
+            .has_animation()
+            .then_some("WebP")?,
+        image::ImageFormat::Png => image::codecs::png::PngDecoder::new(cursor())
+            .ok()?
+            .is_apng()
+            .ok()?
+            .then_some("PNG (APNG)")?,
+        _ => return None,
+    };
+    Some(format!(
+        "{name} is an animated {kind}: only its first frame is used."
+    ))
 }
 
 /// Decodes an in-memory image (e.g. pasted or dropped bytes); `name` is used in errors.
@@ -296,6 +340,26 @@ pub fn read_png_text(path: &Path, keyword: &str) -> Result<Option<String>> {
         .map(|c| c.text.clone()))
 }
 
+/// Why a write failed, in words that say what to do.
+pub fn write_failure(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+            format!("the disk is full ({error}); free some space or choose another folder")
+        }
+        ErrorKind::ReadOnlyFilesystem => {
+            format!("the folder is on a read-only disk ({error}); choose another folder")
+        }
+        ErrorKind::PermissionDenied => {
+            format!("no permission to write there ({error}); choose another folder")
+        }
+        ErrorKind::NotFound => {
+            format!("the folder is gone ({error}); it was removed or its disk was unplugged")
+        }
+        _ => error.to_string(),
+    }
+}
+
 /// Writes `bytes` to `path` atomically; fails if `path` exists (nothing is overwritten) and
 /// leaves no partial file behind on failure (e.g. a full disk).
 pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -325,7 +389,7 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(write_error(e.to_string()));
+        return Err(write_error(write_failure(&e)));
     }
     // A hard link fails if the target appeared meanwhile, so nothing is ever replaced.
     let linked = std::fs::hard_link(&tmp, path);
@@ -335,9 +399,9 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
             "the file already exists; choose another name or folder".into(),
         )),
         Err(_) if !path.exists() => {
-            std::fs::rename(&tmp, path).map_err(|e| write_error(e.to_string()))
+            std::fs::rename(&tmp, path).map_err(|e| write_error(write_failure(&e)))
         }
-        Err(e) => Err(write_error(e.to_string())),
+        Err(e) => Err(write_error(write_failure(&e))),
     };
     let _ = std::fs::remove_file(&tmp);
     outcome
@@ -374,7 +438,7 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        write_error(e.to_string())
+        write_error(write_failure(&e))
     })
 }
 

@@ -55,6 +55,27 @@ impl CancelSet {
     }
 }
 
+/// Jobs a test asked to panic at a given step (see
+/// [`EngineHandle::generate_panicking_for_test`]).
+#[derive(Clone, Default)]
+struct InjectedPanics(Arc<Mutex<std::collections::HashMap<JobId, usize>>>);
+
+impl InjectedPanics {
+    fn insert(&self, job: JobId, step: usize) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(job, step);
+        }
+    }
+
+    /// Whether `job` should panic now, at `step`.
+    fn due(&self, job: JobId, step: usize) -> bool {
+        self.0
+            .lock()
+            .map(|map| map.get(&job) == Some(&step))
+            .unwrap_or(false)
+    }
+}
+
 /// The front end's side of the engine: send requests, receive events, cancel jobs.
 ///
 /// Dropping it sends `Shutdown` and joins the thread (after the current step).
@@ -62,6 +83,7 @@ pub struct EngineHandle {
     requests: Sender<Request>,
     events: Receiver<Event>,
     cancelled: CancelSet,
+    injected_panics: InjectedPanics,
     next_job: AtomicU64,
     thread: Option<JoinHandle<()>>,
 }
@@ -80,10 +102,12 @@ impl EngineHandle {
         let (request_tx, request_rx) = crossbeam_channel::bounded(REQUEST_CAPACITY);
         let (event_tx, event_rx) = crossbeam_channel::bounded(EVENT_CAPACITY);
         let cancelled = CancelSet::default();
+        let injected_panics = InjectedPanics::default();
         let worker = Worker {
             events: event_tx,
             waker,
             cancelled: cancelled.clone(),
+            injected_panics: injected_panics.clone(),
             cache: ModelCache::default(),
         };
         let thread = std::thread::Builder::new()
@@ -93,6 +117,7 @@ impl EngineHandle {
             requests: request_tx,
             events: event_rx,
             cancelled,
+            injected_panics,
             next_job: AtomicU64::new(first_job),
             thread: Some(thread),
         })
@@ -172,6 +197,26 @@ impl EngineHandle {
         let _ = self.requests.send(Request::CrashForTest);
     }
 
+    /// Queues a generation that panics at sampler step `step`, as a bug in the middle of a
+    /// pipeline would, so that a test can check that it ends as `Failed` and that the engine
+    /// serves the next job. Not for normal use.
+    #[doc(hidden)]
+    pub fn generate_panicking_for_test(
+        &self,
+        request: GenerateRequest,
+        step: usize,
+    ) -> Result<JobId, EngineGone> {
+        let job = self.allocate_job();
+        self.injected_panics.insert(job, step);
+        self.requests
+            .send(Request::Generate {
+                job,
+                request: Box::new(request),
+            })
+            .map_err(|_| EngineGone)?;
+        Ok(job)
+    }
+
     /// Whether the engine thread is still running.
     pub fn is_alive(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
@@ -217,6 +262,7 @@ struct Worker {
     events: Sender<Event>,
     waker: Waker,
     cancelled: CancelSet,
+    injected_panics: InjectedPanics,
     cache: ModelCache,
 }
 
@@ -283,6 +329,7 @@ impl Worker {
         let events = self.events.clone();
         let waker = self.waker.clone();
         let cancelled = self.cancelled.clone();
+        let injected_panics = self.injected_panics.clone();
         let mut hook = |report: StepReport| -> crate::error::Result<()> {
             if cancelled.contains(job) {
                 return Err(EngineError::Cancelled);
@@ -293,6 +340,9 @@ impl Worker {
                     steps,
                     preview,
                 } => {
+                    if injected_panics.due(job, step) {
+                        panic!("panic injected by a test at step {step}");
+                    }
                     // Progress may be dropped when the front end is behind.
                     let event = Event::Progress {
                         job,

@@ -171,3 +171,103 @@ fn empty_random_and_cut_files_are_refused_with_their_name() {
         assert!(error.to_string().contains(name), "{name}: {error}");
     }
 }
+
+/// An animated GIF of solid frames, one colour each.
+fn animated_gif(colours: &[[u8; 3]]) -> Vec<u8> {
+    let frames: Vec<RgbImage> = colours
+        .iter()
+        .map(|&c| RgbImage::from_pixel(8, 8, Rgb(c)))
+        .collect();
+    let refs: Vec<&RgbImage> = frames.iter().collect();
+    lumos_engine::imageio::encode_gif(&refs, 100).expect("encode gif")
+}
+
+/// A RIFF chunk: id, little-endian size, data, a pad byte to even length.
+fn riff_chunk(id: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = id.to_vec();
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    if data.len() % 2 == 1 {
+        out.push(0);
+    }
+    out
+}
+
+fn u24(v: u32) -> [u8; 3] {
+    let b = v.to_le_bytes();
+    [b[0], b[1], b[2]]
+}
+
+/// An animated WebP (VP8X + ANIM + one ANMF per frame) of solid 8×8 frames. The frames are
+/// lossless stills from image's encoder, re-wrapped the way libwebp's `img2webp` lays them out.
+fn animated_webp(colours: &[[u8; 3]]) -> Vec<u8> {
+    let mut body = b"WEBP".to_vec();
+    let mut vp8x = vec![0x02, 0, 0, 0]; // animation flag
+    vp8x.extend_from_slice(&u24(7));
+    vp8x.extend_from_slice(&u24(7));
+    body.extend(riff_chunk(b"VP8X", &vp8x));
+    body.extend(riff_chunk(b"ANIM", &[0, 0, 0, 0, 0, 0]));
+    for &colour in colours {
+        let mut still = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut still)
+            .encode(
+                RgbImage::from_pixel(8, 8, Rgb(colour)).as_raw(),
+                8,
+                8,
+                image::ExtendedColorType::Rgb8,
+            )
+            .expect("encode webp");
+        // still = RIFF size WEBP VP8L-chunk
+        let vp8l = &still[12..];
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&u24(0)); // x / 2
+        frame.extend_from_slice(&u24(0)); // y / 2
+        frame.extend_from_slice(&u24(7)); // width - 1
+        frame.extend_from_slice(&u24(7)); // height - 1
+        frame.extend_from_slice(&u24(100)); // duration, ms
+        frame.push(0); // no blending flags: overwrite
+        frame.extend_from_slice(vp8l);
+        body.extend(riff_chunk(b"ANMF", &frame));
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+#[test]
+fn animated_gif_and_webp_give_their_first_frame_and_say_so() {
+    use lumos_engine::imageio::animation_notice;
+    let colours = [[200, 10, 10], [10, 200, 10], [10, 10, 200]];
+    for (kind, bytes) in [
+        ("GIF", animated_gif(&colours)),
+        ("WebP", animated_webp(&colours)),
+    ] {
+        let decoded = decode_image(&bytes, "anim").unwrap_or_else(|e| panic!("{kind}: {e:#}"));
+        assert_eq!(decoded.dimensions(), (8, 8), "{kind}");
+        let pixel = decoded.get_pixel(4, 4).0;
+        let distance: i32 = pixel
+            .iter()
+            .zip(colours[0])
+            .map(|(&a, b)| (i32::from(a) - i32::from(b)).abs())
+            .sum();
+        assert!(distance < 24, "{kind}: {pixel:?} is not the first frame");
+        let notice = animation_notice(&bytes, "dance.anim").expect("said so");
+        assert!(
+            notice.contains("dance.anim")
+                && notice.contains(kind)
+                && notice.contains("first frame"),
+            "{notice}"
+        );
+    }
+    // A still picture gets no notice, and neither does a one-frame GIF.
+    assert_eq!(
+        animation_notice(&animated_gif(&colours[..1]), "still.gif"),
+        None
+    );
+    let mut png = Vec::new();
+    RgbImage::new(4, 4)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    assert_eq!(animation_notice(&png, "still.png"), None);
+}

@@ -678,3 +678,35 @@ fn text2image_says_what_is_missing_and_refuses_an_empty_prompt() {
         "Lumos_T2I.pth",
     );
 }
+
+#[test]
+fn an_animated_reference_is_used_by_its_first_frame_and_the_cli_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gif = dir.path().join("dance.gif");
+    let still = image::open(pipeline_dir().join("ref_a.png"))
+        .expect("fixture")
+        .to_rgb8();
+    let other = image::RgbImage::from_pixel(still.width(), still.height(), image::Rgb([0, 0, 0]));
+    let bytes = lumos_engine::imageio::encode_gif(&[&still, &other], 100).expect("gif");
+    std::fs::write(&gif, bytes).expect("write");
+    let out = dir.path().join("out");
+    let result = lumos(&[
+        "generate",
+        path_str(&gif),
+        "--model",
+        "fixture",
+        "--steps",
+        "1",
+        "-n",
+        "1",
+        "-o",
+        path_str(&out),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("dance.gif is an animated GIF: only its first frame is used"),
+        "{}",
+        stderr(&result)
+    );
+    assert_eq!(files_in(&out).len(), 1);
+}

@@ -217,6 +217,45 @@ fn errors_come_back_as_events_and_the_engine_keeps_running() {
 }
 
 #[test]
+fn a_panic_mid_job_ends_it_as_failed_and_the_engine_serves_the_next_job() {
+    let engine = EngineHandle::spawn(|| {}).expect("spawn");
+    let panicking = engine
+        .generate_panicking_for_test(request(2, 4, 1), 2)
+        .expect("queued");
+    let next = engine.generate(request(1, 2, 3)).expect("queued");
+    let events = collect_until_done(&engine, &[panicking, next]);
+    assert!(engine.is_alive(), "the engine thread survives the panic");
+    let of = |job: JobId| -> Vec<&Event> { events.iter().filter(|e| e.job() == job).collect() };
+    let panicked = of(panicking);
+    assert!(matches!(panicked.first(), Some(Event::Started { .. })));
+    let steps: Vec<usize> = panicked
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        steps.iter().all(|&s| s < 2),
+        "no step after the panic: {steps:?}"
+    );
+    assert_eq!(terminal_count(&events, panicking), 1);
+    match panicked.last() {
+        Some(Event::Failed { error, .. }) => assert!(
+            error.contains("internal error") && error.contains("please report"),
+            "{error}"
+        ),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(terminal_count(&events, next), 1);
+    assert!(
+        of(next).iter().any(|e| matches!(e, Event::Image { .. })),
+        "the next job makes its image"
+    );
+    assert!(matches!(of(next).last(), Some(Event::Finished { .. })));
+}
+
+#[test]
 fn the_waker_is_called_for_events() {
     let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = count.clone();

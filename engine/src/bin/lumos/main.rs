@@ -235,7 +235,10 @@ impl SamplingArgs {
         let Some(path) = &self.init else {
             return Ok(None);
         };
-        let image = imageio::load_image(path)?;
+        let (image, notice) = imageio::load_image_with_notice(path)?;
+        if let Some(notice) = notice {
+            eprintln!("note: {notice}");
+        }
         let mask = match &self.mask {
             None => None,
             Some(mask_path) => {
@@ -671,7 +674,10 @@ fn load_references(paths: &[PathBuf], weights: &[f32]) -> anyhow::Result<Vec<Ref
         .iter()
         .enumerate()
         .map(|(i, path)| {
-            let image = imageio::load_image(path)?;
+            let (image, notice) = imageio::load_image_with_notice(path)?;
+            if let Some(notice) = notice {
+                eprintln!("note: {notice}");
+            }
             Ok(ReferenceImage {
                 name: path
                     .file_name()
