@@ -8,7 +8,9 @@
 //! - `export`: `export::execute` replacing one PNG with settings (the user chose Overwrite);
 //! - `history`: `history::write_result` adding results to a run folder, which
 //!   `history::load_reporting` must read back whole, with nothing set aside as damaged;
-//! - `settings`: `settings::save_file` replacing the settings file.
+//! - `settings`: `settings::save_file` replacing the settings file;
+//! - `project`: `lumos_engine::project::save` replacing a `.lumos` project (what File ▸ Save
+//!   and the autosave call), read back with `project::load`.
 //!
 //! Adding a writer (e.g. the project save, `save_project(path, &Project)`): add a variant to
 //! [`Writer`] and its arms in `name`, `write_version` (write version `k` of the file with the
@@ -48,9 +50,48 @@ enum Writer {
     Export,
     History,
     Settings,
+    Project,
 }
 
-const ALL: [Writer; 3] = [Writer::Export, Writer::History, Writer::Settings];
+const ALL: [Writer; 4] = [
+    Writer::Export,
+    Writer::History,
+    Writer::Settings,
+    Writer::Project,
+];
+
+/// The project file the project writer replaces.
+const PROJECT_FILE: &str = "scene.lumos";
+
+/// Project version `k`: one noise reference (tens of kB) whose weight and seed are `k`.
+fn project_of(version: u64) -> lumos_engine::project::Project {
+    use lumos_engine::project::{Project, ProjectRecipe, ProjectReference};
+    Project {
+        references: vec![ProjectReference {
+            name: format!("v{version}.png"),
+            source: None,
+            image: Arc::new(image_of(version)),
+            alpha: None,
+            weight: version as f32,
+            crop: [0.5, 0.5],
+        }],
+        start_image: None,
+        prompt: None,
+        recipe: ProjectRecipe {
+            mode: Some(Mode::Variations { count: 1 }),
+            sampler: SamplerSettings {
+                seed: version,
+                ..SamplerSettings::default()
+            },
+            mix: MixSettings::default(),
+            strength: 0.6,
+            feather_px: 0,
+            model: None,
+        },
+        app_settings: None,
+        history: Vec::new(),
+    }
+}
 
 /// The file an export replaces.
 const EXPORT_FILE: &str = "result.png";
@@ -112,6 +153,7 @@ impl Writer {
             Self::Export => "export",
             Self::History => "history",
             Self::Settings => "settings",
+            Self::Project => "project",
         }
     }
 
@@ -149,6 +191,10 @@ impl Writer {
                 s.sampler.seed = k;
                 s.count = 1 + (k as usize % 16);
                 settings::save_file(&dir.join(settings::SETTINGS_FILE_NAME), &s)
+            }
+            Self::Project => {
+                lumos_engine::project::save(&dir.join(PROJECT_FILE), &project_of(k))?;
+                Ok(())
             }
         }
     }
@@ -199,6 +245,15 @@ impl Writer {
                 }
                 Ok(parsed.sampler.seed)
             }
+            Self::Project => {
+                let project = lumos_engine::project::load(&dir.join(PROJECT_FILE))
+                    .map_err(|e| e.to_string())?;
+                let k = project.recipe.sampler.seed;
+                if project != project_of(k) {
+                    return Err(format!("a mix of versions around version {k}"));
+                }
+                Ok(k)
+            }
         }
     }
 
@@ -206,14 +261,16 @@ impl Writer {
     fn next_version(self, dir: &Path) -> u64 {
         match self {
             Self::History => self.written_version(dir).unwrap_or(0),
-            Self::Export | Self::Settings => self.written_version(dir).map_or(0, |v| v + 1),
+            Self::Export | Self::Settings | Self::Project => {
+                self.written_version(dir).map_or(0, |v| v + 1)
+            }
         }
     }
 
     /// Folders whose files are results or settings (temporary files must not look like them).
     fn targets(self, dir: &Path) -> Vec<PathBuf> {
         match self {
-            Self::Export | Self::Settings => vec![dir.to_owned()],
+            Self::Export | Self::Settings | Self::Project => vec![dir.to_owned()],
             Self::History => vec![history_run_dir(dir)],
         }
     }
@@ -226,6 +283,7 @@ impl Writer {
                 .strip_suffix(".png")
                 .is_some_and(|stem| stem.len() >= 3 && stem.bytes().all(|b| b.is_ascii_digit())),
             Self::Settings => name == settings::SETTINGS_FILE_NAME,
+            Self::Project => name == PROJECT_FILE,
         }
     }
 }
