@@ -1,6 +1,7 @@
 //! Fuzzing the engine's parsers of untrusted files on the stable toolchain: PyTorch `.pth`
 //! checkpoints (the zip container and the pickle inside), the safetensors header, PNG metadata
-//! (the A1111 `parameters` text and our `lumos` JSON chunk) and `model.json` manifests.
+//! (the A1111 `parameters` text and our `lumos` JSON chunk), `model.json` manifests and
+//! project files (`.lumos`: the zip and its `project.json`).
 //!
 //! Each harness starts from a real sample (a fixture checkpoint, a file the engine wrote) and
 //! mutates it the way a fuzzer would, with extra aim at the places where each format keeps its
@@ -504,6 +505,110 @@ fn manifest_value_edits_never_crash() {
         (0usize..2, json_edits()),
         |(which, edits)| read_manifest(apply_json(&samples[which], &edits).into_bytes()),
     );
+}
+
+// ---- project files (.lumos) ----------------------------------------------------------------
+
+/// A project with two references (one with alpha), a start image with a mask, and settings.
+fn project_sample() -> Vec<u8> {
+    use lumos_engine::project::{Project, ProjectRecipe, ProjectReference, ProjectStartImage};
+    use std::sync::Arc;
+    let image = |w: u32, h: u32, seed: u8| {
+        Arc::new(image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x as u8).wrapping_mul(seed), y as u8, seed])
+        }))
+    };
+    let gray = |w: u32, h: u32| {
+        Arc::new(image::GrayImage::from_fn(w, h, |x, _| {
+            image::Luma([(x * 20) as u8])
+        }))
+    };
+    let project = Project {
+        references: vec![
+            ProjectReference {
+                name: "a.png".into(),
+                source: Some("/pictures/a.png".into()),
+                image: image(12, 8, 3),
+                alpha: Some(gray(12, 8)),
+                weight: 1.5,
+                crop: [0.2, 0.5],
+            },
+            ProjectReference {
+                name: "pasted".into(),
+                source: None,
+                image: image(5, 5, 7),
+                alpha: None,
+                weight: -0.5,
+                crop: [0.5, 0.5],
+            },
+        ],
+        start_image: Some(ProjectStartImage {
+            name: "start".into(),
+            image: image(9, 9, 11),
+            mask: Some(gray(9, 9)),
+            alpha: None,
+        }),
+        prompt: Some("a fox".into()),
+        recipe: ProjectRecipe {
+            mode: Some(Mode::Variations { count: 4 }),
+            sampler: SamplerSettings::default(),
+            mix: MixSettings::default(),
+            strength: 0.6,
+            feather_px: 2,
+            model: Some("Lumos small".into()),
+        },
+        app_settings: Some(serde_json::json!({"count": 4, "brush_px": 12.0})),
+        history: vec!["/history/run_1_1".into()],
+    };
+    lumos_engine::project::encode(&project).expect("encode the sample project")
+}
+
+fn load_project(bytes: Vec<u8>) -> Result<(), String> {
+    parse_file("scene.lumos", bytes, |path| {
+        lumos_engine::project::load(path)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    })
+}
+
+/// Raw mutations of a whole project archive, aimed at the zip records' length fields.
+#[test]
+fn project_archive_mutations_never_crash() {
+    let sample = project_sample();
+    let fields = zip_length_fields(&sample);
+    run("project archive", mutations(32), |edits| {
+        load_project(apply(&sample, &edits, &fields))
+    });
+}
+
+/// `project.json` values replaced by hostile ones inside a valid archive (the images intact),
+/// and sometimes an image entry cut short.
+#[test]
+fn project_manifest_edits_never_crash() {
+    let original = zip_entries(&project_sample());
+    let manifest: serde_json::Value = original
+        .iter()
+        .find(|(name, _)| name == "project.json")
+        .map(|(_, bytes)| serde_json::from_slice(bytes).expect("json"))
+        .expect("a project.json");
+    let strategy = (
+        json_edits(),
+        proptest::option::of((any::<usize>(), any::<usize>())),
+    );
+    run("project manifest", strategy, |(edits, cut)| {
+        let mut entries = original.clone();
+        for (name, contents) in &mut entries {
+            if name == "project.json" {
+                *contents = apply_json(&manifest, &edits).into_bytes();
+            }
+        }
+        if let Some((which, keep)) = cut {
+            let i = which % entries.len();
+            let len = entries[i].1.len();
+            entries[i].1.truncate(keep % (len + 1));
+        }
+        load_project(zip_of(&entries))
+    });
 }
 
 // ---- regression tests: crashes the harnesses found ----------------------------------------
