@@ -22,7 +22,22 @@ pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<A
     }
     for run in gallery.runs_mut().iter_mut().rev() {
         let run_id = run.id;
-        ui.push_id(run_id, |ui| {
+        // Runs scrolled out of view are not laid out: their space is kept at the height they
+        // had when last drawn, so a gallery of a thousand runs costs what the visible ones do.
+        let height_id = ui.id().with(("run height", run_id));
+        let known_height: Option<f32> = ui.data(|d| d.get_temp(height_id));
+        if let Some(height) = known_height {
+            let rect = egui::Rect::from_min_size(
+                ui.cursor().min,
+                egui::vec2(ui.available_width(), height),
+            );
+            if !ui.is_rect_visible(rect) {
+                ui.allocate_space(rect.size());
+                ui.add_space(6.0);
+                continue;
+            }
+        }
+        let drawn = ui.push_id(run_id, |ui| {
             egui::Frame::group(ui.style()).show(ui, |ui| {
                 ui.horizontal_wrapped(|ui| {
                     ui.strong(format!("Run {run_id}"));
@@ -88,6 +103,8 @@ pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<A
                 }
             });
         });
+        let height = drawn.response.rect.height();
+        ui.data_mut(|d| d.insert_temp(height_id, height));
         ui.add_space(6.0);
     }
 }
