@@ -24,7 +24,7 @@ pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<A
         let run_id = run.id;
         // Runs scrolled out of view are not laid out: their space is kept at the height they
         // had when last drawn, so a gallery of a thousand runs costs what the visible ones do.
-        let height_id = ui.id().with(("run height", run_id));
+        let height_id = ui.scope_id().with(("run height", run_id));
         let known_height: Option<f32> = ui.data(|d| d.get_temp(height_id));
         if let Some(height) = known_height {
             let rect = egui::Rect::from_min_size(
