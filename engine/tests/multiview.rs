@@ -159,8 +159,16 @@ fn a_zero123pp_set_writes_views_cameras_grid_and_turntable() {
         let [u, v] = transforms.project(i, [0.0; 3]).expect("in front");
         assert!((u - 8.0).abs() < 1e-9 && (v - 8.0).abs() < 1e-9);
     }
-    let grid = image::open(out.join("grid.png")).expect("grid");
+    let grid = image::open(out.join("grid.png")).expect("grid").to_rgb8();
     assert_eq!((grid.width(), grid.height()), (2 * 16, 3 * 16));
+    // Zero123++ v1.2's order: two views per row, in pose order (30°, 90° | 150°, 210° | …).
+    for i in 0..6u32 {
+        let tile = image::imageops::crop_imm(&grid, (i % 2) * 16, (i / 2) * 16, 16, 16).to_image();
+        let view = image::open(out.join(format!("view_{:02}.png", i + 1)))
+            .expect("view")
+            .to_rgb8();
+        assert_eq!(tile, view, "tile {i} is view {}", i + 1);
+    }
     let gif = std::fs::File::open(out.join("turntable.gif")).expect("gif");
     let frames = image::AnimationDecoder::into_frames(
         image::codecs::gif::GifDecoder::new(std::io::BufReader::new(gif)).expect("decode"),
