@@ -710,3 +710,45 @@ fn an_animated_reference_is_used_by_its_first_frame_and_the_cli_says_so() {
     );
     assert_eq!(files_in(&out).len(), 1);
 }
+
+#[test]
+fn a_half_precision_prior_generates_what_the_full_precision_one_does() {
+    // The condition is f32 and the learned null embedding f16: guidance used to refuse to join
+    // them ("dtype mismatch in cat"), so `--precision f16` could not generate at all.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |precision: &str| {
+        let out = dir.path().join(precision);
+        let result = lumos(&[
+            "generate",
+            path_str(&pipeline_dir().join("ref_a.png")),
+            "--model",
+            "fixture",
+            "--precision",
+            precision,
+            "--steps",
+            "3",
+            "--seed",
+            "4",
+            "-n",
+            "1",
+            "-o",
+            path_str(&out),
+        ]);
+        assert!(result.status.success(), "{precision}: {}", stderr(&result));
+        image::open(out.join("lumos-4-000.png"))
+            .expect("output")
+            .to_rgb8()
+    };
+    let (full, half) = (run("f32"), run("f16"));
+    let mean_diff = full
+        .as_raw()
+        .iter()
+        .zip(half.as_raw())
+        .map(|(a, b)| f64::from(a.abs_diff(*b)))
+        .sum::<f64>()
+        / full.as_raw().len() as f64;
+    assert!(
+        mean_diff < 4.0,
+        "f16 drifts from f32 by {mean_diff:.2} levels on average"
+    );
+}

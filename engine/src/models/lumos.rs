@@ -648,8 +648,9 @@ impl LumosI2I {
         if pose_rows != b || one != 1 {
             candle_core::bail!("{pose_rows} poses for a condition of shape {:?}", y.dims())
         }
+        let y = y.to_dtype(self.dtype())?;
         let embedded = mlp
-            .forward_per_row(&pose.to_dtype(y.dtype())?)?
+            .forward_per_row(&pose.to_dtype(self.dtype())?)?
             .reshape((b, 1, 1, cc))?;
         let global = (y.narrow(2, 0, 1)? + embedded)?;
         if l == 1 {

@@ -236,7 +236,14 @@ impl NoisePredictor for NovelViewGuidance<'_> {
                 .to_dtype(x.dtype())?);
         }
         let both = Tensor::cat(&[&x_in, &x_in], 0)?;
-        let y = Tensor::cat(&[&self.uncondition, &self.condition], 0)?;
+        let dtype = self.model.dtype();
+        let y = Tensor::cat(
+            &[
+                &self.uncondition.to_dtype(dtype)?,
+                &self.condition.to_dtype(dtype)?,
+            ],
+            0,
+        )?;
         let eps = self
             .model
             .forward_eps(&both, &vec![net_t; 2 * b], &y)?

@@ -34,7 +34,15 @@ impl NoisePredictor for ClassifierFreeGuidance<'_> {
         }
         // One batched call: unconditional first, as the original.
         let x_in = Tensor::cat(&[x, x], 0)?;
-        let y_in = Tensor::cat(&[&self.uncondition, &self.condition], 0)?;
+        // The condition comes in f32, the learned null in the prior's dtype (f16 on GPUs).
+        let dtype = self.model.dtype();
+        let y_in = Tensor::cat(
+            &[
+                &self.uncondition.to_dtype(dtype)?,
+                &self.condition.to_dtype(dtype)?,
+            ],
+            0,
+        )?;
         let eps = self
             .model
             .forward_eps(&x_in, &vec![net_t; 2 * b], &y_in)?
