@@ -125,14 +125,48 @@ fn set_aside(path: &Path, error: &anyhow::Error) -> String {
     )
 }
 
+/// Temporary files older than this are left over from a write that was killed.
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes what killed writes leave in a run folder (hidden `.*.tmp` files, never results),
+/// once they are old enough that no running writer can still own them.
+fn remove_stale_temporaries(entries: &[PathBuf]) {
+    for path in entries {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+            continue;
+        }
+        let age = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age > STALE_TEMPORARY) {
+            match std::fs::remove_file(path) {
+                Ok(()) => log::info!(
+                    "removed {}, left by a write that was cut off",
+                    path.display()
+                ),
+                Err(error) => log::warn!("could not remove {}: {error}", path.display()),
+            }
+        }
+    }
+}
+
 fn load_run(
     dir: &Path,
     created_unix_secs: u64,
     damaged: &mut Vec<String>,
 ) -> anyhow::Result<Option<Run>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.path())
+        .collect();
+    remove_stale_temporaries(&entries);
+    let mut files: Vec<PathBuf> = entries
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "png"))
         .collect();
     files.sort();
@@ -181,4 +215,47 @@ fn load_run(
         history_dir: Some(dir.to_owned()),
         images,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_temporaries_of_killed_writes_are_removed_fresh_ones_and_results_kept() {
+        let history = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir(history.path(), 1_700_000_000, 1);
+        let meta = lumos_engine::protocol::GenerationMeta {
+            version: lumos_engine::protocol::META_VERSION,
+            model: "m".into(),
+            mode: Mode::Variations { count: 1 },
+            settings: lumos_engine::protocol::SamplerSettings::default(),
+            index: 0,
+            mix: None,
+            references: Vec::new(),
+            size: [4, 4],
+            parent: None,
+            mix_settings: lumos_engine::protocol::MixSettings::default(),
+            strength: None,
+            init_sha256: None,
+            mask_sha256: None,
+        };
+        write_result(&dir, 0, &image::RgbImage::new(4, 4), &meta).expect("write");
+        let old = dir.join(".001.png.4242.tmp");
+        let fresh = dir.join(".002.png.4243.tmp");
+        std::fs::write(&old, b"half a png").expect("write");
+        std::fs::write(&fresh, b"being written").expect("write");
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|f| f.set_modified(an_hour_ago))
+            .expect("age the file");
+        let loaded = load_reporting(history.path());
+        assert_eq!(loaded.runs.len(), 1);
+        assert_eq!(loaded.runs[0].images.len(), 1);
+        assert!(loaded.damaged.is_empty());
+        assert!(!old.exists(), "an hour-old temporary is removed");
+        assert!(fresh.exists(), "a writer may still own a fresh one");
+    }
 }
