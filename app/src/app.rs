@@ -126,8 +126,32 @@ enum DialogResult {
 
 /// Reads and decodes one reference file, and the settings it carries if it is our PNG.
 fn read_reference(path: &Path) -> anyhow::Result<(Reference, Option<GenerationMeta>)> {
-    let reference = load_reference(path)?;
-    let meta = lumos_engine::imageio::read_png_meta(path).ok().flatten();
+    let mut reference = load_reference(path)?;
+    let is_png = std::fs::File::open(path)
+        .and_then(|mut f| {
+            let mut signature = [0u8; 8];
+            std::io::Read::read_exact(&mut f, &mut signature).map(|()| signature)
+        })
+        .is_ok_and(|s| s == *b"\x89PNG\r\n\x1a\n");
+    let meta = match lumos_engine::imageio::read_png_meta(path) {
+        Ok(meta) => meta,
+        Err(error) => {
+            // The pixels decoded, so only its settings chunk is damaged: say so rather than
+            // silently not restoring them.
+            if is_png {
+                let notice = format!(
+                    "{} is added as a reference, but the settings stored in it could not be \
+                     read ({error}), so they were not restored.",
+                    display_name(path)
+                );
+                reference.notice = Some(match reference.notice.take() {
+                    Some(earlier) => format!("{earlier} {notice}"),
+                    None => notice,
+                });
+            }
+            None
+        }
+    };
     Ok((reference, meta))
 }
 

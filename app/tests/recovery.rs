@@ -1,6 +1,7 @@
 //! Starting after something went wrong: a damaged settings file and damaged history files are
 //! set aside and the app says so in its notifications; an animated image added as a reference
-//! is used by its first frame, and the app says that too.
+//! is used by its first frame, and the app says that too; a PNG whose settings chunk is damaged
+//! is added as a reference, and the app says its settings were not restored.
 
 mod common;
 
@@ -113,6 +114,42 @@ fn an_animated_reference_is_added_by_its_first_frame_with_a_notice() {
         texts
             .iter()
             .any(|t| t.contains("dance.gif") && t.contains("only its first frame")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn a_png_whose_settings_are_damaged_is_added_and_the_app_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("result.png");
+    // A PNG with our settings chunk holding broken JSON.
+    let bytes = lumos_engine::imageio::encode_png_with_text(
+        &image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            8,
+            8,
+            image::Rgb([90, 90, 90]),
+        )),
+        &[(
+            lumos_engine::imageio::META_KEYWORD,
+            "{\"version\": 1, \"mo".to_string(),
+        )],
+    )
+    .expect("encode");
+    std::fs::write(&path, bytes).expect("write");
+    let mut harness = harness_with(config());
+    let seed_before = harness.state().settings().sampler.seed;
+    drop_file(&mut harness, &path);
+    assert_eq!(
+        harness.state().canvas().references.len(),
+        1,
+        "the pixels are fine"
+    );
+    assert_eq!(harness.state().settings().sampler.seed, seed_before);
+    let texts = notification_texts(&harness);
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("result.png") && t.contains("could not be read")),
         "{texts:?}"
     );
 }
