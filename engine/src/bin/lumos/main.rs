@@ -19,6 +19,7 @@ use lumos_engine::protocol::{
 use lumos_engine::train::{TrainEvent, TrainSettings};
 use lumos_engine::worker::EngineHandle;
 
+mod bench_command;
 mod eval_command;
 mod eval_multiview_command;
 mod multiview_command;
@@ -415,20 +416,7 @@ enum Command {
         precision: PrecisionArg,
     },
     /// Time the full-size networks with random weights.
-    Bench {
-        /// Device: cpu, cuda, cuda:N, metal or metal:N.
-        #[arg(long, default_value = "cpu")]
-        device: DeviceChoice,
-        /// Timed runs per workload (median reported).
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-        /// Only these workloads (prior, encoder, vae, default); all by default.
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-        /// Precision of the full-size networks (f16/bf16 for GPUs).
-        #[arg(long, value_enum, default_value = "f32")]
-        precision: PrecisionArg,
-    },
+    Bench(bench_command::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -516,12 +504,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             verbose,
             precision,
         } => selftest(fixtures, device, precision.into(), verbose),
-        Command::Bench {
-            device,
-            runs,
-            only,
-            precision,
-        } => bench(device, runs, &only, precision.into()),
+        Command::Bench(args) => bench_command::run(args),
         Command::Eval(args) => eval_command::run(args),
         Command::Multiview(args) => multiview_command::run(args),
         Command::Text2image(args) => text2image_command::run(args),
@@ -950,45 +933,6 @@ fn selftest(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn bench(
-    device: DeviceChoice,
-    runs: usize,
-    only: &[String],
-    precision: lumos_engine::protocol::Precision,
-) -> anyhow::Result<ExitCode> {
-    let dev = lumos_engine::device::open(device)?;
-    let wants = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
-    let plan = lumos_engine::bench::BenchPlan {
-        runs,
-        prior: wants("prior"),
-        encoder: wants("encoder"),
-        vae: wants("vae"),
-        default_model: wants("default"),
-        dtype: lumos_engine::device::dtype(precision),
-    };
-    println!(
-        "lumos bench on {device} ({} threads), {precision:?}, median of {runs} runs after a warm-up",
-        rayon_threads()
-    );
-    lumos_engine::bench::run(&dev, plan, &mut |r| {
-        println!(
-            "{:<58} median {:>8.3} s   {:>7.1} GFLOP/s   cpu {}   ({:.1} GFLOP; runs {:?})",
-            r.name,
-            r.median_secs,
-            r.gflops(),
-            r.median_cpu_secs
-                .map(|c| format!("{c:.2} s"))
-                .unwrap_or_else(|| "n/a".into()),
-            r.flops / 1e9,
-            r.runs_secs
-                .iter()
-                .map(|s| (s * 1000.0).round() / 1000.0)
-                .collect::<Vec<_>>()
-        );
-    })?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn rayon_threads() -> String {
