@@ -529,7 +529,12 @@ impl LumosApp {
     /// What a clean quit does: unsaved work is autosaved and offered at the next start;
     /// otherwise the session is marked as ended and nothing is offered.
     pub fn quit(&mut self) {
-        if self.recovery.is_none() || self.bench.is_some() {
+        let Some(recovery) = &self.recovery else {
+            return;
+        };
+        if self.bench.is_some() {
+            // A bench run's canvas is the bench's, not the user's work.
+            recovery.end_session();
             return;
         }
         if self.has_unsaved_changes() && !self.is_empty_project() {
