@@ -55,7 +55,7 @@ pub fn capture(
             feather_px: settings.feather_px,
             model: settings.model.clone(),
         },
-        app_settings: serde_json::from_str(&settings.to_json()).ok(),
+        app_settings: serde_json::to_value(settings).ok(),
         history,
     }
 }

@@ -233,6 +233,34 @@ fn weight_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The fixture's weight files; an error when it has none (a check over no weights passes
+/// nothing).
+fn required_weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let files = weight_files(dir);
+    if files.is_empty() {
+        return Err(EngineError::InvalidRequest(format!(
+            "no weights in {}",
+            dir.display()
+        )));
+    }
+    Ok(files)
+}
+
+/// The folder of the network a solver fixture runs: the first word of its config's `model`
+/// (e.g. `"../lumos_i2i_tiny"`), relative to the fixture, else `default` among the fixtures.
+fn solver_model_dir(
+    dir: &Path,
+    model: Option<&str>,
+    fixtures_root: &Path,
+    default: &str,
+) -> PathBuf {
+    model
+        .and_then(|m| m.split_whitespace().next())
+        .map(|m| dir.join(m))
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| fixtures_root.join(default))
+}
+
 fn file_label(dir: &Path, file: &Path) -> String {
     let folder = dir
         .file_name()
@@ -254,13 +282,7 @@ pub fn check_lumos_i2i(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<
     let y = io.get("y", device)?.to_dtype(dtype)?;
     let tolerance = network_tolerance(dtype, PARITY);
     let mut checks = Vec::new();
-    let files = weight_files(dir);
-    if files.is_empty() {
-        return Err(EngineError::InvalidRequest(format!(
-            "no weights in {}",
-            dir.display()
-        )));
-    }
+    let files = required_weight_files(dir)?;
     for file in files {
         let group = file_label(dir, &file);
         let model =
@@ -738,13 +760,12 @@ pub fn check_dpm_solver(dir: &Path, fixtures_root: &Path, device: &Device) -> Re
     let condition = io.get("condition", device)?;
     let uncondition = io.get("uncondition", device)?;
     // The network is the lumos_i2i_tiny model ("../lumos_i2i_tiny" in the config).
-    let model_dir = config
-        .model
-        .as_deref()
-        .and_then(|m| m.split_whitespace().next())
-        .map(|m| dir.join(m))
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| fixtures_root.join("lumos_i2i_tiny"));
+    let model_dir = solver_model_dir(
+        dir,
+        config.model.as_deref(),
+        fixtures_root,
+        "lumos_i2i_tiny",
+    );
     let model_config: LumosConfig = read_config(&model_dir.join("config.json"))?;
     let model = checkpoints::build_model(
         &model_dir.join("weights.safetensors"),

@@ -70,17 +70,8 @@ pub fn prepare_input(
     }
     let (cw, ch) = (x1 - x0 + 1, y1 - y0 + 1);
     // The object over white, its coverage as alpha.
-    let mut object = RgbImage::new(cw, ch);
-    let mut mask = GrayImage::new(cw, ch);
-    for y in 0..ch {
-        for x in 0..cw {
-            let a = f32::from(coverage.get_pixel(x0 + x, y0 + y).0[0]) / 255.0;
-            let p = rgb.get_pixel(x0 + x, y0 + y).0;
-            let over_white = p.map(|c| (f32::from(c) * a + 255.0 * (1.0 - a)).round() as u8);
-            object.put_pixel(x, y, image::Rgb(over_white));
-            mask.put_pixel(x, y, image::Luma([(a * 255.0).round() as u8]));
-        }
-    }
+    let object = image::imageops::crop_imm(&over_white(rgb, &coverage), x0, y0, cw, ch).to_image();
+    let mask = image::imageops::crop_imm(&coverage, x0, y0, cw, ch).to_image();
     let longer = cw.max(ch) as f32;
     let scale = OBJECT_FILL * size as f32 / longer;
     let (sw, sh) = (
@@ -98,6 +89,18 @@ pub fn prepare_input(
     Ok(PreparedInput { image, object_mask })
 }
 
+/// `rgb` composited over white by `coverage` (255 = opaque).
+fn over_white(rgb: &RgbImage, coverage: &GrayImage) -> RgbImage {
+    RgbImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+        let a = f32::from(coverage.get_pixel(x, y).0[0]) / 255.0;
+        image::Rgb(
+            rgb.get_pixel(x, y)
+                .0
+                .map(|c| (f32::from(c) * a + 255.0 * (1.0 - a)).round() as u8),
+        )
+    })
+}
+
 /// A rendered view on white at `size`, its framing kept.
 pub fn as_rendered(rgb: &RgbImage, alpha: Option<&GrayImage>, size: u32) -> PreparedInput {
     let (w, h) = rgb.dimensions();
@@ -105,14 +108,7 @@ pub fn as_rendered(rgb: &RgbImage, alpha: Option<&GrayImage>, size: u32) -> Prep
         Some(alpha) => alpha.clone(),
         None => flood_object_mask(rgb),
     };
-    let flat = RgbImage::from_fn(w, h, |x, y| {
-        let a = f32::from(coverage.get_pixel(x, y).0[0]) / 255.0;
-        image::Rgb(
-            rgb.get_pixel(x, y)
-                .0
-                .map(|c| (f32::from(c) * a + 255.0 * (1.0 - a)).round() as u8),
-        )
-    });
+    let flat = over_white(rgb, &coverage);
     let filter = image::imageops::FilterType::Triangle;
     PreparedInput {
         image: image::imageops::resize(&flat, size, size, filter),

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::{
     EXACT, Fixture, PARITY, Recording, SAMPLER, SamplerRun, Tolerance, compare, compare_trace,
-    file_label, network_tolerance, solver_for, weight_files,
+    file_label, network_tolerance, required_weight_files, solver_for, solver_model_dir,
 };
 use crate::checkpoints::{self, read_config};
 use crate::error::{EngineError, Result};
@@ -52,13 +52,7 @@ pub fn check_lumos_t2ims(dir: &Path, device: &Device, dtype: DType) -> Result<Ve
     let micro = micro_conditions(&io, "")?;
     let tolerance = network_tolerance(dtype, PARITY);
     let sinusoid = network_tolerance(dtype, SINUSOID);
-    let files = weight_files(dir);
-    if files.is_empty() {
-        return Err(EngineError::InvalidRequest(format!(
-            "no weights in {}",
-            dir.display()
-        )));
-    }
+    let files = required_weight_files(dir)?;
     let mut checks = Vec::new();
     for file in files {
         let group = file_label(dir, &file);
@@ -248,13 +242,12 @@ pub fn check_dpm_solver_t2i(
     let config: SolverConfig = read_config(&dir.join("config.json"))?;
     let schedule = NoiseSchedule::default();
     let io = Fixture::open(&dir.join("io.safetensors"))?;
-    let model_dir = config
-        .model
-        .as_deref()
-        .and_then(|m| m.split_whitespace().next())
-        .map(|m| dir.join(m))
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| fixtures_root.join("lumos_t2ims_tiny"));
+    let model_dir = solver_model_dir(
+        dir,
+        config.model.as_deref(),
+        fixtures_root,
+        "lumos_t2ims_tiny",
+    );
     let model_config: LumosT2IConfig = read_config(&model_dir.join("config.json"))?;
     let model = checkpoints::build_model(
         &model_dir.join("weights.safetensors"),
@@ -354,13 +347,7 @@ pub fn check_t5(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<Check>>
     let input_ids = io.get("input_ids", device)?;
     let attention_mask = io.get("attention_mask", device)?;
     let tolerance = network_tolerance(dtype, PARITY);
-    let files = weight_files(dir);
-    if files.is_empty() {
-        return Err(EngineError::InvalidRequest(format!(
-            "no weights in {}",
-            dir.display()
-        )));
-    }
+    let files = required_weight_files(dir)?;
     let mut checks = Vec::new();
     let cpu = Device::Cpu;
     let group = format!(

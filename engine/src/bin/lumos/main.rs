@@ -713,12 +713,7 @@ fn generate(
     args: &SamplingArgs,
 ) -> anyhow::Result<ExitCode> {
     let references = load_references(paths, weights)?;
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64 % 1_000_000_000)
-            .unwrap_or(0)
-    });
+    let seed = args.seed.unwrap_or_else(clock_seed);
     eprintln!("seed {seed}");
     let request = args.request(references, mode, seed)?;
     run_generation(request, args)
@@ -933,6 +928,14 @@ fn selftest(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A seed for runs that were given none (printed, so that the run can be repeated).
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 % 1_000_000_000)
+        .unwrap_or(0)
 }
 
 fn rayon_threads() -> String {

@@ -81,12 +81,7 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
     let alpha = std::fs::read(&args.reference)
         .ok()
         .and_then(|bytes| imageio::decode_alpha(&bytes));
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64 % 1_000_000_000)
-            .unwrap_or(0)
-    });
+    let seed = args.seed.unwrap_or_else(crate::clock_seed);
     eprintln!("seed {seed}");
 
     let names: Vec<String> = (0..=views.len())

@@ -81,12 +81,7 @@ pub fn run(args: Text2ImageArgs) -> anyhow::Result<ExitCode> {
     }
     let mut spec = TextToImageSpec::published(&found)?;
     spec.precision = args.precision.into();
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64 % 1_000_000_000)
-            .unwrap_or(0)
-    });
+    let seed = args.seed.unwrap_or_else(crate::clock_seed);
     eprintln!("seed {seed}");
     let names: Vec<PathBuf> = (0..args.count)
         .map(|i| {
