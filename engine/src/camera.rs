@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 
+pub mod zero123;
+
 /// Field of view of the Objaverse renders Zero123 was trained on (35 mm lens, 32 mm sensor).
 pub const DEFAULT_FOV_DEG: f64 = 49.134_342_5;
 /// Camera distance of the input view when none is given.

@@ -26,6 +26,7 @@ use crate::models::{DinoConfig, LumosConfig, VaeConfig};
 pub mod kind;
 pub mod sharded;
 pub mod text_to_image;
+pub mod zero123;
 
 use crate::protocol::{ComponentSpec, ModelSpec, Precision};
 pub use kind::{CheckpointKind, build_from_tensors, build_model_of_kind, recognise};
@@ -57,6 +58,20 @@ fn refusing_panics<T>(path: &Path, failure: &str, f: impl FnOnce() -> Result<T>)
 /// Reads every tensor of a `.safetensors` or `.pth` file onto the CPU, with `module.` and
 /// `backbone.` prefixes removed.
 pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    load_tensors_selected(path, &|names| names.to_vec())
+}
+
+/// Chooses, from every tensor name in a file, the ones to read.
+pub type TensorSelector<'a> = &'a dyn Fn(&[String]) -> Vec<String>;
+
+/// [`load_tensors`] reading only the tensors `select` picks from the file's names (a
+/// Zero123 checkpoint holds two copies of its UNet and an optimizer state; only one copy is
+/// needed). Lightning checkpoints (`{"state_dict": {...}, ...}`) are read from their
+/// `state_dict`. Safetensors files are memory-mapped, so unselected tensors cost nothing.
+pub fn load_tensors_selected(
+    path: &Path,
+    select: TensorSelector<'_>,
+) -> Result<HashMap<String, Tensor>> {
     if let Some(bytes) = crate::embedded::resolve(path) {
         return candle_core::safetensors::load_buffer(bytes?, &Device::Cpu)
             .map_err(|e| checkpoint_error(path, format!("bad embedded weights ({e})")));
@@ -74,17 +89,34 @@ pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     );
     let tensors = refusing_panics(path, "the file is malformed and could not be read", || {
         if is_pth {
-            load_pth(path)
+            load_pth(path, select)
         } else {
-            candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
-                checkpoint_error(path, format!("not a readable safetensors file ({e})"))
-            })
+            load_safetensors(path, select)
         }
     })?;
     Ok(tensors
         .into_iter()
         .map(|(key, tensor)| (strip_prefixes(&key).to_string(), tensor))
         .collect())
+}
+
+fn load_safetensors(path: &Path, select: TensorSelector<'_>) -> Result<HashMap<String, Tensor>> {
+    let unreadable = |e: candle_core::Error| {
+        checkpoint_error(path, format!("not a readable safetensors file ({e})"))
+    };
+    // SAFETY: the file is mapped read-only and every selected tensor is copied out before the
+    // map is dropped; a file truncated by another process meanwhile would fault, as with any
+    // reader of a file that changes under it.
+    let file =
+        unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.map_err(unreadable)?;
+    let names: Vec<String> = file.tensors().into_iter().map(|(name, _)| name).collect();
+    select(&names)
+        .into_iter()
+        .map(|name| {
+            let tensor = file.load(&name, &Device::Cpu).map_err(unreadable)?;
+            Ok((name, tensor))
+        })
+        .collect()
 }
 
 fn strip_prefixes(key: &str) -> &str {
@@ -110,6 +142,13 @@ fn is_allowed_class(module: &str, name: &str) -> bool {
         "torch._tensor" => name == "_rebuild_from_type_v2",
         "torch" => name.ends_with("Storage") || name == "Tensor",
         "torch.nn.parameter" => name == "Parameter",
+        // Lightning checkpoints (Zero123's `105000.ckpt`): the callback class is a dict key
+        // and numpy scalars are learning rates. Decoding only records these names; nothing
+        // is imported or called.
+        "pytorch_lightning.callbacks.model_checkpoint" => name == "ModelCheckpoint",
+        "numpy.core.multiarray" | "numpy._core.multiarray" => name == "scalar",
+        "numpy" => name == "dtype",
+        "_codecs" => name == "encode",
         _ => false,
     }
 }
@@ -179,7 +218,7 @@ fn find_incomplete_tensor(object: &Object) -> Option<&'static str> {
     }
 }
 
-fn load_pth(path: &Path) -> Result<HashMap<String, Tensor>> {
+fn load_pth(path: &Path, select: TensorSelector<'_>) -> Result<HashMap<String, Tensor>> {
     let file_len = std::fs::metadata(path)
         .map(|m| m.len())
         .map_err(|e| EngineError::Io {
@@ -241,10 +280,17 @@ fn load_pth(path: &Path) -> Result<HashMap<String, Tensor>> {
         ));
     }
 
-    let pth = candle_core::pickle::PthTensors::new(path, None)
+    // A Lightning checkpoint keeps its weights under `state_dict`, beside optimizer states.
+    let key = is_lightning_checkpoint(&object).then_some("state_dict");
+    let pth = candle_core::pickle::PthTensors::new(path, key)
         .map_err(|e| checkpoint_error(path, format!("cannot read tensors ({e})")))?;
+    let names: Vec<String> = pth.tensor_infos().keys().cloned().collect();
+    let selected: std::collections::HashSet<String> = select(&names).into_iter().collect();
     let mut tensors = HashMap::new();
     for (name, info) in pth.tensor_infos() {
+        if !selected.contains(name) {
+            continue;
+        }
         // Checked: a crafted shape can overflow the element count.
         let needed = info
             .layout
@@ -280,6 +326,13 @@ fn load_pth(path: &Path) -> Result<HashMap<String, Tensor>> {
         return Err(checkpoint_error(path, "no tensors found in the checkpoint"));
     }
     Ok(tensors)
+}
+
+/// Whether a decoded checkpoint is a dict with a `state_dict` dict in it.
+fn is_lightning_checkpoint(object: &Object) -> bool {
+    matches!(object, Object::Dict(items) if items.iter().any(|(k, v)| {
+        *k == Object::Unicode("state_dict".into()) && matches!(v, Object::Dict(_) | Object::Reduce { .. })
+    }))
 }
 
 /// Turns a candle error raised while building a model into a structured engine error.

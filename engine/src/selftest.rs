@@ -19,6 +19,7 @@ use crate::sampling::dpm_solver::{self, DpmSolverPp};
 use crate::sampling::{ClassifierFreeGuidance, LowerOrderFinal, NoisePredictor, NoiseSchedule};
 
 mod text_to_image;
+mod zero123;
 
 /// How close a result must be to its reference.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -192,6 +193,7 @@ impl Fixture {
     fn f32s(&self, name: &str) -> Result<Vec<f32>> {
         Ok(self
             .get(name, &Device::Cpu)?
+            .to_dtype(DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?)
     }
@@ -1047,7 +1049,7 @@ pub struct FixtureOutcome {
 }
 
 /// Fixture folders this build knows how to check.
-pub const KNOWN_FIXTURES: [&str; 9] = [
+pub const KNOWN_FIXTURES: [&str; 10] = [
     "lumos_i2i_tiny",
     "dino_vit_tiny",
     "vae_tiny",
@@ -1057,6 +1059,7 @@ pub const KNOWN_FIXTURES: [&str; 9] = [
     "dpm_solver_t2i",
     "t5_tiny",
     "t5_tokenizer_tiny",
+    "zero123_tiny",
 ];
 
 /// Fixture folders whose networks run in the chosen dtype; the others (the sampler and the
@@ -1082,6 +1085,7 @@ pub fn check_fixture(root: &Path, name: &str, device: &Device, dtype: DType) -> 
         "dpm_solver_t2i" => text_to_image::check_dpm_solver_t2i(&dir, root, device),
         "t5_tiny" => text_to_image::check_t5(&dir, device, dtype),
         "t5_tokenizer_tiny" => text_to_image::check_t5_tokenizer(&dir),
+        "zero123_tiny" => zero123::check_zero123(&dir, device, dtype),
         other => Err(EngineError::InvalidRequest(format!(
             "unknown fixture `{other}`"
         ))),

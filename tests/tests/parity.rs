@@ -25,6 +25,11 @@ fn dpm_solver_traces_match_original() {
 }
 
 #[test]
+fn zero123_family_matches_original() {
+    assert_fixture_parity("zero123_tiny");
+}
+
+#[test]
 fn pipeline_matches_original() {
     assert_fixture_parity("pipeline_tiny");
 }

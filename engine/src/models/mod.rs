@@ -1,15 +1,18 @@
 //! Network architectures, one per file. Pure `forward`s: no threads, no channels, no IO
 //! beyond reading weights through a `VarBuilder`.
 
+pub mod clip_vision;
 pub mod dino;
 pub mod efficientnet;
 pub mod encoder;
 pub mod fast_ops;
 pub mod layers;
+pub mod ldm_unet;
 pub mod lumos;
 pub mod lumos_t2i;
 pub mod t5;
 pub mod vae;
+pub mod zero123;
 
 pub use dino::{DinoConfig, DinoVit};
 pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};

@@ -70,7 +70,8 @@ impl VaeConfig {
     }
 }
 
-const NORM_EPS: f64 = 1e-6;
+/// GroupNorm eps of the autoencoder (ldm's `Normalize`).
+pub const NORM_EPS: f64 = 1e-6;
 
 fn conv3x3(
     cin: usize,
@@ -93,7 +94,7 @@ fn conv1x1(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
 
 /// `ResnetBlock2D` without time embedding.
 #[derive(Debug, Clone)]
-struct ResnetBlock {
+pub struct ResnetBlock {
     norm1: GroupNormSilu,
     conv1: Conv3x3,
     norm2: GroupNormSilu,
@@ -102,7 +103,8 @@ struct ResnetBlock {
 }
 
 impl ResnetBlock {
-    fn load(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
+    /// Reads a block from `cin` to `cout` channels.
+    pub fn load(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             norm1: GroupNormSilu::load(groups, cin, NORM_EPS, true, vb.pp("norm1"))?,
             conv1: Conv3x3::load(cin, cout, vb.pp("conv1"))?,

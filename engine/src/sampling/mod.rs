@@ -7,6 +7,7 @@
 pub mod ddim;
 pub mod dpm_solver;
 pub mod guidance;
+pub mod ldm_ddim;
 pub mod schedule;
 pub mod text_guidance;
 
