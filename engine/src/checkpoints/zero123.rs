@@ -82,14 +82,18 @@ pub struct LoadedZero123 {
 }
 
 /// Whether `path` looks like a Zero123-family checkpoint: a diffusers folder with a
-/// `cc_projection`, or a file whose name says zero123.
+/// `cc_projection`, a Lightning `.ckpt` (no Lumos file is one), or a file whose name says
+/// zero123.
 pub fn is_zero123_path(path: &Path) -> bool {
     if path.is_dir() {
         return path.join("cc_projection").is_dir();
     }
-    path.file_name()
+    let name = path
+        .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.to_ascii_lowercase().contains("zero123"))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    name.contains("zero123") || name.ends_with(".ckpt")
 }
 
 /// Loads a checkpoint (an ldm file or a diffusers folder). `config` overrides the sizes.

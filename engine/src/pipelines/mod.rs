@@ -8,6 +8,7 @@ pub mod aspect_ratio;
 pub mod conditions;
 pub mod multiview;
 pub mod text_to_image;
+pub mod zero123;
 
 use std::sync::Arc;
 

@@ -59,7 +59,9 @@ impl LdmDdimSchedule {
         let timesteps: Vec<usize> = (0..total).step_by(stride).map(|t| t + 1).collect();
         if timesteps.iter().any(|&t| t >= total) {
             return Err(EngineError::InvalidRequest(format!(
-                "{steps} steps do not fit a {total}-step schedule"
+                "{steps} steps do not fit the {total}-step schedule (its last timestep would be \
+                 {total}, past the end, where the original sampler fails too); choose another \
+                 step count"
             )));
         }
         let alphas: Vec<f32> = timesteps.iter().map(|&t| alphas_cumprod[t]).collect();

@@ -12,9 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lumos_engine::camera::{
     DEFAULT_FOV_DEG, DEFAULT_RADIUS, Intrinsics, OrbitPose, OrbitPreset, Transforms,
 };
-use lumos_engine::checkpoints::{self, ModelChoice};
+use lumos_engine::checkpoints::{self, ModelChoice, zero123};
 use lumos_engine::imageio;
 use lumos_engine::pipelines::multiview::{self, MultiviewRequest, View};
+use lumos_engine::pipelines::zero123::{self as zero123_pipeline, Zero123Request};
 use lumos_engine::pipelines::{LoadedModel, StepReport};
 use lumos_engine::protocol::{DeviceChoice, SamplerSettings};
 
@@ -30,7 +31,9 @@ pub struct MultiviewArgs {
     /// reference first), or `custom:FILE` (lines of `elevation azimuth [radius]`, degrees).
     #[arg(long, default_value = "zero123pp")]
     preset: String,
-    /// A multi-view (novel-view) model: a folder or its `model.json`.
+    /// A multi-view model: a Zero123-family checkpoint (`105000.ckpt`, `zero123-xl.ckpt`,
+    /// `stable_zero123.ckpt`, a safetensors conversion, a diffusers folder) or a Lumos
+    /// novel-view model (a folder or its `model.json`).
     #[arg(long, default_value = "auto")]
     model: ModelChoice,
     /// Elevation of the reference's camera, in degrees.
@@ -51,7 +54,7 @@ pub struct MultiviewArgs {
     /// Sampler steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    /// Classifier-free guidance scale.
+    /// Classifier-free guidance scale (3 is the Zero123 demo's).
     #[arg(long, default_value_t = 3.0)]
     guidance: f64,
     /// Device: cpu, cuda, cuda:N, metal or metal:N.
@@ -70,11 +73,12 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
     let preset = OrbitPreset::parse(&args.preset)?;
     let input_pose = OrbitPose::new(args.input_elevation, 0.0, args.radius)?;
     let views = preset.views(&input_pose);
-    let spec = match &args.model {
-        ModelChoice::Path(_) => checkpoints::resolve_model(&args.model)?.spec,
+    let model_path = match &args.model {
+        ModelChoice::Path(path) => path.clone(),
         _ => bail!(
-            "Lumos Studio has no built-in multi-view model yet; give --model with the \
-             model.json (or folder) of a novel-view model"
+            "Lumos Studio has no built-in multi-view model yet; give --model with a Zero123 \
+             checkpoint (105000.ckpt, zero123-xl.ckpt, stable_zero123.ckpt, a diffusers \
+             folder) or the model.json (or folder) of a Lumos novel-view model"
         ),
     };
     let image = imageio::load_image(&args.reference)?;
@@ -104,46 +108,72 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create the output folder {}", args.out.display()))?;
 
     let device = lumos_engine::device::open(args.device)?;
-    let model = LoadedModel::load(&spec, &device)?;
-    let request = MultiviewRequest {
-        name: args.reference.display().to_string(),
-        image: Arc::new(image),
-        alpha: alpha.map(Arc::new),
-        input_pose,
-        views: views.clone(),
-        settings: SamplerSettings {
-            steps: args.steps,
-            guidance: args.guidance,
-            seed,
-            ..SamplerSettings::default()
-        },
-        shared_seed: args.shared_seed,
-        recenter: true,
-        device: args.device,
-    };
-    let bar = ProgressBar::new((views.len() * args.steps) as u64);
+    let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} views [{bar:30}] {pos}/{len} steps, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut made: Vec<View> = Vec::new();
-    let input = multiview::run(
-        &model,
-        &request,
-        &mut |report| {
-            if let StepReport::Step { .. } = report {
-                bar.inc(1);
-            }
-            Ok(())
-        },
-        &mut |view| {
-            made.push(view);
-            Ok(())
-        },
-    )?;
+    let mut on_step = |report: StepReport| {
+        if let StepReport::Step { .. } = report {
+            bar.inc(1);
+        }
+        Ok(())
+    };
+    let mut on_view = |view: View| {
+        made.push(view);
+        Ok(())
+    };
+    let (input, size) = if zero123::is_zero123_path(&model_path) {
+        let loaded = zero123::load(&model_path, None, candle_core::DType::F32, &device)?;
+        eprintln!("{}", loaded.licence.notice());
+        let request = Zero123Request {
+            image: Arc::new(image),
+            alpha: alpha.map(Arc::new),
+            input_pose,
+            views: views.clone(),
+            steps: args.steps,
+            guidance: args.guidance,
+            eta: zero123_pipeline::DEMO_ETA,
+            seed,
+            shared_seed: args.shared_seed,
+            device: args.device,
+        };
+        let updates = lumos_engine::sampling::ldm_ddim::LdmDdimSchedule::new(
+            &loaded.alphas_cumprod,
+            args.steps,
+            request.eta,
+        )?
+        .updates(true)
+        .len();
+        bar.set_length((views.len() * updates) as u64);
+        let input = zero123_pipeline::run(&loaded, &request, &mut on_step, &mut on_view)?;
+        (input, zero123_pipeline::CANVAS)
+    } else {
+        let spec = checkpoints::resolve_model(&args.model)?.spec;
+        let model = LoadedModel::load(&spec, &device)?;
+        let request = MultiviewRequest {
+            name: args.reference.display().to_string(),
+            image: Arc::new(image),
+            alpha: alpha.map(Arc::new),
+            input_pose,
+            views: views.clone(),
+            settings: SamplerSettings {
+                steps: args.steps,
+                guidance: args.guidance,
+                seed,
+                ..SamplerSettings::default()
+            },
+            shared_seed: args.shared_seed,
+            recenter: true,
+            device: args.device,
+        };
+        bar.set_length((views.len() * args.steps) as u64);
+        let input = multiview::run(&model, &request, &mut on_step, &mut on_view)?;
+        (input, model.image_size_px() as u32)
+    };
     bar.finish_and_clear();
 
-    let size = model.image_size_px() as u32;
     let intrinsics = Intrinsics {
         size_px: size,
         fov_deg: args.fov,

@@ -1,0 +1,315 @@
+//! Multi-view sets with a Zero123-family checkpoint (Zero123, Zero123-XL, Stable Zero123):
+//! the input view prepared as the Zero123 demo does, then one view per camera, sampled as the
+//! demo samples (ldm DDIM with η = 1 by default, classifier-free guidance with zeroed inputs).
+//!
+//! The demo's preparation (`gradio_new.preprocess_image`): the object's matte (alpha > 127,
+//! or the border flood of [`super::multiview::flood_object_mask`] for opaque images) sets the
+//! background to white, the matte's bounding box is cropped and shrunk to fit 200 × 200 (never
+//! enlarged), and pasted on a 256 × 256 white canvas at `((256 − w)/2, (256 − h)/2)`. The
+//! shrink uses the `image` crate's Lanczos-3; Pillow's `thumbnail` (fixed-point, rounded
+//! between passes, box-reduced first when shrinking 4× or more) can differ by a few levels at
+//! edges. The model then sees `x/255·2 − 1`, resized bilinearly without antialiasing when its
+//! size is not 256 (the pinned torchvision's behaviour).
+
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use image::{GrayImage, RgbImage};
+
+use super::multiview::{PreparedInput, View, flood_object_mask};
+use super::{StepHook, StepReport};
+use crate::camera::OrbitPose;
+use crate::checkpoints::zero123::LoadedZero123;
+use crate::error::{EngineError, Result};
+use crate::protocol::DeviceChoice;
+use crate::sampling::ldm_ddim::{self, LdmDdimSchedule};
+
+/// Side of the demo's canvas.
+pub const CANVAS: u32 = 256;
+/// Largest side of the object on it.
+pub const OBJECT_SIDE: u32 = 200;
+/// The demo's guidance scale.
+pub const DEMO_GUIDANCE: f64 = 3.0;
+/// The demo's DDIM η.
+pub const DEMO_ETA: f64 = 1.0;
+
+/// What to make.
+#[derive(Clone, Debug)]
+pub struct Zero123Request {
+    /// The reference's pixels.
+    pub image: Arc<RgbImage>,
+    /// Its opacity, when it has transparent pixels.
+    pub alpha: Option<Arc<GrayImage>>,
+    /// Where the reference's camera is.
+    pub input_pose: OrbitPose,
+    /// The views to make.
+    pub views: Vec<OrbitPose>,
+    /// Requested DDIM steps (the demo runs `1000 / (1000 // steps)`, minus one).
+    pub steps: usize,
+    /// Classifier-free guidance scale.
+    pub guidance: f64,
+    /// DDIM η (1 in the demo: fresh noise at every step).
+    pub eta: f64,
+    /// Seed of view 0 (view `i` uses `seed + i` unless `shared_seed`).
+    pub seed: u64,
+    /// Every view from the same noise.
+    pub shared_seed: bool,
+    /// Where it runs.
+    pub device: DeviceChoice,
+}
+
+/// The demo's preparation of a reference, at 256 × 256.
+pub fn prepare_input(rgb: &RgbImage, alpha: Option<&GrayImage>) -> Result<PreparedInput> {
+    let (w, h) = rgb.dimensions();
+    let matte: GrayImage = match alpha.filter(|a| a.dimensions() == (w, h)) {
+        Some(alpha) if alpha.pixels().any(|p| p.0[0] < 255) => alpha.clone(),
+        _ => flood_object_mask(rgb),
+    };
+    let foreground = |x: u32, y: u32| matte.get_pixel(x, y).0[0] > 127;
+    let Some((x0, y0, cw, ch)) = object_box(&matte) else {
+        return Err(EngineError::InvalidRequest(
+            "the reference shows no object: it is fully transparent or one flat colour".into(),
+        ));
+    };
+    let white = image::Rgb([255, 255, 255]);
+    let object = RgbImage::from_fn(cw, ch, |x, y| {
+        if foreground(x0 + x, y0 + y) {
+            *rgb.get_pixel(x0 + x, y0 + y)
+        } else {
+            white
+        }
+    });
+    let mask = GrayImage::from_fn(cw, ch, |x, y| {
+        image::Luma([if foreground(x0 + x, y0 + y) { 255 } else { 0 }])
+    });
+    let (tw, th) = thumbnail_size(cw, ch, OBJECT_SIDE);
+    let filter = image::imageops::FilterType::Lanczos3;
+    let (object, mask) = if (tw, th) == (cw, ch) {
+        (object, mask)
+    } else {
+        (
+            image::imageops::resize(&object, tw, th, filter),
+            image::imageops::resize(&mask, tw, th, filter),
+        )
+    };
+    let (ox, oy) = (i64::from((CANVAS - tw) / 2), i64::from((CANVAS - th) / 2));
+    let mut image = RgbImage::from_pixel(CANVAS, CANVAS, white);
+    let mut object_mask = GrayImage::new(CANVAS, CANVAS);
+    image::imageops::replace(&mut image, &object, ox, oy);
+    image::imageops::replace(&mut object_mask, &mask, ox, oy);
+    Ok(PreparedInput { image, object_mask })
+}
+
+/// `cv2.boundingRect` of the matte's foreground (> 127): `(x, y, w, h)`, `None` when empty.
+pub fn object_box(matte: &GrayImage) -> Option<(u32, u32, u32, u32)> {
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (x, y, p) in matte.enumerate_pixels() {
+        if p.0[0] > 127 {
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+        }
+    }
+    (x0 != u32::MAX).then(|| (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
+}
+
+/// Pillow's `thumbnail` size: shrink only, keep the aspect, the other side floor or ceil of
+/// its exact value, whichever keeps the aspect closer.
+pub fn thumbnail_size(w: u32, h: u32, side: u32) -> (u32, u32) {
+    if w <= side && h <= side {
+        return (w, h);
+    }
+    let aspect = w as f64 / h as f64;
+    let closest = |candidates: [u32; 2], other: u32, wide: bool| -> u32 {
+        candidates
+            .into_iter()
+            .filter(|&c| c > 0)
+            .min_by(|&a, &b| {
+                let ratio = |c: u32| {
+                    if wide {
+                        other as f64 / c as f64
+                    } else {
+                        c as f64 / other as f64
+                    }
+                };
+                (ratio(a) - aspect)
+                    .abs()
+                    .total_cmp(&(ratio(b) - aspect).abs())
+            })
+            .unwrap_or(1)
+    };
+    if w >= h {
+        let exact = side as f64 / aspect;
+        let th = closest([exact.floor() as u32, exact.ceil() as u32], side, true);
+        (side, th.max(1))
+    } else {
+        let exact = side as f64 * aspect;
+        let tw = closest([exact.floor() as u32, exact.ceil() as u32], side, false);
+        (tw.max(1), side)
+    }
+}
+
+/// The model's input view `(1, 3, size, size)` in [−1, 1] from the prepared 8-bit canvas:
+/// `x/255·2 − 1`, then a bilinear resize without antialiasing (`align_corners=False`).
+pub fn to_model_input(canvas: &RgbImage, size: usize, device: &Device) -> Result<Tensor> {
+    let (w, h) = (canvas.width() as usize, canvas.height() as usize);
+    let plane = |c: usize| -> Vec<f32> {
+        canvas
+            .pixels()
+            .map(|p| f32::from(p.0[c]) / 255.0 * 2.0 - 1.0)
+            .collect()
+    };
+    let rows = bilinear_taps(h, size);
+    let cols = bilinear_taps(w, size);
+    let mut out = Vec::with_capacity(3 * size * size);
+    for c in 0..3 {
+        let src = plane(c);
+        for &(y0, y1, ty) in &rows {
+            for &(x0, x1, tx) in &cols {
+                let top = src[y0 * w + x0] * (1.0 - tx) + src[y0 * w + x1] * tx;
+                let bottom = src[y1 * w + x0] * (1.0 - tx) + src[y1 * w + x1] * tx;
+                out.push(top * (1.0 - ty) + bottom * ty);
+            }
+        }
+    }
+    Ok(Tensor::from_vec(out, (1, 3, size, size), device)?)
+}
+
+/// torch's bilinear source pixels and weight, `align_corners=False`.
+fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
+    let scale = input as f32 / output as f32;
+    (0..output)
+        .map(|o| {
+            let real = ((o as f32 + 0.5) * scale - 0.5).max(0.0);
+            let i0 = (real.floor() as usize).min(input - 1);
+            let i1 = (i0 + 1).min(input - 1);
+            (i0, i1, real - i0 as f32)
+        })
+        .collect()
+}
+
+/// Makes the request's views, reporting steps through `hook` and each view through `on_view`
+/// as it is done; returns the prepared input view.
+pub fn run(
+    loaded: &LoadedZero123,
+    request: &Zero123Request,
+    hook: &mut StepHook<'_>,
+    on_view: &mut dyn FnMut(View) -> Result<()>,
+) -> Result<PreparedInput> {
+    if request.views.is_empty() {
+        return Err(EngineError::InvalidRequest(
+            "the orbit lists no views".into(),
+        ));
+    }
+    let model = &loaded.model;
+    let device = model.device().clone();
+    let schedule = LdmDdimSchedule::new(&loaded.alphas_cumprod, request.steps, request.eta)?;
+    let updates = schedule.updates(true);
+    if updates.is_empty() {
+        return Err(EngineError::InvalidRequest(
+            "steps must be at least 2 (the first DDIM timestep is dropped)".into(),
+        ));
+    }
+    let input = prepare_input(&request.image, request.alpha.as_deref())?;
+    // The demo samples at its canvas size (h = w = 256, 32 × 32 latents for SD's autoencoder).
+    let size = CANVAS as usize;
+    let pixels = to_model_input(&input.image, size, &device)?;
+    let input_latent = model.input_latent(&pixels)?;
+    let (c, h, w) = (
+        model.unet.config().out_channels,
+        input_latent.dim(2)?,
+        input_latent.dim(3)?,
+    );
+
+    let total = request.views.len();
+    let mut start = 0;
+    while start < total {
+        let len = (total - start).min(super::max_batch(request.device));
+        let poses = &request.views[start..start + len];
+        let cameras: Vec<f32> = poses
+            .iter()
+            .flat_map(|p| loaded.camera.embedding(p, &request.input_pose))
+            .collect();
+        let cameras = Tensor::from_vec(cameras, (len, 4), &device)?;
+        let condition = model.condition(&pixels.repeat((len, 1, 1, 1))?, &cameras)?;
+        let view_latent = input_latent.repeat((len, 1, 1, 1))?;
+        let seeds: Vec<u64> = (start..start + len)
+            .map(|i| {
+                if request.shared_seed {
+                    request.seed
+                } else {
+                    request.seed.wrapping_add(i as u64)
+                }
+            })
+            .collect();
+        let draw = |step: u64| -> Result<Tensor> {
+            let noise = seeds
+                .iter()
+                .map(|&seed| {
+                    crate::noise::gaussian(
+                        seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        &[1, c, h, w],
+                        &device,
+                    )
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(Tensor::cat(&noise, 0)?)
+        };
+        let mut x = draw(0)?;
+        let (zero_latent, zero_context) =
+            (view_latent.zeros_like()?, condition.context.zeros_like()?);
+        for (n, &(index, timestep)) in updates.iter().enumerate() {
+            let eps = if request.guidance == 1.0 {
+                model.predict_noise(
+                    &x,
+                    &vec![timestep as f32; len],
+                    &view_latent,
+                    &condition.context,
+                )?
+            } else {
+                let both = model.predict_noise(
+                    &Tensor::cat(&[&x, &x], 0)?,
+                    &vec![timestep as f32; 2 * len],
+                    &Tensor::cat(&[&zero_latent, &view_latent], 0)?,
+                    &Tensor::cat(&[&zero_context, &condition.context], 0)?,
+                )?;
+                let (uncond, cond) = (both.narrow(0, 0, len)?, both.narrow(0, len, len)?);
+                (&uncond + ((&cond - &uncond)? * request.guidance)?)?
+            };
+            let noise = if schedule.sigmas[index] != 0.0 {
+                Some(draw(n as u64 + 1)?)
+            } else {
+                None
+            };
+            x = ldm_ddim::update(&x, &eps, schedule.scalars(index), noise.as_ref())?.0;
+            hook(StepReport::Step {
+                step: n + 1,
+                steps: updates.len(),
+                preview: None,
+            })?;
+        }
+        let decoded = model.decode(&x)?.to_dtype(DType::F32)?;
+        let images = super::to_images(&decoded)?;
+        for (offset, image) in images.into_iter().enumerate() {
+            on_view(View {
+                index: start + offset,
+                pose: poses[offset],
+                seed: seeds[offset],
+                image,
+            })?;
+        }
+        start += len;
+    }
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnails_shrink_only_and_keep_the_aspect_as_pillow_rounds_it() {
+        assert_eq!(thumbnail_size(227, 160, 200), (200, 141));
+        assert_eq!(thumbnail_size(824, 810, 200), (200, 197));
+        assert_eq!(thumbnail_size(120, 80, 200), (120, 80));
+        assert_eq!(thumbnail_size(50, 400, 200), (25, 200));
+    }
+}
