@@ -680,7 +680,7 @@ pub fn hf_cache_roots() -> Vec<PathBuf> {
 
 /// Folders a model file may sit in: the folder itself, and every snapshot of every repository
 /// when it is a Hugging Face cache (`models--ORG--NAME/snapshots/REV/`).
-fn candidate_dirs(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn candidate_dirs(root: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![root.to_path_buf()];
     let Ok(entries) = std::fs::read_dir(root) else {
         return dirs;
@@ -720,7 +720,7 @@ fn find_vae(dirs: &[PathBuf]) -> Option<PathBuf> {
 
 /// Where models are looked for: `explicit` first, then `$LUMOS_MODELS`, the app's data
 /// directory and the Hugging Face cache roots.
-fn search_roots(explicit: Option<&Path>) -> Vec<PathBuf> {
+pub(crate) fn search_roots(explicit: Option<&Path>) -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = explicit.map(Path::to_path_buf).into_iter().collect();
     if let Some(dir) = std::env::var_os("LUMOS_MODELS") {
         roots.push(PathBuf::from(dir));

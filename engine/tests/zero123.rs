@@ -78,6 +78,33 @@ fn multiview_with_a_zero123_checkpoint_writes_the_set_from_both_layouts() {
     assert_eq!(transforms.frames.len(), 3);
     assert!(first.join("turntable.gif").is_file() && first.join("grid.png").is_file());
 
+    // Found without --model under a published name in $LUMOS_MODELS.
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).expect("models folder");
+    std::fs::copy(&checkpoint, models.join("zero123-xl.ckpt")).expect("copy");
+    std::fs::copy(fixture().join("config.json"), models.join("config.json")).expect("copy");
+    let found = dir.path().join("found");
+    let out = Command::new(env!("CARGO_BIN_EXE_lumos"))
+        .env("LUMOS_MODELS", &models)
+        .args([
+            "multiview",
+            path_str(&reference),
+            "--preset",
+            "turntable:2",
+            "--steps",
+            "4",
+            "--out",
+            path_str(&found),
+        ])
+        .output()
+        .expect("run lumos");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(found.join("view_01.png").is_file());
+
     // The diffusers conversion of the same weights makes the same views.
     let second = dir.path().join("diffusers");
     let out = run(&fixture().join("diffusers"), &second);

@@ -96,6 +96,42 @@ pub fn is_zero123_path(path: &Path) -> bool {
     name.contains("zero123") || name.ends_with(".ckpt")
 }
 
+/// The published files by name, the MIT-licensed ones first (Stable Zero123's licence forbids
+/// commercial use, so it is only chosen when it is the one present).
+const PUBLISHED: [&str; 10] = [
+    "zero123-xl.ckpt",
+    "zero123-xl.safetensors",
+    "165000.ckpt",
+    "105000.ckpt",
+    "zero123-165000.safetensors",
+    "zero123-105000.safetensors",
+    "stable_zero123_c.ckpt",
+    "stable_zero123_c.safetensors",
+    "stable_zero123.ckpt",
+    "stable_zero123.safetensors",
+];
+
+/// Looks for a Zero123-family checkpoint where the published Lumos files are looked for
+/// (`explicit`, `$LUMOS_MODELS`, the app's data directory, the Hugging Face cache — where the
+/// diffusers conversions `kxic/zero123-*` land as folders with a `cc_projection`). Returns it
+/// and the folders searched.
+pub fn discover(explicit: Option<&Path>) -> (Option<std::path::PathBuf>, Vec<std::path::PathBuf>) {
+    let roots = super::search_roots(explicit);
+    let dirs: Vec<std::path::PathBuf> = roots
+        .iter()
+        .flat_map(|r| super::candidate_dirs(r))
+        .collect();
+    let file = PUBLISHED
+        .iter()
+        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()));
+    let found = file.or_else(|| {
+        dirs.iter()
+            .find(|d| d.join("cc_projection").is_dir())
+            .cloned()
+    });
+    (found, roots)
+}
+
 /// Loads a checkpoint (an ldm file or a diffusers folder). `config` overrides the sizes.
 pub fn load(
     path: &Path,

@@ -74,12 +74,17 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
     let input_pose = OrbitPose::new(args.input_elevation, 0.0, args.radius)?;
     let views = preset.views(&input_pose);
     let model_path = match &args.model {
-        ModelChoice::Path(path) => path.clone(),
-        _ => bail!(
+        ModelChoice::Path(path) => Some(path.clone()),
+        ModelChoice::Auto => zero123::discover(None).0,
+        _ => None,
+    };
+    let Some(model_path) = model_path else {
+        bail!(
             "Lumos Studio has no built-in multi-view model yet; give --model with a Zero123 \
              checkpoint (105000.ckpt, zero123-xl.ckpt, stable_zero123.ckpt, a diffusers \
-             folder) or the model.json (or folder) of a Lumos novel-view model"
-        ),
+             folder; found automatically in $LUMOS_MODELS, the app's models folder or the \
+             Hugging Face cache) or the model.json (or folder) of a Lumos novel-view model"
+        )
     };
     let image = imageio::load_image(&args.reference)?;
     let alpha = std::fs::read(&args.reference)
