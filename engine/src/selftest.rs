@@ -1064,12 +1064,13 @@ pub const KNOWN_FIXTURES: [&str; 10] = [
 
 /// Fixture folders whose networks run in the chosen dtype; the others (the sampler and the
 /// end-to-end pipeline, whose references are f32 sampler trajectories) always run in f32.
-pub const DTYPE_FIXTURES: [&str; 5] = [
+pub const DTYPE_FIXTURES: [&str; 6] = [
     "lumos_i2i_tiny",
     "dino_vit_tiny",
     "vae_tiny",
     "lumos_t2ims_tiny",
     "t5_tiny",
+    "zero123_tiny",
 ];
 
 /// Checks one fixture folder by name, its networks in `dtype` (see [`DTYPE_FIXTURES`]).

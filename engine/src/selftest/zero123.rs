@@ -37,11 +37,20 @@ const LANCZOS: Tolerance = Tolerance::Bytes {
 };
 /// Sampled latents, relative to their magnitude (README: 1e-4 × max|ref|).
 const LATENT: Tolerance = Tolerance::Scaled { tol: 1e-4 };
-/// 8-bit outputs: at most one level on 0.5 % of values.
-const BYTES: Tolerance = Tolerance::Bytes {
-    levels: 1.0,
-    fraction: 0.005,
-};
+/// 8-bit outputs in f32: at most one level on 0.5 % of values (README); in half precision
+/// the network tolerance relative to the 255-level range, on any number of values.
+fn byte_tolerance(dtype: DType) -> Tolerance {
+    match network_tolerance(dtype, PARITY) {
+        Tolerance::Scaled { tol } => Tolerance::Bytes {
+            levels: (tol * 255.0).ceil(),
+            fraction: 1.0,
+        },
+        _ => Tolerance::Bytes {
+            levels: 1.0,
+            fraction: 0.005,
+        },
+    }
+}
 
 /// `zero123_tiny`: everything in `io.safetensors` and `blocks.safetensors`.
 pub fn check_zero123(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<Check>> {
@@ -689,7 +698,11 @@ fn check_model(
             _ => tolerance,
         },
     )?;
-    check("image_u8", &to_u8_truncated(&decoded)?, BYTES)?;
+    check(
+        "image_u8",
+        &to_u8_truncated(&decoded)?,
+        byte_tolerance(dtype),
+    )?;
 
     // The demo end to end: input 0 at pose 0, its conditioning tiled over the samples, from
     // the demo's own noise.
@@ -719,7 +732,7 @@ fn check_model(
         check(
             "demo.image_u8",
             &to_u8_truncated(&model.decode(&x)?)?,
-            BYTES,
+            byte_tolerance(dtype),
         )?;
     }
     Ok(checks)
