@@ -27,6 +27,7 @@ pub mod mask;
 pub mod models;
 pub mod multiview_eval;
 pub mod noise;
+pub mod pillow;
 pub mod pipelines;
 pub mod preprocess;
 pub mod project;

@@ -2,8 +2,8 @@
 //! antialiases when shrinking and rounds to uint8 after each pass), `CenterCrop(224)`,
 //! `ToTensor`, ImageNet `Normalize`.
 //!
-//! The resampler reimplements Pillow's fixed-point algorithm so that the 224×224 crop matches
-//! the original's bytes (the fixtures allow one level of difference).
+//! The resampler is Pillow's fixed-point algorithm (`crate::pillow`), so that the 224×224 crop
+//! matches the original's bytes (the fixtures allow one level of difference).
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
@@ -13,94 +13,10 @@ pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet standard deviation.
 pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-const PRECISION_BITS: u32 = 32 - 8 - 2;
-
-/// Fixed-point filter taps of one output position: first source index and weights.
-struct Taps {
-    start: usize,
-    weights: Vec<i32>,
-}
-
-/// Pillow's `precompute_coeffs` for the bilinear (triangle) filter plus `normalize_coeffs_8bpc`.
-fn bilinear_taps(in_size: usize, out_size: usize) -> Vec<Taps> {
-    let scale = in_size as f64 / out_size as f64;
-    let filter_scale = scale.max(1.0);
-    let support = filter_scale; // the triangle's support is 1
-    let inv = 1.0 / filter_scale;
-    (0..out_size)
-        .map(|xx| {
-            let center = (xx as f64 + 0.5) * scale;
-            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-            let raw: Vec<f64> = (xmin..xmax)
-                .map(|x| {
-                    let d = ((x as f64 - center + 0.5) * inv).abs();
-                    if d < 1.0 { 1.0 - d } else { 0.0 }
-                })
-                .collect();
-            let total: f64 = raw.iter().sum();
-            let weights = raw
-                .iter()
-                .map(|k| {
-                    let k = if total != 0.0 { k / total } else { *k };
-                    let fixed = k * f64::from(1u32 << PRECISION_BITS);
-                    if fixed < 0.0 {
-                        (fixed - 0.5) as i32
-                    } else {
-                        (fixed + 0.5) as i32
-                    }
-                })
-                .collect();
-            Taps {
-                start: xmin,
-                weights,
-            }
-        })
-        .collect()
-}
-
-fn clip8(acc: i64) -> u8 {
-    (acc >> PRECISION_BITS).clamp(0, 255) as u8
-}
-
-/// Resamples one axis of an RGB buffer (`horizontal` selects the axis).
-fn resample_axis(src: &RgbImage, out_w: u32, out_h: u32, horizontal: bool) -> RgbImage {
-    let (in_len, out_len) = if horizontal {
-        (src.width() as usize, out_w as usize)
-    } else {
-        (src.height() as usize, out_h as usize)
-    };
-    let taps = bilinear_taps(in_len, out_len);
-    let mut out = RgbImage::new(out_w, out_h);
-    for (x, y, pixel) in out.enumerate_pixels_mut() {
-        let tap = &taps[if horizontal { x } else { y } as usize];
-        let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-        for (i, &w) in tap.weights.iter().enumerate() {
-            let s = (tap.start + i) as u32;
-            let p = if horizontal {
-                src.get_pixel(s, y)
-            } else {
-                src.get_pixel(x, s)
-            };
-            for c in 0..3 {
-                acc[c] += i64::from(p[c]) * i64::from(w);
-            }
-        }
-        *pixel = image::Rgb(acc.map(clip8));
-    }
-    out
-}
-
-/// Pillow's `Image.resize((w, h), BILINEAR)`: horizontal pass, then vertical, each rounded.
+/// Pillow's `Image.resize((w, h), BILINEAR)`: horizontal pass, then vertical, each rounded
+/// (`crate::pillow`).
 pub fn resize_bilinear(src: &RgbImage, width: u32, height: u32) -> RgbImage {
-    let mut img = src.clone();
-    if width != img.width() {
-        img = resample_axis(&img, width, img.height(), true);
-    }
-    if height != img.height() {
-        img = resample_axis(&img, img.width(), height, false);
-    }
-    img
+    crate::pillow::resize(src, width, height, crate::pillow::Filter::Bilinear, None)
 }
 
 /// torchvision's `Resize(size)` target: the short side becomes `size`, the long side

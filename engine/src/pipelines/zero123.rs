@@ -5,10 +5,8 @@
 //! The demo's preparation (`gradio_new.preprocess_image`): the object's matte (alpha > 127,
 //! or the border flood of [`super::multiview::flood_object_mask`] for opaque images) sets the
 //! background to white, the matte's bounding box is cropped and shrunk to fit 200 × 200 (never
-//! enlarged), and pasted on a 256 × 256 white canvas at `((256 − w)/2, (256 − h)/2)`. The
-//! shrink uses the `image` crate's Lanczos-3; Pillow's `thumbnail` (fixed-point, rounded
-//! between passes, box-reduced first when shrinking 4× or more) can differ by a few levels at
-//! edges. The model then sees `x/255·2 − 1`, resized bilinearly without antialiasing when its
+//! enlarged) with Pillow's own arithmetic (`crate::pillow`), and pasted on a 256 × 256 white
+//! canvas at `((256 − w)/2, (256 − h)/2)`. The model then sees `x/255·2 − 1`, resized bilinearly without antialiasing when its
 //! size is not 256 (the pinned torchvision's behaviour).
 
 use std::sync::Arc;
@@ -21,6 +19,7 @@ use super::{StepHook, StepReport};
 use crate::camera::OrbitPose;
 use crate::checkpoints::zero123::LoadedZero123;
 use crate::error::{EngineError, Result};
+use crate::pillow;
 use crate::protocol::DeviceChoice;
 use crate::sampling::ldm_ddim::{self, LdmDdimSchedule};
 
@@ -82,15 +81,12 @@ pub fn prepare_input(rgb: &RgbImage, alpha: Option<&GrayImage>) -> Result<Prepar
     let mask = GrayImage::from_fn(cw, ch, |x, y| {
         image::Luma([if foreground(x0 + x, y0 + y) { 255 } else { 0 }])
     });
-    let (tw, th) = thumbnail_size(cw, ch, OBJECT_SIDE);
-    let filter = image::imageops::FilterType::Lanczos3;
-    let (object, mask) = if (tw, th) == (cw, ch) {
-        (object, mask)
+    let object = pillow::thumbnail(&object, OBJECT_SIDE);
+    let (tw, th) = object.dimensions();
+    let mask = if (tw, th) == (cw, ch) {
+        mask
     } else {
-        (
-            image::imageops::resize(&object, tw, th, filter),
-            image::imageops::resize(&mask, tw, th, filter),
-        )
+        image::imageops::resize(&mask, tw, th, image::imageops::FilterType::Triangle)
     };
     let (ox, oy) = (i64::from((CANVAS - tw) / 2), i64::from((CANVAS - th) / 2));
     let mut image = RgbImage::from_pixel(CANVAS, CANVAS, white);
@@ -109,42 +105,6 @@ pub fn object_box(matte: &GrayImage) -> Option<(u32, u32, u32, u32)> {
         }
     }
     (x0 != u32::MAX).then(|| (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
-}
-
-/// Pillow's `thumbnail` size: shrink only, keep the aspect, the other side floor or ceil of
-/// its exact value, whichever keeps the aspect closer.
-pub fn thumbnail_size(w: u32, h: u32, side: u32) -> (u32, u32) {
-    if w <= side && h <= side {
-        return (w, h);
-    }
-    let aspect = w as f64 / h as f64;
-    let closest = |candidates: [u32; 2], other: u32, wide: bool| -> u32 {
-        candidates
-            .into_iter()
-            .filter(|&c| c > 0)
-            .min_by(|&a, &b| {
-                let ratio = |c: u32| {
-                    if wide {
-                        other as f64 / c as f64
-                    } else {
-                        c as f64 / other as f64
-                    }
-                };
-                (ratio(a) - aspect)
-                    .abs()
-                    .total_cmp(&(ratio(b) - aspect).abs())
-            })
-            .unwrap_or(1)
-    };
-    if w >= h {
-        let exact = side as f64 / aspect;
-        let th = closest([exact.floor() as u32, exact.ceil() as u32], side, true);
-        (side, th.max(1))
-    } else {
-        let exact = side as f64 * aspect;
-        let tw = closest([exact.floor() as u32, exact.ceil() as u32], side, false);
-        (tw.max(1), side)
-    }
 }
 
 /// The model's input view `(1, 3, size, size)` in [−1, 1] from the prepared 8-bit canvas:
@@ -299,17 +259,4 @@ pub fn run(
         start += len;
     }
     Ok(input)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thumbnails_shrink_only_and_keep_the_aspect_as_pillow_rounds_it() {
-        assert_eq!(thumbnail_size(227, 160, 200), (200, 141));
-        assert_eq!(thumbnail_size(824, 810, 200), (200, 197));
-        assert_eq!(thumbnail_size(120, 80, 200), (120, 80));
-        assert_eq!(thumbnail_size(50, 400, 200), (25, 200));
-    }
 }

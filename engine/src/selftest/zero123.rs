@@ -27,13 +27,11 @@ const CAMERA: Tolerance = Tolerance::Elementwise {
     atol: 1e-6,
     rtol: 0.0,
 };
-/// The demo's canvas made with the `image` crate's Lanczos instead of Pillow's fixed-point one
-/// (rounded between passes, box-reduced first when shrinking ≥ 4×): a float Lanczos differs by
-/// up to 19 levels at white/colour edges (`README_ZERO123.md`); measured here 19 and 11 levels,
-/// on under 10 % of values. Checks the geometry (box, size, offset), not Pillow's arithmetic.
-const LANCZOS: Tolerance = Tolerance::Bytes {
-    levels: 24.0,
-    fraction: 0.1,
+/// The demo's canvas: Pillow's arithmetic reproduced (README: `|u8 - png| <= 1` on at most
+/// 1 % of values).
+const PILLOW: Tolerance = Tolerance::Bytes {
+    levels: 1.0,
+    fraction: 0.01,
 };
 /// Sampled latents, relative to their magnitude (README: 1e-4 × max|ref|).
 const LATENT: Tolerance = Tolerance::Scaled { tol: 1e-4 };
@@ -230,9 +228,8 @@ fn check_cameras(group: &str, io: &Fixture) -> Result<Vec<Check>> {
 }
 
 /// The demo's preparation of each `input_K.png`: the matte's box and the thumbnail size
-/// exactly, the 256² canvas against `input_K.preprocessed_256.png` (the `image` crate's
-/// Lanczos, not Pillow's fixed-point one: see `pipelines::zero123`), and the model input
-/// made from that PNG against `input_im`.
+/// exactly, the 256² canvas against `input_K.preprocessed_256.png`, and the model input made
+/// from that PNG against `input_im`.
 fn check_preprocessing(dir: &Path, group: &str, io: &Fixture) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     let input_im = io.get("input_im", &Device::Cpu)?;
@@ -263,7 +260,7 @@ fn check_preprocessing(dir: &Path, group: &str, io: &Fixture) -> Result<Vec<Chec
                 &expected,
                 EXACT,
             )?);
-            let (tw, th) = zero123_pipeline::thumbnail_size(w, h, zero123_pipeline::OBJECT_SIDE);
+            let (tw, th) = crate::pillow::thumbnail_size(w, h, zero123_pipeline::OBJECT_SIDE);
             let ours = Tensor::new(&[tw as f64, th as f64], &Device::Cpu)?;
             let expected = io.get(&format!("{prefix}.thumbnail_wh"), &Device::Cpu)?;
             checks.push(compare(
@@ -292,19 +289,24 @@ fn check_preprocessing(dir: &Path, group: &str, io: &Fixture) -> Result<Vec<Chec
             &format!("input_{k}.preprocessed_256.png"),
             &as_tensor(&prepared.image)?,
             &as_tensor(&png)?,
-            LANCZOS,
+            PILLOW,
         )?);
-        let model_input = zero123_pipeline::to_model_input(&png, size, &Device::Cpu)?;
-        checks.push(compare(
-            group,
-            &format!("input_im[{k}] from input_{k}.preprocessed_256.png"),
-            &model_input,
-            &input_im.narrow(0, k, 1)?,
-            Tolerance::Elementwise {
-                atol: 5e-4,
-                rtol: 0.0,
-            },
-        )?);
+        for (from, canvas) in [
+            (format!("input_{k}.png"), &prepared.image),
+            (format!("input_{k}.preprocessed_256.png"), &png),
+        ] {
+            let model_input = zero123_pipeline::to_model_input(canvas, size, &Device::Cpu)?;
+            checks.push(compare(
+                group,
+                &format!("input_im[{k}] from {from}"),
+                &model_input,
+                &input_im.narrow(0, k, 1)?,
+                Tolerance::Elementwise {
+                    atol: 5e-4,
+                    rtol: 0.0,
+                },
+            )?);
+        }
     }
     Ok(checks)
 }
