@@ -24,13 +24,18 @@ use crate::error::{EngineError, Result};
 use crate::models::{DinoConfig, LumosConfig, VaeConfig};
 
 pub mod kind;
+pub mod lazy;
 pub mod sharded;
 pub mod text_to_image;
 pub mod zero123;
 
 use crate::protocol::{ComponentSpec, ModelSpec, Precision};
-pub use kind::{CheckpointKind, build_from_tensors, build_model_of_kind, recognise};
-pub use sharded::load_hf_tensors;
+pub use kind::{
+    CheckpointKind, build_from_tensors, build_model_of_kind, ensure_found_kind, recognise,
+    recognise_names,
+};
+pub use lazy::LazyWeights;
+pub use sharded::{lazy_hf_weights, load_hf_tensors};
 
 /// Key prefixes stripped on load (DINO checkpoints saved from DDP or as a backbone).
 const STRIPPED_PREFIXES: [&str; 2] = ["module.", "backbone."];
@@ -219,6 +224,26 @@ fn find_incomplete_tensor(object: &Object) -> Option<&'static str> {
 }
 
 fn load_pth(path: &Path, select: TensorSelector<'_>) -> Result<HashMap<String, Tensor>> {
+    let pth = open_pth(path)?;
+    let names: Vec<String> = pth.tensor_infos().keys().cloned().collect();
+    let mut tensors = HashMap::new();
+    for name in select(&names) {
+        let tensor = pth
+            .get(&name)
+            .map_err(|e| checkpoint_error(path, format!("tensor `{name}`: {e}")))?
+            .ok_or_else(|| checkpoint_error(path, format!("tensor `{name}` vanished")))?;
+        tensors.insert(name, tensor);
+    }
+    if tensors.is_empty() {
+        return Err(checkpoint_error(path, "no tensors found in the checkpoint"));
+    }
+    Ok(tensors)
+}
+
+/// Opens a `.pth`/`.ckpt` for reading tensors one at a time, after checking what can be
+/// checked without reading them: the pickle's classes against the allow-list, every tensor
+/// record complete, every tensor's size within its storage entry.
+pub(crate) fn open_pth(path: &Path) -> Result<candle_core::pickle::PthTensors> {
     let file_len = std::fs::metadata(path)
         .map(|m| m.len())
         .map_err(|e| EngineError::Io {
@@ -284,13 +309,7 @@ fn load_pth(path: &Path, select: TensorSelector<'_>) -> Result<HashMap<String, T
     let key = is_lightning_checkpoint(&object).then_some("state_dict");
     let pth = candle_core::pickle::PthTensors::new(path, key)
         .map_err(|e| checkpoint_error(path, format!("cannot read tensors ({e})")))?;
-    let names: Vec<String> = pth.tensor_infos().keys().cloned().collect();
-    let selected: std::collections::HashSet<String> = select(&names).into_iter().collect();
-    let mut tensors = HashMap::new();
     for (name, info) in pth.tensor_infos() {
-        if !selected.contains(name) {
-            continue;
-        }
         // Checked: a crafted shape can overflow the element count.
         let needed = info
             .layout
@@ -316,16 +335,8 @@ fn load_pth(path: &Path, select: TensorSelector<'_>) -> Result<HashMap<String, T
                 ),
             ));
         }
-        let tensor = pth
-            .get(name)
-            .map_err(|e| checkpoint_error(path, format!("tensor `{name}`: {e}")))?
-            .ok_or_else(|| checkpoint_error(path, format!("tensor `{name}` vanished")))?;
-        tensors.insert(name.clone(), tensor);
     }
-    if tensors.is_empty() {
-        return Err(checkpoint_error(path, "no tensors found in the checkpoint"));
-    }
-    Ok(tensors)
+    Ok(pth)
 }
 
 /// Whether a decoded checkpoint is a dict with a `state_dict` dict in it.
@@ -333,6 +344,12 @@ fn is_lightning_checkpoint(object: &Object) -> bool {
     matches!(object, Object::Dict(items) if items.iter().any(|(k, v)| {
         *k == Object::Unicode("state_dict".into()) && matches!(v, Object::Dict(_) | Object::Reduce { .. })
     }))
+}
+
+/// Turns a candle error raised while building or streaming a model from `path` into an
+/// engine error naming the file, the key and the shapes.
+pub fn model_error(path: &Path, error: candle_core::Error) -> EngineError {
+    model_load_error(path, error)
 }
 
 /// Turns a candle error raised while building a model into a structured engine error.

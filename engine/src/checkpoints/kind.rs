@@ -56,7 +56,11 @@ impl CheckpointKind {
 
 /// Recognises a checkpoint by its keys.
 pub fn recognise(tensors: &HashMap<String, Tensor>) -> CheckpointKind {
-    let has = |key: &str| tensors.contains_key(key);
+    recognise_names(&|key| tensors.contains_key(key))
+}
+
+/// Recognises a checkpoint by which keys it `has`.
+pub fn recognise_names(has: &dyn Fn(&str) -> bool) -> CheckpointKind {
     if has("csize_embedder.mlp.0.weight") || has("ar_embedder.mlp.0.weight") {
         CheckpointKind::LumosTextToImage
     } else if has("y_embedder.y_embedding") && has("x_embedder.proj.weight") {
@@ -79,7 +83,15 @@ pub fn ensure_kind(
     tensors: &HashMap<String, Tensor>,
     expected: CheckpointKind,
 ) -> Result<()> {
-    let found = recognise(tensors);
+    ensure_found_kind(path, recognise(tensors), expected)
+}
+
+/// Refuses a checkpoint recognised as `found` where `expected` is wanted.
+pub fn ensure_found_kind(
+    path: &Path,
+    found: CheckpointKind,
+    expected: CheckpointKind,
+) -> Result<()> {
     if found == expected || found == CheckpointKind::Unknown {
         return Ok(());
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 
-use super::{checkpoint_error, load_tensors};
+use super::{LazyWeights, checkpoint_error, load_tensors};
 use crate::error::{EngineError, Result};
 
 /// Index files of sharded checkpoints, in the order they are looked for.
@@ -33,6 +33,48 @@ struct ShardIndex {
 /// The weights of a model folder (or the given index or weights file): every tensor of every
 /// shard, on the CPU.
 pub fn load_hf_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    match weight_files(path)? {
+        WeightFiles::Single(file) => load_tensors(&file),
+        WeightFiles::Sharded { index, map } => {
+            let mut tensors = HashMap::new();
+            for shard in shard_files(&index, &map) {
+                let loaded = load_tensors(&shard)?;
+                check_shard(&index, &shard, &map, &|key| loaded.contains_key(key))?;
+                tensors.extend(loaded);
+            }
+            Ok(tensors)
+        }
+    }
+}
+
+/// The same weights opened for reading one tensor at a time ([`LazyWeights`]): a model built
+/// from them block by block holds only the blocks it has built.
+pub fn lazy_hf_weights(path: &Path) -> Result<LazyWeights> {
+    match weight_files(path)? {
+        WeightFiles::Single(file) => LazyWeights::open(&[file]),
+        WeightFiles::Sharded { index, map } => {
+            let shards = shard_files(&index, &map);
+            let weights = LazyWeights::open(&shards)?;
+            for shard in &shards {
+                check_shard(&index, shard, &map, &|key| {
+                    weights.file_of(key) == Some(shard.as_path())
+                })?;
+            }
+            Ok(weights)
+        }
+    }
+}
+
+enum WeightFiles {
+    Single(PathBuf),
+    Sharded {
+        index: PathBuf,
+        map: BTreeMap<String, String>,
+    },
+}
+
+/// Which files hold the weights; for a sharded checkpoint, every shard must exist.
+fn weight_files(path: &Path) -> Result<WeightFiles> {
     let index = if path.is_dir() {
         INDEX_FILES
             .iter()
@@ -41,7 +83,7 @@ pub fn load_hf_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     } else if path.to_string_lossy().ends_with(".index.json") {
         Some(path.to_path_buf())
     } else {
-        return load_tensors(path);
+        return Ok(WeightFiles::Single(path.to_path_buf()));
     };
     let Some(index) = index else {
         let single = SINGLE_FILES
@@ -58,58 +100,66 @@ pub fn load_hf_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
                     ),
                 )
             })?;
-        return load_tensors(&single);
+        return Ok(WeightFiles::Single(single));
     };
-    load_shards(&index)
-}
-
-fn load_shards(index_path: &Path) -> Result<HashMap<String, Tensor>> {
-    let text = std::fs::read_to_string(index_path).map_err(|e| EngineError::Io {
-        path: index_path.to_path_buf(),
+    let text = std::fs::read_to_string(&index).map_err(|e| EngineError::Io {
+        path: index.clone(),
         source: e,
     })?;
-    let index: ShardIndex = serde_json::from_str(&text)
-        .map_err(|e| checkpoint_error(index_path, format!("bad shard index ({e})")))?;
-    let folder = index_path.parent().unwrap_or(Path::new("."));
-    let mut shards: Vec<&String> = index.weight_map.values().collect();
-    shards.sort();
-    shards.dedup();
-    let index_name = index_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let parsed: ShardIndex = serde_json::from_str(&text)
+        .map_err(|e| checkpoint_error(&index, format!("bad shard index ({e})")))?;
+    let map = parsed.weight_map;
+    let shards = shard_files(&index, &map);
     // Check every shard is there before reading gigabytes of the others.
-    let missing: Vec<PathBuf> = shards
-        .iter()
-        .map(|s| folder.join(s))
-        .filter(|p| !p.is_file())
-        .collect();
+    let missing: Vec<&PathBuf> = shards.iter().filter(|p| !p.is_file()).collect();
     if let Some(first) = missing.first() {
         return Err(checkpoint_error(
             first,
             format!(
-                "this shard is missing ({} of {} shards listed in {index_name} are absent); \
-                 download every file of the model",
+                "this shard is missing ({} of {} shards listed in {} are absent); download \
+                 every file of the model",
                 missing.len(),
-                shards.len()
+                shards.len(),
+                file_name(&index)
             ),
         ));
     }
-    let mut tensors = HashMap::new();
-    for shard in &shards {
-        let shard_path = folder.join(shard);
-        let loaded = load_tensors(&shard_path)?;
-        for (key, file) in &index.weight_map {
-            if file == *shard && !loaded.contains_key(key) {
-                return Err(checkpoint_error(
-                    &shard_path,
-                    format!(
-                        "the shard lacks `{key}`, which {index_name} places in it: the file is incomplete"
-                    ),
-                ));
-            }
+    Ok(WeightFiles::Sharded { index, map })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The distinct shard files of an index, sorted.
+fn shard_files(index: &Path, map: &BTreeMap<String, String>) -> Vec<PathBuf> {
+    let folder = index.parent().unwrap_or(Path::new("."));
+    let mut shards: Vec<&String> = map.values().collect();
+    shards.sort();
+    shards.dedup();
+    shards.into_iter().map(|s| folder.join(s)).collect()
+}
+
+/// Every key the index places in `shard` is in it.
+fn check_shard(
+    index: &Path,
+    shard: &Path,
+    map: &BTreeMap<String, String>,
+    has: &dyn Fn(&str) -> bool,
+) -> Result<()> {
+    let shard_name = file_name(shard);
+    for (key, file) in map {
+        if *file == shard_name && !has(key) {
+            return Err(checkpoint_error(
+                shard,
+                format!(
+                    "the shard lacks `{key}`, which {} places in it: the file is incomplete",
+                    file_name(index)
+                ),
+            ));
         }
-        tensors.extend(loaded);
     }
-    Ok(tensors)
+    Ok(())
 }

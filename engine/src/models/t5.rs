@@ -293,14 +293,48 @@ pub struct T5Trace {
 pub struct T5Encoder {
     shared: Embedding,
     relative_attention_bias: Embedding,
-    blocks: Vec<T5Block>,
+    blocks: Blocks,
     final_layer_norm: T5LayerNorm,
     config: T5Config,
+}
+
+/// The encoder's blocks: resident, or read from their weights as each one runs.
+#[derive(Clone)]
+enum Blocks {
+    Resident(Vec<T5Block>),
+    /// `encoder.block` of a lazily read checkpoint: a block's weights are read just before it
+    /// runs and dropped after, so the 24 blocks of T5-XXL (18 GB in f32) never coexist.
+    Streamed(VarBuilder<'static>),
+}
+
+impl std::fmt::Debug for Blocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Resident(blocks) => write!(f, "{} resident blocks", blocks.len()),
+            Self::Streamed(_) => write!(f, "streamed blocks"),
+        }
+    }
 }
 
 impl T5Encoder {
     /// Builds the encoder from a (full or encoder-only) T5 checkpoint with Hugging Face keys.
     pub fn load(config: &T5Config, vb: VarBuilder) -> Result<Self> {
+        let blocks = (0..config.num_layers)
+            .map(|i| T5Block::load(config, vb.pp("encoder").pp("block").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Self::load_with(config, vb, Blocks::Resident(blocks))
+    }
+
+    /// [`Self::load`] keeping only the embeddings and the final norm resident: each block is
+    /// read from `vb` when it runs and dropped after (`vb` should read lazily, e.g.
+    /// [`crate::checkpoints::LazyWeights`]). Peak memory is then the embedding table plus one
+    /// block instead of the whole encoder.
+    pub fn load_streaming(config: &T5Config, vb: VarBuilder<'static>) -> Result<Self> {
+        let blocks = Blocks::Streamed(vb.pp("encoder").pp("block"));
+        Self::load_with(config, vb, blocks)
+    }
+
+    fn load_with(config: &T5Config, vb: VarBuilder, blocks: Blocks) -> Result<Self> {
         config.gated()?;
         let embedding_vb = if vb.contains_tensor("shared.weight") {
             vb.pp("shared")
@@ -320,9 +354,6 @@ impl T5Encoder {
                 .pp("SelfAttention")
                 .pp("relative_attention_bias"),
         )?;
-        let blocks = (0..config.num_layers)
-            .map(|i| T5Block::load(config, encoder.pp("block").pp(i)))
-            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             shared,
             relative_attention_bias,
@@ -408,9 +439,14 @@ impl T5Encoder {
             None => position_bias.clone(),
         };
         let mut xs = embeddings.clone();
-        let mut blocks = Vec::with_capacity(self.blocks.len());
-        for block in &self.blocks {
-            xs = block.forward(&xs, &bias)?;
+        let mut blocks = Vec::with_capacity(self.config.num_layers);
+        for i in 0..self.config.num_layers {
+            xs = match &self.blocks {
+                Blocks::Resident(resident) => resident[i].forward(&xs, &bias)?,
+                Blocks::Streamed(source) => {
+                    T5Block::load(&self.config, source.pp(i))?.forward(&xs, &bias)?
+                }
+            };
             blocks.push(xs.clone());
         }
         let last_hidden_state = self.final_layer_norm.forward(&xs)?;

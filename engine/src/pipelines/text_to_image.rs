@@ -249,22 +249,23 @@ impl TextToImagePipeline {
                 ..cached.clone()
             });
         }
+        // Read block by block from the (memory-mapped or zip-indexed) shards: T5-XXL is 19 GB
+        // in f32, one block 0.7 GB.
         let path = &self.spec.text_encoder;
-        let tensors = checkpoints::load_hf_tensors(path)?;
-        let encoder = checkpoints::build_from_tensors(
-            path,
-            tensors,
-            CheckpointKind::T5Encoder,
-            DType::F32,
-            &self.device,
-            |vb| T5Encoder::load(&self.spec.text_encoder_config, vb),
-        )?;
+        let weights = checkpoints::lazy_hf_weights(path)?;
+        checkpoints::ensure_found_kind(path, weights.kind(), CheckpointKind::T5Encoder)?;
+        let vb = weights.into_var_builder(DType::F32, &self.device);
+        let encoder = T5Encoder::load_streaming(&self.spec.text_encoder_config, vb)
+            .map_err(|e| checkpoints::model_error(path, e))?;
         self.encoder_loads += 1;
         let caption = &prepared.caption;
         let l = caption.input_ids.len();
         let ids = Tensor::from_vec(caption.input_ids.clone(), (1, l), &self.device)?;
         let mask = Tensor::from_vec(caption.attention_mask.clone(), (1, l), &self.device)?;
-        let features = encoder.forward(&ids, Some(&mask))?.unsqueeze(1)?; // (1, 1, l, d)
+        let features = encoder
+            .forward(&ids, Some(&mask))
+            .map_err(|e| checkpoints::model_error(path, e))?
+            .unsqueeze(1)?; // (1, 1, l, d)
         drop(encoder);
         let embedding = CaptionEmbedding {
             prompt: prepared,
