@@ -32,6 +32,8 @@ use crate::references::{Canvas, Reference, decode_reference, display_name, load_
 use crate::settings::{STORAGE_KEY, Settings, random_seed};
 use crate::undo::{CanvasState, UndoHistory};
 
+mod multiview_mode;
+
 /// At most this many engine events are handled per frame, so a burst cannot stall the UI.
 const MAX_EVENTS_PER_FRAME: usize = 256;
 
@@ -190,6 +192,8 @@ enum Question {
     DiscardChanges(AppCommand),
     /// Restore the work autosaved before the last session ended badly?
     RestoreAutosave(PathBuf),
+    /// Replace these files of an earlier multi-view set in the export folder?
+    ReplaceSetFiles(Vec<PathBuf>),
 }
 
 /// What the project is, for "unsaved changes": the references, the start image and its mask,
@@ -254,6 +258,8 @@ pub struct LumosApp {
     window_title: String,
     /// Where settings are saved; `None`: eframe's storage.
     settings_file: Option<PathBuf>,
+    /// The multi-view mode's set, turntable and last export.
+    multiview: crate::multiview::MultiviewMode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -408,6 +414,7 @@ impl LumosApp {
             question,
             window_title: String::new(),
             settings_file: config.settings_file,
+            multiview: crate::multiview::MultiviewMode::default(),
         })
     }
 
@@ -618,11 +625,26 @@ impl LumosApp {
                     });
                 }
             }
+            Event::View { view, .. } => {
+                self.jobs.image_done(job);
+                if let Some(run) = self.multiview.run_of(job) {
+                    run.add_view(*view);
+                }
+            }
+            Event::InputView { input, .. } => {
+                if let Some(run) = self.multiview.run_of(job) {
+                    run.set_input(*input);
+                }
+            }
             Event::Finished { .. } => self.end_job(job, run_id, RunStatus::Finished),
             Event::Cancelled { .. } => self.end_job(job, run_id, RunStatus::Cancelled),
             Event::Failed { error, .. } => {
-                self.notifications
-                    .error(format!("Run {run_id} failed: {error}"));
+                let what = if self.multiview.run_of(job).is_some() {
+                    format!("The multi-view set (run {run_id})")
+                } else {
+                    format!("Run {run_id}")
+                };
+                self.notifications.error(format!("{what} failed: {error}"));
                 self.end_job(job, run_id, RunStatus::Failed(error));
             }
         }
@@ -630,6 +652,7 @@ impl LumosApp {
 
     fn end_job(&mut self, job: JobId, run_id: RunId, status: RunStatus) {
         self.jobs.remove(job);
+        self.multiview_job_ended(job, &status);
         if self.live_job == Some(job) {
             self.live.clear();
             self.live_job = None;
@@ -642,6 +665,7 @@ impl LumosApp {
 
     fn on_engine_died(&mut self) {
         for lost in self.jobs.clear() {
+            self.multiview_job_ended(lost.job, &RunStatus::Failed("the engine stopped".into()));
             if let Some(run) = self.gallery.run_mut(lost.run) {
                 run.status = RunStatus::Failed("the engine stopped".into());
                 run.job = None;
@@ -833,6 +857,7 @@ impl LumosApp {
                 self.gallery.remove(run);
             }
             AppCommand::Export { run, selection } => self.export(run, selection),
+            AppCommand::ExportMultiviewSet { replace } => self.export_multiview_set(replace),
             AppCommand::ResolveExportConflict(choice) => {
                 if let Some(pending) = self.pending_export.take() {
                     self.finish_export(&pending.plan, choice, &pending.dir);
@@ -1151,6 +1176,30 @@ impl LumosApp {
     }
 
     fn search_models(&mut self, dir: &Path) {
+        // A model described by its manifest (a multi-view model, a trained prior).
+        let manifest = if dir.extension().is_some_and(|e| e == "json") {
+            dir.to_owned()
+        } else {
+            dir.join("model.json")
+        };
+        if manifest.is_file() {
+            match checkpoints::resolve_model(&checkpoints::ModelChoice::Path(manifest.clone())) {
+                Ok(resolved) => {
+                    let name = resolved.spec.name.clone();
+                    if !self.model_names.contains(&name) {
+                        self.model_names.insert(0, name.clone());
+                        self.models.insert(0, resolved.spec);
+                    }
+                    self.notifications
+                        .info(format!("Found {name} in {}", manifest.display()));
+                }
+                Err(error) => self.notifications.error(format!(
+                    "{} does not describe a usable model: {error:#}",
+                    manifest.display()
+                )),
+            }
+            return;
+        }
         let discovery = checkpoints::discover(Some(dir));
         if let Some(spec) = discovery.spec() {
             if !self.model_names.contains(&spec.name) {
@@ -1180,6 +1229,10 @@ impl LumosApp {
         if self.canvas.references.is_empty() {
             self.notifications
                 .error("Add a reference image first (drop one, paste one, or use Open…).");
+            return;
+        }
+        if self.settings.mode == crate::settings::ModeKind::Multiview {
+            self.generate_multiview();
             return;
         }
         let Some(mut model) = self.selected_model().cloned() else {
@@ -1445,6 +1498,12 @@ impl LumosApp {
         let Some(question) = &self.question else {
             return;
         };
+        if let Question::ReplaceSetFiles(existing) = question {
+            let existing = existing.clone();
+            egui::Modal::new(egui::Id::unique("replace_set_files"))
+                .show(ctx, |ui| self.replace_set_files_ui(ui, &existing));
+            return;
+        }
         egui::Modal::new(egui::Id::unique("project_question")).show(ctx, |ui| match question {
             Question::ReplaceFile(path) => {
                 ui.heading("Replace the file?");
@@ -1501,6 +1560,8 @@ impl LumosApp {
                     }
                 });
             }
+            // Asked in its own modal above.
+            Question::ReplaceSetFiles(_) => {}
         });
     }
 
@@ -1530,6 +1591,7 @@ impl LumosApp {
                             devices: &self.devices,
                             has_references: !self.canvas.references.is_empty(),
                             busy: !self.jobs.is_empty(),
+                            model_is_multiview: self.selected_model_is_multiview(),
                         };
                         controls_ui(ui, &mut self.settings, &context, &mut self.commands);
                         ui.separator();
@@ -1594,6 +1656,10 @@ impl LumosApp {
                         ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::hover());
                     self.live.paint_ui(ui, rect);
                 }
+                ui.separator();
+            }
+            if self.settings.mode == crate::settings::ModeKind::Multiview {
+                self.multiview_results_ui(ui);
                 ui.separator();
             }
             ui.heading("Gallery");

@@ -277,7 +277,12 @@ mod tests {
     #[test]
     fn frames_turn_by_azimuth_and_existing_files_are_refused_or_replaced() {
         let set = MultiviewSet {
-            frames: vec![frame(0.0, 10), frame(240.0, 20), frame(-60.0, 30), frame(120.0, 40)],
+            frames: vec![
+                frame(0.0, 10),
+                frame(240.0, 20),
+                frame(-60.0, 30),
+                frame(120.0, 40),
+            ],
             fov_deg: 40.0,
             grid: GridLayout::Square,
         };

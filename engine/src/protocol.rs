@@ -1,9 +1,10 @@
 //! The job protocol between a front end (the app, the CLI) and the engine thread.
 //!
-//! Requests are imperative, events are statuses. Every submitted `Generate` or `LoadModel`
-//! ends in exactly one terminal event (`Finished`, `Cancelled` or `Failed`); `Started` is sent
-//! when a job begins to run. Job ids only increase. Results carry their full settings
-//! (`GenerationMeta`) so that any image can be reproduced.
+//! Requests are imperative, events are statuses. Every submitted `Generate`, `Multiview` or
+//! `LoadModel` ends in exactly one terminal event (`Finished`, `Cancelled` or `Failed`);
+//! `Started` is sent when a job begins to run. Job ids only increase. Results carry their full
+//! settings (`GenerationMeta`; a view, its camera and seed) so that any image can be
+//! reproduced.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +94,16 @@ pub struct ModelSpec {
     /// directly on pixels in [-1, 1] (the small default).
     #[serde(default)]
     pub vae: Option<ComponentSpec<VaeConfig>>,
+}
+
+impl ModelSpec {
+    /// Whether the prior makes novel views (an input view and a camera pose per image) rather
+    /// than images from references: what `LoadedModel::is_novel_view` says once loaded, known
+    /// here before loading so that a front end can say so at once.
+    pub fn is_novel_view(&self) -> bool {
+        let config = &self.prior.config;
+        config.input_view_channels > 0 || config.pose_condition
+    }
 }
 
 /// Which ODE solver samples the prior.
@@ -309,6 +320,15 @@ pub struct GenerateRequest {
     pub mix: MixSettings,
 }
 
+/// A multi-view job: views of the object in one reference from other cameras on an orbit.
+#[derive(Clone, Debug)]
+pub struct MultiviewJob {
+    /// A novel-view model (loaded lazily, cached by the engine like any other).
+    pub model: ModelSpec,
+    /// The reference, its camera, the views to make and the sampler settings.
+    pub request: crate::pipelines::multiview::MultiviewRequest,
+}
+
 /// Requests the front end sends to the engine.
 #[derive(Clone, Debug)]
 pub enum Request {
@@ -322,6 +342,11 @@ pub enum Request {
     Generate {
         job: JobId,
         request: Box<GenerateRequest>,
+    },
+    /// Make a multi-view set.
+    Multiview {
+        job: JobId,
+        request: Box<MultiviewJob>,
     },
     /// Stop the engine thread.
     Shutdown,
@@ -378,6 +403,17 @@ pub enum Event {
         image: Arc<image::RgbImage>,
         meta: Box<GenerationMeta>,
     },
+    /// One finished view of a multi-view job.
+    View {
+        job: JobId,
+        view: Box<crate::pipelines::multiview::View>,
+    },
+    /// The reference of a multi-view job as the model saw it (the set's frame 0); sent after
+    /// its views, before `Finished`.
+    InputView {
+        job: JobId,
+        input: Box<crate::pipelines::multiview::PreparedInput>,
+    },
     /// Terminal: the job completed.
     Finished { job: JobId },
     /// Terminal: the job was cancelled before completing.
@@ -394,6 +430,8 @@ impl Event {
             | Self::Progress { job, .. }
             | Self::ModelReady { job, .. }
             | Self::Image { job, .. }
+            | Self::View { job, .. }
+            | Self::InputView { job, .. }
             | Self::Finished { job }
             | Self::Cancelled { job }
             | Self::Failed { job, .. } => *job,

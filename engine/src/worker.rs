@@ -144,6 +144,18 @@ impl EngineHandle {
         Ok(job)
     }
 
+    /// Queues a multi-view set; returns its job id.
+    pub fn multiview(&self, request: crate::protocol::MultiviewJob) -> Result<JobId, EngineGone> {
+        let job = self.allocate_job();
+        self.requests
+            .send(Request::Multiview {
+                job,
+                request: Box::new(request),
+            })
+            .map_err(|_| EngineGone)?;
+        Ok(job)
+    }
+
     /// Queues loading a model (to warm the cache); returns its job id.
     pub fn load_model(
         &self,
@@ -289,6 +301,10 @@ impl Worker {
                     let outcome = self.guarded(job, |worker| worker.generate(job, &request));
                     self.finish(job, outcome);
                 }
+                Request::Multiview { job, request } => {
+                    let outcome = self.guarded(job, |worker| worker.multiview(job, &request));
+                    self.finish(job, outcome);
+                }
             }
         }
     }
@@ -326,11 +342,67 @@ impl Worker {
             steps: request.settings.steps,
         });
         let model = self.cache.get(&request.model, request.device)?;
+        let mut hook = self.step_hook(job);
+        pipelines::run(&model, request, &mut hook as &mut StepHook<'_>)
+    }
+
+    fn multiview(
+        &mut self,
+        job: JobId,
+        request: &crate::protocol::MultiviewJob,
+    ) -> crate::error::Result<()> {
+        let settings = &request.request.settings;
+        if settings.steps == 0 || settings.steps > pipelines::MAX_STEPS {
+            return Err(EngineError::InvalidRequest(
+                "steps must be between 1 and 1000".into(),
+            ));
+        }
+        if !settings.guidance.is_finite() || settings.guidance < 0.0 {
+            return Err(EngineError::InvalidRequest(
+                "guidance must be a finite number ≥ 0".into(),
+            ));
+        }
+        self.send(Event::Started {
+            job,
+            images: request.request.views.len(),
+            steps: settings.steps,
+        });
+        let model = self.cache.get(&request.model, request.request.device)?;
+        let mut hook = self.step_hook(job);
+        let events = self.events.clone();
+        let waker = self.waker.clone();
+        let mut on_view = |view: pipelines::multiview::View| -> crate::error::Result<()> {
+            // Results are never dropped.
+            events
+                .send(Event::View {
+                    job,
+                    view: Box::new(view),
+                })
+                .map_err(|_| EngineError::Cancelled)?;
+            waker();
+            Ok(())
+        };
+        let input = pipelines::multiview::run(
+            &model,
+            &request.request,
+            &mut hook as &mut StepHook<'_>,
+            &mut on_view,
+        )?;
+        self.send(Event::InputView {
+            job,
+            input: Box::new(input),
+        });
+        Ok(())
+    }
+
+    /// The hook a pipeline calls between steps: cancellation, progress (dropped when the
+    /// front end is behind), injected test panics, and results (never dropped).
+    fn step_hook(&self, job: JobId) -> impl FnMut(StepReport) -> crate::error::Result<()> + use<> {
         let events = self.events.clone();
         let waker = self.waker.clone();
         let cancelled = self.cancelled.clone();
         let injected_panics = self.injected_panics.clone();
-        let mut hook = |report: StepReport| -> crate::error::Result<()> {
+        move |report: StepReport| -> crate::error::Result<()> {
             if cancelled.contains(job) {
                 return Err(EngineError::Cancelled);
             }
@@ -368,8 +440,7 @@ impl Worker {
             events.send(event).map_err(|_| EngineError::Cancelled)?;
             waker();
             Ok(())
-        };
-        pipelines::run(&model, request, &mut hook as &mut StepHook<'_>)
+        }
     }
 
     fn finish(&mut self, job: JobId, outcome: crate::error::Result<()>) {

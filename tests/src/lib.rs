@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: where the fixtures are, and how to report parity.
+//! Helpers shared by the integration tests: where the fixtures are, how to report parity, and
+//! a tiny novel-view model for the tests of the multi-view mode (the app's UI tests use it).
 
 use std::path::PathBuf;
 
@@ -66,4 +67,61 @@ pub fn assert_fixture_parity_in(name: &str, dtype: DType) {
             .collect::<Vec<_>>()
             .join("; ")
     );
+}
+
+/// A tiny novel-view prior with random weights (the Lumos NVS config in pixel space with the
+/// built-in encoder, 16 px): `prior.safetensors` and `model.json` written into `dir`. The
+/// same configuration as the engine's own `lumos multiview` tests; its views look like noise,
+/// but every stage of a multi-view set runs.
+pub fn tiny_novel_view_model(dir: &std::path::Path) -> lumos_engine::protocol::ModelSpec {
+    use candle_core::{Device, Tensor};
+    use candle_nn::{VarBuilder, VarMap};
+    use lumos_engine::models::{LumosConfig, LumosI2I};
+    use lumos_engine::protocol::{ComponentSpec, ModelSpec, Precision};
+
+    let encoder = lumos_engine::embedded::default_spec()
+        .expect("built-in model")
+        .encoder;
+    let mut config = LumosConfig::xl_2();
+    config.input_size = 16;
+    config.patch_size = 4;
+    config.in_channels = 3;
+    config.hidden_size = 32;
+    config.depth = 2;
+    config.num_heads = 2;
+    config.caption_channels = encoder.config.embed_dim();
+    config.model_max_length = 1;
+    config.pred_sigma = false;
+    config.adaln_condition = true;
+    config.input_view_channels = 3;
+    config.pose_condition = true;
+    let varmap = VarMap::new();
+    LumosI2I::load(
+        &config,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .expect("build");
+    for (i, var) in varmap.all_vars().iter().enumerate() {
+        let noise = Tensor::randn(0f32, 0.2, var.shape(), &Device::Cpu).expect("randn");
+        var.set(&(noise + 0.01 * i as f64).expect("add"))
+            .expect("set");
+    }
+    let weights = dir.join("prior.safetensors");
+    varmap.save(&weights).expect("save weights");
+    let spec = ModelSpec {
+        name: "tiny novel-view test model".into(),
+        precision: Precision::F32,
+        prior: ComponentSpec {
+            path: weights,
+            config,
+        },
+        encoder,
+        vae: None,
+    };
+    std::fs::write(
+        dir.join("model.json"),
+        serde_json::to_string(&spec).expect("json"),
+    )
+    .expect("write model.json");
+    spec
 }

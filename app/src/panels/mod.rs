@@ -6,6 +6,7 @@ pub mod canvas;
 pub mod controls;
 pub mod gallery;
 pub mod models;
+pub mod multiview;
 pub mod notifications;
 pub mod queue;
 pub mod start_image;
