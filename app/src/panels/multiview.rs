@@ -5,7 +5,7 @@
 use lumos_engine::camera::OrbitPose;
 
 use crate::commands::AppCommand;
-use crate::multiview::{MultiviewRun, SetStatus};
+use crate::multiview::{MultiviewRun, SetFrameView, SetStatus};
 use crate::preview::PreviewRenderer;
 use crate::settings::{MultiviewSettings, OrbitChoice, limits};
 use crate::turntable::TurntablePreview;
@@ -258,27 +258,44 @@ pub fn multiview_results_ui(
     ui.add_space(6.0);
     ui.label("Views by angle (click one to turn to it)");
     let ctx = ui.ctx().clone();
-    ui.horizontal_wrapped(|ui| {
-        for frame in run.frames_by_azimuth_mut() {
-            let texture = frame.texture(&ctx, "multiview_frame");
-            let label = if frame.is_reference() {
-                format!("reference · {}", frame.angle_label())
-            } else {
-                frame.angle_label()
-            };
-            ui.vertical(|ui| {
-                let image = egui::Image::new(&texture)
-                    .fit_to_exact_size(egui::vec2(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-                    .sense(egui::Sense::click());
-                let turn_to = format!("Turn to {label}");
-                let response = ui.add(image).on_hover_text(&turn_to);
-                response
-                    .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &turn_to));
-                if response.clicked() {
-                    turntable.angle_deg = frame.pose.azimuth_deg.rem_euclid(360.0);
-                }
-                ui.small(label);
-            });
+    // Rows of as many thumbnails as fit (a wrapped layout cannot wrap labelled columns).
+    let cell = THUMBNAIL_SIDE + ui.spacing().item_spacing.x;
+    let per_row = ((ui.available_width() + ui.spacing().item_spacing.x) / cell).floor();
+    let per_row = (per_row as usize).max(1);
+    let mut frames = run.frames_by_azimuth_mut();
+    for row in frames.chunks_mut(per_row) {
+        ui.horizontal(|ui| {
+            for frame in row {
+                frame_thumbnail_ui(ui, &ctx, frame, turntable);
+            }
+        });
+    }
+}
+
+/// One frame of the set with its angle; a click turns the turntable to it.
+fn frame_thumbnail_ui(
+    ui: &mut egui::Ui,
+    ctx: &egui::Context,
+    frame: &mut SetFrameView,
+    turntable: &mut TurntablePreview,
+) {
+    let texture = frame.texture(ctx, "multiview_frame");
+    let label = if frame.is_reference() {
+        format!("reference · {}", frame.angle_label())
+    } else {
+        frame.angle_label()
+    };
+    ui.vertical(|ui| {
+        ui.set_width(THUMBNAIL_SIDE);
+        let image = egui::Image::new(&texture)
+            .fit_to_exact_size(egui::vec2(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            .sense(egui::Sense::click());
+        let turn_to = format!("Turn to {label}");
+        let response = ui.add(image).on_hover_text(&turn_to);
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &turn_to));
+        if response.clicked() {
+            turntable.angle_deg = frame.pose.azimuth_deg.rem_euclid(360.0);
         }
+        ui.small(label);
     });
 }
