@@ -219,6 +219,44 @@ fn make_a_set_scrub_the_turntable_and_export_what_the_cli_writes() {
 }
 
 #[test]
+fn escape_cancels_a_set_mid_run_like_any_job() {
+    let models = tempfile::tempdir().expect("tempdir");
+    let inputs = tempfile::tempdir().expect("tempdir");
+    let reference = inputs.path().join("disc.png");
+    disc_reference(&reference);
+    let mut harness = multiview_harness(models.path());
+    drop_file(&mut harness, &reference);
+    choose_multiview_mode(&mut harness);
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 1000;
+        settings.multiview.orbit = OrbitChoice::Turntable;
+        settings.multiview.turntable_frames = 3;
+    }
+    harness.get_by_label("Generate").click();
+    step_until(&mut harness, Duration::from_secs(60), "a step", |app| {
+        app.jobs().running().is_some_and(
+            |job| matches!(&job.state, lumos_studio::jobs::JobState::Running(p) if p.step > 0),
+        )
+    });
+    // The progress bar and Cancel of every run.
+    harness.get_by_label("Cancel (Esc)");
+    harness.key_press(egui::Key::Escape);
+    assert_eq!(wait_for_set(&mut harness), SetStatus::Cancelled);
+    assert!(harness.state().jobs().is_empty());
+    harness.run_steps(2);
+    harness.get_by_label_contains("Run 1 · cancelled after 0 of 2 views");
+    assert!(
+        harness
+            .state()
+            .multiview()
+            .run
+            .as_ref()
+            .is_some_and(|run| !run.is_complete())
+    );
+}
+
+#[test]
 fn a_fully_transparent_reference_gives_a_clear_error_and_the_app_goes_on() {
     let models = tempfile::tempdir().expect("tempdir");
     let inputs = tempfile::tempdir().expect("tempdir");
