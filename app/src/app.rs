@@ -33,6 +33,7 @@ use crate::settings::{STORAGE_KEY, Settings, random_seed};
 use crate::undo::{CanvasState, UndoHistory};
 
 mod multiview_mode;
+mod prompt_mode;
 
 /// At most this many engine events are handled per frame, so a burst cannot stall the UI.
 const MAX_EVENTS_PER_FRAME: usize = 256;
@@ -67,6 +68,8 @@ pub struct AppConfig {
     pub history_dir: Option<PathBuf>,
     /// Where the work is autosaved and crashes are noticed; `None` turns both off.
     pub recovery_dir: Option<PathBuf>,
+    /// The text-to-image model for prompts, or what is missing and where to put it.
+    pub text_to_image: crate::prompt::TextToImageModel,
 }
 
 impl AppConfig {
@@ -92,6 +95,7 @@ impl AppConfig {
             bench: None,
             history_dir: crate::history::default_dir(),
             recovery_dir: Recovery::default_dir(),
+            text_to_image: crate::prompt::TextToImageModel::discover(),
         }
     }
 
@@ -106,6 +110,11 @@ impl AppConfig {
             bench: None,
             history_dir: None,
             recovery_dir: None,
+            // Where a prompt model would be looked for, but none is used.
+            text_to_image: crate::prompt::TextToImageModel {
+                spec: None,
+                ..crate::prompt::TextToImageModel::discover()
+            },
         }
     }
 }
@@ -260,6 +269,8 @@ pub struct LumosApp {
     settings_file: Option<PathBuf>,
     /// The multi-view mode's set, turntable and last export.
     multiview: crate::multiview::MultiviewMode,
+    /// The text-to-image model for prompts, or what is missing.
+    text_to_image: crate::prompt::TextToImageModel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -415,6 +426,7 @@ impl LumosApp {
             window_title: String::new(),
             settings_file: config.settings_file,
             multiview: crate::multiview::MultiviewMode::default(),
+            text_to_image: config.text_to_image,
         })
     }
 
@@ -598,6 +610,9 @@ impl LumosApp {
                     self.live.set_latent(latent);
                     self.live_job = Some(job);
                 }
+            }
+            Event::Notice { message, .. } => {
+                self.notifications.info(format!("Run {run_id}: {message}"));
             }
             Event::ModelReady { name, device, .. } => {
                 log::info!("model {name} ready on {device}");
@@ -1144,6 +1159,9 @@ impl LumosApp {
         outcome: anyhow::Result<(Reference, Option<GenerationMeta>)>,
     ) {
         match outcome {
+            Ok((_, Some(meta))) if meta.prompt.is_some() => {
+                self.restore_prompt_result(path, &meta);
+            }
             Ok((mut reference, meta)) => {
                 if let Some(notice) = reference.notice.take() {
                     self.notifications.info(notice);
@@ -1226,14 +1244,25 @@ impl LumosApp {
     }
 
     fn generate(&mut self) {
-        if self.canvas.references.is_empty() {
-            self.notifications
-                .error("Add a reference image first (drop one, paste one, or use Open…).");
-            return;
-        }
         if self.settings.mode == crate::settings::ModeKind::Multiview {
             self.generate_multiview();
             return;
+        }
+        // What is on the canvas decides: references → image-to-image, a prompt alone →
+        // text-to-image.
+        match crate::prompt::CanvasSource::of(self.canvas.references.len(), &self.settings.prompt) {
+            crate::prompt::CanvasSource::References => {}
+            crate::prompt::CanvasSource::Prompt => {
+                self.generate_from_prompt();
+                return;
+            }
+            crate::prompt::CanvasSource::Nothing => {
+                self.notifications.error(
+                    "Add a reference image first (drop one, paste one, or use Open…), or type \
+                     a prompt.",
+                );
+                return;
+            }
         }
         let Some(mut model) = self.selected_model().cloned() else {
             self.notifications
@@ -1279,6 +1308,7 @@ impl LumosApp {
                 .iter()
                 .map(|r| r.name.clone())
                 .collect(),
+            prompt: None,
             images: Vec::new(),
             status: RunStatus::Pending,
             created_unix_secs,
@@ -1590,6 +1620,7 @@ impl LumosApp {
                             model_names: &self.model_names,
                             devices: &self.devices,
                             has_references: !self.canvas.references.is_empty(),
+                            has_prompt: !self.settings.prompt.trim().is_empty(),
                             busy: !self.jobs.is_empty(),
                             model_is_multiview: self.selected_model_is_multiview(),
                         };
@@ -1788,6 +1819,15 @@ impl eframe::App for LumosApp {
                 egui::ScrollArea::vertical()
                     .id_salt("canvas")
                     .show(ui, |ui| {
+                        crate::panels::prompt::prompt_ui(
+                            ui,
+                            &mut self.settings,
+                            &crate::panels::prompt::PromptContext {
+                                model: &self.text_to_image,
+                                references: self.canvas.references.len(),
+                            },
+                        );
+                        ui.separator();
                         self.canvas_panel.canvas_ui(
                             ui,
                             &mut self.canvas,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lumos_engine::protocol::{Event, GenerateRequest, JobId, MultiviewJob};
+use lumos_engine::protocol::{Event, GenerateRequest, JobId, MultiviewJob, TextToImageJob};
 use lumos_engine::worker::{EngineGone, EngineHandle};
 
 type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -57,6 +57,14 @@ impl EngineLink {
     /// Queues a multi-view set.
     pub fn multiview(&self, request: MultiviewJob) -> Result<JobId, EngineGone> {
         self.handle.as_ref().ok_or(EngineGone)?.multiview(request)
+    }
+
+    /// Queues images from a prompt.
+    pub fn text_to_image(&self, request: TextToImageJob) -> Result<JobId, EngineGone> {
+        self.handle
+            .as_ref()
+            .ok_or(EngineGone)?
+            .text_to_image(request)
     }
 
     /// Cancels a running or queued job.

@@ -29,6 +29,7 @@ pub mod multiview;
 pub mod panels;
 pub mod preview;
 pub mod project;
+pub mod prompt;
 pub mod references;
 pub mod settings;
 pub mod turntable;

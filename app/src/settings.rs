@@ -143,6 +143,12 @@ pub struct Settings {
     pub sweep_guidance: String,
     /// The multi-view mode's orbit and export choices.
     pub multiview: MultiviewSettings,
+    /// The prompt on the canvas (used when no reference is there).
+    pub prompt: String,
+    /// Recent prompts, the latest first.
+    pub recent_prompts: Vec<String>,
+    /// Size of images from a prompt, `[width, height]`: one of the model's buckets.
+    pub prompt_size_px: [u32; 2],
 }
 
 impl Default for Settings {
@@ -169,6 +175,9 @@ impl Default for Settings {
             sweep_rows: "1, 2, 3".into(),
             sweep_guidance: "1.5, 3, 4.5, 7".into(),
             multiview: MultiviewSettings::default(),
+            prompt: String::new(),
+            recent_prompts: Vec::new(),
+            prompt_size_px: [1024, 1024],
         }
     }
 }
@@ -359,6 +368,9 @@ impl Settings {
             *order = (*order).clamp(1, 3);
         }
         self.multiview.migrate();
+        self.recent_prompts
+            .truncate(crate::prompt::MAX_RECENT_PROMPTS);
+        self.prompt_size_px = crate::prompt::snap_size(self.prompt_size_px);
     }
 
     /// The engine's mode for the next run, or what is wrong with the typed sweep values.
@@ -467,7 +479,13 @@ impl Settings {
             self.sampler.seed = meta.settings.seed.wrapping_sub(meta.index as u64);
         }
         self.seed_policy = SeedPolicy::Locked;
-        self.model = Some(meta.model.clone());
+        if let Some(prompt) = &meta.prompt {
+            // A text-to-image result: its prompt and size; the model is the prompt model.
+            self.prompt = prompt.clone();
+            self.prompt_size_px = meta.size;
+        } else {
+            self.model = Some(meta.model.clone());
+        }
         self.migrate();
     }
 }

@@ -1,7 +1,7 @@
 //! The job protocol between a front end (the app, the CLI) and the engine thread.
 //!
-//! Requests are imperative, events are statuses. Every submitted `Generate`, `Multiview` or
-//! `LoadModel` ends in exactly one terminal event (`Finished`, `Cancelled` or `Failed`);
+//! Requests are imperative, events are statuses. Every submitted `Generate`, `Multiview`,
+//! `TextToImage` or `LoadModel` ends in exactly one terminal event (`Finished`, `Cancelled` or `Failed`);
 //! `Started` is sent when a job begins to run. Job ids only increase. Results carry their full
 //! settings (`GenerationMeta`; a view, its camera and seed) so that any image can be
 //! reproduced.
@@ -329,6 +329,18 @@ pub struct MultiviewJob {
     pub request: crate::pipelines::multiview::MultiviewRequest,
 }
 
+/// A text-to-image job: images from a prompt with a text-to-image model.
+#[derive(Clone, Debug)]
+pub struct TextToImageJob {
+    /// Where the model's parts are (loaded on first use and kept until another model is
+    /// needed; its T5 encoder is loaded per new prompt and dropped).
+    pub model: crate::pipelines::text_to_image::TextToImageSpec,
+    /// Where it runs.
+    pub device: DeviceChoice,
+    /// The prompt, size, steps, guidance, seed and count.
+    pub request: crate::pipelines::text_to_image::TextToImageRequest,
+}
+
 /// Requests the front end sends to the engine.
 #[derive(Clone, Debug)]
 pub enum Request {
@@ -347,6 +359,11 @@ pub enum Request {
     Multiview {
         job: JobId,
         request: Box<MultiviewJob>,
+    },
+    /// Make images from a prompt.
+    TextToImage {
+        job: JobId,
+        request: Box<TextToImageJob>,
     },
     /// Stop the engine thread.
     Shutdown,
@@ -414,6 +431,9 @@ pub enum Event {
         job: JobId,
         input: Box<crate::pipelines::multiview::PreparedInput>,
     },
+    /// Something the user should be told about a job that still goes on (a prompt cut at the
+    /// encoder's length, characters it cannot read).
+    Notice { job: JobId, message: String },
     /// Terminal: the job completed.
     Finished { job: JobId },
     /// Terminal: the job was cancelled before completing.
@@ -432,6 +452,7 @@ impl Event {
             | Self::Image { job, .. }
             | Self::View { job, .. }
             | Self::InputView { job, .. }
+            | Self::Notice { job, .. }
             | Self::Finished { job }
             | Self::Cancelled { job }
             | Self::Failed { job, .. } => *job,
@@ -496,6 +517,9 @@ pub struct GenerationMeta {
     /// SHA-256 of the repaint mask, when there was one.
     #[serde(default)]
     pub mask_sha256: Option<String>,
+    /// The prompt of a text-to-image result (the first line of its A1111 `parameters`).
+    #[serde(default)]
+    pub prompt: Option<String>,
 }
 
 /// Current schema version of [`GenerationMeta`].

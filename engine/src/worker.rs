@@ -17,8 +17,12 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::EngineError;
+use crate::pipelines::text_to_image::TextToImagePipeline;
 use crate::pipelines::{self, ModelCache, StepHook, StepReport};
-use crate::protocol::{Event, GenerateRequest, JobId, Request};
+use crate::protocol::{
+    DeviceChoice, Event, GenerateRequest, GenerationMeta, JobId, META_VERSION, MixSettings, Mode,
+    Request, SamplerSettings, Solver, TextToImageJob,
+};
 
 /// Capacity of the request channel (a queue of jobs).
 const REQUEST_CAPACITY: usize = 256;
@@ -109,6 +113,7 @@ impl EngineHandle {
             cancelled: cancelled.clone(),
             injected_panics: injected_panics.clone(),
             cache: ModelCache::default(),
+            text_to_image: None,
         };
         let thread = std::thread::Builder::new()
             .name("lumos-engine".into())
@@ -149,6 +154,21 @@ impl EngineHandle {
         let job = self.allocate_job();
         self.requests
             .send(Request::Multiview {
+                job,
+                request: Box::new(request),
+            })
+            .map_err(|_| EngineGone)?;
+        Ok(job)
+    }
+
+    /// Queues images from a prompt; returns its job id.
+    pub fn text_to_image(
+        &self,
+        request: crate::protocol::TextToImageJob,
+    ) -> Result<JobId, EngineGone> {
+        let job = self.allocate_job();
+        self.requests
+            .send(Request::TextToImage {
                 job,
                 request: Box::new(request),
             })
@@ -269,6 +289,13 @@ fn lower_thread_priority() {
     }
 }
 
+/// What identifies a loaded text-to-image model: its files, precision and device.
+type TextToImageKey = (
+    Vec<std::path::PathBuf>,
+    crate::protocol::Precision,
+    DeviceChoice,
+);
+
 /// The engine thread's state.
 struct Worker {
     events: Sender<Event>,
@@ -276,6 +303,9 @@ struct Worker {
     cancelled: CancelSet,
     injected_panics: InjectedPanics,
     cache: ModelCache,
+    /// The text-to-image model, kept between prompts (with its per-prompt embedding cache).
+    /// Only one model family is resident: loading one drops the other.
+    text_to_image: Option<(TextToImageKey, TextToImagePipeline)>,
 }
 
 impl Worker {
@@ -287,6 +317,7 @@ impl Worker {
                 Request::CrashForTest => panic!("engine crash requested by a test"),
                 Request::LoadModel { job, model, device } => {
                     let outcome = self.guarded(job, |worker| {
+                        worker.text_to_image = None;
                         worker.cache.get(&model, device)?;
                         worker.send(Event::ModelReady {
                             job,
@@ -303,6 +334,10 @@ impl Worker {
                 }
                 Request::Multiview { job, request } => {
                     let outcome = self.guarded(job, |worker| worker.multiview(job, &request));
+                    self.finish(job, outcome);
+                }
+                Request::TextToImage { job, request } => {
+                    let outcome = self.guarded(job, |worker| worker.text_to_image(job, &request));
                     self.finish(job, outcome);
                 }
             }
@@ -341,6 +376,7 @@ impl Worker {
             images,
             steps: request.settings.steps,
         });
+        self.text_to_image = None;
         let model = self.cache.get(&request.model, request.device)?;
         let mut hook = self.step_hook(job);
         pipelines::run(&model, request, &mut hook as &mut StepHook<'_>)
@@ -367,6 +403,7 @@ impl Worker {
             images: request.request.views.len(),
             steps: settings.steps,
         });
+        self.text_to_image = None;
         let model = self.cache.get(&request.model, request.request.device)?;
         let mut hook = self.step_hook(job);
         let events = self.events.clone();
@@ -392,6 +429,85 @@ impl Worker {
             job,
             input: Box::new(input),
         });
+        Ok(())
+    }
+
+    fn text_to_image(
+        &mut self,
+        job: JobId,
+        job_request: &TextToImageJob,
+    ) -> crate::error::Result<()> {
+        let request = &job_request.request;
+        if request.prompt.trim().is_empty() {
+            return Err(EngineError::InvalidRequest(
+                "the prompt is empty: say what the image should show".into(),
+            ));
+        }
+        self.send(Event::Started {
+            job,
+            images: request.count,
+            steps: request.steps,
+        });
+        let spec = &job_request.model;
+        let key: TextToImageKey = (
+            vec![
+                spec.prior.clone(),
+                spec.text_encoder.clone(),
+                spec.tokenizer.clone(),
+                spec.vae.clone(),
+            ],
+            spec.precision,
+            job_request.device,
+        );
+        if self.text_to_image.as_ref().map(|(k, _)| k) != Some(&key) {
+            // Free whatever is resident before loading (one model family at a time).
+            self.text_to_image = None;
+            self.cache = ModelCache::default();
+            let device = crate::device::open(job_request.device)?;
+            self.text_to_image = Some((key, TextToImagePipeline::load(spec, &device)?));
+        }
+        let mut hook = self.step_hook(job);
+        let Some((_, pipeline)) = self.text_to_image.as_mut() else {
+            return Err(EngineError::InvalidRequest(
+                "the text-to-image model is not loaded".into(),
+            ));
+        };
+        let result = pipeline.generate(request, &mut hook as &mut StepHook<'_>)?;
+        for message in result.warnings {
+            self.send(Event::Notice { job, message });
+        }
+        for (index, image) in result.images.into_iter().enumerate() {
+            let meta = GenerationMeta {
+                version: META_VERSION,
+                model: spec.name.clone(),
+                mode: Mode::Variations {
+                    count: request.count,
+                },
+                settings: SamplerSettings {
+                    steps: request.steps,
+                    guidance: request.guidance,
+                    // The T2I demo's sampler (`TextToImagePipeline::denoise`).
+                    solver: Solver::DpmSolverPp { order: 2 },
+                    seed: request.seed.wrapping_add(index as u64),
+                },
+                index,
+                mix: None,
+                references: Vec::new(),
+                size: [image.width(), image.height()],
+                parent: None,
+                mix_settings: MixSettings::default(),
+                strength: None,
+                init_sha256: None,
+                mask_sha256: None,
+                prompt: Some(request.prompt.clone()),
+            };
+            self.send(Event::Image {
+                job,
+                index,
+                image: Arc::new(image),
+                meta: Box::new(meta),
+            });
+        }
         Ok(())
     }
 

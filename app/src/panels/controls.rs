@@ -13,8 +13,10 @@ pub struct ControlsContext<'a> {
     pub model_names: &'a [String],
     /// Devices this build can compute on.
     pub devices: &'a [DeviceChoice],
-    /// Whether the canvas has references (Generate needs at least one).
+    /// Whether the canvas has references (Generate needs them or a prompt).
     pub has_references: bool,
+    /// Whether the canvas has a prompt (used when it has no references).
+    pub has_prompt: bool,
     /// Whether a job is running or waiting.
     pub busy: bool,
     /// Whether the chosen model makes views from other cameras (the multi-view mode needs
@@ -191,7 +193,8 @@ pub fn controls_ui(
             });
     }
     ui.add_space(8.0);
-    let ready = context.has_references && !context.model_names.is_empty();
+    let ready = (context.has_references && !context.model_names.is_empty())
+        || (context.has_prompt && !context.has_references && settings.mode != ModeKind::Multiview);
     let label = if context.busy {
         "Queue another"
     } else {
@@ -203,9 +206,11 @@ pub fn controls_ui(
             egui::Button::new(label).min_size(egui::vec2(160.0, 32.0)),
         )
         .on_hover_text("Ctrl+Enter (Cmd+Enter on macOS)");
-    if !context.has_references {
-        ui.weak("Add a reference image first.");
-    } else if context.model_names.is_empty() {
+    if !context.has_references && !context.has_prompt {
+        ui.weak("Add a reference image or type a prompt first.");
+    } else if !context.has_references && settings.mode == ModeKind::Multiview {
+        ui.weak("Add a reference image first: a multi-view set is made from one.");
+    } else if context.has_references && context.model_names.is_empty() {
         ui.weak("No model found: see Models below.");
     }
     if response.clicked() {

@@ -8,6 +8,7 @@ pub mod gallery;
 pub mod models;
 pub mod multiview;
 pub mod notifications;
+pub mod prompt;
 pub mod queue;
 pub mod start_image;
 pub mod viewer;

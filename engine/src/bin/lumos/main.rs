@@ -801,7 +801,8 @@ fn run_generation(request: GenerateRequest, args: &SamplingArgs) -> anyhow::Resu
                 Event::Started { .. }
                 | Event::ModelReady { .. }
                 | Event::View { .. }
-                | Event::InputView { .. } => {}
+                | Event::InputView { .. }
+                | Event::Notice { .. } => {}
             }
         }
     }
