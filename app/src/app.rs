@@ -1819,15 +1819,6 @@ impl eframe::App for LumosApp {
                 egui::ScrollArea::vertical()
                     .id_salt("canvas")
                     .show(ui, |ui| {
-                        crate::panels::prompt::prompt_ui(
-                            ui,
-                            &mut self.settings,
-                            &crate::panels::prompt::PromptContext {
-                                model: &self.text_to_image,
-                                references: self.canvas.references.len(),
-                            },
-                        );
-                        ui.separator();
                         self.canvas_panel.canvas_ui(
                             ui,
                             &mut self.canvas,
@@ -1841,6 +1832,15 @@ impl eframe::App for LumosApp {
                             self.live.renderer(),
                             &mut self.settings,
                             &mut self.commands,
+                        );
+                        ui.separator();
+                        crate::panels::prompt::prompt_ui(
+                            ui,
+                            &mut self.settings,
+                            &crate::panels::prompt::PromptContext {
+                                model: &self.text_to_image,
+                                references: self.canvas.references.len(),
+                            },
                         );
                     });
             });
