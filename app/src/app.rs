@@ -1218,6 +1218,7 @@ impl LumosApp {
             }
             return;
         }
+        let found_text_to_image = self.search_text_to_image(dir);
         let discovery = checkpoints::discover(Some(dir));
         if let Some(spec) = discovery.spec() {
             if !self.model_names.contains(&spec.name) {
@@ -1226,7 +1227,7 @@ impl LumosApp {
             }
             self.notifications
                 .info(format!("Found the full Lumos model in {}", dir.display()));
-        } else {
+        } else if !found_text_to_image {
             self.notifications.error(format!(
                 "The full Lumos model is not complete in {}: see Models for what is missing.",
                 dir.display()

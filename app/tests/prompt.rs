@@ -202,3 +202,66 @@ fn without_a_text_to_image_model_a_prompt_says_what_is_missing_and_where_to_put_
         "{shown}"
     );
 }
+
+#[test]
+fn searching_a_models_folder_finds_the_text_to_image_model() {
+    // The published layout, with the tiny fixtures' files under the published names (found,
+    // not run: the published configuration is the full-size one).
+    let fixtures = lumos_engine::checkpoints::fixtures_root();
+    if !fixtures.join("t5_tiny").is_dir() {
+        assert!(!lumos_tests::fixtures_required(), "missing fixture t5_tiny");
+        println!("SKIPPED: no fixture t5_tiny");
+        return;
+    }
+    let models = tempfile::tempdir().expect("tempdir");
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(from, to).expect("copy");
+    };
+    copy(
+        &fixtures.join("lumos_t2ims_tiny/weights.pth"),
+        &models.path().join("Lumos_T2I.pth"),
+    );
+    let t5 = models.path().join("t5-v1_1-xxl");
+    copy(
+        &fixtures.join("t5_tiny/config.json"),
+        &t5.join("config.json"),
+    );
+    copy(
+        &fixtures.join("t5_tiny/weights.safetensors"),
+        &t5.join("model.safetensors"),
+    );
+    copy(
+        &fixtures.join("t5_tokenizer_tiny/spiece.model"),
+        &t5.join("spiece.model"),
+    );
+    let vae = fixtures.join("pipeline_tiny/vae");
+    for entry in std::fs::read_dir(&vae).expect("vae folder") {
+        let path = entry.expect("entry").path();
+        copy(
+            &path,
+            &models
+                .path()
+                .join("sd-vae-ft-mse")
+                .join(path.file_name().expect("name")),
+        );
+    }
+    let mut harness = harness();
+    assert!(!harness.state().has_text_to_image_model());
+    harness
+        .state_mut()
+        .push_command(lumos_studio::commands::AppCommand::SearchModels(
+            models.path().to_owned(),
+        ));
+    harness.run_steps(2);
+    assert!(
+        harness.state().has_text_to_image_model(),
+        "{:?}",
+        harness.state().notifications().items()
+    );
+    type_prompt(&mut harness, "a lighthouse");
+    harness.get_by_label_contains("Generate makes images from the prompt with Lumos T2I XL/2");
+    let shown = format!("{:?}", harness.state().notifications().items());
+    assert!(shown.contains("Found the text-to-image model"), "{shown}");
+    assert!(!shown.contains("not complete"), "{shown}");
+}

@@ -5,11 +5,13 @@
 
 use std::path::Path;
 
-use lumos_engine::pipelines::text_to_image::TextToImageRequest;
+use lumos_engine::checkpoints::text_to_image::discover_text_to_image;
+use lumos_engine::pipelines::text_to_image::{TextToImageRequest, TextToImageSpec};
 use lumos_engine::protocol::{GenerationMeta, Mode, TextToImageJob};
 
 use super::LumosApp;
 use crate::gallery::{Run, RunStatus};
+use crate::prompt::TextToImageModel;
 use crate::references::display_name;
 use crate::settings::random_seed;
 
@@ -88,6 +90,49 @@ impl LumosApp {
             }
             Err(_) => self.on_engine_died(),
         }
+    }
+
+    /// Looks for the text-to-image model in `dir` (Models > Search) and uses it when it is
+    /// complete; returns whether it was found.
+    pub(super) fn search_text_to_image(&mut self, dir: &Path) -> bool {
+        let found = discover_text_to_image(Some(dir));
+        let spec = found
+            .is_complete()
+            .then(|| TextToImageSpec::published(&found))
+            .transpose();
+        match spec {
+            Ok(Some(spec)) => {
+                self.notifications.info(format!(
+                    "Found the text-to-image model ({}) in {}: prompts make images now.",
+                    spec.name,
+                    dir.display()
+                ));
+                self.text_to_image = TextToImageModel {
+                    spec: Some(spec),
+                    report: found.report(),
+                };
+                true
+            }
+            Ok(None) => {
+                // Keep a model found earlier; otherwise say what this folder lacks.
+                if self.text_to_image.spec.is_none() {
+                    self.text_to_image.report = found.report();
+                }
+                false
+            }
+            Err(error) => {
+                self.notifications.error(format!(
+                    "The text-to-image files in {} cannot be used: {error:#}",
+                    dir.display()
+                ));
+                false
+            }
+        }
+    }
+
+    /// Whether prompts can make images (tests; the prompt box says it to users).
+    pub fn has_text_to_image_model(&self) -> bool {
+        self.text_to_image.spec.is_some()
     }
 
     /// A dropped PNG made from a prompt: its prompt and settings come back. It is not added
