@@ -63,7 +63,8 @@ fn a_prompt_makes_images_that_carry_it_and_a_dropped_result_gives_it_back() {
     }
     harness.run_steps(1);
     type_prompt(&mut harness, "a red fox in the snow");
-    harness.get_by_label_contains("Generate makes images from the prompt with tiny text-to-image");
+    harness
+        .get_by_label_contains("Generate makes 2 image(s) from the prompt with tiny text-to-image");
     // A landscape size from the model's buckets.
     harness.get_by_label("Size").click();
     harness.run_steps(2);
@@ -260,7 +261,7 @@ fn searching_a_models_folder_finds_the_text_to_image_model() {
         harness.state().notifications().items()
     );
     type_prompt(&mut harness, "a lighthouse");
-    harness.get_by_label_contains("Generate makes images from the prompt with Lumos T2I XL/2");
+    harness.get_by_label_contains("from the prompt with Lumos T2I XL/2");
     let shown = format!("{:?}", harness.state().notifications().items());
     assert!(shown.contains("Found the text-to-image model"), "{shown}");
     assert!(!shown.contains("not complete"), "{shown}");

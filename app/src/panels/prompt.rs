@@ -67,8 +67,9 @@ pub fn prompt_ui(ui: &mut egui::Ui, settings: &mut Settings, context: &PromptCon
         CanvasSource::Prompt => match &context.model.spec {
             Some(spec) => {
                 ui.weak(format!(
-                    "Generate makes images from the prompt with {}.",
-                    spec.name
+                    "Generate makes {} image(s) from the prompt with {} (Count is under \
+                     Generation, in Variations).",
+                    settings.count, spec.name
                 ));
             }
             None => {
