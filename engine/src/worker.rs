@@ -1,11 +1,14 @@
 //! The engine thread: the only place in the engine with a thread and channels.
 //!
 //! One thread owns the device and the loaded models (cached by spec and device) and runs jobs
-//! one at a time, in order. Front ends talk to it through [`EngineHandle`]: requests go over a
-//! bounded channel, events come back over another. Progress events are dropped when the front
-//! end is slow (`try_send`); images and terminal events never are. Cancellation is a shared set
-//! of job ids checked between sampler steps, so a queued job can be cancelled too. A panic
-//! inside a job is caught and reported as `Failed`; if the thread dies anyway, the handle
+//! (generations, multi-view sets, images from a prompt) one at a time, in order. One model
+//! family is resident at a time: an image model, or the text-to-image pipeline with its
+//! per-prompt embedding cache; asking for the other frees it first. Front ends talk to it
+//! through [`EngineHandle`]: requests go over a bounded channel, events come back over
+//! another. Progress events are dropped when the front end is slow (`try_send`); images, views
+//! and terminal events never are. Cancellation is a shared set of job ids checked between
+//! sampler steps, so a queued job can be cancelled too. A panic inside a job is caught and
+//! reported as `Failed`; if the thread dies anyway, the handle
 //! reports it (`EngineGone`) and the front end can spawn a new one.
 
 use std::collections::HashSet;
