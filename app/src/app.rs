@@ -32,6 +32,9 @@ use crate::references::{Canvas, Reference, decode_reference, display_name, load_
 use crate::settings::{STORAGE_KEY, Settings, random_seed};
 use crate::undo::{CanvasState, UndoHistory};
 
+mod multiview_mode;
+mod prompt_mode;
+
 /// At most this many engine events are handled per frame, so a burst cannot stall the UI.
 const MAX_EVENTS_PER_FRAME: usize = 256;
 
@@ -65,6 +68,8 @@ pub struct AppConfig {
     pub history_dir: Option<PathBuf>,
     /// Where the work is autosaved and crashes are noticed; `None` turns both off.
     pub recovery_dir: Option<PathBuf>,
+    /// The text-to-image model for prompts, or what is missing and where to put it.
+    pub text_to_image: crate::prompt::TextToImageModel,
 }
 
 impl AppConfig {
@@ -90,6 +95,7 @@ impl AppConfig {
             bench: None,
             history_dir: crate::history::default_dir(),
             recovery_dir: Recovery::default_dir(),
+            text_to_image: crate::prompt::TextToImageModel::discover(),
         }
     }
 
@@ -104,6 +110,11 @@ impl AppConfig {
             bench: None,
             history_dir: None,
             recovery_dir: None,
+            // Where a prompt model would be looked for, but none is used.
+            text_to_image: crate::prompt::TextToImageModel {
+                spec: None,
+                ..crate::prompt::TextToImageModel::discover()
+            },
         }
     }
 }
@@ -190,6 +201,8 @@ enum Question {
     DiscardChanges(AppCommand),
     /// Restore the work autosaved before the last session ended badly?
     RestoreAutosave(PathBuf),
+    /// Replace these files of an earlier multi-view set in the export folder?
+    ReplaceSetFiles(Vec<PathBuf>),
 }
 
 /// What the project is, for "unsaved changes": the references, the start image and its mask,
@@ -254,6 +267,10 @@ pub struct LumosApp {
     window_title: String,
     /// Where settings are saved; `None`: eframe's storage.
     settings_file: Option<PathBuf>,
+    /// The multi-view mode's set, turntable and last export.
+    multiview: crate::multiview::MultiviewMode,
+    /// The text-to-image model for prompts, or what is missing.
+    text_to_image: crate::prompt::TextToImageModel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -408,6 +425,8 @@ impl LumosApp {
             question,
             window_title: String::new(),
             settings_file: config.settings_file,
+            multiview: crate::multiview::MultiviewMode::default(),
+            text_to_image: config.text_to_image,
         })
     }
 
@@ -592,6 +611,9 @@ impl LumosApp {
                     self.live_job = Some(job);
                 }
             }
+            Event::Notice { message, .. } => {
+                self.notifications.info(format!("Run {run_id}: {message}"));
+            }
             Event::ModelReady { name, device, .. } => {
                 log::info!("model {name} ready on {device}");
             }
@@ -618,11 +640,26 @@ impl LumosApp {
                     });
                 }
             }
+            Event::View { view, .. } => {
+                self.jobs.image_done(job);
+                if let Some(run) = self.multiview.run_of(job) {
+                    run.add_view(*view);
+                }
+            }
+            Event::InputView { input, .. } => {
+                if let Some(run) = self.multiview.run_of(job) {
+                    run.set_input(*input);
+                }
+            }
             Event::Finished { .. } => self.end_job(job, run_id, RunStatus::Finished),
             Event::Cancelled { .. } => self.end_job(job, run_id, RunStatus::Cancelled),
             Event::Failed { error, .. } => {
-                self.notifications
-                    .error(format!("Run {run_id} failed: {error}"));
+                let what = if self.multiview.run_of(job).is_some() {
+                    format!("The multi-view set (run {run_id})")
+                } else {
+                    format!("Run {run_id}")
+                };
+                self.notifications.error(format!("{what} failed: {error}"));
                 self.end_job(job, run_id, RunStatus::Failed(error));
             }
         }
@@ -630,6 +667,7 @@ impl LumosApp {
 
     fn end_job(&mut self, job: JobId, run_id: RunId, status: RunStatus) {
         self.jobs.remove(job);
+        self.multiview_job_ended(job, &status);
         if self.live_job == Some(job) {
             self.live.clear();
             self.live_job = None;
@@ -642,6 +680,7 @@ impl LumosApp {
 
     fn on_engine_died(&mut self) {
         for lost in self.jobs.clear() {
+            self.multiview_job_ended(lost.job, &RunStatus::Failed("the engine stopped".into()));
             if let Some(run) = self.gallery.run_mut(lost.run) {
                 run.status = RunStatus::Failed("the engine stopped".into());
                 run.job = None;
@@ -833,6 +872,7 @@ impl LumosApp {
                 self.gallery.remove(run);
             }
             AppCommand::Export { run, selection } => self.export(run, selection),
+            AppCommand::ExportMultiviewSet { replace } => self.export_multiview_set(replace),
             AppCommand::ResolveExportConflict(choice) => {
                 if let Some(pending) = self.pending_export.take() {
                     self.finish_export(&pending.plan, choice, &pending.dir);
@@ -1119,6 +1159,9 @@ impl LumosApp {
         outcome: anyhow::Result<(Reference, Option<GenerationMeta>)>,
     ) {
         match outcome {
+            Ok((_, Some(meta))) if meta.prompt.is_some() => {
+                self.restore_prompt_result(path, &meta);
+            }
             Ok((mut reference, meta)) => {
                 if let Some(notice) = reference.notice.take() {
                     self.notifications.info(notice);
@@ -1151,6 +1194,31 @@ impl LumosApp {
     }
 
     fn search_models(&mut self, dir: &Path) {
+        // A model described by its manifest (a multi-view model, a trained prior).
+        let manifest = if dir.extension().is_some_and(|e| e == "json") {
+            dir.to_owned()
+        } else {
+            dir.join("model.json")
+        };
+        if manifest.is_file() {
+            match checkpoints::resolve_model(&checkpoints::ModelChoice::Path(manifest.clone())) {
+                Ok(resolved) => {
+                    let name = resolved.spec.name.clone();
+                    if !self.model_names.contains(&name) {
+                        self.model_names.insert(0, name.clone());
+                        self.models.insert(0, resolved.spec);
+                    }
+                    self.notifications
+                        .info(format!("Found {name} in {}", manifest.display()));
+                }
+                Err(error) => self.notifications.error(format!(
+                    "{} does not describe a usable model: {error:#}",
+                    manifest.display()
+                )),
+            }
+            return;
+        }
+        let found_text_to_image = self.search_text_to_image(dir);
         let discovery = checkpoints::discover(Some(dir));
         if let Some(spec) = discovery.spec() {
             if !self.model_names.contains(&spec.name) {
@@ -1159,7 +1227,7 @@ impl LumosApp {
             }
             self.notifications
                 .info(format!("Found the full Lumos model in {}", dir.display()));
-        } else {
+        } else if !found_text_to_image {
             self.notifications.error(format!(
                 "The full Lumos model is not complete in {}: see Models for what is missing.",
                 dir.display()
@@ -1177,10 +1245,25 @@ impl LumosApp {
     }
 
     fn generate(&mut self) {
-        if self.canvas.references.is_empty() {
-            self.notifications
-                .error("Add a reference image first (drop one, paste one, or use Open…).");
+        if self.settings.mode == crate::settings::ModeKind::Multiview {
+            self.generate_multiview();
             return;
+        }
+        // What is on the canvas decides: references → image-to-image, a prompt alone →
+        // text-to-image.
+        match crate::prompt::CanvasSource::of(self.canvas.references.len(), &self.settings.prompt) {
+            crate::prompt::CanvasSource::References => {}
+            crate::prompt::CanvasSource::Prompt => {
+                self.generate_from_prompt();
+                return;
+            }
+            crate::prompt::CanvasSource::Nothing => {
+                self.notifications.error(
+                    "Add a reference image first (drop one, paste one, or use Open…), or type \
+                     a prompt.",
+                );
+                return;
+            }
         }
         let Some(mut model) = self.selected_model().cloned() else {
             self.notifications
@@ -1226,6 +1309,7 @@ impl LumosApp {
                 .iter()
                 .map(|r| r.name.clone())
                 .collect(),
+            prompt: None,
             images: Vec::new(),
             status: RunStatus::Pending,
             created_unix_secs,
@@ -1445,6 +1529,12 @@ impl LumosApp {
         let Some(question) = &self.question else {
             return;
         };
+        if let Question::ReplaceSetFiles(existing) = question {
+            let existing = existing.clone();
+            egui::Modal::new(egui::Id::unique("replace_set_files"))
+                .show(ctx, |ui| self.replace_set_files_ui(ui, &existing));
+            return;
+        }
         egui::Modal::new(egui::Id::unique("project_question")).show(ctx, |ui| match question {
             Question::ReplaceFile(path) => {
                 ui.heading("Replace the file?");
@@ -1501,6 +1591,8 @@ impl LumosApp {
                     }
                 });
             }
+            // Asked in its own modal above.
+            Question::ReplaceSetFiles(_) => {}
         });
     }
 
@@ -1529,7 +1621,9 @@ impl LumosApp {
                             model_names: &self.model_names,
                             devices: &self.devices,
                             has_references: !self.canvas.references.is_empty(),
+                            has_prompt: !self.settings.prompt.trim().is_empty(),
                             busy: !self.jobs.is_empty(),
+                            model_is_multiview: self.selected_model_is_multiview(),
                         };
                         controls_ui(ui, &mut self.settings, &context, &mut self.commands);
                         ui.separator();
@@ -1594,6 +1688,10 @@ impl LumosApp {
                         ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::hover());
                     self.live.paint_ui(ui, rect);
                 }
+                ui.separator();
+            }
+            if self.settings.mode == crate::settings::ModeKind::Multiview {
+                self.multiview_results_ui(ui);
                 ui.separator();
             }
             ui.heading("Gallery");
@@ -1735,6 +1833,15 @@ impl eframe::App for LumosApp {
                             self.live.renderer(),
                             &mut self.settings,
                             &mut self.commands,
+                        );
+                        ui.separator();
+                        crate::panels::prompt::prompt_ui(
+                            ui,
+                            &mut self.settings,
+                            &crate::panels::prompt::PromptContext {
+                                model: &self.text_to_image,
+                                references: self.canvas.references.len(),
+                            },
                         );
                     });
             });

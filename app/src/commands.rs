@@ -126,6 +126,11 @@ pub enum AppCommand {
         /// Which results.
         selection: ExportSelection,
     },
+    /// Write the finished multi-view set into the export folder.
+    ExportMultiviewSet {
+        /// Replace files of an earlier set there (the user said so).
+        replace: bool,
+    },
     /// Answer to "files exist: overwrite?".
     ResolveExportConflict(ConflictChoice),
     /// Pick the export folder with the native dialog.

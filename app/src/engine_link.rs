@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lumos_engine::protocol::{Event, GenerateRequest, JobId};
+use lumos_engine::protocol::{Event, GenerateRequest, JobId, MultiviewJob, TextToImageJob};
 use lumos_engine::worker::{EngineGone, EngineHandle};
 
 type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -52,6 +52,19 @@ impl EngineLink {
     /// Queues a generation.
     pub fn generate(&self, request: GenerateRequest) -> Result<JobId, EngineGone> {
         self.handle.as_ref().ok_or(EngineGone)?.generate(request)
+    }
+
+    /// Queues a multi-view set.
+    pub fn multiview(&self, request: MultiviewJob) -> Result<JobId, EngineGone> {
+        self.handle.as_ref().ok_or(EngineGone)?.multiview(request)
+    }
+
+    /// Queues images from a prompt.
+    pub fn text_to_image(&self, request: TextToImageJob) -> Result<JobId, EngineGone> {
+        self.handle
+            .as_ref()
+            .ok_or(EngineGone)?
+            .text_to_image(request)
     }
 
     /// Cancels a running or queued job.

@@ -88,6 +88,8 @@ pub struct Run {
     pub settings: SamplerSettings,
     /// Names of the references.
     pub references: Vec<String>,
+    /// The prompt, for images made from one.
+    pub prompt: Option<String>,
     /// Results, in arrival order.
     pub images: Vec<RunImage>,
     /// How it ended.

@@ -210,6 +210,7 @@ fn load_run(
             .iter()
             .map(|r| r.name.clone())
             .collect(),
+        prompt: first.meta.prompt.clone(),
         status: RunStatus::FromHistory,
         created_unix_secs,
         history_dir: Some(dir.to_owned()),
@@ -239,6 +240,7 @@ mod tests {
             strength: None,
             init_sha256: None,
             mask_sha256: None,
+            prompt: None,
         };
         write_result(&dir, 0, &image::RgbImage::new(4, 4), &meta).expect("write");
         let old = dir.join(".001.png.4242.tmp");

@@ -5,9 +5,10 @@
 //! panels in `ui`. Panels (`panels`) are small structs whose `*_ui` functions return
 //! [`commands::AppCommand`]s; the app applies them after the frame. Persisted
 //! [`settings::Settings`] (serde, versioned) are kept apart from transient state (jobs,
-//! textures, selection). Live previews, the before/after wipe and the starting image's mask
-//! overlay are drawn by the WGSL shaders of `lumos-shaders` through egui_wgpu paint callbacks
-//! (`preview`), or from CPU maps and textures on other renderers.
+//! textures, selection). Live previews, the before/after wipe, the starting image's mask
+//! overlay and the multi-view turntable are drawn by the WGSL shaders of `lumos-shaders`
+//! through egui_wgpu paint callbacks (`preview`, `turntable`), or from CPU maps and textures
+//! on other renderers.
 //!
 //! Boundaries: the app talks to the engine only through `lumos_engine::protocol` and
 //! `lumos_engine::worker::EngineHandle`; it never touches models or tensors.
@@ -24,11 +25,14 @@ pub mod export;
 pub mod gallery;
 pub mod history;
 pub mod jobs;
+pub mod multiview;
 pub mod panels;
 pub mod preview;
 pub mod project;
+pub mod prompt;
 pub mod references;
 pub mod settings;
+pub mod turntable;
 pub mod undo;
 pub mod view_transform;
 

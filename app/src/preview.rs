@@ -45,6 +45,8 @@ pub fn install_wgpu(render_state: &egui_wgpu::RenderState) {
         target: None,
         uploaded: None,
     });
+    drop(renderer);
+    crate::turntable::install_wgpu(render_state);
 }
 
 /// The latest latent of the running job, and its CPU texture when that path is used.
@@ -247,7 +249,8 @@ struct WipeCallback {
     before_uv: egui::Rect,
 }
 
-fn rgba(image: &RgbImage) -> Vec<u8> {
+/// RGBA8 bytes of an RGB image (alpha 255), as the shaders' textures take them.
+pub(crate) fn rgba(image: &RgbImage) -> Vec<u8> {
     image
         .pixels()
         .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use lumos_engine::camera::{DEFAULT_RADIUS, OrbitPose, OrbitPreset};
 use lumos_engine::protocol::{
     DeviceChoice, GenerationMeta, InterpolationPath, MixSettings, Mode, Precision, SamplerSettings,
     Solver, SweepRows,
@@ -36,6 +37,9 @@ pub enum ModeKind {
     Interpolate,
     /// An X/Y grid: seeds (or the last reference's weight) × guidance.
     Sweep,
+    /// Views of the object in the first reference from cameras on an orbit around it (needs
+    /// a multi-view model).
+    Multiview,
 }
 
 impl ModeKind {
@@ -45,6 +49,7 @@ impl ModeKind {
             Self::Variations => "Variations / blend",
             Self::Interpolate => "Interpolate",
             Self::Sweep => "Sweep (X/Y grid)",
+            Self::Multiview => "Multi-view",
         }
     }
 }
@@ -136,6 +141,14 @@ pub struct Settings {
     pub sweep_rows: String,
     /// A sweep's guidance scales as typed (`1.5, 3, 4.5, 7`).
     pub sweep_guidance: String,
+    /// The multi-view mode's orbit and export choices.
+    pub multiview: MultiviewSettings,
+    /// The prompt on the canvas (used when no reference is there).
+    pub prompt: String,
+    /// Recent prompts, the latest first.
+    pub recent_prompts: Vec<String>,
+    /// Size of images from a prompt, `[width, height]`: one of the model's buckets.
+    pub prompt_size_px: [u32; 2],
 }
 
 impl Default for Settings {
@@ -161,7 +174,107 @@ impl Default for Settings {
             sweep_axis: SweepAxis::Seed,
             sweep_rows: "1, 2, 3".into(),
             sweep_guidance: "1.5, 3, 4.5, 7".into(),
+            multiview: MultiviewSettings::default(),
+            prompt: String::new(),
+            recent_prompts: Vec::new(),
+            prompt_size_px: [1024, 1024],
         }
+    }
+}
+
+/// Which orbit a multi-view set follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrbitChoice {
+    /// Zero123++ v1.2's six views (azimuth 30°…330°, elevations 20° and −10° alternating).
+    #[default]
+    Zero123Plus,
+    /// Frames evenly round the object at the reference's elevation.
+    Turntable,
+    /// A typed list of `elevation azimuth [radius]` lines.
+    Custom,
+}
+
+impl OrbitChoice {
+    /// Label shown in the UI.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Zero123Plus => "Zero123++ (6 views)",
+            Self::Turntable => "Turntable",
+            Self::Custom => "Custom list",
+        }
+    }
+}
+
+/// The multi-view mode's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MultiviewSettings {
+    /// Which orbit.
+    pub orbit: OrbitChoice,
+    /// Frames of a turntable, the reference included.
+    pub turntable_frames: usize,
+    /// The custom orbit as typed: lines of `elevation azimuth [radius]` in degrees.
+    pub custom_views: String,
+    /// Elevation of the reference's camera, in degrees.
+    pub input_elevation_deg: f64,
+    /// Every view from the same noise (else view i uses seed + i).
+    pub shared_seed: bool,
+    /// Export the views with the object cut from the background as alpha.
+    pub export_alpha: bool,
+}
+
+impl Default for MultiviewSettings {
+    fn default() -> Self {
+        Self {
+            orbit: OrbitChoice::default(),
+            turntable_frames: 8,
+            custom_views: "20 45\n20 135\n20 225\n20 315".into(),
+            input_elevation_deg: 0.0,
+            shared_seed: false,
+            export_alpha: false,
+        }
+    }
+}
+
+impl MultiviewSettings {
+    /// The engine's orbit preset, or what is wrong with the typed list.
+    pub fn preset(&self) -> Result<OrbitPreset, String> {
+        match self.orbit {
+            OrbitChoice::Zero123Plus => Ok(OrbitPreset::Zero123Plus),
+            OrbitChoice::Turntable => Ok(OrbitPreset::Turntable(self.turntable_frames)),
+            OrbitChoice::Custom => OrbitPreset::parse_custom(&self.custom_views, "the custom list")
+                .map_err(|e| match e {
+                    lumos_engine::EngineError::InvalidRequest(why) => why,
+                    other => other.to_string(),
+                }),
+        }
+    }
+
+    /// Where the reference's camera is.
+    pub fn input_pose(&self) -> OrbitPose {
+        OrbitPose {
+            elevation_deg: self.input_elevation_deg,
+            azimuth_deg: 0.0,
+            radius: DEFAULT_RADIUS,
+        }
+    }
+
+    /// The views the next set makes, or what is wrong with the typed list.
+    pub fn views(&self) -> Result<Vec<OrbitPose>, String> {
+        Ok(self.preset()?.views(&self.input_pose()))
+    }
+
+    fn migrate(&mut self) {
+        self.turntable_frames = self.turntable_frames.clamp(
+            *limits::TURNTABLE_FRAMES.start(),
+            *limits::TURNTABLE_FRAMES.end(),
+        );
+        if !self.input_elevation_deg.is_finite() {
+            self.input_elevation_deg = 0.0;
+        }
+        self.input_elevation_deg = self
+            .input_elevation_deg
+            .clamp(-limits::INPUT_ELEVATION_DEG, limits::INPUT_ELEVATION_DEG);
     }
 }
 
@@ -178,6 +291,10 @@ pub mod limits {
     pub const GUIDANCE: RangeInclusive<f64> = 1.0..=15.0;
     /// Most images of one sweep.
     pub const SWEEP_CELLS: usize = 64;
+    /// Frames of a turntable (what `lumos multiview --preset turntable:N` accepts).
+    pub const TURNTABLE_FRAMES: RangeInclusive<usize> = 2..=72;
+    /// Elevation of the reference's camera either side of the horizon, in degrees.
+    pub const INPUT_ELEVATION_DEG: f64 = 60.0;
 }
 
 /// Numbers separated by commas or spaces (`1, 2.5 4`); at least one.
@@ -250,6 +367,10 @@ impl Settings {
         if let Solver::DpmSolverPp { order } = &mut self.sampler.solver {
             *order = (*order).clamp(1, 3);
         }
+        self.multiview.migrate();
+        self.recent_prompts
+            .truncate(crate::prompt::MAX_RECENT_PROMPTS);
+        self.prompt_size_px = crate::prompt::snap_size(self.prompt_size_px);
     }
 
     /// The engine's mode for the next run, or what is wrong with the typed sweep values.
@@ -260,6 +381,9 @@ impl Settings {
                 frames: self.frames,
                 path: self.path,
             },
+            ModeKind::Multiview => {
+                return Err("a multi-view set is not made from a generation mode".into());
+            }
             ModeKind::Sweep => {
                 let values = parse_values(&self.sweep_rows, "row values")?;
                 let rows = match self.sweep_axis {
@@ -298,6 +422,7 @@ impl Settings {
             ModeKind::Sweep => self
                 .engine_mode()
                 .map_or(0, |mode| lumos_engine::pipelines::image_count(&mode)),
+            ModeKind::Multiview => self.multiview.views().map_or(0, |views| views.len()),
         }
     }
 
@@ -354,7 +479,13 @@ impl Settings {
             self.sampler.seed = meta.settings.seed.wrapping_sub(meta.index as u64);
         }
         self.seed_policy = SeedPolicy::Locked;
-        self.model = Some(meta.model.clone());
+        if let Some(prompt) = &meta.prompt {
+            // A text-to-image result: its prompt and size; the model is the prompt model.
+            self.prompt = prompt.clone();
+            self.prompt_size_px = meta.size;
+        } else {
+            self.model = Some(meta.model.clone());
+        }
         self.migrate();
     }
 }

@@ -106,6 +106,7 @@ fn meta(seed: u64, index: usize) -> GenerationMeta {
         strength: None,
         init_sha256: None,
         mask_sha256: None,
+        prompt: None,
     }
 }
 

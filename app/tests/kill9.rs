@@ -126,6 +126,7 @@ fn meta_of(version: u64) -> GenerationMeta {
         strength: None,
         init_sha256: None,
         mask_sha256: None,
+        prompt: None,
     }
 }
 

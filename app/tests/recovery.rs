@@ -62,6 +62,7 @@ fn damaged_history_files_are_reported_at_start_up_and_the_rest_loads() {
         strength: None,
         init_sha256: None,
         mask_sha256: None,
+        prompt: None,
     };
     for index in 0..2 {
         lumos_studio::history::write_result(&run_dir, index, &image, &meta(index)).expect("write");

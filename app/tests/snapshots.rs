@@ -1,6 +1,6 @@
 //! The main screens rendered with wgpu (lavapipe in CI) as image snapshots, and the live
-//! preview and the starting image's mask overlay drawn by the WGSL shaders through egui_wgpu's
-//! paint callbacks, checked against the CPU maps. Without a wgpu adapter these tests print SKIPPED and pass, unless
+//! preview, the starting image's mask overlay and the multi-view turntable drawn by the WGSL
+//! shaders through egui_wgpu's paint callbacks, checked against the CPU maps. Without a wgpu adapter these tests print SKIPPED and pass, unless
 //! `REQUIRE_WGPU=1`. Update snapshots deliberately: `UPDATE_SNAPSHOTS=1 cargo test -p lumos-studio --test snapshots`.
 
 mod common;
@@ -12,6 +12,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lumos_shaders::{
     LatentView, MaskOverlayUniforms, MaskView, Rgba8View, latent_preview_cpu, mask_overlay_cpu,
+    turntable_cpu,
 };
 use lumos_studio::LumosApp;
 use lumos_studio::panels::start_image::{Brush, BrushMode, MASK_TINT};
@@ -283,4 +284,125 @@ fn mask_overlay_shader_draws_the_cpu_map() {
             "radius {radius_of_width} of the width, zoom {zoom}: shader overlay differs from the CPU map by {worst}/255"
         );
     }
+}
+
+#[test]
+fn turntable_shader_draws_the_cpu_blend_and_the_multiview_screen() {
+    if !wgpu_available() {
+        return;
+    }
+    let models = tempfile::tempdir().expect("tempdir");
+    let spec = lumos_tests::tiny_novel_view_model(models.path());
+    let mut harness = Harness::builder()
+        .with_size(SIZE)
+        .wgpu()
+        .build_eframe(move |cc| {
+            LumosApp::new(cc, lumos_studio::AppConfig::with_model(spec)).expect("app starts")
+        });
+    harness.set_render_cursor(false);
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    harness.get_by_label("Mode").click();
+    harness.run_steps(2);
+    harness.get_by_label("Multi-view").click();
+    harness.run_steps(2);
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 2;
+        settings.sampler.seed = 1234;
+        settings.seed_policy = SeedPolicy::Locked;
+    }
+    harness.get_by_label("Generate").click();
+    step_until(&mut harness, Duration::from_secs(120), "the set", |app| {
+        app.multiview()
+            .run
+            .as_ref()
+            .is_some_and(|run| run.is_complete())
+    });
+    // Half way between the reference (0°) and the view at 30°: both show (the tiny model's
+    // views hardly differ from each other, but they all differ from the reference).
+    common::slider(&harness, "Orbit angle").set_value_accesskit(15.0);
+    harness.run_steps(3);
+    let screen = harness.render().expect("render");
+    let multiview = harness.state().multiview();
+    let (rect, position) = multiview.turntable.last_drawn().expect("drawn");
+    assert_eq!((position.from, position.to), (0, 1));
+    assert!((position.blend - 0.5).abs() < 1e-6, "{position:?}");
+    let frames = multiview.run.as_ref().expect("set").frames_by_azimuth();
+    let pixels = |i: usize| -> (u32, u32, Vec<u8>) {
+        let image = &frames[i].image;
+        let bytes = image
+            .pixels()
+            .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])
+            .collect();
+        (image.width(), image.height(), bytes)
+    };
+    let ((fw, fh, from), (tw, th, to)) = (pixels(position.from), pixels(position.to));
+    let (w, h) = (
+        rect.width().round() as usize,
+        rect.height().round() as usize,
+    );
+    let cpu = turntable_cpu(
+        &Rgba8View {
+            width_px: fw,
+            height_px: fh,
+            bytes: &from,
+        },
+        &Rgba8View {
+            width_px: tw,
+            height_px: th,
+            bytes: &to,
+        },
+        position.blend,
+        w,
+        h,
+    );
+    let only_from = turntable_cpu(
+        &Rgba8View {
+            width_px: fw,
+            height_px: fh,
+            bytes: &from,
+        },
+        &Rgba8View {
+            width_px: fw,
+            height_px: fh,
+            bytes: &from,
+        },
+        0.0,
+        w,
+        h,
+    );
+    // An interior grid (edges depend on how the viewport rounds).
+    let (mut worst, mut blended) = (0u8, 0usize);
+    for gy in 1..16 {
+        for gx in 1..16 {
+            let (x, y) = (gx * w / 16, gy * h / 16);
+            let on_screen =
+                screen.get_pixel(rect.left() as u32 + x as u32, rect.top() as u32 + y as u32);
+            let i = (y * w + x) * 4;
+            for c in 0..3 {
+                worst = worst.max(on_screen.0[c].abs_diff(cpu[i + c]));
+                blended += usize::from(on_screen.0[c].abs_diff(only_from[i + c]) > 8);
+            }
+        }
+    }
+    assert!(
+        worst <= 8,
+        "the shader's turntable differs from the CPU blend by {worst}/255"
+    );
+    let views_differ = from.iter().zip(&to).map(|(a, b)| a.abs_diff(*b)).max();
+    assert!(
+        blended > 0,
+        "the second view shows in the blend (views differ by {views_differ:?})"
+    );
+    // The screen, with the model's pixels (turntable and thumbnails) masked as in `results`.
+    harness.mask(rect.expand(2.0));
+    let thumbnails: Vec<egui::Rect> = harness
+        .query_all_by_label_contains("Turn to ")
+        .map(|node| node.rect())
+        .collect();
+    assert_eq!(thumbnails.len(), 7, "the reference and six views");
+    for thumbnail in thumbnails {
+        harness.mask(thumbnail.expand(1.0));
+    }
+    harness.snapshot("multiview");
 }

@@ -209,6 +209,20 @@ pub fn bytes_hash(bytes: &[u8]) -> String {
 
 /// The A1111-style `parameters` text for a result.
 pub fn parameters_text(meta: &GenerationMeta) -> String {
+    if let Some(prompt) = &meta.prompt {
+        // As A1111 writes it: the prompt, then one line of settings.
+        return format!(
+            "{}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
+            prompt.trim_end(),
+            meta.settings.steps,
+            meta.settings.solver,
+            meta.settings.guidance,
+            meta.settings.seed,
+            meta.size[0],
+            meta.size[1],
+            meta.model,
+        );
+    }
     let refs: Vec<String> = meta
         .references
         .iter()

@@ -5,8 +5,8 @@
 //! checkpoint discovery and loading (`checkpoints`), the text-to-image prompt path (`text`:
 //! caption cleaning and the T5 tokenizer), the encoder's image transform (`preprocess`), image
 //! IO with embedded settings (`imageio`), project files (`project`), repaint masks (`mask`),
-//! orbit cameras and their exports (`camera`), procedural multi-view ground truth
-//! (`synthetic`) and its figures (`multiview_eval`),
+//! orbit cameras (`camera`), multi-view sets written for 3D tools (`multiview_export`),
+//! procedural multi-view ground truth (`synthetic`) and its figures (`multiview_eval`),
 //! labelled contact sheets (`contact_sheet`), parity checks against fixtures (`selftest`),
 //! benchmarks (`bench`), the trainer of small priors (`train`) and the engine thread with its job protocol (`worker`, `protocol`).
 //!
@@ -26,6 +26,7 @@ pub mod imageio;
 pub mod mask;
 pub mod models;
 pub mod multiview_eval;
+pub mod multiview_export;
 pub mod noise;
 pub mod pillow;
 pub mod pipelines;

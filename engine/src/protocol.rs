@@ -1,9 +1,10 @@
 //! The job protocol between a front end (the app, the CLI) and the engine thread.
 //!
-//! Requests are imperative, events are statuses. Every submitted `Generate` or `LoadModel`
-//! ends in exactly one terminal event (`Finished`, `Cancelled` or `Failed`); `Started` is sent
-//! when a job begins to run. Job ids only increase. Results carry their full settings
-//! (`GenerationMeta`) so that any image can be reproduced.
+//! Requests are imperative, events are statuses. Every submitted `Generate`, `Multiview`,
+//! `TextToImage` or `LoadModel` ends in exactly one terminal event (`Finished`, `Cancelled` or `Failed`);
+//! `Started` is sent when a job begins to run. Job ids only increase. Results carry their full
+//! settings (`GenerationMeta`; a view, its camera and seed) so that any image can be
+//! reproduced.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +94,16 @@ pub struct ModelSpec {
     /// directly on pixels in [-1, 1] (the small default).
     #[serde(default)]
     pub vae: Option<ComponentSpec<VaeConfig>>,
+}
+
+impl ModelSpec {
+    /// Whether the prior makes novel views (an input view and a camera pose per image) rather
+    /// than images from references: what `LoadedModel::is_novel_view` says once loaded, known
+    /// here before loading so that a front end can say so at once.
+    pub fn is_novel_view(&self) -> bool {
+        let config = &self.prior.config;
+        config.input_view_channels > 0 || config.pose_condition
+    }
 }
 
 /// Which ODE solver samples the prior.
@@ -309,6 +320,27 @@ pub struct GenerateRequest {
     pub mix: MixSettings,
 }
 
+/// A multi-view job: views of the object in one reference from other cameras on an orbit.
+#[derive(Clone, Debug)]
+pub struct MultiviewJob {
+    /// A novel-view model (loaded lazily, cached by the engine like any other).
+    pub model: ModelSpec,
+    /// The reference, its camera, the views to make and the sampler settings.
+    pub request: crate::pipelines::multiview::MultiviewRequest,
+}
+
+/// A text-to-image job: images from a prompt with a text-to-image model.
+#[derive(Clone, Debug)]
+pub struct TextToImageJob {
+    /// Where the model's parts are (loaded on first use and kept until another model is
+    /// needed; its T5 encoder is loaded per new prompt and dropped).
+    pub model: crate::pipelines::text_to_image::TextToImageSpec,
+    /// Where it runs.
+    pub device: DeviceChoice,
+    /// The prompt, size, steps, guidance, seed and count.
+    pub request: crate::pipelines::text_to_image::TextToImageRequest,
+}
+
 /// Requests the front end sends to the engine.
 #[derive(Clone, Debug)]
 pub enum Request {
@@ -322,6 +354,16 @@ pub enum Request {
     Generate {
         job: JobId,
         request: Box<GenerateRequest>,
+    },
+    /// Make a multi-view set.
+    Multiview {
+        job: JobId,
+        request: Box<MultiviewJob>,
+    },
+    /// Make images from a prompt.
+    TextToImage {
+        job: JobId,
+        request: Box<TextToImageJob>,
     },
     /// Stop the engine thread.
     Shutdown,
@@ -378,6 +420,20 @@ pub enum Event {
         image: Arc<image::RgbImage>,
         meta: Box<GenerationMeta>,
     },
+    /// One finished view of a multi-view job.
+    View {
+        job: JobId,
+        view: Box<crate::pipelines::multiview::View>,
+    },
+    /// The reference of a multi-view job as the model saw it (the set's frame 0); sent after
+    /// its views, before `Finished`.
+    InputView {
+        job: JobId,
+        input: Box<crate::pipelines::multiview::PreparedInput>,
+    },
+    /// Something the user should be told about a job that still goes on (a prompt cut at the
+    /// encoder's length, characters it cannot read).
+    Notice { job: JobId, message: String },
     /// Terminal: the job completed.
     Finished { job: JobId },
     /// Terminal: the job was cancelled before completing.
@@ -394,6 +450,9 @@ impl Event {
             | Self::Progress { job, .. }
             | Self::ModelReady { job, .. }
             | Self::Image { job, .. }
+            | Self::View { job, .. }
+            | Self::InputView { job, .. }
+            | Self::Notice { job, .. }
             | Self::Finished { job }
             | Self::Cancelled { job }
             | Self::Failed { job, .. } => *job,
@@ -458,6 +517,9 @@ pub struct GenerationMeta {
     /// SHA-256 of the repaint mask, when there was one.
     #[serde(default)]
     pub mask_sha256: Option<String>,
+    /// The prompt of a text-to-image result (the first line of its A1111 `parameters`).
+    #[serde(default)]
+    pub prompt: Option<String>,
 }
 
 /// Current schema version of [`GenerationMeta`].

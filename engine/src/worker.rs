@@ -1,11 +1,14 @@
 //! The engine thread: the only place in the engine with a thread and channels.
 //!
 //! One thread owns the device and the loaded models (cached by spec and device) and runs jobs
-//! one at a time, in order. Front ends talk to it through [`EngineHandle`]: requests go over a
-//! bounded channel, events come back over another. Progress events are dropped when the front
-//! end is slow (`try_send`); images and terminal events never are. Cancellation is a shared set
-//! of job ids checked between sampler steps, so a queued job can be cancelled too. A panic
-//! inside a job is caught and reported as `Failed`; if the thread dies anyway, the handle
+//! (generations, multi-view sets, images from a prompt) one at a time, in order. One model
+//! family is resident at a time: an image model, or the text-to-image pipeline with its
+//! per-prompt embedding cache; asking for the other frees it first. Front ends talk to it
+//! through [`EngineHandle`]: requests go over a bounded channel, events come back over
+//! another. Progress events are dropped when the front end is slow (`try_send`); images, views
+//! and terminal events never are. Cancellation is a shared set of job ids checked between
+//! sampler steps, so a queued job can be cancelled too. A panic inside a job is caught and
+//! reported as `Failed`; if the thread dies anyway, the handle
 //! reports it (`EngineGone`) and the front end can spawn a new one.
 
 use std::collections::HashSet;
@@ -17,8 +20,12 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::EngineError;
+use crate::pipelines::text_to_image::TextToImagePipeline;
 use crate::pipelines::{self, ModelCache, StepHook, StepReport};
-use crate::protocol::{Event, GenerateRequest, JobId, Request};
+use crate::protocol::{
+    DeviceChoice, Event, GenerateRequest, GenerationMeta, JobId, META_VERSION, MixSettings, Mode,
+    Request, SamplerSettings, Solver, TextToImageJob,
+};
 
 /// Capacity of the request channel (a queue of jobs).
 const REQUEST_CAPACITY: usize = 256;
@@ -109,6 +116,7 @@ impl EngineHandle {
             cancelled: cancelled.clone(),
             injected_panics: injected_panics.clone(),
             cache: ModelCache::default(),
+            text_to_image: None,
         };
         let thread = std::thread::Builder::new()
             .name("lumos-engine".into())
@@ -137,6 +145,33 @@ impl EngineHandle {
         let job = self.allocate_job();
         self.requests
             .send(Request::Generate {
+                job,
+                request: Box::new(request),
+            })
+            .map_err(|_| EngineGone)?;
+        Ok(job)
+    }
+
+    /// Queues a multi-view set; returns its job id.
+    pub fn multiview(&self, request: crate::protocol::MultiviewJob) -> Result<JobId, EngineGone> {
+        let job = self.allocate_job();
+        self.requests
+            .send(Request::Multiview {
+                job,
+                request: Box::new(request),
+            })
+            .map_err(|_| EngineGone)?;
+        Ok(job)
+    }
+
+    /// Queues images from a prompt; returns its job id.
+    pub fn text_to_image(
+        &self,
+        request: crate::protocol::TextToImageJob,
+    ) -> Result<JobId, EngineGone> {
+        let job = self.allocate_job();
+        self.requests
+            .send(Request::TextToImage {
                 job,
                 request: Box::new(request),
             })
@@ -257,6 +292,13 @@ fn lower_thread_priority() {
     }
 }
 
+/// What identifies a loaded text-to-image model: its files, precision and device.
+type TextToImageKey = (
+    Vec<std::path::PathBuf>,
+    crate::protocol::Precision,
+    DeviceChoice,
+);
+
 /// The engine thread's state.
 struct Worker {
     events: Sender<Event>,
@@ -264,6 +306,9 @@ struct Worker {
     cancelled: CancelSet,
     injected_panics: InjectedPanics,
     cache: ModelCache,
+    /// The text-to-image model, kept between prompts (with its per-prompt embedding cache).
+    /// Only one model family is resident: loading one drops the other.
+    text_to_image: Option<(TextToImageKey, TextToImagePipeline)>,
 }
 
 impl Worker {
@@ -275,6 +320,7 @@ impl Worker {
                 Request::CrashForTest => panic!("engine crash requested by a test"),
                 Request::LoadModel { job, model, device } => {
                     let outcome = self.guarded(job, |worker| {
+                        worker.text_to_image = None;
                         worker.cache.get(&model, device)?;
                         worker.send(Event::ModelReady {
                             job,
@@ -287,6 +333,14 @@ impl Worker {
                 }
                 Request::Generate { job, request } => {
                     let outcome = self.guarded(job, |worker| worker.generate(job, &request));
+                    self.finish(job, outcome);
+                }
+                Request::Multiview { job, request } => {
+                    let outcome = self.guarded(job, |worker| worker.multiview(job, &request));
+                    self.finish(job, outcome);
+                }
+                Request::TextToImage { job, request } => {
+                    let outcome = self.guarded(job, |worker| worker.text_to_image(job, &request));
                     self.finish(job, outcome);
                 }
             }
@@ -325,12 +379,149 @@ impl Worker {
             images,
             steps: request.settings.steps,
         });
+        self.text_to_image = None;
         let model = self.cache.get(&request.model, request.device)?;
+        let mut hook = self.step_hook(job);
+        pipelines::run(&model, request, &mut hook as &mut StepHook<'_>)
+    }
+
+    fn multiview(
+        &mut self,
+        job: JobId,
+        request: &crate::protocol::MultiviewJob,
+    ) -> crate::error::Result<()> {
+        let settings = &request.request.settings;
+        if settings.steps == 0 || settings.steps > pipelines::MAX_STEPS {
+            return Err(EngineError::InvalidRequest(
+                "steps must be between 1 and 1000".into(),
+            ));
+        }
+        if !settings.guidance.is_finite() || settings.guidance < 0.0 {
+            return Err(EngineError::InvalidRequest(
+                "guidance must be a finite number ≥ 0".into(),
+            ));
+        }
+        self.send(Event::Started {
+            job,
+            images: request.request.views.len(),
+            steps: settings.steps,
+        });
+        self.text_to_image = None;
+        let model = self.cache.get(&request.model, request.request.device)?;
+        let mut hook = self.step_hook(job);
+        let events = self.events.clone();
+        let waker = self.waker.clone();
+        let mut on_view = |view: pipelines::multiview::View| -> crate::error::Result<()> {
+            // Results are never dropped.
+            events
+                .send(Event::View {
+                    job,
+                    view: Box::new(view),
+                })
+                .map_err(|_| EngineError::Cancelled)?;
+            waker();
+            Ok(())
+        };
+        let input = pipelines::multiview::run(
+            &model,
+            &request.request,
+            &mut hook as &mut StepHook<'_>,
+            &mut on_view,
+        )?;
+        self.send(Event::InputView {
+            job,
+            input: Box::new(input),
+        });
+        Ok(())
+    }
+
+    fn text_to_image(
+        &mut self,
+        job: JobId,
+        job_request: &TextToImageJob,
+    ) -> crate::error::Result<()> {
+        let request = &job_request.request;
+        if request.prompt.trim().is_empty() {
+            return Err(EngineError::InvalidRequest(
+                "the prompt is empty: say what the image should show".into(),
+            ));
+        }
+        self.send(Event::Started {
+            job,
+            images: request.count,
+            steps: request.steps,
+        });
+        let spec = &job_request.model;
+        let key: TextToImageKey = (
+            vec![
+                spec.prior.clone(),
+                spec.text_encoder.clone(),
+                spec.tokenizer.clone(),
+                spec.vae.clone(),
+            ],
+            spec.precision,
+            job_request.device,
+        );
+        if self.text_to_image.as_ref().map(|(k, _)| k) != Some(&key) {
+            // Free whatever is resident before loading (one model family at a time).
+            self.text_to_image = None;
+            self.cache = ModelCache::default();
+            let device = crate::device::open(job_request.device)?;
+            self.text_to_image = Some((key, TextToImagePipeline::load(spec, &device)?));
+        }
+        let mut hook = self.step_hook(job);
+        let Some((_, pipeline)) = self.text_to_image.as_mut() else {
+            return Err(EngineError::InvalidRequest(
+                "the text-to-image model is not loaded".into(),
+            ));
+        };
+        let result = pipeline.generate(request, &mut hook as &mut StepHook<'_>)?;
+        for message in result.warnings {
+            self.send(Event::Notice { job, message });
+        }
+        for (index, image) in result.images.into_iter().enumerate() {
+            let meta = GenerationMeta {
+                version: META_VERSION,
+                model: spec.name.clone(),
+                mode: Mode::Variations {
+                    count: request.count,
+                },
+                settings: SamplerSettings {
+                    steps: request.steps,
+                    guidance: request.guidance,
+                    // The T2I demo's sampler (`TextToImagePipeline::denoise`).
+                    solver: Solver::DpmSolverPp { order: 2 },
+                    seed: request.seed.wrapping_add(index as u64),
+                },
+                index,
+                mix: None,
+                references: Vec::new(),
+                size: [image.width(), image.height()],
+                parent: None,
+                mix_settings: MixSettings::default(),
+                strength: None,
+                init_sha256: None,
+                mask_sha256: None,
+                prompt: Some(request.prompt.clone()),
+            };
+            self.send(Event::Image {
+                job,
+                index,
+                image: Arc::new(image),
+                meta: Box::new(meta),
+            });
+        }
+        Ok(())
+    }
+
+    /// The hook a pipeline calls between steps: cancellation, progress (dropped when the
+    /// front end is behind), injected test panics, and results (never dropped).
+    fn step_hook(&self, job: JobId) -> impl FnMut(StepReport) -> crate::error::Result<()> + use<> {
         let events = self.events.clone();
         let waker = self.waker.clone();
         let cancelled = self.cancelled.clone();
         let injected_panics = self.injected_panics.clone();
-        let mut hook = |report: StepReport| -> crate::error::Result<()> {
+        move |report: StepReport| -> crate::error::Result<()> {
             if cancelled.contains(job) {
                 return Err(EngineError::Cancelled);
             }
@@ -368,8 +559,7 @@ impl Worker {
             events.send(event).map_err(|_| EngineError::Cancelled)?;
             waker();
             Ok(())
-        };
-        pipelines::run(&model, request, &mut hook as &mut StepHook<'_>)
+        }
     }
 
     fn finish(&mut self, job: JobId, outcome: crate::error::Result<()>) {

@@ -281,6 +281,7 @@ fn sample_meta() -> GenerationMeta {
         strength: Some(0.6),
         init_sha256: None,
         mask_sha256: None,
+        prompt: None,
     }
 }
 

@@ -1,15 +1,20 @@
 //! `lumos multiview` end to end on a tiny random novel-view prior (the Lumos NVS config in
 //! pixel space with the built-in encoder): the files it writes and what they contain, seeds
-//! that repeat, nothing overwritten, and clear errors for bad input.
+//! that repeat, nothing overwritten, and clear errors for bad input; and the same sets made
+//! through the engine thread's `Multiview` request (the app's path).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use lumos_engine::camera::Transforms;
+use lumos_engine::camera::{OrbitPose, OrbitPreset, Transforms};
 use lumos_engine::models::{LumosConfig, LumosI2I};
-use lumos_engine::protocol::{ComponentSpec, ModelSpec, Precision};
+use lumos_engine::pipelines::multiview::MultiviewRequest;
+use lumos_engine::protocol::{
+    ComponentSpec, DeviceChoice, Event, ModelSpec, MultiviewJob, Precision, SamplerSettings,
+};
 
 fn lumos(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lumos"))
@@ -346,4 +351,132 @@ fn eval_multiview_scores_held_out_objects_beside_the_copy_baseline() {
         path_str(&sheet),
     ]);
     assert!(!result.status.success());
+}
+
+/// Collects the events of `job` until its terminal event.
+fn events_of(engine: &lumos_engine::worker::EngineHandle, job: u64) -> Vec<Event> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut events = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Some(event) = engine
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .expect("engine alive")
+            && event.job() == job
+        {
+            let terminal = event.is_terminal();
+            events.push(event);
+            if terminal {
+                return events;
+            }
+        }
+    }
+    panic!("job {job} never ended: {events:?}");
+}
+
+fn multiview_job(spec: &ModelSpec, views: usize, steps: usize) -> MultiviewJob {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = dir.path().join("disc.png");
+    disc_reference(&reference);
+    let input_pose = OrbitPose::new(0.0, 0.0, 1.5).expect("pose");
+    MultiviewJob {
+        model: spec.clone(),
+        request: MultiviewRequest {
+            name: "disc.png".into(),
+            image: Arc::new(lumos_engine::imageio::load_image(&reference).expect("load")),
+            alpha: None,
+            input_pose,
+            views: OrbitPreset::Turntable(views + 1).views(&input_pose),
+            settings: SamplerSettings {
+                steps,
+                seed: 3,
+                ..SamplerSettings::default()
+            },
+            shared_seed: false,
+            recenter: true,
+            device: DeviceChoice::Cpu,
+        },
+    }
+}
+
+#[test]
+fn the_engine_thread_sends_views_then_the_input_and_one_terminal_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = tiny_nvs_model(dir.path());
+    let spec: ModelSpec =
+        serde_json::from_str(&std::fs::read_to_string(manifest).expect("read")).expect("spec");
+    assert!(spec.is_novel_view());
+    let engine = lumos_engine::worker::EngineHandle::spawn(|| {}).expect("engine");
+
+    let job = engine
+        .multiview(multiview_job(&spec, 3, 2))
+        .expect("queued");
+    let events = events_of(&engine, job);
+    assert!(
+        matches!(
+            events.first(),
+            Some(Event::Started {
+                images: 3,
+                steps: 2,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    let views: Vec<(usize, u64, f64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::View { view, .. } => Some((view.index, view.seed, view.pose.azimuth_deg)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(views, vec![(0, 3, 90.0), (1, 4, 180.0), (2, 5, 270.0)]);
+    let input_at = events
+        .iter()
+        .position(|e| matches!(e, Event::InputView { .. }))
+        .expect("the input view is sent");
+    let last_view = events
+        .iter()
+        .rposition(|e| matches!(e, Event::View { .. }))
+        .expect("views");
+    assert!(input_at > last_view, "the input comes after the views");
+    assert!(matches!(events.last(), Some(Event::Finished { .. })));
+
+    // Cancelled while it runs: Cancelled, and no input view.
+    let long = engine
+        .multiview(multiview_job(&spec, 3, 400))
+        .expect("queued");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Some(event) = engine
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .expect("alive")
+        {
+            let progressed = matches!(event, Event::Progress { .. });
+            seen.push(event);
+            if progressed {
+                break;
+            }
+        }
+    }
+    engine.cancel(long);
+    seen.extend(events_of(&engine, long));
+    assert!(
+        matches!(seen.last(), Some(Event::Cancelled { .. })),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|e| matches!(e, Event::InputView { .. })));
+
+    // An image-to-image model fails with what to do.
+    let image_model = lumos_engine::embedded::default_spec().expect("built-in model");
+    assert!(!image_model.is_novel_view());
+    let wrong = engine
+        .multiview(multiview_job(&image_model, 2, 2))
+        .expect("queued");
+    match events_of(&engine, wrong).last() {
+        Some(Event::Failed { error, .. }) => {
+            assert!(error.contains("choose a multi-view model"), "{error}")
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
 }

@@ -561,3 +561,100 @@ fn discovery_finds_the_published_layout_and_says_what_is_missing() {
     );
     assert_eq!(spec.tokenizer, t5.join("spiece.model"));
 }
+
+#[test]
+fn the_engine_thread_makes_images_from_a_prompt_that_carry_it() {
+    use lumos_engine::protocol::{DeviceChoice, Event, TextToImageJob};
+
+    let t5_dir = tempfile::tempdir().expect("tempdir");
+    let Some(spec) = tiny_spec(t5_dir.path()) else {
+        return;
+    };
+    let engine = lumos_engine::worker::EngineHandle::spawn(|| {}).expect("engine");
+    let events_of = |job| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut events = Vec::new();
+        while std::time::Instant::now() < deadline {
+            if let Some(event) = engine
+                .recv_timeout(std::time::Duration::from_millis(100))
+                .expect("engine alive")
+                && event.job() == job
+            {
+                let terminal = event.is_terminal();
+                events.push(event);
+                if terminal {
+                    return events;
+                }
+            }
+        }
+        panic!("job {job} never ended: {events:?}");
+    };
+    // Longer than the encoder reads: the images come, and a notice says what was cut.
+    let prompt = "a red fox in the snow ".repeat(60);
+    let request = TextToImageRequest {
+        steps: 2,
+        seed: 11,
+        count: 2,
+        ..TextToImageRequest::new(&prompt)
+    };
+    let job = engine
+        .text_to_image(TextToImageJob {
+            model: spec.clone(),
+            device: DeviceChoice::Cpu,
+            request,
+        })
+        .expect("queued");
+    let events = events_of(job);
+    assert!(
+        matches!(
+            events.first(),
+            Some(Event::Started {
+                images: 2,
+                steps: 2,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Notice { .. })),
+        "the cut is reported: {events:?}"
+    );
+    let metas: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Image { meta, .. } => Some(meta.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(metas.len(), 2);
+    for (i, meta) in metas.iter().enumerate() {
+        assert_eq!(meta.prompt.as_deref(), Some(prompt.as_str()));
+        assert_eq!(meta.settings.seed, 11 + i as u64);
+        assert!(meta.references.is_empty());
+        // A1111's `parameters`: the prompt first, then the settings.
+        let parameters = lumos_engine::imageio::parameters_text(meta);
+        assert!(parameters.starts_with(prompt.trim_end()), "{parameters}");
+        assert!(
+            parameters
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("Steps: 2,")),
+            "{parameters}"
+        );
+    }
+    assert!(matches!(events.last(), Some(Event::Finished { .. })));
+
+    // An empty prompt fails with what to do.
+    let empty = engine
+        .text_to_image(TextToImageJob {
+            model: spec,
+            device: DeviceChoice::Cpu,
+            request: TextToImageRequest::new("  "),
+        })
+        .expect("queued");
+    match events_of(empty).last() {
+        Some(Event::Failed { error, .. }) => assert!(error.contains("prompt is empty"), "{error}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}

@@ -2,11 +2,15 @@
 //! implementations of the same maps.
 //!
 //! The WGSL files live next to this crate's `Cargo.toml` and are embedded with `include_str!`.
+//! Every shader starts with `common.wgsl` (the viewport quad and the one clamped bilinear
+//! filter they all use), prepended at compile time since WGSL has no include.
 //! Pipelines are built once for a target format ([`LatentPreviewPipeline::new`],
-//! [`WipePipeline::new`], [`MaskOverlayPipeline::new`]) and then draw into any render pass with that format, such as the one
-//! egui_wgpu hands to a paint callback, or an offscreen one in tests. The CPU functions
-//! ([`latent_preview_cpu`], [`mask_overlay_cpu`]) are the fallback for renderers without wgpu (glow) and the
-//! reference the offscreen tests compare against.
+//! [`WipePipeline::new`], [`MaskOverlayPipeline::new`], [`TurntablePipeline::new`]) and then
+//! draw into any render pass with that format, such as the one egui_wgpu hands to a paint
+//! callback, or an offscreen one in tests. The CPU functions ([`latent_preview_cpu`],
+//! [`mask_overlay_cpu`], [`turntable_cpu`], all filtering with [`bilinear_clamped`]) are the
+//! fallback for renderers without wgpu (glow) and the reference the offscreen tests compare
+//! against.
 //!
 //! Boundaries: depends on wgpu only, never on egui, eframe or the engine. No threads.
 
@@ -14,18 +18,42 @@ use std::num::NonZeroU64;
 
 use bytemuck::{Pod, Zeroable};
 
-/// `latent_preview.wgsl`: 4 latent channels → RGB with a fixed linear map, bilinear upscale.
-pub const LATENT_PREVIEW_WGSL: &str = include_str!("../latent_preview.wgsl");
-/// `wipe.wgsl`: before/after wipe between two images.
-pub const WIPE_WGSL: &str = include_str!("../wipe.wgsl");
-/// `mask_overlay.wgsl`: an image with its repaint mask tinted on top.
-pub const MASK_OVERLAY_WGSL: &str = include_str!("../mask_overlay.wgsl");
+mod bilinear;
+mod turntable;
 
-/// Every WGSL file of the crate, by file name (for validation).
+pub use bilinear::bilinear_clamped;
+pub use turntable::{TurntablePipeline, TurntableTarget, TurntableUniforms, turntable_cpu};
+
+/// A shader's full source: `common.wgsl` (the viewport quad and the clamped bilinear filter
+/// every shader uses; WGSL has no include) followed by the shader's own file.
+macro_rules! shader_source {
+    ($file:literal) => {
+        concat!(
+            include_str!("../common.wgsl"),
+            "\n",
+            include_str!(concat!("../", $file))
+        )
+    };
+}
+
+/// `common.wgsl` alone: what every shader shares (prepended to each of them).
+pub const COMMON_WGSL: &str = include_str!("../common.wgsl");
+/// `latent_preview.wgsl`: 4 latent channels → RGB with a fixed linear map, bilinear upscale.
+pub const LATENT_PREVIEW_WGSL: &str = shader_source!("latent_preview.wgsl");
+/// `wipe.wgsl`: before/after wipe between two images.
+pub const WIPE_WGSL: &str = shader_source!("wipe.wgsl");
+/// `mask_overlay.wgsl`: an image with its repaint mask tinted on top.
+pub const MASK_OVERLAY_WGSL: &str = shader_source!("mask_overlay.wgsl");
+/// `turntable.wgsl`: a multi-view set's two views either side of an orbit angle, cross-faded.
+pub const TURNTABLE_WGSL: &str = shader_source!("turntable.wgsl");
+
+/// Every shader of the crate by file name, each with `common.wgsl` prepended (for
+/// validation).
 pub const ALL_WGSL: &[(&str, &str)] = &[
     ("latent_preview.wgsl", LATENT_PREVIEW_WGSL),
     ("wipe.wgsl", WIPE_WGSL),
     ("mask_overlay.wgsl", MASK_OVERLAY_WGSL),
+    ("turntable.wgsl", TURNTABLE_WGSL),
 ];
 
 /// A linear map from 4 latent channels to RGB in [−1, 1]: `rgb[c] = Σ_k latent[k]·weights[k][c] + bias[c]`.
@@ -256,30 +284,12 @@ pub fn latent_preview_cpu(
     height_px: usize,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(width_px * height_px * 4);
-    let max_x = latent.width as i64 - 1;
-    let max_y = latent.height as i64 - 1;
-    let load = |x: i64, y: i64| latent.at(x.clamp(0, max_x) as usize, y.clamp(0, max_y) as usize);
-    let lerp = |a: [f32; 4], b: [f32; 4], t: f32| {
-        let mut v = [0.0f32; 4];
-        for k in 0..4 {
-            v[k] = a[k] + (b[k] - a[k]) * t;
-        }
-        v
-    };
     for y_px in 0..height_px {
-        let v = (y_px as f32 + 0.5) / height_px as f32;
-        let pos_y = v * latent.height as f32 - 0.5;
-        let base_y = pos_y.floor();
-        let frac_y = pos_y - base_y;
+        let v = bilinear::pixel_centre(y_px, height_px);
         for x_px in 0..width_px {
-            let u = (x_px as f32 + 0.5) / width_px as f32;
-            let pos_x = u * latent.width as f32 - 0.5;
-            let base_x = pos_x.floor();
-            let frac_x = pos_x - base_x;
-            let (x0, y0) = (base_x as i64, base_y as i64);
-            let top = lerp(load(x0, y0), load(x0 + 1, y0), frac_x);
-            let bottom = lerp(load(x0, y0 + 1), load(x0 + 1, y0 + 1), frac_x);
-            let rgb = map.apply(lerp(top, bottom, frac_y));
+            let u = bilinear::pixel_centre(x_px, width_px);
+            let value = bilinear_clamped(latent.width, latent.height, |x, y| latent.at(x, y), u, v);
+            let rgb = map.apply(value);
             out.extend(rgb.iter().map(|c| (c * 255.0).round() as u8));
             out.push(255);
         }
@@ -299,40 +309,15 @@ pub fn mask_overlay_cpu(
     width_px: usize,
     height_px: usize,
 ) -> Vec<u8> {
-    let (image_w, image_h) = (image.width_px.max(1) as i64, image.height_px.max(1) as i64);
     let (mask_w, mask_h) = (mask.width_px.max(1) as i64, mask.height_px.max(1) as i64);
-    let load = |x: i64, y: i64| {
-        let i = ((y.clamp(0, image_h - 1) * image_w + x.clamp(0, image_w - 1)) * 4) as usize;
-        let mut v = [0.0f32; 3];
-        for (c, out) in v.iter_mut().enumerate() {
-            *out = f32::from(image.bytes.get(i + c).copied().unwrap_or(0)) / 255.0;
-        }
-        v
-    };
-    let lerp = |a: [f32; 3], b: [f32; 3], t: f32| {
-        let mut v = [0.0f32; 3];
-        for k in 0..3 {
-            v[k] = a[k] + (b[k] - a[k]) * t;
-        }
-        v
-    };
     let [min_u, min_v, max_u, max_v] = uniforms.view_uv;
     let mut out = Vec::with_capacity(width_px * height_px * 4);
     for y_px in 0..height_px {
-        let v = min_v + (max_v - min_v) * ((y_px as f32 + 0.5) / height_px as f32);
-        let pos_y = v * image_h as f32 - 0.5;
-        let base_y = pos_y.floor();
-        let frac_y = pos_y - base_y;
+        let v = min_v + (max_v - min_v) * bilinear::pixel_centre(y_px, height_px);
         let mask_y = ((v * mask_h as f32).floor() as i64).clamp(0, mask_h - 1);
         for x_px in 0..width_px {
-            let u = min_u + (max_u - min_u) * ((x_px as f32 + 0.5) / width_px as f32);
-            let pos_x = u * image_w as f32 - 0.5;
-            let base_x = pos_x.floor();
-            let frac_x = pos_x - base_x;
-            let (x0, y0) = (base_x as i64, base_y as i64);
-            let top = lerp(load(x0, y0), load(x0 + 1, y0), frac_x);
-            let bottom = lerp(load(x0, y0 + 1), load(x0 + 1, y0 + 1), frac_x);
-            let rgb = lerp(top, bottom, frac_y);
+            let u = min_u + (max_u - min_u) * bilinear::pixel_centre(x_px, width_px);
+            let rgb = image.sample_rgb(u, v);
             let mask_x = ((u * mask_w as f32).floor() as i64).clamp(0, mask_w - 1);
             let m = f32::from(
                 mask.bytes
@@ -351,7 +336,7 @@ pub fn mask_overlay_cpu(
     out
 }
 
-fn full_screen_pipeline(
+pub(crate) fn full_screen_pipeline(
     device: &wgpu::Device,
     label: &str,
     source: &str,
@@ -394,7 +379,7 @@ fn full_screen_pipeline(
     })
 }
 
-fn uniform_entry(binding: u32, size: usize) -> wgpu::BindGroupLayoutEntry {
+pub(crate) fn uniform_entry(binding: u32, size: usize) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::FRAGMENT,
@@ -407,7 +392,7 @@ fn uniform_entry(binding: u32, size: usize) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-fn texture_entry(binding: u32, filterable: bool) -> wgpu::BindGroupLayoutEntry {
+pub(crate) fn texture_entry(binding: u32, filterable: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::FRAGMENT,
@@ -420,7 +405,7 @@ fn texture_entry(binding: u32, filterable: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-fn uniform_buffer(device: &wgpu::Device, label: &str, size: usize) -> wgpu::Buffer {
+pub(crate) fn uniform_buffer(device: &wgpu::Device, label: &str, size: usize) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: size as u64,
@@ -429,7 +414,7 @@ fn uniform_buffer(device: &wgpu::Device, label: &str, size: usize) -> wgpu::Buff
     })
 }
 
-fn texture_2d(
+pub(crate) fn texture_2d(
     device: &wgpu::Device,
     label: &str,
     width: u32,
@@ -452,7 +437,12 @@ fn texture_2d(
     })
 }
 
-fn write_texture(queue: &wgpu::Queue, texture: &wgpu::Texture, bytes: &[u8], bytes_per_pixel: u32) {
+pub(crate) fn write_texture(
+    queue: &wgpu::Queue,
+    texture: &wgpu::Texture,
+    bytes: &[u8],
+    bytes_per_pixel: u32,
+) {
     let size = texture.size();
     queue.write_texture(
         texture.as_image_copy(),
@@ -567,7 +557,6 @@ impl LatentPreviewPipeline {
 pub struct WipePipeline {
     pipeline: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
-    sampler: wgpu::Sampler,
 }
 
 /// GPU resources of one before/after pair.
@@ -587,6 +576,25 @@ pub struct Rgba8View<'a> {
     pub bytes: &'a [u8],
 }
 
+impl Rgba8View<'_> {
+    /// RGB of texel `(x, y)` in [0, 1]; bytes past the end read as black.
+    pub fn rgb_at(&self, x: usize, y: usize) -> [f32; 3] {
+        let i = (y * self.width_px.max(1) as usize + x) * 4;
+        std::array::from_fn(|c| f32::from(self.bytes.get(i + c).copied().unwrap_or(0)) / 255.0)
+    }
+
+    /// RGB at texture coordinates `(u, v)`, filtered as `sample_bilinear_clamped` does.
+    pub fn sample_rgb(&self, u: f32, v: f32) -> [f32; 3] {
+        bilinear_clamped(
+            self.width_px as usize,
+            self.height_px as usize,
+            |x, y| self.rgb_at(x, y),
+            u,
+            v,
+        )
+    }
+}
+
 impl WipePipeline {
     /// Compiles `wipe.wgsl` for render targets of `target_format`.
     pub fn new(device: &wgpu::Device, target_format: wgpu::TextureFormat) -> Self {
@@ -594,29 +602,13 @@ impl WipePipeline {
             label: Some("lumos_wipe"),
             entries: &[
                 uniform_entry(0, std::mem::size_of::<WipeUniforms>()),
-                texture_entry(1, true),
-                texture_entry(2, true),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 3,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
-                    count: None,
-                },
+                texture_entry(1, false),
+                texture_entry(2, false),
             ],
         });
         let pipeline =
             full_screen_pipeline(device, "lumos_wipe", WIPE_WGSL, &layout, target_format);
-        let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
-            label: Some("lumos_wipe"),
-            mag_filter: wgpu::FilterMode::Linear,
-            min_filter: wgpu::FilterMode::Linear,
-            ..Default::default()
-        });
-        Self {
-            pipeline,
-            layout,
-            sampler,
-        }
+        Self { pipeline, layout }
     }
 
     /// Uploads a before/after pair.
@@ -660,10 +652,6 @@ impl WipePipeline {
                 wgpu::BindGroupEntry {
                     binding: 2,
                     resource: wgpu::BindingResource::TextureView(&after_view),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: wgpu::BindingResource::Sampler(&self.sampler),
                 },
             ],
         });

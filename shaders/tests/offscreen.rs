@@ -3,7 +3,8 @@
 
 use lumos_shaders::{
     LatentPreviewPipeline, LatentRgbMap, LatentView, MaskOverlayPipeline, MaskOverlayUniforms,
-    MaskView, Rgba8View, WipePipeline, WipeUniforms, latent_preview_cpu, mask_overlay_cpu,
+    MaskView, Rgba8View, TurntablePipeline, TurntableUniforms, WipePipeline, WipeUniforms,
+    latent_preview_cpu, mask_overlay_cpu, turntable_cpu,
 };
 
 const FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
@@ -345,4 +346,121 @@ fn mask_overlay_rewrites_the_mask_in_place() {
         !pipeline.write_mask(&queue, &target, &wrong_size),
         "a mask of another size needs a new target"
     );
+}
+
+#[test]
+fn wipe_shader_filters_like_the_shared_cpu_filter() {
+    let Some((device, queue)) = device() else {
+        return;
+    };
+    // Gradients, so that the bilinear weights show; the split at the far right leaves the
+    // before image almost everywhere, a zoomed-in part of it.
+    let (image, _) = test_image_and_mask(6, 5);
+    let view = Rgba8View {
+        width_px: 6,
+        height_px: 5,
+        bytes: &image,
+    };
+    let pipeline = WipePipeline::new(&device, FORMAT);
+    let target = pipeline.create_target(&device, &queue, &view, &view);
+    let before_uv = [0.1, 0.2, 0.9, 0.7];
+    pipeline.set_split(
+        &queue,
+        &target,
+        &WipeUniforms {
+            split: [2.0, 0.0, 0.0, 0.0],
+            divider_color: [1.0, 1.0, 1.0, 1.0],
+            before_uv,
+        },
+    );
+    let (width, height) = (17u32, 13u32);
+    let gpu = render(&device, &queue, width, height, |pass| {
+        pipeline.draw(pass, &target)
+    });
+    let mut worst = 0u8;
+    for y in 0..height {
+        for x in 0..width {
+            let (u, v) = (
+                (x as f32 + 0.5) / width as f32,
+                (y as f32 + 0.5) / height as f32,
+            );
+            let rgb = view.sample_rgb(
+                before_uv[0] + (before_uv[2] - before_uv[0]) * u,
+                before_uv[1] + (before_uv[3] - before_uv[1]) * v,
+            );
+            let i = ((y * width + x) * 4) as usize;
+            for c in 0..3 {
+                worst = worst.max(gpu[i + c].abs_diff((rgb[c] * 255.0).round() as u8));
+            }
+        }
+    }
+    assert!(
+        worst <= 2,
+        "GPU wipe and CPU filter differ by up to {worst}/255"
+    );
+}
+
+/// A view of `width × height` with a gradient towards `rgb` and a hard vertical edge.
+fn test_view(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity((width * height * 4) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            let t = (x + y) as f32 / (width + height - 2).max(1) as f32;
+            let edge = if x < width / 2 { 1.0 } else { 0.4 };
+            bytes.extend(rgb.map(|c| (f32::from(c) * t * edge) as u8));
+            bytes.push(255);
+        }
+    }
+    bytes
+}
+
+#[test]
+fn turntable_shader_blends_neighbouring_views_like_the_cpu_map() {
+    let Some((device, queue)) = device() else {
+        return;
+    };
+    let colours = [[250, 20, 20], [20, 250, 20], [20, 20, 250]];
+    let bytes: Vec<Vec<u8>> = colours.iter().map(|&c| test_view(9, 7, c)).collect();
+    let views: Vec<Rgba8View<'_>> = bytes
+        .iter()
+        .map(|b| Rgba8View {
+            width_px: 9,
+            height_px: 7,
+            bytes: b,
+        })
+        .collect();
+    let pipeline = TurntablePipeline::new(&device, FORMAT);
+    assert!(pipeline.create_target(&device, &queue, &[]).is_none());
+    let target = pipeline
+        .create_target(&device, &queue, &views)
+        .expect("target");
+    assert_eq!(target.view_count(), 3);
+    let (width, height) = (23u32, 19u32);
+    // Pair 2 is the last view blended towards the first: the ring closes.
+    for (from, blend) in [(0usize, 0.0f32), (0, 0.3), (1, 1.0), (2, 0.75)] {
+        let uniforms = TurntableUniforms::with_blend(blend);
+        pipeline.set_uniforms(&queue, &target, &uniforms);
+        let gpu = render(&device, &queue, width, height, |pass| {
+            pipeline.draw(pass, &target, from)
+        });
+        let cpu = turntable_cpu(
+            &views[from],
+            &views[(from + 1) % 3],
+            blend,
+            width as usize,
+            height as usize,
+        );
+        let worst = gpu.iter().zip(&cpu).map(|(g, c)| g.abs_diff(*c)).max();
+        assert!(
+            worst <= Some(2),
+            "pair {from} at blend {blend}: GPU and CPU differ by {worst:?}"
+        );
+        // The blend shows in the pixels: the dominant channel is the nearer view's.
+        let centre = (((height / 2) * width + width / 4) * 4) as usize;
+        let dominant = (0..3)
+            .max_by_key(|&c| gpu[centre + c])
+            .expect("three channels");
+        let nearer = if blend <= 0.5 { from } else { (from + 1) % 3 };
+        assert_eq!(dominant, nearer, "pair {from} at blend {blend}");
+    }
 }

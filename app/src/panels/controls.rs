@@ -1,8 +1,10 @@
-//! Generation controls: mode, count, guidance, steps, seed, solver, model, device, Generate.
+//! Generation controls: mode (the multi-view mode's orbit in `panels::multiview`), count,
+//! guidance, steps, seed, solver, model, device, Generate.
 
 use lumos_engine::protocol::{DeviceChoice, Ease, InterpolationPath, MixMethod, Precision, Solver};
 
 use crate::commands::AppCommand;
+use crate::panels::multiview::{ModelFit, multiview_controls_ui};
 use crate::settings::{ModeKind, SeedPolicy, Settings, SweepAxis, limits, random_seed};
 
 /// What the controls need to know besides the settings.
@@ -11,10 +13,15 @@ pub struct ControlsContext<'a> {
     pub model_names: &'a [String],
     /// Devices this build can compute on.
     pub devices: &'a [DeviceChoice],
-    /// Whether the canvas has references (Generate needs at least one).
+    /// Whether the canvas has references (Generate needs them or a prompt).
     pub has_references: bool,
+    /// Whether the canvas has a prompt (used when it has no references).
+    pub has_prompt: bool,
     /// Whether a job is running or waiting.
     pub busy: bool,
+    /// Whether the chosen model makes views from other cameras (the multi-view mode needs
+    /// one; the other modes cannot use one).
+    pub model_is_multiview: bool,
 }
 
 /// Draws the controls; edits `settings` in place, returns Generate.
@@ -28,7 +35,12 @@ pub fn controls_ui(
     egui::ComboBox::from_label("Mode")
         .selected_text(settings.mode.label())
         .show_ui(ui, |ui| {
-            for mode in [ModeKind::Variations, ModeKind::Interpolate, ModeKind::Sweep] {
+            for mode in [
+                ModeKind::Variations,
+                ModeKind::Interpolate,
+                ModeKind::Sweep,
+                ModeKind::Multiview,
+            ] {
                 ui.selectable_value(&mut settings.mode, mode, mode.label());
             }
         });
@@ -51,22 +63,43 @@ pub fn controls_ui(
                 });
         }
         ModeKind::Sweep => sweep_ui(ui, settings),
-    }
-    ui.horizontal(|ui| {
-        egui::ComboBox::from_label("Mix")
-            .selected_text(mix_label(settings.mix.method))
-            .show_ui(ui, |ui| {
-                for method in [MixMethod::Linear, MixMethod::Spherical] {
-                    ui.selectable_value(&mut settings.mix.method, method, mix_label(method));
-                }
-            })
-            .response
-            .on_hover_text("How the references' embeddings are combined");
-        ui.checkbox(&mut settings.mix.renormalize, "Renormalise")
-            .on_hover_text(
-                "Scale the mixed embedding back to unit length, as the prior was trained",
+        ModeKind::Multiview => {
+            let model = selected_model_name(settings, context);
+            multiview_controls_ui(
+                ui,
+                &mut settings.multiview,
+                &ModelFit {
+                    name: &model,
+                    is_multiview: context.model_is_multiview,
+                },
             );
-    });
+        }
+    }
+    if settings.mode != ModeKind::Multiview && context.model_is_multiview {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            "The chosen model makes views from other cameras: use it in the Multi-view mode, \
+             or choose another model for this one.",
+        );
+    }
+    // A multi-view set has one reference: nothing to mix.
+    if settings.mode != ModeKind::Multiview {
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("Mix")
+                .selected_text(mix_label(settings.mix.method))
+                .show_ui(ui, |ui| {
+                    for method in [MixMethod::Linear, MixMethod::Spherical] {
+                        ui.selectable_value(&mut settings.mix.method, method, mix_label(method));
+                    }
+                })
+                .response
+                .on_hover_text("How the references' embeddings are combined");
+            ui.checkbox(&mut settings.mix.renormalize, "Renormalise")
+                .on_hover_text(
+                    "Scale the mixed embedding back to unit length, as the prior was trained",
+                );
+        });
+    }
     if settings.mode == ModeKind::Interpolate {
         egui::ComboBox::from_label("Spacing")
             .selected_text(ease_label(settings.mix.ease))
@@ -119,11 +152,7 @@ pub fn controls_ui(
                 ui.selectable_value(&mut settings.sampler.solver, solver, solver.to_string());
             }
         });
-    let selected_model = settings
-        .model
-        .clone()
-        .or_else(|| context.model_names.first().cloned())
-        .unwrap_or_else(|| "none found".into());
+    let selected_model = selected_model_name(settings, context);
     egui::ComboBox::from_label("Model")
         .selected_text(shorten(&selected_model, 24))
         .show_ui(ui, |ui| {
@@ -164,7 +193,8 @@ pub fn controls_ui(
             });
     }
     ui.add_space(8.0);
-    let ready = context.has_references && !context.model_names.is_empty();
+    let ready = (context.has_references && !context.model_names.is_empty())
+        || (context.has_prompt && !context.has_references && settings.mode != ModeKind::Multiview);
     let label = if context.busy {
         "Queue another"
     } else {
@@ -176,14 +206,25 @@ pub fn controls_ui(
             egui::Button::new(label).min_size(egui::vec2(160.0, 32.0)),
         )
         .on_hover_text("Ctrl+Enter (Cmd+Enter on macOS)");
-    if !context.has_references {
-        ui.weak("Add a reference image first.");
-    } else if context.model_names.is_empty() {
+    if !context.has_references && !context.has_prompt {
+        ui.weak("Add a reference image or type a prompt first.");
+    } else if !context.has_references && settings.mode == ModeKind::Multiview {
+        ui.weak("Add a reference image first: a multi-view set is made from one.");
+    } else if context.has_references && context.model_names.is_empty() {
         ui.weak("No model found: see Models below.");
     }
     if response.clicked() {
         commands.push(AppCommand::Generate);
     }
+}
+
+/// The name of the model the next run uses.
+fn selected_model_name(settings: &Settings, context: &ControlsContext<'_>) -> String {
+    settings
+        .model
+        .clone()
+        .or_else(|| context.model_names.first().cloned())
+        .unwrap_or_else(|| "none found".into())
 }
 
 /// The sweep's axes: what the rows vary, their values, the guidance of the columns.

@@ -52,7 +52,10 @@ pub fn gallery_ui(ui: &mut egui::Ui, gallery: &mut Gallery, commands: &mut Vec<A
                     }
                 });
                 ui.small(run.settings_summary());
-                ui.small(format!("References: {}", run.references.join(", ")));
+                match &run.prompt {
+                    Some(prompt) => ui.small(format!("Prompt: {prompt}")),
+                    None => ui.small(format!("References: {}", run.references.join(", "))),
+                };
                 ui.horizontal(|ui| {
                     let has_images = !run.images.is_empty();
                     let any_selected = run.images.iter().any(|i| i.selected);

@@ -53,5 +53,8 @@ impl ModelsPanel {
                 commands.push(AppCommand::ChooseModelsFolderDialog);
             }
         });
+        ui.weak(
+            "A folder with a model.json (a multi-view model, a prior you trained) is found too.",
+        );
     }
 }

@@ -677,6 +677,7 @@ pub fn run_with_noise(
                 strength: request.init.as_ref().map(|i| i.strength),
                 init_sha256: init_sha256.clone(),
                 mask_sha256: mask_sha256.clone(),
+                prompt: None,
             };
             hook(StepReport::Image {
                 index,

@@ -146,6 +146,15 @@ fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
         .collect()
 }
 
+/// Sampler updates per view for `request` (the first DDIM timestep is dropped).
+pub fn update_count(loaded: &LoadedZero123, request: &Zero123Request) -> Result<usize> {
+    Ok(
+        LdmDdimSchedule::new(&loaded.alphas_cumprod, request.steps, request.eta)?
+            .updates(true)
+            .len(),
+    )
+}
+
 /// Makes the request's views, reporting steps through `hook` and each view through `on_view`
 /// as it is done; returns the prepared input view.
 pub fn run(

@@ -797,7 +797,12 @@ fn run_generation(request: GenerateRequest, args: &SamplingArgs) -> anyhow::Resu
                 Event::Finished { .. } => break,
                 Event::Cancelled { .. } => bail!("the job was cancelled"),
                 Event::Failed { error, .. } => bail!("{error}"),
-                Event::Started { .. } | Event::ModelReady { .. } => {}
+                // A generation job sends no views.
+                Event::Started { .. }
+                | Event::ModelReady { .. }
+                | Event::View { .. }
+                | Event::InputView { .. }
+                | Event::Notice { .. } => {}
             }
         }
     }

@@ -3,24 +3,22 @@
 //! `transforms.json`, a grid (Zero123++ v1.2's 3 × 2 order for that preset) and a turntable
 //! GIF. The reference itself is frame 0, with its pose.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use lumos_engine::camera::{
-    DEFAULT_FOV_DEG, DEFAULT_RADIUS, Intrinsics, OrbitPose, OrbitPreset, Transforms,
-};
+use lumos_engine::camera::{DEFAULT_FOV_DEG, DEFAULT_RADIUS, OrbitPose, OrbitPreset};
 use lumos_engine::checkpoints::{self, ModelChoice, zero123};
 use lumos_engine::imageio;
+use lumos_engine::multiview_export::{
+    ExistingFiles, GridLayout, MultiviewSet, SET_FILES, ViewAlpha,
+};
 use lumos_engine::pipelines::multiview::{self, MultiviewRequest, View};
 use lumos_engine::pipelines::zero123::{self as zero123_pipeline, Zero123Request};
 use lumos_engine::pipelines::{LoadedModel, StepReport};
 use lumos_engine::protocol::{DeviceChoice, SamplerSettings};
-
-/// Keyword of the PNG chunk holding a view's camera (JSON of its orbit pose and intrinsics).
-pub const CAMERA_KEYWORD: &str = "lumos-camera";
 
 /// The arguments of `lumos multiview`.
 #[derive(clap::Args)]
@@ -93,14 +91,13 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(crate::clock_seed);
     eprintln!("seed {seed}");
 
-    let names: Vec<String> = (0..=views.len())
-        .map(|i| format!("view_{i:02}.png"))
+    // Refuse before the long run, not after it.
+    let file_names: Vec<String> = (0..=views.len())
+        .map(MultiviewSet::frame_file_name)
+        .chain(SET_FILES.iter().map(|n| (*n).to_owned()))
         .collect();
-    let extra = ["transforms.json", "grid.png", "turntable.gif"];
-    if let Some(existing) = names
+    if let Some(existing) = file_names
         .iter()
-        .map(String::as_str)
-        .chain(extra)
         .map(|n| args.out.join(n))
         .find(|p| p.exists())
     {
@@ -129,7 +126,7 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
         made.push(view);
         Ok(())
     };
-    let (input, size) = if zero123::is_zero123_path(&model_path) {
+    let input = if zero123::is_zero123_path(&model_path) {
         let loaded = zero123::load(&model_path, None, candle_core::DType::F32, &device)?;
         eprintln!("{}", loaded.licence.notice());
         let request = Zero123Request {
@@ -144,16 +141,8 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
             shared_seed: args.shared_seed,
             device: args.device,
         };
-        let updates = lumos_engine::sampling::ldm_ddim::LdmDdimSchedule::new(
-            &loaded.alphas_cumprod,
-            args.steps,
-            request.eta,
-        )?
-        .updates(true)
-        .len();
-        bar.set_length((views.len() * updates) as u64);
-        let input = zero123_pipeline::run(&loaded, &request, &mut on_step, &mut on_view)?;
-        (input, zero123_pipeline::CANVAS)
+        bar.set_length((views.len() * zero123_pipeline::update_count(&loaded, &request)?) as u64);
+        zero123_pipeline::run(&loaded, &request, &mut on_step, &mut on_view)?
     } else {
         let spec = checkpoints::resolve_model(&args.model)?.spec;
         let model = LoadedModel::load(&spec, &device)?;
@@ -174,93 +163,24 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
             device: args.device,
         };
         bar.set_length((views.len() * args.steps) as u64);
-        let input = multiview::run(&model, &request, &mut on_step, &mut on_view)?;
-        (input, model.image_size_px() as u32)
+        multiview::run(&model, &request, &mut on_step, &mut on_view)?
     };
     bar.finish_and_clear();
 
-    let intrinsics = Intrinsics {
-        size_px: size,
-        fov_deg: args.fov,
-    };
-    // Frame 0 is the reference as prepared, then the views in the preset's order.
-    let mut frames: Vec<(String, OrbitPose, image::RgbImage, image::GrayImage)> = vec![(
-        names[0].clone(),
+    let set = MultiviewSet::new(
+        &input,
         input_pose,
-        input.image.clone(),
-        input.object_mask.clone(),
-    )];
-    made.sort_by_key(|v| v.index);
-    for view in made {
-        let mask = multiview::flood_object_mask(&view.image);
-        frames.push((names[view.index + 1].clone(), view.pose, view.image, mask));
-    }
-    for (name, pose, image, mask) in &frames {
-        let camera = serde_json::json!({
-            "orbit": pose,
-            "camera_to_world": pose.camera_to_world(),
-            "fov_deg": args.fov,
-            "convention": "Z up, object at the origin, OpenGL camera axes",
-        });
-        let picture = if args.alpha {
-            let rgba = image::RgbaImage::from_fn(image.width(), image.height(), |x, y| {
-                let [r, g, b] = image.get_pixel(x, y).0;
-                image::Rgba([r, g, b, mask.get_pixel(x, y).0[0]])
-            });
-            image::DynamicImage::ImageRgba8(rgba)
-        } else {
-            image::DynamicImage::ImageRgb8(image.clone())
-        };
-        let bytes =
-            imageio::encode_png_with_text(&picture, &[(CAMERA_KEYWORD, camera.to_string())])?;
-        write(&args.out.join(name), &bytes)?;
-    }
-    let transforms = Transforms::new(
-        intrinsics,
-        &frames
-            .iter()
-            .map(|(name, pose, _, _)| (name.clone(), *pose))
-            .collect::<Vec<_>>(),
+        made,
+        args.fov,
+        GridLayout::for_preset(&preset),
     );
-    write(
-        &args.out.join("transforms.json"),
-        serde_json::to_string_pretty(&transforms)?.as_bytes(),
-    )?;
-    // The grid: Zero123++'s 3 rows × 2 columns of its six views, else every frame.
-    let grid_images: Vec<&image::RgbImage> = match preset {
-        OrbitPreset::Zero123Plus => frames[1..].iter().map(|f| &f.2).collect(),
-        _ => frames.iter().map(|f| &f.2).collect(),
+    let alpha = if args.alpha {
+        ViewAlpha::ObjectMask
+    } else {
+        ViewAlpha::Opaque
     };
-    let per_row = match preset {
-        OrbitPreset::Zero123Plus => 2,
-        _ => (grid_images.len() as f64).sqrt().ceil().max(1.0) as usize,
-    };
-    if let Some(grid) = imageio::make_grid(&grid_images, per_row, 0) {
-        write(
-            &args.out.join("grid.png"),
-            &imageio::encode_png(&grid, None)?,
-        )?;
-    }
-    // The turntable: frames by azimuth, from the reference round.
-    let mut by_azimuth: Vec<&(String, OrbitPose, image::RgbImage, image::GrayImage)> =
-        frames.iter().collect();
-    by_azimuth.sort_by(|a, b| {
-        a.1.azimuth_deg
-            .rem_euclid(360.0)
-            .total_cmp(&b.1.azimuth_deg.rem_euclid(360.0))
-    });
-    let gif_frames: Vec<&image::RgbImage> = by_azimuth.iter().map(|f| &f.2).collect();
-    write(
-        &args.out.join("turntable.gif"),
-        &imageio::encode_gif(&gif_frames, 250)?,
-    )?;
-    for name in names.iter().map(String::as_str).chain(extra) {
-        println!("{}", args.out.join(name).display());
+    for path in set.write(&args.out, alpha, ExistingFiles::Refuse)? {
+        println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    imageio::write_new_file(path, bytes)?;
-    Ok(())
 }

@@ -1,0 +1,207 @@
+//! The multi-view mode's part of [`LumosApp`]: queuing a set from the first reference,
+//! taking its views as they arrive, and "Export set" through the engine's set writer, asking
+//! before any existing file is replaced. A child module of `app` so that `app.rs` does not
+//! grow by another mode.
+
+use std::path::PathBuf;
+
+use lumos_engine::camera::DEFAULT_FOV_DEG;
+use lumos_engine::multiview_export::{ExistingFiles, ViewAlpha};
+use lumos_engine::pipelines::multiview::MultiviewRequest;
+use lumos_engine::protocol::{JobId, ModelSpec, MultiviewJob};
+
+use super::{LumosApp, Question};
+use crate::gallery::RunStatus;
+use crate::multiview::{MultiviewMode, MultiviewRun, SetStatus};
+use crate::settings::random_seed;
+
+impl LumosApp {
+    /// The multi-view mode's state (the latest set, the turntable, the last export).
+    pub fn multiview(&self) -> &MultiviewMode {
+        &self.multiview
+    }
+
+    /// Whether the model the next run uses makes views from other cameras.
+    pub(super) fn selected_model_is_multiview(&self) -> bool {
+        self.selected_model().is_some_and(ModelSpec::is_novel_view)
+    }
+
+    /// Queues a multi-view set of the first reference with the chosen orbit.
+    pub(super) fn generate_multiview(&mut self) {
+        let Some(reference) = self.canvas.references.first() else {
+            self.notifications
+                .error("Add a reference image first (drop one, paste one, or use Open…).");
+            return;
+        };
+        let Some(model) = self.selected_model().cloned() else {
+            self.notifications
+                .error("No model is available: see Models for what to install.");
+            return;
+        };
+        if !model.is_novel_view() {
+            self.notifications.error(format!(
+                "{} is not a multi-view model: it makes images from references, not views \
+                 from other cameras. Choose a multi-view model under Model, or add one under \
+                 Models (a folder with its model.json).",
+                model.name
+            ));
+            return;
+        }
+        let multiview = &self.settings.multiview;
+        let preset = match multiview.preset() {
+            Ok(preset) => preset,
+            Err(problem) => {
+                self.notifications
+                    .error(format!("Cannot start: {problem}."));
+                return;
+            }
+        };
+        let input_pose = multiview.input_pose();
+        let request = MultiviewRequest {
+            name: reference.name.clone(),
+            image: reference.image.clone(),
+            alpha: reference.alpha.clone(),
+            input_pose,
+            views: preset.views(&input_pose),
+            settings: self.settings.sampler.clone(),
+            shared_seed: multiview.shared_seed,
+            recenter: true,
+            device: self.settings.device,
+        };
+        let views = request.views.len();
+        let reference_name = reference.name.clone();
+        let mut model = model;
+        model.precision = self.settings.precision();
+        let model_name = model.name.clone();
+        match self.engine.multiview(MultiviewJob { model, request }) {
+            Ok(job) => {
+                let run_id = self.gallery.next_id();
+                let summary = format!(
+                    "multi-view set, {views} views, {} steps, seed {}",
+                    self.settings.sampler.steps, self.settings.sampler.seed
+                );
+                self.jobs.push(job, run_id, summary);
+                self.multiview.run = Some(MultiviewRun::new(
+                    run_id,
+                    job,
+                    reference_name,
+                    model_name,
+                    preset,
+                    input_pose,
+                    self.settings.sampler.clone(),
+                ));
+                self.multiview.turntable.angle_deg = 0.0;
+                self.settings.advance_seed(random_seed());
+            }
+            Err(_) => self.on_engine_died(),
+        }
+    }
+
+    /// A multi-view job ended as `status`.
+    pub(super) fn multiview_job_ended(&mut self, job: JobId, status: &RunStatus) {
+        if let Some(run) = self.multiview.run_of(job) {
+            run.ended(match status {
+                RunStatus::Finished | RunStatus::FromHistory => SetStatus::Finished,
+                RunStatus::Cancelled => SetStatus::Cancelled,
+                RunStatus::Failed(why) => SetStatus::Failed(why.clone()),
+                RunStatus::Pending => SetStatus::Running,
+            });
+        }
+    }
+
+    /// Writes the finished set into the export folder. Files of an earlier set there are
+    /// replaced only with `replace` (after the user was asked).
+    pub(super) fn export_multiview_set(&mut self, replace: bool) {
+        self.question = None;
+        let Some(dir) = self.settings.export_dir.clone() else {
+            self.notifications
+                .error("Choose an export folder first (Export folder, under the queue).");
+            return;
+        };
+        let Some(set) = self
+            .multiview
+            .run
+            .as_ref()
+            .and_then(|run| run.to_set(DEFAULT_FOV_DEG))
+        else {
+            self.notifications
+                .error("There is no finished multi-view set to export: make one first.");
+            return;
+        };
+        let existing = set.existing_files(&dir);
+        if !existing.is_empty() && !replace {
+            self.question = Some(Question::ReplaceSetFiles(existing));
+            return;
+        }
+        let alpha = if self.settings.multiview.export_alpha {
+            ViewAlpha::ObjectMask
+        } else {
+            ViewAlpha::Opaque
+        };
+        let existing_files = if replace {
+            ExistingFiles::Replace
+        } else {
+            ExistingFiles::Refuse
+        };
+        match set.write(&dir, alpha, existing_files) {
+            Ok(written) => {
+                self.notifications.info(format!(
+                    "Exported the multi-view set ({} files: views, transforms.json, grid and \
+                     turntable) to {}",
+                    written.len(),
+                    dir.display()
+                ));
+                self.multiview.last_export = written;
+            }
+            Err(error) => self
+                .notifications
+                .error(format!("The multi-view set was not exported: {error:#}")),
+        }
+    }
+
+    /// The question "replace these files of an earlier set?".
+    pub(super) fn replace_set_files_ui(&mut self, ui: &mut egui::Ui, existing: &[PathBuf]) {
+        ui.heading("Replace the files?");
+        ui.label(format!(
+            "{} file(s) of the set already exist in the export folder; replacing them loses \
+             what they hold now:",
+            existing.len()
+        ));
+        for path in existing.iter().take(6) {
+            ui.monospace(crate::references::display_name(path));
+        }
+        if existing.len() > 6 {
+            ui.weak(format!("and {} more", existing.len() - 6));
+        }
+        ui.horizontal(|ui| {
+            if ui.button("Replace").clicked() {
+                self.commands
+                    .push(crate::commands::AppCommand::ExportMultiviewSet { replace: true });
+            }
+            if ui.button("Cancel").clicked() {
+                self.commands
+                    .push(crate::commands::AppCommand::CancelQuestion);
+            }
+        });
+    }
+
+    /// The set's panel in the central area.
+    pub(super) fn multiview_results_ui(&mut self, ui: &mut egui::Ui) {
+        let renderer = self.live.renderer();
+        let Some(run) = &mut self.multiview.run else {
+            ui.weak(
+                "Multi-view: press Generate to make views of the first reference from cameras \
+                 round it.",
+            );
+            return;
+        };
+        crate::panels::multiview::multiview_results_ui(
+            ui,
+            run,
+            &mut self.multiview.turntable,
+            renderer,
+            &mut self.settings.multiview.export_alpha,
+            &mut self.commands,
+        );
+    }
+}
