@@ -1,14 +1,17 @@
 //! Weights read one tensor at a time, when a model asks for it, from one or more files
-//! (the shards of a Hugging Face folder): safetensors are memory-mapped, `.pth`/`.bin` pickles
-//! are checked once (allow-list, record sizes) and each tensor is then read from its own zip
-//! entry. A model built block by block from this source never holds more than the blocks it
-//! has built — the T5-XXL encoder (19 GB in f32) runs one block at a time this way.
+//! (the shards of a Hugging Face folder): a safetensors tensor is read from its byte range,
+//! a `.pth`/`.bin` pickle is checked once (allow-list, record sizes) and each tensor then read
+//! from its own zip entry. A model built block by block from this source never holds more than
+//! the blocks it has built — the T5-XXL encoder (19 GB in f32) runs one block at a time this
+//! way. Reads, not a memory map: mapped pages stay in the process's resident set while the
+//! file is mapped, so a mapped 19 GB encoder would look (and under pressure act) resident.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use std::io::{Read, Seek, SeekFrom};
+
 use candle_core::pickle::PthTensors;
-use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
 use candle_nn::var_builder::SimpleBackend;
@@ -17,8 +20,105 @@ use super::{CheckpointKind, checkpoint_error, open_pth, recognise_names, refusin
 use crate::error::{EngineError, Result};
 
 enum Source {
-    Safetensors(MmapedSafetensors),
+    Safetensors(SafetensorsIndex),
     Pickle(PthTensors),
+}
+
+/// Where each tensor of a safetensors file lies.
+struct SafetensorsIndex {
+    /// Offset of the data section.
+    data_start: u64,
+    /// Name → dtype, shape and byte range within the data section.
+    tensors: HashMap<String, (DType, Vec<usize>, u64, u64)>,
+}
+
+#[derive(serde::Deserialize)]
+struct HeaderEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: [u64; 2],
+}
+
+impl SafetensorsIndex {
+    /// Reads and checks the header: known dtypes, byte ranges inside the file that match
+    /// their shapes.
+    fn open(path: &Path) -> Result<Self> {
+        let bad = |reason: String| {
+            checkpoint_error(path, format!("not a readable safetensors file ({reason})"))
+        };
+        let io = |e: std::io::Error| EngineError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
+        let header_len = u64::from_le_bytes(len);
+        if header_len > file_len.saturating_sub(8) || header_len > 100 << 20 {
+            return Err(bad(format!("header of {header_len} bytes")));
+        }
+        let mut header = vec![0u8; header_len as usize];
+        file.read_exact(&mut header)
+            .map_err(|e| bad(e.to_string()))?;
+        let mut entries: HashMap<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| bad(e.to_string()))?;
+        entries.remove("__metadata__");
+        let data_start = 8 + header_len;
+        let mut tensors = HashMap::with_capacity(entries.len());
+        for (name, value) in entries {
+            let entry: HeaderEntry =
+                serde_json::from_value(value).map_err(|e| bad(format!("`{name}`: {e}")))?;
+            let dtype = match entry.dtype.as_str() {
+                "F32" => DType::F32,
+                "F16" => DType::F16,
+                "BF16" => DType::BF16,
+                "F64" => DType::F64,
+                "I64" => DType::I64,
+                "U32" => DType::U32,
+                "U8" => DType::U8,
+                other => return Err(bad(format!("`{name}` has unsupported dtype {other}"))),
+            };
+            let [start, end] = entry.data_offsets;
+            let needed = entry
+                .shape
+                .iter()
+                .try_fold(dtype.size_in_bytes() as u64, |n, &d| {
+                    n.checked_mul(d as u64)
+                });
+            if start > end || data_start + end > file_len || needed != Some(end - start) {
+                return Err(bad(format!(
+                    "`{name}` claims bytes {start}..{end} for shape {:?}: the file is truncated \
+                     or corrupt",
+                    entry.shape
+                )));
+            }
+            tensors.insert(name, (dtype, entry.shape, start, end));
+        }
+        Ok(Self {
+            data_start,
+            tensors,
+        })
+    }
+
+    fn read(&self, path: &Path, name: &str) -> Result<Tensor> {
+        let (dtype, shape, start, end) = &self.tensors[name];
+        let io = |e: std::io::Error| EngineError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        file.seek(SeekFrom::Start(self.data_start + start))
+            .map_err(io)?;
+        let mut bytes = vec![0u8; (end - start) as usize];
+        file.read_exact(&mut bytes).map_err(io)?;
+        Ok(Tensor::from_raw_buffer(
+            &bytes,
+            *dtype,
+            shape,
+            &Device::Cpu,
+        )?)
+    }
 }
 
 /// Tensors spread over files, read on demand.
@@ -43,22 +143,12 @@ impl LazyWeights {
                     if is_pickle {
                         Ok(Source::Pickle(open_pth(path)?))
                     } else {
-                        // SAFETY: mapped read-only; tensors are copied out as they are read. A file
-                        // truncated by another process meanwhile would fault, as with any reader
-                        // of a file that changes under it.
-                        unsafe { MmapedSafetensors::new(path) }
-                            .map(Source::Safetensors)
-                            .map_err(|e| {
-                                checkpoint_error(
-                                    path,
-                                    format!("not a readable safetensors file ({e})"),
-                                )
-                            })
+                        SafetensorsIndex::open(path).map(Source::Safetensors)
                     }
                 })?;
             let index = files.len();
             let file_names: Vec<String> = match &source {
-                Source::Safetensors(s) => s.tensors().into_iter().map(|(n, _)| n).collect(),
+                Source::Safetensors(s) => s.tensors.keys().cloned().collect(),
                 Source::Pickle(p) => p.tensor_infos().keys().cloned().collect(),
             };
             for name in file_names {
@@ -98,9 +188,7 @@ impl LazyWeights {
             })?;
         let (path, source) = &self.files[index];
         refusing_panics(path, "a tensor could not be read", || match source {
-            Source::Safetensors(s) => s
-                .load(name, &Device::Cpu)
-                .map_err(|e| checkpoint_error(path, format!("tensor `{name}`: {e}"))),
+            Source::Safetensors(s) => s.read(path, name),
             Source::Pickle(p) => p
                 .get(name)
                 .map_err(|e| checkpoint_error(path, format!("tensor `{name}`: {e}")))?
@@ -162,5 +250,59 @@ impl SimpleBackend for LazyWeights {
 
     fn contains_tensor(&self, name: &str) -> bool {
         self.contains(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_weights(path: &Path) {
+        let tensors: HashMap<String, Tensor> = [
+            (
+                "a".to_string(),
+                Tensor::arange(0f32, 6.0, &Device::Cpu).expect("tensor"),
+            ),
+            (
+                "b".to_string(),
+                Tensor::ones((2, 3), DType::F16, &Device::Cpu).expect("tensor"),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        candle_core::safetensors::save(&tensors, path).expect("save");
+    }
+
+    #[test]
+    fn tensors_are_read_by_name_and_damaged_files_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.safetensors");
+        write_weights(&path);
+        let weights = LazyWeights::open(std::slice::from_ref(&path)).expect("open");
+        assert!(weights.contains("a") && weights.contains("b") && !weights.contains("c"));
+        let vb = weights.into_var_builder(DType::F32, &Device::Cpu);
+        let a = vb.get(6, "a").expect("a");
+        assert_eq!(
+            a.to_vec1::<f32>().expect("tensor"),
+            [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        );
+        assert_eq!(vb.get((2, 3), "b").expect("b").dtype(), DType::F32);
+        assert!(vb.get((3, 2), "b").is_err(), "a wrong shape is refused");
+
+        // Cut inside the data: the header's ranges no longer fit.
+        let bytes = std::fs::read(&path).expect("read");
+        let cut = dir.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() - 4]).expect("write");
+        let error = LazyWeights::open(std::slice::from_ref(&cut))
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().contains("truncated or corrupt"),
+            "{error}"
+        );
+        // Garbage.
+        let junk = dir.path().join("junk.safetensors");
+        std::fs::write(&junk, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").expect("write");
+        assert!(LazyWeights::open(std::slice::from_ref(&junk)).is_err());
     }
 }

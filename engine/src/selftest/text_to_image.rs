@@ -414,6 +414,20 @@ pub fn check_t5(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<Check>>
                 &model.forward(&input_ids, None)?,
             )?;
         }
+        // As the text-to-image pipeline runs it: one block at a time from lazily read weights.
+        let streamed = T5Encoder::load_streaming(
+            &config,
+            checkpoints::LazyWeights::open(std::slice::from_ref(&file))?
+                .into_var_builder(dtype, device),
+        )?;
+        let hidden = streamed.forward(&input_ids, Some(&attention_mask))?;
+        checks.push(compare(
+            &group,
+            "last_hidden_state (streamed blocks)",
+            &hidden,
+            &io.get("last_hidden_state", device)?,
+            tolerance,
+        )?);
     }
     let examples = dir.join("text_preprocessing_examples.json");
     if examples.is_file() {
