@@ -121,9 +121,16 @@ pub struct Conv3x3 {
     /// `weight[:, :, dy, dx]` as row-major `(c_out, c_in)` matrices, one per tap.
     taps: Vec<Vec<f32>>,
     bias: Option<Vec<f32>>,
+    /// The same filters for Winograd's F(2×2, 3×3), used when there are enough channels for
+    /// its transforms to pay off.
+    winograd: Option<super::winograd::WinogradConv3x3>,
     c_in: usize,
     c_out: usize,
 }
+
+/// Input channels from which the Winograd path is used (below, the direct products win: the
+/// transforms cost as much as the multiplies they save).
+const WINOGRAD_MIN_CHANNELS: usize = 16;
 
 impl Conv3x3 {
     /// Reads `weight` `(c_out, c_in, 3, 3)` and `bias` `(c_out,)`.
@@ -148,10 +155,15 @@ impl Conv3x3 {
             .bias()
             .map(|b| cpu_f32(b)?.to_vec1::<f32>())
             .transpose()?;
+        let winograd = (c_in >= WINOGRAD_MIN_CHANNELS).then(|| {
+            let weight = weight.flatten_all()?.to_vec1::<f32>()?;
+            Ok::<_, candle_core::Error>(super::winograd::WinogradConv3x3::new(&weight, c_in, c_out))
+        });
         Ok(Self {
             conv,
             taps,
             bias,
+            winograd: winograd.transpose()?,
             c_in,
             c_out,
         })
@@ -159,6 +171,13 @@ impl Conv3x3 {
 
     fn forward_cpu(&self, xs: &[f32], b: usize, h: usize, w: usize) -> Vec<f32> {
         let (c_in, c_out) = (self.c_in, self.c_out);
+        if let Some(winograd) = &self.winograd {
+            let mut out = vec![0f32; b * c_out * h * w];
+            for (image, dst) in xs.chunks(c_in * h * w).zip(out.chunks_mut(c_out * h * w)) {
+                winograd.forward(image, h, w, self.bias.as_deref(), dst);
+            }
+            return out;
+        }
         let row = w + 2;
         let plane = (h + 3) * row;
         let n = h * row;

@@ -12,6 +12,7 @@ pub mod lumos;
 pub mod lumos_t2i;
 pub mod t5;
 pub mod vae;
+pub mod winograd;
 pub mod zero123;
 
 pub use dino::{DinoConfig, DinoVit};
