@@ -73,45 +73,59 @@ impl WinogradConv3x3 {
         while first_row < tile_rows {
             let rows = rows_per_chunk.min(tile_rows - first_row);
             let tiles = rows * tile_cols;
-            // V[ci][ξ][t] = Bᵀ d B for every tile t of this chunk.
+            // V[ci][ξ][t] = Bᵀ d B for every tile t of this chunk, a row of tiles at a time:
+            // the column transform over each of the tile row's four (zero-padded) input rows,
+            // then the row transform, both as loops over tiles that the compiler vectorises.
             v[..c_in * 16 * tiles]
                 .par_chunks_mut(16 * tiles)
                 .enumerate()
                 .for_each(|(ci, v)| {
                     let plane = &input[ci * h * w..(ci + 1) * h * w];
-                    for t in 0..tiles {
-                        let (ty, tx) = (first_row + t / tile_cols, t % tile_cols);
-                        let mut d = [[0f32; 4]; 4];
-                        for (r, row) in d.iter_mut().enumerate() {
+                    let mut padded = vec![0f32; 2 * tile_cols + 2];
+                    let mut columns = vec![0f32; 16 * tile_cols];
+                    let mut staging = vec![0f32; 16 * tile_cols];
+                    for row in 0..rows {
+                        let ty = first_row + row;
+                        for r in 0..4 {
+                            padded.fill(0.0);
                             let y = (2 * ty + r) as isize - 1;
-                            if y < 0 || y >= h as isize {
-                                continue;
+                            if y >= 0 && y < h as isize {
+                                let src = &plane[y as usize * w..(y as usize + 1) * w];
+                                padded[1..1 + w].copy_from_slice(src);
                             }
-                            for (c, value) in row.iter_mut().enumerate() {
-                                let x = (2 * tx + c) as isize - 1;
-                                if x >= 0 && x < w as isize {
-                                    *value = plane[y as usize * w + x as usize];
-                                }
+                            let (e0, rest) = columns[r * 4 * tile_cols..(r + 1) * 4 * tile_cols]
+                                .split_at_mut(tile_cols);
+                            let (e1, rest) = rest.split_at_mut(tile_cols);
+                            let (e2, e3) = rest.split_at_mut(tile_cols);
+                            for tx in 0..tile_cols {
+                                let d = &padded[2 * tx..2 * tx + 4];
+                                e0[tx] = d[0] - d[2];
+                                e1[tx] = d[1] + d[2];
+                                e2[tx] = d[2] - d[1];
+                                e3[tx] = d[1] - d[3];
                             }
                         }
-                        // Bᵀ d: rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3); then the same on columns.
-                        let mut bd = [[0f32; 4]; 4];
+                        // The row transform into 16 staging rows (ξ = 4r + c), then into V.
                         for c in 0..4 {
-                            bd[0][c] = d[0][c] - d[2][c];
-                            bd[1][c] = d[1][c] + d[2][c];
-                            bd[2][c] = d[2][c] - d[1][c];
-                            bd[3][c] = d[1][c] - d[3][c];
+                            let e = |r: usize| {
+                                &columns[(r * 4 + c) * tile_cols..(r * 4 + c + 1) * tile_cols]
+                            };
+                            let (d0, d1, d2, d3) = (e(0), e(1), e(2), e(3));
+                            let rows_of = |xi: usize| xi * tile_cols..(xi + 1) * tile_cols;
+                            let combine = |dst: &mut [f32], a: &[f32], b: &[f32], sign: f32| {
+                                for (o, (a, b)) in dst.iter_mut().zip(a.iter().zip(b)) {
+                                    *o = a + sign * b;
+                                }
+                            };
+                            combine(&mut staging[rows_of(c)], d0, d2, -1.0);
+                            combine(&mut staging[rows_of(4 + c)], d1, d2, 1.0);
+                            combine(&mut staging[rows_of(8 + c)], d2, d1, -1.0);
+                            combine(&mut staging[rows_of(12 + c)], d1, d3, -1.0);
                         }
-                        for (r, row) in bd.iter().enumerate() {
-                            let out = [
-                                row[0] - row[2],
-                                row[1] + row[2],
-                                row[2] - row[1],
-                                row[1] - row[3],
-                            ];
-                            for (c, value) in out.into_iter().enumerate() {
-                                v[(r * 4 + c) * tiles + t] = value;
-                            }
+                        let base = row * tile_cols;
+                        for xi in 0..16 {
+                            v[xi * tiles + base..xi * tiles + base + tile_cols]
+                                .copy_from_slice(&staging[xi * tile_cols..(xi + 1) * tile_cols]);
                         }
                     }
                 });
@@ -146,32 +160,45 @@ impl WinogradConv3x3 {
                     );
                 }
             }
-            // Y = Aᵀ M A (+ bias) into the chunk's output rows; Aᵀ = [1 1 1 0; 0 1 −1 −1].
+            // Y = Aᵀ M A (+ bias) into the chunk's output rows, a row of tiles at a time;
+            // Aᵀ = [1 1 1 0; 0 1 −1 −1].
             out.par_chunks_mut(h * w)
                 .zip(m[..c_out * 16 * tiles].par_chunks(16 * tiles))
                 .enumerate()
                 .for_each(|(co, (plane, m))| {
                     let bias = bias.map_or(0.0, |b| b[co]);
-                    for t in 0..tiles {
-                        let (ty, tx) = (first_row + t / tile_cols, t % tile_cols);
-                        let at = |r: usize, c: usize| m[(r * 4 + c) * tiles + t];
-                        let mut am = [[0f32; 4]; 2];
-                        for (c, _) in [(); 4].iter().enumerate() {
-                            am[0][c] = at(0, c) + at(1, c) + at(2, c);
-                            am[1][c] = at(1, c) - at(2, c) - at(3, c);
+                    let mut partial = vec![0f32; 8 * tile_cols];
+                    let mut line = vec![0f32; 2 * tile_cols];
+                    for row in 0..rows {
+                        let ty = first_row + row;
+                        let base = row * tile_cols;
+                        let at = |xi: usize| &m[xi * tiles + base..xi * tiles + base + tile_cols];
+                        // Aᵀ M: two rows of four columns each.
+                        for c in 0..4 {
+                            let (m0, m1, m2, m3) = (at(c), at(4 + c), at(8 + c), at(12 + c));
+                            let (top, bottom) = partial.split_at_mut(4 * tile_cols);
+                            let top = &mut top[c * tile_cols..(c + 1) * tile_cols];
+                            let bottom = &mut bottom[c * tile_cols..(c + 1) * tile_cols];
+                            for tx in 0..tile_cols {
+                                top[tx] = m0[tx] + m1[tx] + m2[tx];
+                                bottom[tx] = m1[tx] - m2[tx] - m3[tx];
+                            }
                         }
-                        for (r, row) in am.iter().enumerate() {
+                        // (Aᵀ M) A: each of the two rows gives two outputs per tile.
+                        for r in 0..2 {
                             let y = 2 * ty + r;
                             if y >= h {
                                 continue;
                             }
-                            let pair = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
-                            for (c, value) in pair.into_iter().enumerate() {
-                                let x = 2 * tx + c;
-                                if x < w {
-                                    plane[y * w + x] = value + bias;
-                                }
+                            let p = |c: usize| {
+                                &partial[(r * 4 + c) * tile_cols..(r * 4 + c + 1) * tile_cols]
+                            };
+                            let (p0, p1, p2, p3) = (p(0), p(1), p(2), p(3));
+                            for tx in 0..tile_cols {
+                                line[2 * tx] = p0[tx] + p1[tx] + p2[tx] + bias;
+                                line[2 * tx + 1] = p1[tx] - p2[tx] - p3[tx] + bias;
                             }
+                            plane[y * w..(y + 1) * w].copy_from_slice(&line[..w]);
                         }
                     }
                 });
