@@ -157,7 +157,12 @@ impl Conv3x3 {
             .transpose()?;
         let winograd = (c_in >= WINOGRAD_MIN_CHANNELS).then(|| {
             let weight = weight.flatten_all()?.to_vec1::<f32>()?;
-            Ok::<_, candle_core::Error>(super::winograd::WinogradConv3x3::new(&weight, c_in, c_out))
+            Ok::<_, candle_core::Error>(super::winograd::WinogradConv3x3::new(
+                super::winograd::F4X4,
+                &weight,
+                c_in,
+                c_out,
+            ))
         });
         Ok(Self {
             conv,
