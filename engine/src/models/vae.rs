@@ -8,9 +8,9 @@
 //! `query/key/value/proj_attn` of older SD-1.x VAE files (the one place keys are renamed).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{Conv2d, Linear, VarBuilder};
 
-use super::layers::{Conv3x3, GroupNormSilu};
+use super::layers::{Conv3x3, DownsampleConv3x3, GroupNormSilu};
 use serde::{Deserialize, Serialize};
 
 /// Hyper-parameters (diffusers `config.json` field names; unknown fields are ignored).
@@ -72,21 +72,6 @@ impl VaeConfig {
 
 /// GroupNorm eps of the autoencoder (ldm's `Normalize`).
 pub const NORM_EPS: f64 = 1e-6;
-
-fn conv3x3(
-    cin: usize,
-    cout: usize,
-    stride: usize,
-    padding: usize,
-    vb: VarBuilder,
-) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        stride,
-        padding,
-        ..Default::default()
-    };
-    candle_nn::conv2d(cin, cout, 3, cfg, vb)
-}
 
 fn conv1x1(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
     candle_nn::conv2d(cin, cout, 1, Default::default(), vb)
@@ -215,7 +200,7 @@ impl Module for MidBlock {
 #[derive(Debug, Clone)]
 struct Level {
     resnets: Vec<ResnetBlock>,
-    downsample: Option<Conv2d>,
+    downsample: Option<DownsampleConv3x3>,
     upsample: Option<Conv3x3>,
 }
 
@@ -305,7 +290,9 @@ impl AutoencoderKl {
                 })
                 .collect::<Result<_>>()?;
             let downsample = (i + 1 < channels.len())
-                .then(|| conv3x3(cout, cout, 2, 0, block.pp("downsamplers").pp(0).pp("conv")))
+                .then(|| {
+                    DownsampleConv3x3::load(cout, cout, block.pp("downsamplers").pp(0).pp("conv"))
+                })
                 .transpose()?;
             enc_levels.push(Level {
                 resnets,
@@ -381,8 +368,7 @@ impl AutoencoderKl {
                 xs = resnet.forward(&xs)?;
             }
             if let Some(conv) = &level.downsample {
-                // diffusers' Downsample2D with padding 0: pad right and bottom by one.
-                xs = conv.forward(&xs.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?)?;
+                xs = conv.forward(&xs)?;
             }
             down_blocks.push(xs.clone());
         }
