@@ -338,7 +338,7 @@ pub struct Zero123Spec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum MultiviewModel {
     /// A Lumos novel-view model (the Lumos NVS design), sampled with the job's solver.
-    NovelView(ModelSpec),
+    NovelView(Box<ModelSpec>),
     /// A Zero123-family checkpoint, sampled as its demo does (ldm DDIM, the demo's η).
     Zero123(Zero123Spec),
 }

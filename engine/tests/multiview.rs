@@ -380,7 +380,7 @@ fn multiview_job(spec: &ModelSpec, views: usize, steps: usize) -> MultiviewJob {
     disc_reference(&reference);
     let input_pose = OrbitPose::new(0.0, 0.0, 1.5).expect("pose");
     MultiviewJob {
-        model: MultiviewModel::NovelView(spec.clone()),
+        model: MultiviewModel::NovelView(Box::new(spec.clone())),
         request: MultiviewRequest {
             name: "disc.png".into(),
             image: Arc::new(lumos_engine::imageio::load_image(&reference).expect("load")),

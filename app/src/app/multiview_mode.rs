@@ -35,7 +35,7 @@ impl LumosApp {
             Some(ChosenModel::Lumos(spec)) if spec.is_novel_view() => {
                 let mut spec = spec.clone();
                 spec.precision = precision;
-                Ok(MultiviewModel::NovelView(spec))
+                Ok(MultiviewModel::NovelView(Box::new(spec)))
             }
             Some(ChosenModel::Lumos(spec)) => Err(not_multiview_message(&spec.name)),
             Some(ChosenModel::Zero123(checkpoint)) if !checkpoint.is_present() => {
