@@ -2,7 +2,8 @@
 //! fixture (`zero123_tiny`, copied under a user's file name with its sizes beside it): found
 //! by Models > Search, chosen under Model, its licence shown, a turntable set made from a
 //! reference and exported; refused in the image modes; and a checkpoint that vanished between
-//! choosing and generating named with where it was, the choice surviving a restart.
+//! choosing and generating named with where it was, the choice surviving a restart and a
+//! project.
 
 mod common;
 
@@ -15,6 +16,7 @@ use lumos_engine::camera::Transforms;
 use lumos_engine::checkpoints::fixtures_root;
 use lumos_engine::multiview_export::CAMERA_KEYWORD;
 use lumos_engine::pipelines::zero123::CANVAS;
+use lumos_studio::commands::AppCommand;
 use lumos_studio::multiview::SetStatus;
 use lumos_studio::settings::OrbitChoice;
 
@@ -236,6 +238,15 @@ fn a_checkpoint_gone_between_choosing_and_generating_is_named_and_the_choice_sur
     choose_model(&mut harness, MODEL_NAME);
     slider(&harness, "Steps").set_value_accesskit(4.0);
 
+    // A project remembers the choice too (opened below, after the file came back).
+    let project = models.path().join("orbit.lumos");
+    harness.state_mut().push_command(AppCommand::SaveProjectAs {
+        path: project.clone(),
+        replace: false,
+    });
+    harness.run_steps(2);
+    assert!(project.is_file(), "{}", notifications(&harness));
+
     // The file goes away after it was chosen.
     let moved = models.path().join("elsewhere.bin");
     std::fs::rename(&checkpoint, &moved).expect("move the checkpoint");
@@ -283,4 +294,21 @@ fn a_checkpoint_gone_between_choosing_and_generating_is_named_and_the_choice_sur
         "{}",
         notifications(&harness)
     );
+
+    // The project brings the checkpoint back into an app that never searched for it.
+    drop(harness);
+    let mut harness = harness_with(common::config());
+    assert_eq!(harness.state().settings().model, None);
+    harness.state_mut().push_command(AppCommand::OpenProject {
+        path: project,
+        discard: true,
+    });
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().settings().model.as_deref(),
+        Some(MODEL_NAME),
+        "{}",
+        notifications(&harness)
+    );
+    harness.get_by_label(&format!("Licence: {MIT_NOTICE}"));
 }

@@ -52,7 +52,8 @@ fn checkpoint_ui(ui: &mut egui::Ui, checkpoint: &Zero123Checkpoint) {
         ui.label(notice);
     }
     ui.weak(format!(
-        "Sampled as the Zero123 demo does (DDIM, η = {}), at {} px.",
+        "Sampled as the Zero123 demo does (DDIM, η = {}; the Solver setting is not used), at \
+         {} px.",
         lumos_engine::pipelines::zero123::DEMO_ETA,
         lumos_engine::pipelines::zero123::CANVAS
     ));
@@ -257,7 +258,11 @@ pub fn multiview_results_ui(
         run.id, status, run.reference, run.model, run.settings.seed
     ));
     for notice in &run.notices {
-        ui.label(notice);
+        if notice == Zero123Licence::StabilityNonCommercial.notice() {
+            ui.colored_label(ui.visuals().warn_fg_color, notice);
+        } else {
+            ui.label(notice);
+        }
     }
     if run.frames_by_azimuth().is_empty() {
         return;
