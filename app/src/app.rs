@@ -31,7 +31,9 @@ use crate::project::{Recovery, SessionStart};
 use crate::references::{Canvas, Reference, decode_reference, display_name, load_reference};
 use crate::settings::{STORAGE_KEY, Settings, random_seed};
 use crate::undo::{CanvasState, UndoHistory};
+use crate::zero123_models::{ChosenModel, Zero123Models};
 
+mod model_choice;
 mod multiview_mode;
 mod prompt_mode;
 
@@ -70,6 +72,8 @@ pub struct AppConfig {
     pub recovery_dir: Option<PathBuf>,
     /// The text-to-image model for prompts, or what is missing and where to put it.
     pub text_to_image: crate::prompt::TextToImageModel,
+    /// Zero123-family checkpoints found where weights are looked for (multi-view models).
+    pub zero123: Vec<PathBuf>,
 }
 
 impl AppConfig {
@@ -86,6 +90,11 @@ impl AppConfig {
         if let Ok(spec) = checkpoints::pipeline_fixture_spec(&checkpoints::fixtures_root()) {
             models.push(spec);
         }
+        let (_, roots) = checkpoints::zero123::discover(None);
+        let zero123 = roots
+            .iter()
+            .flat_map(|root| checkpoints::zero123::find_in(root))
+            .collect();
         Self {
             models,
             discovery,
@@ -96,6 +105,7 @@ impl AppConfig {
             history_dir: crate::history::default_dir(),
             recovery_dir: Recovery::default_dir(),
             text_to_image: crate::prompt::TextToImageModel::discover(),
+            zero123,
         }
     }
 
@@ -115,6 +125,7 @@ impl AppConfig {
                 spec: None,
                 ..crate::prompt::TextToImageModel::discover()
             },
+            zero123: Vec::new(),
         }
     }
 }
@@ -271,6 +282,8 @@ pub struct LumosApp {
     multiview: crate::multiview::MultiviewMode,
     /// The text-to-image model for prompts, or what is missing.
     text_to_image: crate::prompt::TextToImageModel,
+    /// Zero123-family checkpoints: multi-view models listed after the Lumos ones.
+    zero123: Zero123Models,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,7 +353,10 @@ impl LumosApp {
             .as_ref()
             .map(|d| d.display().to_string())
             .unwrap_or_default();
-        let model_names = config.models.iter().map(|m| m.name.clone()).collect();
+        let mut zero123 = Zero123Models::default();
+        for path in &config.zero123 {
+            zero123.add(path);
+        }
         if let Some(dir) = config.history_dir.clone() {
             // Off the UI thread: the first frame must not wait for the history.
             let tx = dialogs_tx.clone();
@@ -382,10 +398,10 @@ impl LumosApp {
             start: None,
             settings: settings.to_json(),
         };
-        Ok(Self {
+        let mut app = Self {
             settings,
             models: config.models,
-            model_names,
+            model_names: Vec::new(),
             discovery: config.discovery,
             devices: config.devices,
             engine,
@@ -427,7 +443,10 @@ impl LumosApp {
             settings_file: config.settings_file,
             multiview: crate::multiview::MultiviewMode::default(),
             text_to_image: config.text_to_image,
-        })
+            zero123,
+        };
+        app.restore_chosen_checkpoint();
+        Ok(app)
     }
 
     // ---- accessors (used by tests and the bench) ----
@@ -612,7 +631,11 @@ impl LumosApp {
                 }
             }
             Event::Notice { message, .. } => {
-                self.notifications.info(format!("Run {run_id}: {message}"));
+                // A set's notices (its checkpoint's licence) stay with the set.
+                match self.multiview.run_of(job) {
+                    Some(run) => run.notices.push(message),
+                    None => self.notifications.info(format!("Run {run_id}: {message}")),
+                }
             }
             Event::ModelReady { name, device, .. } => {
                 log::info!("model {name} ready on {device}");
@@ -1074,6 +1097,7 @@ impl LumosApp {
                 .map(|d| d.display().to_string())
                 .unwrap_or_default();
             self.settings = settings;
+            self.restore_chosen_checkpoint();
         }
         if let Some(problem) = restored.settings_problem {
             self.notifications.error(format!(
@@ -1205,8 +1229,8 @@ impl LumosApp {
                 Ok(resolved) => {
                     let name = resolved.spec.name.clone();
                     if !self.model_names.contains(&name) {
-                        self.model_names.insert(0, name.clone());
                         self.models.insert(0, resolved.spec);
+                        self.refresh_model_names();
                     }
                     self.notifications
                         .info(format!("Found {name} in {}", manifest.display()));
@@ -1219,15 +1243,16 @@ impl LumosApp {
             return;
         }
         let found_text_to_image = self.search_text_to_image(dir);
+        let found_zero123 = self.search_zero123(dir);
         let discovery = checkpoints::discover(Some(dir));
         if let Some(spec) = discovery.spec() {
             if !self.model_names.contains(&spec.name) {
-                self.model_names.insert(0, spec.name.clone());
                 self.models.insert(0, spec);
+                self.refresh_model_names();
             }
             self.notifications
                 .info(format!("Found the full Lumos model in {}", dir.display()));
-        } else if !found_text_to_image {
+        } else if !found_text_to_image && !found_zero123 {
             self.notifications.error(format!(
                 "The full Lumos model is not complete in {}: see Models for what is missing.",
                 dir.display()
@@ -1236,12 +1261,19 @@ impl LumosApp {
         self.discovery = discovery;
     }
 
-    fn selected_model(&self) -> Option<&ModelSpec> {
+    /// The model the next run uses: the one named in the settings, else the first Lumos
+    /// model (else the first Zero123 checkpoint).
+    fn chosen_model(&self) -> Option<ChosenModel<'_>> {
         let wanted = self.settings.model.as_deref();
+        if let Some(checkpoint) = wanted.and_then(|name| self.zero123.by_name(name)) {
+            return Some(ChosenModel::Zero123(checkpoint));
+        }
         self.models
             .iter()
             .find(|m| Some(m.name.as_str()) == wanted)
             .or_else(|| self.models.first())
+            .map(ChosenModel::Lumos)
+            .or_else(|| self.zero123.all().first().map(ChosenModel::Zero123))
     }
 
     fn generate(&mut self) {
@@ -1265,10 +1297,22 @@ impl LumosApp {
                 return;
             }
         }
-        let Some(mut model) = self.selected_model().cloned() else {
-            self.notifications
-                .error("No model is available: see Models for what to install.");
-            return;
+        let model = match self.chosen_model() {
+            Some(ChosenModel::Lumos(spec)) => Ok(spec.clone()),
+            Some(ChosenModel::Zero123(checkpoint)) => Err(format!(
+                "{} is a multi-view model (a Zero123 checkpoint): it makes views of the object \
+                 in one reference from other cameras. Use it in the Multi-view mode, or choose \
+                 another model under Model.",
+                checkpoint.name
+            )),
+            None => Err("No model is available: see Models for what to install.".to_owned()),
+        };
+        let mut model = match model {
+            Ok(model) => model,
+            Err(problem) => {
+                self.notifications.error(problem);
+                return;
+            }
         };
         model.precision = self.settings.precision();
         let mode = match self.settings.engine_mode() {
@@ -1617,6 +1661,11 @@ impl LumosApp {
                 egui::ScrollArea::vertical()
                     .id_salt("controls")
                     .show(ui, |ui| {
+                        // Cloned: the controls edit the settings that name it.
+                        let checkpoint = match self.chosen_model() {
+                            Some(ChosenModel::Zero123(checkpoint)) => Some(checkpoint.clone()),
+                            _ => None,
+                        };
                         let context = ControlsContext {
                             model_names: &self.model_names,
                             devices: &self.devices,
@@ -1624,6 +1673,7 @@ impl LumosApp {
                             has_prompt: !self.settings.prompt.trim().is_empty(),
                             busy: !self.jobs.is_empty(),
                             model_is_multiview: self.selected_model_is_multiview(),
+                            checkpoint: checkpoint.as_ref(),
                         };
                         controls_ui(ui, &mut self.settings, &context, &mut self.commands);
                         ui.separator();
@@ -1637,6 +1687,7 @@ impl LumosApp {
                                 let report = self.discovery.report();
                                 let view = ModelsView {
                                     model_names: &self.model_names,
+                                    checkpoints: self.zero123.all(),
                                     report: &report,
                                 };
                                 self.models_panel.models_ui(ui, &view, &mut self.commands);
@@ -1860,6 +1911,7 @@ impl eframe::App for LumosApp {
         self.question_ui(&ctx);
         // Commands from this frame's panels take effect now, not a frame later.
         self.apply_commands();
+        self.remember_chosen_checkpoint();
         let interacting = ctx.input(|i| i.pointer.any_down());
         self.undo
             .observe(&self.canvas, self.start_image.as_ref(), interacting);

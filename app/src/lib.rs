@@ -35,5 +35,6 @@ pub mod settings;
 pub mod turntable;
 pub mod undo;
 pub mod view_transform;
+pub mod zero123_models;
 
 pub use app::{AppConfig, LumosApp};

@@ -88,6 +88,8 @@ pub struct MultiviewRun {
     pub settings: SamplerSettings,
     /// Where it stands.
     pub status: SetStatus,
+    /// What the engine said about the set while making it (a checkpoint's licence).
+    pub notices: Vec<String>,
     /// Made views in the order they arrived, with their index in `planned`.
     views: Vec<(usize, SetFrameView)>,
     /// The reference as the model saw it (arrives after the views).
@@ -118,6 +120,7 @@ impl MultiviewRun {
             planned,
             settings,
             status: SetStatus::Running,
+            notices: Vec::new(),
             views: Vec::new(),
             input: None,
             version: 0,

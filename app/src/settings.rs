@@ -123,6 +123,10 @@ pub struct Settings {
     pub gpu_precision: Precision,
     /// Name of the selected model (falls back to the first available one).
     pub model: Option<String>,
+    /// The file of the selected model when it is a Zero123-family checkpoint (`model` holds
+    /// its name): it brings the choice back after a restart and with a project, where no
+    /// search may find it again.
+    pub zero123_checkpoint: Option<PathBuf>,
     /// Folder exports go to.
     pub export_dir: Option<PathBuf>,
     /// Also write a contact sheet when exporting.
@@ -165,6 +169,7 @@ impl Default for Settings {
             device: DeviceChoice::Cpu,
             gpu_precision: Precision::F16,
             model: None,
+            zero123_checkpoint: None,
             export_dir: None,
             contact_sheet: true,
             strength: 0.6,

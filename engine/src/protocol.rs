@@ -320,11 +320,45 @@ pub struct GenerateRequest {
     pub mix: MixSettings,
 }
 
+/// A Zero123-family checkpoint (Zero-1-to-3, Zero123-XL, Stable Zero123) as a multi-view
+/// model: an ldm `.ckpt`/safetensors file (sizes from a `config.json` with a `unet` section
+/// beside it, else the published ones) or a diffusers folder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Zero123Spec {
+    /// Short name shown to users and recorded with the set.
+    pub name: String,
+    /// The checkpoint file or diffusers folder.
+    pub path: PathBuf,
+    /// Precision of its networks (f32 on the CPU).
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+/// The model that makes a multi-view set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MultiviewModel {
+    /// A Lumos novel-view model (the Lumos NVS design), sampled with the job's solver.
+    NovelView(Box<ModelSpec>),
+    /// A Zero123-family checkpoint, sampled as its demo does (ldm DDIM, the demo's η).
+    Zero123(Zero123Spec),
+}
+
+impl MultiviewModel {
+    /// Its name as shown to users.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::NovelView(spec) => &spec.name,
+            Self::Zero123(spec) => &spec.name,
+        }
+    }
+}
+
 /// A multi-view job: views of the object in one reference from other cameras on an orbit.
 #[derive(Clone, Debug)]
 pub struct MultiviewJob {
-    /// A novel-view model (loaded lazily, cached by the engine like any other).
-    pub model: ModelSpec,
+    /// The model (loaded lazily, cached by the engine like any other; one model family is
+    /// resident at a time).
+    pub model: MultiviewModel,
     /// The reference, its camera, the views to make and the sampler settings.
     pub request: crate::pipelines::multiview::MultiviewRequest,
 }

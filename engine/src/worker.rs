@@ -2,8 +2,9 @@
 //!
 //! One thread owns the device and the loaded models (cached by spec and device) and runs jobs
 //! (generations, multi-view sets, images from a prompt) one at a time, in order. One model
-//! family is resident at a time: an image model, or the text-to-image pipeline with its
-//! per-prompt embedding cache; asking for the other frees it first. Front ends talk to it
+//! family is resident at a time: an image model, the text-to-image pipeline with its
+//! per-prompt embedding cache, or a Zero123-family checkpoint (multi-view sets, in
+//! `worker::multiview`); asking for another frees it first. Front ends talk to it
 //! through [`EngineHandle`]: requests go over a bounded channel, events come back over
 //! another. Progress events are dropped when the front end is slow (`try_send`); images, views
 //! and terminal events never are. Cancellation is a shared set of job ids checked between
@@ -26,6 +27,8 @@ use crate::protocol::{
     DeviceChoice, Event, GenerateRequest, GenerationMeta, JobId, META_VERSION, MixSettings, Mode,
     Request, SamplerSettings, Solver, TextToImageJob,
 };
+
+mod multiview;
 
 /// Capacity of the request channel (a queue of jobs).
 const REQUEST_CAPACITY: usize = 256;
@@ -117,6 +120,7 @@ impl EngineHandle {
             injected_panics: injected_panics.clone(),
             cache: ModelCache::default(),
             text_to_image: None,
+            zero123: None,
         };
         let thread = std::thread::Builder::new()
             .name("lumos-engine".into())
@@ -299,6 +303,9 @@ type TextToImageKey = (
     DeviceChoice,
 );
 
+/// What identifies a loaded Zero123-family checkpoint: its path, precision and device.
+type Zero123Key = (std::path::PathBuf, crate::protocol::Precision, DeviceChoice);
+
 /// The engine thread's state.
 struct Worker {
     events: Sender<Event>,
@@ -309,6 +316,9 @@ struct Worker {
     /// The text-to-image model, kept between prompts (with its per-prompt embedding cache).
     /// Only one model family is resident: loading one drops the other.
     text_to_image: Option<(TextToImageKey, TextToImagePipeline)>,
+    /// The Zero123-family checkpoint of the last multi-view set made with one, kept between
+    /// sets; freed like the text-to-image model when another family is needed.
+    zero123: Option<(Zero123Key, crate::checkpoints::zero123::LoadedZero123)>,
 }
 
 impl Worker {
@@ -321,6 +331,7 @@ impl Worker {
                 Request::LoadModel { job, model, device } => {
                     let outcome = self.guarded(job, |worker| {
                         worker.text_to_image = None;
+                        worker.zero123 = None;
                         worker.cache.get(&model, device)?;
                         worker.send(Event::ModelReady {
                             job,
@@ -380,59 +391,10 @@ impl Worker {
             steps: request.settings.steps,
         });
         self.text_to_image = None;
+        self.zero123 = None;
         let model = self.cache.get(&request.model, request.device)?;
         let mut hook = self.step_hook(job);
         pipelines::run(&model, request, &mut hook as &mut StepHook<'_>)
-    }
-
-    fn multiview(
-        &mut self,
-        job: JobId,
-        request: &crate::protocol::MultiviewJob,
-    ) -> crate::error::Result<()> {
-        let settings = &request.request.settings;
-        if settings.steps == 0 || settings.steps > pipelines::MAX_STEPS {
-            return Err(EngineError::InvalidRequest(
-                "steps must be between 1 and 1000".into(),
-            ));
-        }
-        if !settings.guidance.is_finite() || settings.guidance < 0.0 {
-            return Err(EngineError::InvalidRequest(
-                "guidance must be a finite number ≥ 0".into(),
-            ));
-        }
-        self.send(Event::Started {
-            job,
-            images: request.request.views.len(),
-            steps: settings.steps,
-        });
-        self.text_to_image = None;
-        let model = self.cache.get(&request.model, request.request.device)?;
-        let mut hook = self.step_hook(job);
-        let events = self.events.clone();
-        let waker = self.waker.clone();
-        let mut on_view = |view: pipelines::multiview::View| -> crate::error::Result<()> {
-            // Results are never dropped.
-            events
-                .send(Event::View {
-                    job,
-                    view: Box::new(view),
-                })
-                .map_err(|_| EngineError::Cancelled)?;
-            waker();
-            Ok(())
-        };
-        let input = pipelines::multiview::run(
-            &model,
-            &request.request,
-            &mut hook as &mut StepHook<'_>,
-            &mut on_view,
-        )?;
-        self.send(Event::InputView {
-            job,
-            input: Box::new(input),
-        });
-        Ok(())
     }
 
     fn text_to_image(
@@ -465,6 +427,7 @@ impl Worker {
         if self.text_to_image.as_ref().map(|(k, _)| k) != Some(&key) {
             // Free whatever is resident before loading (one model family at a time).
             self.text_to_image = None;
+            self.zero123 = None;
             self.cache = ModelCache::default();
             let device = crate::device::open(job_request.device)?;
             self.text_to_image = Some((key, TextToImagePipeline::load(spec, &device)?));

@@ -13,7 +13,8 @@ use lumos_engine::camera::{OrbitPose, OrbitPreset, Transforms};
 use lumos_engine::models::{LumosConfig, LumosI2I};
 use lumos_engine::pipelines::multiview::MultiviewRequest;
 use lumos_engine::protocol::{
-    ComponentSpec, DeviceChoice, Event, ModelSpec, MultiviewJob, Precision, SamplerSettings,
+    ComponentSpec, DeviceChoice, Event, ModelSpec, MultiviewJob, MultiviewModel, Precision,
+    SamplerSettings,
 };
 
 fn lumos(args: &[&str]) -> Output {
@@ -379,7 +380,7 @@ fn multiview_job(spec: &ModelSpec, views: usize, steps: usize) -> MultiviewJob {
     disc_reference(&reference);
     let input_pose = OrbitPose::new(0.0, 0.0, 1.5).expect("pose");
     MultiviewJob {
-        model: spec.clone(),
+        model: MultiviewModel::NovelView(Box::new(spec.clone())),
         request: MultiviewRequest {
             name: "disc.png".into(),
             image: Arc::new(lumos_engine::imageio::load_image(&reference).expect("load")),

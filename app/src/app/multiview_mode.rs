@@ -8,22 +8,19 @@ use std::path::PathBuf;
 use lumos_engine::camera::DEFAULT_FOV_DEG;
 use lumos_engine::multiview_export::{ExistingFiles, ViewAlpha};
 use lumos_engine::pipelines::multiview::MultiviewRequest;
-use lumos_engine::protocol::{JobId, ModelSpec, MultiviewJob};
+use lumos_engine::protocol::{JobId, MultiviewJob, MultiviewModel};
 
 use super::{LumosApp, Question};
 use crate::gallery::RunStatus;
 use crate::multiview::{MultiviewMode, MultiviewRun, SetStatus};
+use crate::panels::multiview::not_multiview_message;
 use crate::settings::random_seed;
+use crate::zero123_models::ChosenModel;
 
 impl LumosApp {
     /// The multi-view mode's state (the latest set, the turntable, the last export).
     pub fn multiview(&self) -> &MultiviewMode {
         &self.multiview
-    }
-
-    /// Whether the model the next run uses makes views from other cameras.
-    pub(super) fn selected_model_is_multiview(&self) -> bool {
-        self.selected_model().is_some_and(ModelSpec::is_novel_view)
     }
 
     /// Queues a multi-view set of the first reference with the chosen orbit.
@@ -33,20 +30,29 @@ impl LumosApp {
                 .error("Add a reference image first (drop one, paste one, or use Open…).");
             return;
         };
-        let Some(model) = self.selected_model().cloned() else {
-            self.notifications
-                .error("No model is available: see Models for what to install.");
-            return;
+        let precision = self.settings.precision();
+        let model = match self.chosen_model() {
+            Some(ChosenModel::Lumos(spec)) if spec.is_novel_view() => {
+                let mut spec = spec.clone();
+                spec.precision = precision;
+                Ok(MultiviewModel::NovelView(Box::new(spec)))
+            }
+            Some(ChosenModel::Lumos(spec)) => Err(not_multiview_message(&spec.name)),
+            Some(ChosenModel::Zero123(checkpoint)) if !checkpoint.is_present() => {
+                Err(checkpoint.missing_message())
+            }
+            Some(ChosenModel::Zero123(checkpoint)) => {
+                Ok(MultiviewModel::Zero123(checkpoint.spec(precision)))
+            }
+            None => Err("No model is available: see Models for what to install.".to_owned()),
         };
-        if !model.is_novel_view() {
-            self.notifications.error(format!(
-                "{} is not a multi-view model: it makes images from references, not views \
-                 from other cameras. Choose a multi-view model under Model, or add one under \
-                 Models (a folder with its model.json).",
-                model.name
-            ));
-            return;
-        }
+        let model = match model {
+            Ok(model) => model,
+            Err(problem) => {
+                self.notifications.error(problem);
+                return;
+            }
+        };
         let multiview = &self.settings.multiview;
         let preset = match multiview.preset() {
             Ok(preset) => preset,
@@ -70,9 +76,7 @@ impl LumosApp {
         };
         let views = request.views.len();
         let reference_name = reference.name.clone();
-        let mut model = model;
-        model.precision = self.settings.precision();
-        let model_name = model.name.clone();
+        let model_name = model.name().to_owned();
         match self.engine.multiview(MultiviewJob { model, request }) {
             Ok(job) => {
                 let run_id = self.gallery.next_id();

@@ -6,6 +6,7 @@ use lumos_engine::protocol::{DeviceChoice, Ease, InterpolationPath, MixMethod, P
 use crate::commands::AppCommand;
 use crate::panels::multiview::{ModelFit, multiview_controls_ui};
 use crate::settings::{ModeKind, SeedPolicy, Settings, SweepAxis, limits, random_seed};
+use crate::zero123_models::Zero123Checkpoint;
 
 /// What the controls need to know besides the settings.
 pub struct ControlsContext<'a> {
@@ -22,6 +23,8 @@ pub struct ControlsContext<'a> {
     /// Whether the chosen model makes views from other cameras (the multi-view mode needs
     /// one; the other modes cannot use one).
     pub model_is_multiview: bool,
+    /// The chosen model when it is a Zero123-family checkpoint.
+    pub checkpoint: Option<&'a Zero123Checkpoint>,
 }
 
 /// Draws the controls; edits `settings` in place, returns Generate.
@@ -71,6 +74,7 @@ pub fn controls_ui(
                 &ModelFit {
                     name: &model,
                     is_multiview: context.model_is_multiview,
+                    checkpoint: context.checkpoint,
                 },
             );
         }
@@ -78,8 +82,8 @@ pub fn controls_ui(
     if settings.mode != ModeKind::Multiview && context.model_is_multiview {
         ui.colored_label(
             ui.visuals().warn_fg_color,
-            "The chosen model makes views from other cameras: use it in the Multi-view mode, \
-             or choose another model for this one.",
+            "The chosen model is a multi-view model: it makes views of one object from other \
+             cameras. Use it in the Multi-view mode, or choose another model for this one.",
         );
     }
     // A multi-view set has one reference: nothing to mix.

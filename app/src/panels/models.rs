@@ -1,9 +1,11 @@
-//! The model panel: which models can be used, what discovery found (and where), what is
-//! missing for the full Lumos model and how to get it.
+//! The model panel: which models can be used (Zero123-family checkpoints with their
+//! licence), what discovery found (and where), what is missing for the full Lumos model and
+//! how to get it.
 
 use std::path::PathBuf;
 
 use crate::commands::AppCommand;
+use crate::zero123_models::Zero123Checkpoint;
 
 /// Transient state of the model panel.
 #[derive(Default)]
@@ -16,6 +18,8 @@ pub struct ModelsPanel {
 pub struct ModelsView<'a> {
     /// Names of usable models.
     pub model_names: &'a [String],
+    /// The Zero123-family checkpoints among them.
+    pub checkpoints: &'a [Zero123Checkpoint],
     /// Discovery's report.
     pub report: &'a str,
 }
@@ -33,6 +37,14 @@ impl ModelsPanel {
         }
         for name in view.model_names {
             ui.label(format!("• {name}"));
+            if let Some(checkpoint) = view.checkpoints.iter().find(|c| &c.name == name) {
+                let note = if checkpoint.is_present() {
+                    format!("multi-view · {}", checkpoint.licence.notice())
+                } else {
+                    format!("missing: it was at {}", checkpoint.path.display())
+                };
+                ui.add(egui::Label::new(egui::RichText::new(note).small().weak()).wrap());
+            }
         }
         ui.label("Full Lumos model:");
         ui.add(egui::Label::new(egui::RichText::new(view.report).monospace().small()).wrap());
@@ -54,7 +66,9 @@ impl ModelsPanel {
             }
         });
         ui.weak(
-            "A folder with a model.json (a multi-view model, a prior you trained) is found too.",
+            "Zero123-family checkpoints (zero123-xl.ckpt, 105000.ckpt, stable_zero123.ckpt, a \
+             diffusers folder) are found too, as multi-view models, and a folder with a \
+             model.json (a Lumos multi-view model, a prior you trained).",
         );
     }
 }

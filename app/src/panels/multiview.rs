@@ -3,12 +3,14 @@
 //! angle, and "Export set" (in the central panel).
 
 use lumos_engine::camera::OrbitPose;
+use lumos_engine::checkpoints::zero123::Zero123Licence;
 
 use crate::commands::AppCommand;
 use crate::multiview::{MultiviewRun, SetFrameView, SetStatus};
 use crate::preview::PreviewRenderer;
 use crate::settings::{MultiviewSettings, OrbitChoice, limits};
 use crate::turntable::TurntablePreview;
+use crate::zero123_models::Zero123Checkpoint;
 
 /// Side of the turntable preview, in points.
 const TURNTABLE_SIDE: f32 = 256.0;
@@ -21,6 +23,40 @@ pub struct ModelFit<'a> {
     pub name: &'a str,
     /// Whether it makes views from other cameras.
     pub is_multiview: bool,
+    /// The Zero123-family checkpoint it is, if it is one (its licence is shown, and where it
+    /// was when it is gone).
+    pub checkpoint: Option<&'a Zero123Checkpoint>,
+}
+
+/// Why `name` cannot make a multi-view set, and what to choose instead.
+pub fn not_multiview_message(name: &str) -> String {
+    format!(
+        "{name} is not a multi-view model: it makes images from references, not views from \
+         other cameras. Choose a multi-view model under Model, or add one under Models: a \
+         Zero123-family checkpoint (zero123-xl.ckpt, 105000.ckpt, stable_zero123.ckpt, a \
+         diffusers folder) or a folder with a model.json."
+    )
+}
+
+/// The chosen checkpoint's licence, plainly (a non-commercial one as a warning), or that its
+/// file is gone.
+fn checkpoint_ui(ui: &mut egui::Ui, checkpoint: &Zero123Checkpoint) {
+    if !checkpoint.is_present() {
+        ui.colored_label(ui.visuals().error_fg_color, checkpoint.missing_message());
+        return;
+    }
+    let notice = format!("Licence: {}", checkpoint.licence.notice());
+    if checkpoint.licence == Zero123Licence::StabilityNonCommercial {
+        ui.colored_label(ui.visuals().warn_fg_color, notice);
+    } else {
+        ui.label(notice);
+    }
+    ui.weak(format!(
+        "Sampled as the Zero123 demo does (DDIM, η = {}; the Solver setting is not used), at \
+         {} px.",
+        lumos_engine::pipelines::zero123::DEMO_ETA,
+        lumos_engine::pipelines::zero123::CANVAS
+    ));
 }
 
 /// The orbit controls: preset, its parameters, the reference's elevation, the seeds, and a
@@ -86,15 +122,13 @@ pub fn multiview_controls_ui(
             ui.colored_label(ui.visuals().error_fg_color, problem);
         }
     }
+    if let Some(checkpoint) = model.checkpoint {
+        checkpoint_ui(ui, checkpoint);
+    }
     if !model.is_multiview {
         ui.colored_label(
             ui.visuals().warn_fg_color,
-            format!(
-                "{} is not a multi-view model: it makes images from references, not views \
-                 from other cameras. Choose a multi-view model under Model, or add one under \
-                 Models (a folder with its model.json).",
-                model.name
-            ),
+            not_multiview_message(model.name),
         );
     }
 }
@@ -223,6 +257,13 @@ pub fn multiview_results_ui(
         "Run {} · {} · from {} · {} · seed {}",
         run.id, status, run.reference, run.model, run.settings.seed
     ));
+    for notice in &run.notices {
+        if notice == Zero123Licence::StabilityNonCommercial.notice() {
+            ui.colored_label(ui.visuals().warn_fg_color, notice);
+        } else {
+            ui.label(notice);
+        }
+    }
     if run.frames_by_azimuth().is_empty() {
         return;
     }

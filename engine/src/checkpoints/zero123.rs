@@ -96,6 +96,57 @@ pub fn is_zero123_path(path: &Path) -> bool {
     name.contains("zero123") || name.ends_with(".ckpt")
 }
 
+/// The name that tells a user which checkpoint this is: its file (or folder) name, or
+/// `ORG/NAME` for a snapshot folder of the Hugging Face cache (whose own name is a revision
+/// hash).
+pub fn checkpoint_name(path: &Path) -> String {
+    let file_name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.display().to_string())
+    };
+    // `models--ORG--NAME/snapshots/REV`
+    let repository = path
+        .parent()
+        .filter(|snapshots| snapshots.file_name().is_some_and(|n| n == "snapshots"))
+        .and_then(Path::parent)
+        .and_then(|repo| repo.file_name()?.to_str()?.strip_prefix("models--"))
+        .map(|repo| repo.replacen("--", "/", 1));
+    match repository {
+        Some(repository) if path.is_dir() => repository,
+        _ => file_name(path),
+    }
+}
+
+/// The terms of use of a checkpoint, from its name (the published files and repositories
+/// say which one they are: `stable_zero123.ckpt`, `stable_zero123_c.ckpt`, `zero123-xl.ckpt`).
+pub fn licence_of(path: &Path) -> Zero123Licence {
+    let name = checkpoint_name(path).to_ascii_lowercase();
+    if !name.contains("stable") {
+        Zero123Licence::Mit
+    } else if name.contains("_c.")
+        || name.contains("-c.")
+        || name.ends_with("_c")
+        || name.ends_with("-c")
+    {
+        Zero123Licence::StabilityCommercial
+    } else {
+        Zero123Licence::StabilityNonCommercial
+    }
+}
+
+/// The camera embedding a checkpoint was trained with, from its name.
+fn camera_of(path: &Path) -> CameraConvention {
+    if checkpoint_name(path)
+        .to_ascii_lowercase()
+        .contains("stable")
+    {
+        CameraConvention::StableZero123
+    } else {
+        CameraConvention::Zero123
+    }
+}
+
 /// The published files by name, the MIT-licensed ones first (Stable Zero123's licence forbids
 /// commercial use, so it is only chosen when it is the one present).
 const PUBLISHED: [&str; 10] = [
@@ -111,24 +162,57 @@ const PUBLISHED: [&str; 10] = [
     "stable_zero123.safetensors",
 ];
 
+/// Every Zero123-family checkpoint in `root` (the folder itself, its sub-folders, and the
+/// snapshots of a Hugging Face cache): the published files by name (MIT-licensed first), then
+/// other `.ckpt`/`.safetensors` files whose name says zero123 (a user's renamed copy), then
+/// diffusers folders with a `cc_projection`.
+pub fn find_in(root: &Path) -> Vec<std::path::PathBuf> {
+    let dirs = super::candidate_dirs(root);
+    let mut found: Vec<std::path::PathBuf> = PUBLISHED
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .filter(|p| p.is_file())
+        .collect();
+    for dir in &dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut renamed: Vec<std::path::PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                p.is_file()
+                    && name.contains("zero123")
+                    && (name.ends_with(".ckpt") || name.ends_with(".safetensors"))
+            })
+            .filter(|p| !found.contains(p))
+            .collect();
+        renamed.sort();
+        found.extend(renamed);
+    }
+    found.extend(
+        dirs.iter()
+            .filter(|d| d.join("cc_projection").is_dir())
+            .cloned(),
+    );
+    found
+}
+
 /// Looks for a Zero123-family checkpoint where the published Lumos files are looked for
 /// (`explicit`, `$LUMOS_MODELS`, the app's data directory, the Hugging Face cache — where the
-/// diffusers conversions `kxic/zero123-*` land as folders with a `cc_projection`). Returns it
-/// and the folders searched.
+/// diffusers conversions `kxic/zero123-*` land as folders with a `cc_projection`), the first
+/// root that has one winning (so a folder named explicitly is never passed over for the
+/// cache). Returns it and the folders searched.
 pub fn discover(explicit: Option<&Path>) -> (Option<std::path::PathBuf>, Vec<std::path::PathBuf>) {
     let roots = super::search_roots(explicit);
-    let dirs: Vec<std::path::PathBuf> = roots
+    let found = roots
         .iter()
-        .flat_map(|r| super::candidate_dirs(r))
-        .collect();
-    let file = PUBLISHED
-        .iter()
-        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()));
-    let found = file.or_else(|| {
-        dirs.iter()
-            .find(|d| d.join("cc_projection").is_dir())
-            .cloned()
-    });
+        .find_map(|root| find_in(root).into_iter().next());
     (found, roots)
 }
 
@@ -170,21 +254,7 @@ pub fn load_weights(
         Some(t) => t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
         None => sd1_alphas_cumprod(0.00085, 0.012, 1000),
     };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let (camera, licence) = if name.contains("stable") {
-        let licence = if name.contains("_c") || name.contains("-c") {
-            Zero123Licence::StabilityCommercial
-        } else {
-            Zero123Licence::StabilityNonCommercial
-        };
-        (CameraConvention::StableZero123, licence)
-    } else {
-        (CameraConvention::Zero123, Zero123Licence::Mit)
-    };
+    let (camera, licence) = (camera_of(path), licence_of(path));
     let vb = VarBuilder::from_tensors(tensors, dtype, device);
     let model = refusing_panics(
         path,

@@ -1,0 +1,68 @@
+//! Which models [`LumosApp`] lists and which one is chosen: the Lumos models, then the
+//! Zero123-family checkpoints (`crate::zero123_models`), one list of names for the Model
+//! picker. The settings name the chosen model; when it is a checkpoint they also hold its
+//! path, which brings the entry back after a restart or with a project even where no search
+//! would find it (and lets the app say where the file was if it is gone).
+
+use std::path::Path;
+
+use super::LumosApp;
+use crate::zero123_models::ChosenModel;
+
+impl LumosApp {
+    /// The Model picker's names: the Lumos models, then the Zero123 checkpoints.
+    pub(super) fn refresh_model_names(&mut self) {
+        self.model_names = self
+            .models
+            .iter()
+            .map(|m| m.name.clone())
+            .chain(self.zero123.all().iter().map(|c| c.name.clone()))
+            .collect();
+    }
+
+    /// Brings back the checkpoint the settings remember (at start-up, from a project), even
+    /// when its file is gone: the choice is the user's, and Generate then says where it was.
+    pub(super) fn restore_chosen_checkpoint(&mut self) {
+        if let Some(path) = self.settings.zero123_checkpoint.clone() {
+            let name = self.zero123.add(&path).name.clone();
+            self.settings.model = Some(name);
+        }
+        self.refresh_model_names();
+    }
+
+    /// Keeps the settings' checkpoint path in step with the chosen model.
+    pub(super) fn remember_chosen_checkpoint(&mut self) {
+        let path = match self.chosen_model() {
+            Some(ChosenModel::Zero123(checkpoint)) => Some(checkpoint.path.clone()),
+            _ => None,
+        };
+        if self.settings.zero123_checkpoint != path {
+            self.settings.zero123_checkpoint = path;
+        }
+    }
+
+    /// Adds the Zero123-family checkpoints in `dir` to the models; says what was found and
+    /// under which licence. Returns whether there was any.
+    pub(super) fn search_zero123(&mut self, dir: &Path) -> bool {
+        let found = self.zero123.search(dir);
+        if found.is_empty() {
+            return false;
+        }
+        self.refresh_model_names();
+        for checkpoint in &found {
+            self.notifications.info(format!(
+                "Found the multi-view model {} in {}: choose it under Model for the \
+                 Multi-view mode. {}",
+                checkpoint.name,
+                dir.display(),
+                checkpoint.licence.notice()
+            ));
+        }
+        true
+    }
+
+    /// Whether the chosen model makes views from other cameras.
+    pub(super) fn selected_model_is_multiview(&self) -> bool {
+        self.chosen_model().is_some_and(|m| m.is_multiview())
+    }
+}
