@@ -46,7 +46,7 @@ pub fn capture(
             mask: s.mask().cloned().map(Arc::new),
             alpha: s.alpha.clone().map(Arc::new),
         }),
-        prompt: None,
+        prompt: (!settings.prompt.trim().is_empty()).then(|| settings.prompt.clone()),
         recipe: ProjectRecipe {
             mode: settings.engine_mode().ok(),
             sampler: settings.sampler.clone(),

@@ -204,11 +204,21 @@ fn split_safetensors(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
     (header, bytes[8 + len..].to_vec())
 }
 
+/// Both readers: the eager one, and the lazy one (header checked on open, each tensor read
+/// from its byte range) that streams the T5 encoder.
 fn load_safetensors(bytes: Vec<u8>) -> Result<(), String> {
     parse_file("weights.safetensors", bytes, |path| {
-        checkpoints::load_tensors(path)
-            .map(|_| ())
-            .map_err(|e| format!("{e:#}"))
+        let eager = checkpoints::load_tensors(path).map(|_| ());
+        let lazy = checkpoints::LazyWeights::open(&[path.to_path_buf()]).and_then(|weights| {
+            let names: Vec<String> = weights.names().map(str::to_string).collect();
+            let vb = weights.into_var_builder(candle_core::DType::F32, &candle_core::Device::Cpu);
+            for name in names {
+                vb.get_unchecked(&name)
+                    .map_err(|e| lumos_engine::error::EngineError::InvalidRequest(e.to_string()))?;
+            }
+            Ok(())
+        });
+        eager.and(lazy).map_err(|e| format!("{e:#}"))
     })
 }
 

@@ -164,6 +164,11 @@ impl LazyWeights {
         recognise_names(&|name| self.names.contains_key(name))
     }
 
+    /// Every tensor name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.keys().map(String::as_str)
+    }
+
     /// Whether a tensor is present.
     pub fn contains(&self, name: &str) -> bool {
         self.names.contains_key(name)
