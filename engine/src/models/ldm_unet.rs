@@ -7,14 +7,16 @@
 //! whole batch, hides the block outputs the parity fixtures check, and its GEGLU feed-forward
 //! uses the tanh approximation of GELU where ldm (and diffusers) use the exact erf form.
 //! diffusers-layout conversions are renamed to these keys on load
-//! (`checkpoints::zero123`).
+//! (`checkpoints::zero123`). The 3×3 stride-1 convolutions use the engine's CPU convolution
+//! (`layers::Conv3x3`: Winograd from 16 channels): a full-size CFG step at 32 × 32 latents
+//! went from 4.34 to 3.81 s on 2 cores.
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, LayerNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::fast_ops::gelu_erf;
-use super::layers::{attention, merge_heads, split_heads};
+use super::layers::{Conv3x3, attention, merge_heads, split_heads};
 
 /// GroupNorm eps of the ResBlocks and the output head (`normalization()`: torch's default).
 pub const RESBLOCK_NORM_EPS: f64 = 1e-5;
@@ -88,10 +90,10 @@ fn conv(c_in: usize, c_out: usize, kernel: usize, stride: usize, vb: VarBuilder)
 #[derive(Debug, Clone)]
 pub struct ResBlock {
     in_norm: GroupNorm,
-    in_conv: Conv2d,
+    in_conv: Conv3x3,
     emb_linear: Linear,
     out_norm: GroupNorm,
-    out_conv: Conv2d,
+    out_conv: Conv3x3,
     skip: Option<Conv2d>,
 }
 
@@ -111,7 +113,7 @@ impl ResBlock {
     pub fn load(c_in: usize, c_out: usize, emb_dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             in_norm: candle_nn::group_norm(GROUPS, c_in, RESBLOCK_NORM_EPS, vb.pp("in_layers.0"))?,
-            in_conv: conv(c_in, c_out, 3, 1, vb.pp("in_layers.2"))?,
+            in_conv: Conv3x3::load(c_in, c_out, vb.pp("in_layers.2"))?,
             emb_linear: candle_nn::linear(emb_dim, c_out, vb.pp("emb_layers.1"))?,
             out_norm: candle_nn::group_norm(
                 GROUPS,
@@ -119,7 +121,7 @@ impl ResBlock {
                 RESBLOCK_NORM_EPS,
                 vb.pp("out_layers.0"),
             )?,
-            out_conv: conv(c_out, c_out, 3, 1, vb.pp("out_layers.3"))?,
+            out_conv: Conv3x3::load(c_out, c_out, vb.pp("out_layers.3"))?,
             skip: (c_in != c_out)
                 .then(|| conv(c_in, c_out, 1, 1, vb.pp("skip_connection")))
                 .transpose()?,
@@ -261,10 +263,13 @@ impl SpatialTransformer {
 /// One layer of a block (`input_blocks.N.M`).
 #[derive(Debug, Clone)]
 enum Layer {
-    Conv(Conv2d),
-    Res(ResBlock),
+    /// `conv_in` (3×3, stride 1).
+    Input(Conv3x3),
+    /// The downsampling convolution (3×3, stride 2, padding 1).
+    Downsample(Conv2d),
+    Res(Box<ResBlock>),
     Attention(SpatialTransformer),
-    Upsample(Conv2d),
+    Upsample(Conv3x3),
 }
 
 impl Layer {
@@ -276,7 +281,8 @@ impl Layer {
         emb_outs: &mut Vec<Tensor>,
     ) -> Result<Tensor> {
         match self {
-            Self::Conv(conv) => conv.forward(x),
+            Self::Input(conv) => conv.forward(x),
+            Self::Downsample(conv) => conv.forward(x),
             Self::Res(block) => {
                 let trace = block.forward_traced(x, emb)?;
                 emb_outs.push(trace.emb_out);
@@ -323,7 +329,7 @@ pub struct LdmUnet {
     middle_block: Vec<Layer>,
     output_blocks: Vec<Vec<Layer>>,
     out_norm: GroupNorm,
-    out_conv: Conv2d,
+    out_conv: Conv3x3,
     config: LdmUnetConfig,
 }
 
@@ -337,11 +343,9 @@ impl LdmUnet {
         }
         let levels = config.channel_mult.len();
         let inputs = vb.pp("input_blocks");
-        let mut input_blocks = vec![vec![Layer::Conv(conv(
+        let mut input_blocks = vec![vec![Layer::Input(Conv3x3::load(
             config.in_channels,
             mc,
-            3,
-            1,
             inputs.pp(0).pp(0),
         )?)]];
         let mut skip_channels = vec![mc];
@@ -349,12 +353,12 @@ impl LdmUnet {
         for (level, &mult) in config.channel_mult.iter().enumerate() {
             for _ in 0..config.num_res_blocks {
                 let block = inputs.pp(input_blocks.len());
-                let mut layers = vec![Layer::Res(ResBlock::load(
+                let mut layers = vec![Layer::Res(Box::new(ResBlock::load(
                     ch,
                     mult * mc,
                     emb_dim,
                     block.pp(0),
-                )?)];
+                )?))];
                 ch = mult * mc;
                 if config.has_attention(level) {
                     layers.push(Layer::Attention(SpatialTransformer::load(
@@ -368,16 +372,22 @@ impl LdmUnet {
             }
             if level + 1 < levels {
                 let block = inputs.pp(input_blocks.len());
-                input_blocks.push(vec![Layer::Conv(conv(ch, ch, 3, 2, block.pp(0).pp("op"))?)]);
+                input_blocks.push(vec![Layer::Downsample(conv(
+                    ch,
+                    ch,
+                    3,
+                    2,
+                    block.pp(0).pp("op"),
+                )?)]);
                 skip_channels.push(ch);
             }
         }
 
         let middle = vb.pp("middle_block");
         let middle_block = vec![
-            Layer::Res(ResBlock::load(ch, ch, emb_dim, middle.pp(0))?),
+            Layer::Res(Box::new(ResBlock::load(ch, ch, emb_dim, middle.pp(0))?)),
             Layer::Attention(SpatialTransformer::load(ch, config, middle.pp(1))?),
-            Layer::Res(ResBlock::load(ch, ch, emb_dim, middle.pp(2))?),
+            Layer::Res(Box::new(ResBlock::load(ch, ch, emb_dim, middle.pp(2))?)),
         ];
 
         let outputs = vb.pp("output_blocks");
@@ -388,12 +398,12 @@ impl LdmUnet {
                 let Some(skip) = skip_channels.pop() else {
                     candle_core::bail!("UNet skip connections out of balance")
                 };
-                let mut layers = vec![Layer::Res(ResBlock::load(
+                let mut layers = vec![Layer::Res(Box::new(ResBlock::load(
                     ch + skip,
                     mult * mc,
                     emb_dim,
                     block.pp(0),
-                )?)];
+                )?))];
                 ch = mult * mc;
                 if config.has_attention(level) {
                     layers.push(Layer::Attention(SpatialTransformer::load(
@@ -404,7 +414,7 @@ impl LdmUnet {
                 }
                 if level > 0 && i == config.num_res_blocks {
                     let name = format!("{}.conv", layers.len());
-                    layers.push(Layer::Upsample(conv(ch, ch, 3, 1, block.pp(name))?));
+                    layers.push(Layer::Upsample(Conv3x3::load(ch, ch, block.pp(name))?));
                 }
                 output_blocks.push(layers);
             }
@@ -417,7 +427,7 @@ impl LdmUnet {
             middle_block,
             output_blocks,
             out_norm: candle_nn::group_norm(GROUPS, ch, RESBLOCK_NORM_EPS, vb.pp("out.0"))?,
-            out_conv: conv(ch, config.out_channels, 3, 1, vb.pp("out.2"))?,
+            out_conv: Conv3x3::load(ch, config.out_channels, vb.pp("out.2"))?,
             config: config.clone(),
         })
     }
@@ -429,7 +439,7 @@ impl LdmUnet {
 
     /// The dtype of the weights.
     pub fn dtype(&self) -> DType {
-        self.out_conv.weight().dtype()
+        self.time_linear_1.weight().dtype()
     }
 
     /// Sinusoidal features of integer DDPM timesteps: `[cos(t·f), sin(t·f)]`,
