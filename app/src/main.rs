@@ -119,6 +119,8 @@ fn run(renderer: RendererChoice, bench: Option<&BenchConfig>) -> eframe::Result 
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread starts (it sets environment variables).
+    lumos_engine::device::tune_threads();
     let launched_at = Instant::now();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = parse_args()?;

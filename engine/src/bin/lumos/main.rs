@@ -420,6 +420,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    lumos_engine::device::tune_threads();
     let cli = Cli::parse();
     lumos_engine::device::tune_allocator();
     match run(cli) {
@@ -573,13 +574,6 @@ fn train(
     steps: usize,
     device: DeviceChoice,
 ) -> anyhow::Result<ExitCode> {
-    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
-        // SAFETY: no other thread exists yet (candle's pools start on first use, below).
-        // Training interleaves many elementwise ops with rayon GEMMs: candle's elementwise
-        // worker spinning 25k iterations after each op steals a core from the GEMM on a
-        // 2-core machine (measured 6.0 → 3.9 s per step).
-        unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "200") };
-    }
     let dev = lumos_engine::device::open(device)?;
     let run = lumos_engine::train::RunFolder(out.to_path_buf());
     if run.settings().exists() {
