@@ -326,15 +326,11 @@ pub fn run(
         let uncondition = model
             .prior
             .with_pose(&model.prior.null_condition(len)?, &pose)?;
-        let seeds: Vec<u64> = (start..start + len)
-            .map(|i| {
-                if request.shared_seed {
-                    request.settings.seed
-                } else {
-                    request.settings.seed.wrapping_add(i as u64)
-                }
-            })
-            .collect();
+        let seeds = view_seeds(
+            start..start + len,
+            request.settings.seed,
+            request.shared_seed,
+        );
         let noise = seeds
             .iter()
             .map(|&seed| crate::noise::gaussian(seed, &[1, c, h, w], &model.device))
@@ -357,17 +353,42 @@ pub fn run(
             hook,
         )?;
         let images = super::to_images(&super::decode(model, &latents)?.to_dtype(DType::F32)?)?;
-        for (offset, image) in images.into_iter().enumerate() {
-            on_view(View {
-                index: start + offset,
-                pose: poses[offset],
-                seed: seeds[offset],
-                image,
-            })?;
-        }
+        report_views(start, poses, &seeds, images, on_view)?;
         start += len;
     }
     Ok(input)
+}
+
+/// The seeds of views `indices`: `seed + i` each, or `seed` for all when `shared`.
+pub(super) fn view_seeds(indices: std::ops::Range<usize>, seed: u64, shared: bool) -> Vec<u64> {
+    indices
+        .map(|i| {
+            if shared {
+                seed
+            } else {
+                seed.wrapping_add(i as u64)
+            }
+        })
+        .collect()
+}
+
+/// Hands a batch of finished views, the first being view `start`, to `on_view`.
+pub(super) fn report_views(
+    start: usize,
+    poses: &[OrbitPose],
+    seeds: &[u64],
+    images: Vec<RgbImage>,
+    on_view: &mut dyn FnMut(View) -> Result<()>,
+) -> Result<()> {
+    for (offset, image) in images.into_iter().enumerate() {
+        on_view(View {
+            index: start + offset,
+            pose: poses[offset],
+            seed: seeds[offset],
+            image,
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

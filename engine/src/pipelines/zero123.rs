@@ -14,7 +14,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use image::{GrayImage, RgbImage};
 
-use super::multiview::{PreparedInput, View, flood_object_mask};
+use super::multiview::{PreparedInput, View, flood_object_mask, report_views, view_seeds};
 use super::{StepHook, StepReport};
 use crate::camera::OrbitPose;
 use crate::checkpoints::zero123::LoadedZero123;
@@ -200,15 +200,7 @@ pub fn run(
         let cameras = Tensor::from_vec(cameras, (len, 4), &device)?;
         let condition = model.condition(&pixels.repeat((len, 1, 1, 1))?, &cameras)?;
         let view_latent = input_latent.repeat((len, 1, 1, 1))?;
-        let seeds: Vec<u64> = (start..start + len)
-            .map(|i| {
-                if request.shared_seed {
-                    request.seed
-                } else {
-                    request.seed.wrapping_add(i as u64)
-                }
-            })
-            .collect();
+        let seeds = view_seeds(start..start + len, request.seed, request.shared_seed);
         let draw = |step: u64| -> Result<Tensor> {
             let noise = seeds
                 .iter()
@@ -256,15 +248,7 @@ pub fn run(
             })?;
         }
         let decoded = model.decode(&x)?.to_dtype(DType::F32)?;
-        let images = super::to_images(&decoded)?;
-        for (offset, image) in images.into_iter().enumerate() {
-            on_view(View {
-                index: start + offset,
-                pose: poses[offset],
-                seed: seeds[offset],
-                image,
-            })?;
-        }
+        report_views(start, poses, &seeds, super::to_images(&decoded)?, on_view)?;
         start += len;
     }
     Ok(input)
