@@ -9,7 +9,7 @@
 //! average by an integer factor first. No crate does this (`image`'s resize is float
 //! throughout and differs by up to 19 levels at high-contrast edges).
 
-use image::RgbImage;
+use image::{ImageBuffer, Pixel, RgbImage, RgbaImage};
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
@@ -102,17 +102,25 @@ fn clip8(acc: i64) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// One pass along an axis with precomputed taps.
-fn resample_axis(src: &RgbImage, taps: &[Taps], horizontal: bool) -> RgbImage {
+/// One pass along an axis with precomputed taps, every channel alike.
+fn resample_axis<P>(
+    src: &ImageBuffer<P, Vec<u8>>,
+    taps: &[Taps],
+    horizontal: bool,
+) -> ImageBuffer<P, Vec<u8>>
+where
+    P: Pixel<Subpixel = u8>,
+{
+    let channels = usize::from(P::CHANNEL_COUNT);
     let (out_w, out_h) = if horizontal {
         (taps.len() as u32, src.height())
     } else {
         (src.width(), taps.len() as u32)
     };
-    let mut out = RgbImage::new(out_w, out_h);
+    let mut out = ImageBuffer::<P, Vec<u8>>::new(out_w, out_h);
     for (x, y, pixel) in out.enumerate_pixels_mut() {
         let tap = &taps[if horizontal { x } else { y } as usize];
-        let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
+        let mut acc = [1i64 << (PRECISION_BITS - 1); 4];
         for (i, &w) in tap.weights.iter().enumerate() {
             let s = (tap.start + i) as u32;
             let p = if horizontal {
@@ -120,24 +128,29 @@ fn resample_axis(src: &RgbImage, taps: &[Taps], horizontal: bool) -> RgbImage {
             } else {
                 src.get_pixel(x, s)
             };
-            for c in 0..3 {
-                acc[c] += i64::from(p[c]) * i64::from(w);
+            for (a, &v) in acc.iter_mut().zip(p.channels()) {
+                *a += i64::from(v) * i64::from(w);
             }
         }
-        *pixel = image::Rgb(acc.map(clip8));
+        for (dst, &a) in pixel.channels_mut().iter_mut().zip(&acc[..channels]) {
+            *dst = clip8(a);
+        }
     }
     out
 }
 
 /// `Image.resize((width, height), filter, box)` without a reducing gap; `area` is the source
 /// box `[x0, y0, x1, y1]` (the whole image when `None`).
-pub fn resize(
-    src: &RgbImage,
+pub fn resize<P>(
+    src: &ImageBuffer<P, Vec<u8>>,
     width: u32,
     height: u32,
     filter: Filter,
     area: Option<[f32; 4]>,
-) -> RgbImage {
+) -> ImageBuffer<P, Vec<u8>>
+where
+    P: Pixel<Subpixel = u8>,
+{
     let (w, h) = src.dimensions();
     let [x0, y0, x1, y1] = area.unwrap_or([0.0, 0.0, w as f32, h as f32]);
     let need_horizontal = width != w || x0 != 0.0 || x1 != width as f32;
@@ -152,6 +165,29 @@ pub fn resize(
         image = resample_axis(&image, &taps, false);
     }
     image
+}
+
+/// `Image.resize` of an RGBA image: Pillow resamples it premultiplied (`RGBA → RGBa`, with
+/// its rounding `MULDIV255`), then divides the colour back out (`(255·c) / a`, truncated;
+/// untouched where alpha is 0 or 255).
+pub fn resize_rgba(src: &RgbaImage, width: u32, height: u32, filter: Filter) -> RgbaImage {
+    let premultiplied = RgbaImage::from_fn(src.width(), src.height(), |x, y| {
+        let [r, g, b, a] = src.get_pixel(x, y).0;
+        let scale = |c: u8| {
+            let t = u32::from(c) * u32::from(a) + 128;
+            (((t >> 8) + t) >> 8) as u8
+        };
+        image::Rgba([scale(r), scale(g), scale(b), a])
+    });
+    let mut resized = resize(&premultiplied, width, height, filter, None);
+    for pixel in resized.pixels_mut() {
+        let [r, g, b, a] = pixel.0;
+        if a != 0 && a != 255 {
+            let unscale = |c: u8| ((255 * u32::from(c)) / u32::from(a)).min(255) as u8;
+            pixel.0 = [unscale(r), unscale(g), unscale(b), a];
+        }
+    }
+    resized
 }
 
 /// `Image.reduce((fx, fy), box)`: the average of each `fx × fy` block of the integer box

@@ -81,6 +81,53 @@ fn multiview_with_a_zero123_checkpoint_writes_the_set_from_both_layouts() {
     assert_eq!(transforms.frames.len(), 3);
     assert!(first.join("turntable.gif").is_file() && first.join("grid.png").is_file());
 
+    // --keep-framing: the whole reference resized to the canvas (the demo's "preprocess"
+    // unticked) — the object keeps its place instead of being centred.
+    let framed = dir.path().join("framed");
+    let out = lumos(&[
+        "multiview",
+        path_str(&reference),
+        "--model",
+        path_str(&checkpoint),
+        "--preset",
+        "turntable:2",
+        "--steps",
+        "4",
+        "--keep-framing",
+        "--out",
+        path_str(&framed),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let centred = image::open(first.join("view_00.png"))
+        .expect("view")
+        .to_rgb8();
+    let kept = image::open(framed.join("view_00.png"))
+        .expect("view")
+        .to_rgb8();
+    assert_eq!(kept.dimensions(), centred.dimensions());
+    let expected = lumos_engine::pillow::resize_rgba(
+        &image::open(&reference).expect("reference").to_rgba8(),
+        pipeline::CANVAS,
+        pipeline::CANVAS,
+        lumos_engine::pillow::Filter::Lanczos,
+    );
+    let flat = pipeline::flatten_on_white(&expected);
+    let largest = kept
+        .as_raw()
+        .iter()
+        .zip(&flat)
+        .map(|(&k, &f)| (f32::from(k) - f * 255.0).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        largest <= 0.5 + 1e-3,
+        "frame 0 is the resized reference: off by {largest}"
+    );
+    assert_ne!(kept, centred, "keeping the framing changes the input view");
+
     // Found without --model under a published name in $LUMOS_MODELS.
     let models = dir.path().join("models");
     std::fs::create_dir_all(&models).expect("models folder");
@@ -154,6 +201,7 @@ fn views_repeat_with_their_seed_and_differ_between_seeds() {
         eta: 1.0,
         seed,
         shared_seed: false,
+        recenter: true,
         device: DeviceChoice::Cpu,
     };
     let make = |seed: u64| {
@@ -332,6 +380,7 @@ fn the_engine_thread_makes_a_zero123_set_says_its_licence_and_honours_cancel() {
         eta: pipeline::DEMO_ETA,
         seed: 21,
         shared_seed: false,
+        recenter: true,
         device: DeviceChoice::Cpu,
     };
     let mut direct = Vec::new();

@@ -53,6 +53,10 @@ pub struct Zero123Request {
     pub seed: u64,
     /// Every view from the same noise.
     pub shared_seed: bool,
+    /// Cut the object out and centre it as the demo's default does; `false` is the demo's
+    /// "preprocess" box unticked: the whole reference resized to the canvas and flattened
+    /// onto white by its alpha ([`model_input_keeping_framing`]).
+    pub recenter: bool,
     /// Where it runs.
     pub device: DeviceChoice,
 }
@@ -96,6 +100,59 @@ pub fn prepare_input(rgb: &RgbImage, alpha: Option<&GrayImage>) -> Result<Prepar
     Ok(PreparedInput { image, object_mask })
 }
 
+/// The demo's `preprocess=False` path: the reference resized to 256 × 256 as Pillow resizes
+/// RGBA (premultiplied Lanczos), flattened onto white in f32 (`α·rgb + (1 − α)`), then to the
+/// model's input `(1, 3, size, size)` in [−1, 1] like [`to_model_input`]. Also returns the
+/// canvas and its alpha, for display and export.
+pub fn model_input_keeping_framing(
+    rgb: &RgbImage,
+    alpha: Option<&GrayImage>,
+    size: usize,
+    device: &Device,
+) -> Result<(Tensor, PreparedInput)> {
+    let rgba = image::RgbaImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+        let [r, g, b] = rgb.get_pixel(x, y).0;
+        let a = alpha
+            .filter(|a| a.dimensions() == rgb.dimensions())
+            .map_or(255, |a| a.get_pixel(x, y).0[0]);
+        image::Rgba([r, g, b, a])
+    });
+    let resized = pillow::resize_rgba(&rgba, CANVAS, CANVAS, pillow::Filter::Lanczos);
+    let flat = flatten_on_white(&resized);
+    let canvas = RgbImage::from_fn(CANVAS, CANVAS, |x, y| {
+        let i = 3 * (y * CANVAS + x) as usize;
+        image::Rgb([0, 1, 2].map(|c| (flat[i + c] * 255.0).round() as u8))
+    });
+    let object_mask = GrayImage::from_fn(CANVAS, CANVAS, |x, y| {
+        image::Luma([resized.get_pixel(x, y).0[3]])
+    });
+    let input = Tensor::from_vec(
+        flat.iter().map(|v| v * 2.0 - 1.0).collect::<Vec<f32>>(),
+        (CANVAS as usize, CANVAS as usize, 3),
+        &Device::Cpu,
+    )?
+    .permute((2, 0, 1))?
+    .unsqueeze(0)?;
+    let input = resize_bilinear(&input, size)?.to_device(device)?;
+    Ok((
+        input,
+        PreparedInput {
+            image: canvas,
+            object_mask,
+        },
+    ))
+}
+
+/// `α·rgb + (1 − α)·1` of 8-bit RGBA in f32, row-major RGB.
+pub fn flatten_on_white(rgba: &image::RgbaImage) -> Vec<f32> {
+    rgba.pixels()
+        .flat_map(|p| {
+            let alpha = f32::from(p.0[3]) / 255.0;
+            [0, 1, 2].map(|c| alpha * (f32::from(p.0[c]) / 255.0) + (1.0 - alpha) * 1.0)
+        })
+        .collect()
+}
+
 /// `cv2.boundingRect` of the matte's foreground (> 127): `(x, y, w, h)`, `None` when empty.
 pub fn object_box(matte: &GrayImage) -> Option<(u32, u32, u32, u32)> {
     let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
@@ -111,26 +168,35 @@ pub fn object_box(matte: &GrayImage) -> Option<(u32, u32, u32, u32)> {
 /// `x/255·2 − 1`, then a bilinear resize without antialiasing (`align_corners=False`).
 pub fn to_model_input(canvas: &RgbImage, size: usize, device: &Device) -> Result<Tensor> {
     let (w, h) = (canvas.width() as usize, canvas.height() as usize);
-    let plane = |c: usize| -> Vec<f32> {
-        canvas
-            .pixels()
-            .map(|p| f32::from(p.0[c]) / 255.0 * 2.0 - 1.0)
-            .collect()
-    };
+    let values: Vec<f32> = canvas
+        .as_raw()
+        .iter()
+        .map(|&v| f32::from(v) / 255.0 * 2.0 - 1.0)
+        .collect();
+    let input = Tensor::from_vec(values, (h, w, 3), &Device::Cpu)?
+        .permute((2, 0, 1))?
+        .unsqueeze(0)?;
+    Ok(resize_bilinear(&input, size)?.to_device(device)?)
+}
+
+/// torchvision's tensor `resize` of `(1, 3, h, w)` to `size` × `size` as the pinned version
+/// does it: bilinear, `align_corners=False`, no antialiasing; f32 on the CPU.
+fn resize_bilinear(input: &Tensor, size: usize) -> Result<Tensor> {
+    let (_, c, h, w) = input.dims4()?;
+    let src = input.flatten_all()?.to_vec1::<f32>()?;
     let rows = bilinear_taps(h, size);
     let cols = bilinear_taps(w, size);
-    let mut out = Vec::with_capacity(3 * size * size);
-    for c in 0..3 {
-        let src = plane(c);
+    let mut out = Vec::with_capacity(c * size * size);
+    for plane in src.chunks(h * w) {
         for &(y0, y1, ty) in &rows {
             for &(x0, x1, tx) in &cols {
-                let top = src[y0 * w + x0] * (1.0 - tx) + src[y0 * w + x1] * tx;
-                let bottom = src[y1 * w + x0] * (1.0 - tx) + src[y1 * w + x1] * tx;
+                let top = plane[y0 * w + x0] * (1.0 - tx) + plane[y0 * w + x1] * tx;
+                let bottom = plane[y1 * w + x0] * (1.0 - tx) + plane[y1 * w + x1] * tx;
                 out.push(top * (1.0 - ty) + bottom * ty);
             }
         }
     }
-    Ok(Tensor::from_vec(out, (1, 3, size, size), device)?)
+    Ok(Tensor::from_vec(out, (1, c, size, size), &Device::Cpu)?)
 }
 
 /// torch's bilinear source pixels and weight, `align_corners=False`.
@@ -177,10 +243,14 @@ pub fn run(
             "steps must be at least 2 (the first DDIM timestep is dropped)".into(),
         ));
     }
-    let input = prepare_input(&request.image, request.alpha.as_deref())?;
     // The demo samples at its canvas size (h = w = 256, 32 × 32 latents for SD's autoencoder).
     let size = CANVAS as usize;
-    let pixels = to_model_input(&input.image, size, &device)?;
+    let (pixels, input) = if request.recenter {
+        let input = prepare_input(&request.image, request.alpha.as_deref())?;
+        (to_model_input(&input.image, size, &device)?, input)
+    } else {
+        model_input_keeping_framing(&request.image, request.alpha.as_deref(), size, &device)?
+    };
     let input_latent = model.input_latent(&pixels)?;
     let (c, h, w) = (
         model.unet.config().out_channels,

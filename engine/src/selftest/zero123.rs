@@ -67,6 +67,7 @@ pub fn check_zero123(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<Ch
     let io = Fixture::open(&dir.join("io.safetensors"))?;
     let mut checks = check_cameras(&group, &io)?;
     checks.extend(check_preprocessing(dir, &group, &io)?);
+    checks.extend(check_keeping_framing(dir, &group, &io)?);
     if dir.join("blocks.safetensors").is_file() {
         checks.extend(check_blocks(
             &group,
@@ -308,6 +309,78 @@ fn check_preprocessing(dir: &Path, group: &str, io: &Fixture) -> Result<Vec<Chec
             )?);
         }
     }
+    Ok(checks)
+}
+
+/// The demo's `preprocess=False` path: the RGBA resize against
+/// `input_nopre.resized_rgba_256.png`, and the rows of its flattening onto white stored as
+/// `nopre.out_rows`.
+fn check_keeping_framing(dir: &Path, group: &str, io: &Fixture) -> Result<Vec<Check>> {
+    let reference = dir.join("input_nopre.resized_rgba_256.png");
+    if !reference.is_file() || !io.has("nopre.image_index") {
+        return Ok(Vec::new());
+    }
+    let index = io.f32s("nopre.image_index")?[0] as usize;
+    let source = dir.join(format!("input_{index}.png"));
+    let read_rgba = |path: &Path| -> Result<image::RgbaImage> {
+        Ok(image::open(path)
+            .map_err(|e| EngineError::InvalidRequest(format!("{}: {e}", path.display())))?
+            .to_rgba8())
+    };
+    let (source, expected) = (read_rgba(&source)?, read_rgba(&reference)?);
+    let ours = crate::pillow::resize_rgba(
+        &source,
+        expected.width(),
+        expected.height(),
+        crate::pillow::Filter::Lanczos,
+    );
+    let bytes = |image: &image::RgbaImage| -> Result<Tensor> {
+        Ok(Tensor::from_vec(
+            image
+                .as_raw()
+                .iter()
+                .map(|&v| f32::from(v))
+                .collect::<Vec<_>>(),
+            image.as_raw().len(),
+            &Device::Cpu,
+        )?)
+    };
+    let mut checks = vec![compare(
+        group,
+        "input_nopre.resized_rgba_256.png",
+        &bytes(&ours)?,
+        &bytes(&expected)?,
+        PILLOW,
+    )?];
+    let rows: Vec<u32> = io.f32s("nopre.rows")?.iter().map(|&r| r as u32).collect();
+    let width = expected.width() as usize;
+    let flat_rows = |image: &image::RgbaImage| -> Result<Tensor> {
+        let flat = zero123_pipeline::flatten_on_white(image);
+        let height = flat.len() / (3 * width);
+        Ok(Tensor::from_vec(flat, (height, width, 3), &Device::Cpu)?
+            .index_select(&Tensor::new(rows.as_slice(), &Device::Cpu)?, 0)?)
+    };
+    let stored = io.get("nopre.out_rows", &Device::Cpu)?;
+    checks.push(compare(
+        group,
+        "nopre.out_rows from the stored resize",
+        &flat_rows(&expected)?,
+        &stored,
+        Tolerance::Elementwise {
+            atol: 1e-6,
+            rtol: 0.0,
+        },
+    )?);
+    checks.push(compare(
+        group,
+        "nopre.out_rows from input_0.png",
+        &flat_rows(&ours)?,
+        &stored,
+        Tolerance::Elementwise {
+            atol: 1.0 / 255.0 + 1e-6,
+            rtol: 0.0,
+        },
+    )?);
     Ok(checks)
 }
 

@@ -81,6 +81,7 @@ impl Worker {
             eta: zero123_pipeline::DEMO_ETA,
             seed: multiview.settings.seed,
             shared_seed: multiview.shared_seed,
+            recenter: multiview.recenter,
             device: multiview.device,
         };
         // Refused here, before a large checkpoint is read, when the steps do not fit the

@@ -49,6 +49,11 @@ pub struct MultiviewArgs {
     /// Every view from the same noise.
     #[arg(long)]
     shared_seed: bool,
+    /// Keep the reference's framing: resize the whole image to the model's size and flatten
+    /// it onto white by its alpha, instead of cutting the object out and centring it (the
+    /// Zero123 demo's "preprocess" box unticked).
+    #[arg(long)]
+    keep_framing: bool,
     /// Sampler steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -139,6 +144,7 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
             eta: zero123_pipeline::DEMO_ETA,
             seed,
             shared_seed: args.shared_seed,
+            recenter: !args.keep_framing,
             device: args.device,
         };
         bar.set_length((views.len() * zero123_pipeline::update_count(&loaded, &request)?) as u64);
@@ -159,7 +165,7 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
                 ..SamplerSettings::default()
             },
             shared_seed: args.shared_seed,
-            recenter: true,
+            recenter: !args.keep_framing,
             device: args.device,
         };
         bar.set_length((views.len() * args.steps) as u64);
