@@ -348,6 +348,23 @@ fn the_engine_thread_makes_a_zero123_set_says_its_licence_and_honours_cancel() {
                 .all(|&(step, steps)| steps == 3 && (1..=3).contains(&step)),
         "{steps:?}"
     );
+    // Each step shows its predicted clean latent: 4 channels at the canvas's latent size.
+    let previews: Vec<(usize, usize, usize)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress {
+                preview: Some(p), ..
+            } => Some((p.channels, p.height, p.width)),
+            _ => None,
+        })
+        .collect();
+    let config: Zero123Config =
+        lumos_engine::checkpoints::read_config(&fixture().join("config.json")).expect("config");
+    let latent_side = pipeline::CANVAS as usize >> (config.vae.ch_mult.len() - 1);
+    assert!(
+        !previews.is_empty() && previews.iter().all(|&p| p == (4, latent_side, latent_side)),
+        "{previews:?}"
+    );
     let views: Vec<&lumos_engine::pipelines::multiview::View> = events
         .iter()
         .filter_map(|e| match e {

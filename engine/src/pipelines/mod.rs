@@ -497,7 +497,8 @@ pub fn composite(generated: &RgbImage, original: &RgbImage, mask: &image::GrayIm
     out
 }
 
-fn latent_preview(x0: &Tensor) -> Result<LatentPreview> {
+/// The live preview of a step: the first image's predicted clean latent.
+pub(crate) fn latent_preview(x0: &Tensor) -> Result<LatentPreview> {
     let first = x0.get(0)?.to_dtype(DType::F32)?;
     let (channels, height, width) = first.dims3()?;
     Ok(LatentPreview {

@@ -310,11 +310,15 @@ pub fn run(
             } else {
                 None
             };
-            x = ldm_ddim::update(&x, &eps, schedule.scalars(index), noise.as_ref())?.0;
+            let (x_prev, pred_x0) =
+                ldm_ddim::update(&x, &eps, schedule.scalars(index), noise.as_ref())?;
+            x = x_prev;
             hook(StepReport::Step {
                 step: n + 1,
                 steps: updates.len(),
-                preview: None,
+                // The predicted clean latent, in the SD autoencoder's scaled units as the
+                // Lumos previews are.
+                preview: Some(super::latent_preview(&pred_x0)?),
             })?;
         }
         let decoded = model.decode(&x)?.to_dtype(DType::F32)?;
