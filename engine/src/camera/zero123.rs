@@ -97,11 +97,16 @@ pub fn stable_zero123(
     input_elevation_deg: f64,
     input_azimuth_deg: f64,
 ) -> [f32; 4] {
-    let azimuth = (azimuth_deg - input_azimuth_deg).to_radians();
+    let [polar, sin, cos, _] = threestudio(
+        elevation_deg,
+        azimuth_deg,
+        0.0,
+        (input_elevation_deg, input_azimuth_deg, 0.0),
+    );
     [
-        ((90.0 - elevation_deg) - (90.0 - input_elevation_deg)).to_radians() as f32,
-        azimuth.sin() as f32,
-        azimuth.cos() as f32,
+        polar,
+        sin,
+        cos,
         (90.0 - input_elevation_deg).to_radians() as f32,
     ]
 }

@@ -118,7 +118,8 @@ pub fn merge_heads(xs: &Tensor) -> Result<Tensor> {
 #[derive(Debug, Clone)]
 pub struct Conv3x3 {
     conv: candle_nn::Conv2d,
-    /// `weight[:, :, dy, dx]` as row-major `(c_out, c_in)` matrices, one per tap.
+    /// `weight[:, :, dy, dx]` as row-major `(c_out, c_in)` matrices, one per tap (empty when
+    /// the Winograd filters are used instead).
     taps: Vec<Vec<f32>>,
     bias: Option<Vec<f32>>,
     /// The same filters for Winograd's F(2×2, 3×3), used when there are enough channels for
@@ -142,33 +143,34 @@ impl Conv3x3 {
         let conv = candle_nn::conv2d(c_in, c_out, 3, cfg, vb)?;
         let cpu_f32 = |t: &Tensor| t.to_device(&Device::Cpu)?.to_dtype(DType::F32);
         let weight = cpu_f32(conv.weight())?;
-        let taps = (0..9)
-            .map(|k| {
-                weight
-                    .narrow(2, k / 3, 1)?
-                    .narrow(3, k % 3, 1)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()
-            })
-            .collect::<Result<Vec<_>>>()?;
         let bias = conv
             .bias()
             .map(|b| cpu_f32(b)?.to_vec1::<f32>())
             .transpose()?;
-        let winograd = (c_in >= WINOGRAD_MIN_CHANNELS).then(|| {
-            let weight = weight.flatten_all()?.to_vec1::<f32>()?;
-            Ok::<_, candle_core::Error>(super::winograd::WinogradConv3x3::new(
-                super::winograd::F4X4,
-                &weight,
-                c_in,
-                c_out,
-            ))
-        });
+        // One CPU layout of the filters: Winograd's when there are channels enough, else the
+        // nine per-tap matrices of the direct products.
+        let (taps, winograd) = if c_in >= WINOGRAD_MIN_CHANNELS {
+            let flat = weight.flatten_all()?.to_vec1::<f32>()?;
+            let transformed =
+                super::winograd::WinogradConv3x3::new(super::winograd::F4X4, &flat, c_in, c_out);
+            (Vec::new(), Some(transformed))
+        } else {
+            let taps = (0..9)
+                .map(|k| {
+                    weight
+                        .narrow(2, k / 3, 1)?
+                        .narrow(3, k % 3, 1)?
+                        .flatten_all()?
+                        .to_vec1::<f32>()
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (taps, None)
+        };
         Ok(Self {
             conv,
             taps,
             bias,
-            winograd: winograd.transpose()?,
+            winograd,
             c_in,
             c_out,
         })

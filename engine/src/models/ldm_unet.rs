@@ -7,16 +7,16 @@
 //! whole batch, hides the block outputs the parity fixtures check, and its GEGLU feed-forward
 //! uses the tanh approximation of GELU where ldm (and diffusers) use the exact erf form.
 //! diffusers-layout conversions are renamed to these keys on load
-//! (`checkpoints::zero123`). The 3×3 stride-1 convolutions use the engine's CPU convolution
-//! (`layers::Conv3x3`: Winograd from 16 channels): a full-size CFG step at 32 × 32 latents
-//! went from 4.34 to 3.81 s on 2 cores.
+//! (`checkpoints::zero123`). The convolutions are candle's: the engine's Winograd path
+//! (`layers::Conv3x3`) made a full-size CFG step 12 % faster (4.34 → 3.81 s on 2 cores) but
+//! keeps filters 4× the size of the 3×3 weights, several GB more for SD-1's UNet.
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, LayerNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::fast_ops::gelu_erf;
-use super::layers::{Conv3x3, attention, merge_heads, split_heads};
+use super::layers::{attention, merge_heads, split_heads};
 
 /// GroupNorm eps of the ResBlocks and the output head (`normalization()`: torch's default).
 pub const RESBLOCK_NORM_EPS: f64 = 1e-5;
@@ -90,10 +90,10 @@ fn conv(c_in: usize, c_out: usize, kernel: usize, stride: usize, vb: VarBuilder)
 #[derive(Debug, Clone)]
 pub struct ResBlock {
     in_norm: GroupNorm,
-    in_conv: Conv3x3,
+    in_conv: Conv2d,
     emb_linear: Linear,
     out_norm: GroupNorm,
-    out_conv: Conv3x3,
+    out_conv: Conv2d,
     skip: Option<Conv2d>,
 }
 
@@ -113,7 +113,7 @@ impl ResBlock {
     pub fn load(c_in: usize, c_out: usize, emb_dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             in_norm: candle_nn::group_norm(GROUPS, c_in, RESBLOCK_NORM_EPS, vb.pp("in_layers.0"))?,
-            in_conv: Conv3x3::load(c_in, c_out, vb.pp("in_layers.2"))?,
+            in_conv: conv(c_in, c_out, 3, 1, vb.pp("in_layers.2"))?,
             emb_linear: candle_nn::linear(emb_dim, c_out, vb.pp("emb_layers.1"))?,
             out_norm: candle_nn::group_norm(
                 GROUPS,
@@ -121,7 +121,7 @@ impl ResBlock {
                 RESBLOCK_NORM_EPS,
                 vb.pp("out_layers.0"),
             )?,
-            out_conv: Conv3x3::load(c_out, c_out, vb.pp("out_layers.3"))?,
+            out_conv: conv(c_out, c_out, 3, 1, vb.pp("out_layers.3"))?,
             skip: (c_in != c_out)
                 .then(|| conv(c_in, c_out, 1, 1, vb.pp("skip_connection")))
                 .transpose()?,
@@ -263,13 +263,11 @@ impl SpatialTransformer {
 /// One layer of a block (`input_blocks.N.M`).
 #[derive(Debug, Clone)]
 enum Layer {
-    /// `conv_in` (3×3, stride 1).
-    Input(Conv3x3),
-    /// The downsampling convolution (3×3, stride 2, padding 1).
-    Downsample(Conv2d),
+    /// `conv_in`, or the downsampling convolution (stride 2).
+    Conv(Conv2d),
     Res(Box<ResBlock>),
     Attention(SpatialTransformer),
-    Upsample(Conv3x3),
+    Upsample(Conv2d),
 }
 
 impl Layer {
@@ -281,8 +279,7 @@ impl Layer {
         emb_outs: &mut Vec<Tensor>,
     ) -> Result<Tensor> {
         match self {
-            Self::Input(conv) => conv.forward(x),
-            Self::Downsample(conv) => conv.forward(x),
+            Self::Conv(conv) => conv.forward(x),
             Self::Res(block) => {
                 let trace = block.forward_traced(x, emb)?;
                 emb_outs.push(trace.emb_out);
@@ -329,7 +326,7 @@ pub struct LdmUnet {
     middle_block: Vec<Layer>,
     output_blocks: Vec<Vec<Layer>>,
     out_norm: GroupNorm,
-    out_conv: Conv3x3,
+    out_conv: Conv2d,
     config: LdmUnetConfig,
 }
 
@@ -343,9 +340,11 @@ impl LdmUnet {
         }
         let levels = config.channel_mult.len();
         let inputs = vb.pp("input_blocks");
-        let mut input_blocks = vec![vec![Layer::Input(Conv3x3::load(
+        let mut input_blocks = vec![vec![Layer::Conv(conv(
             config.in_channels,
             mc,
+            3,
+            1,
             inputs.pp(0).pp(0),
         )?)]];
         let mut skip_channels = vec![mc];
@@ -372,13 +371,7 @@ impl LdmUnet {
             }
             if level + 1 < levels {
                 let block = inputs.pp(input_blocks.len());
-                input_blocks.push(vec![Layer::Downsample(conv(
-                    ch,
-                    ch,
-                    3,
-                    2,
-                    block.pp(0).pp("op"),
-                )?)]);
+                input_blocks.push(vec![Layer::Conv(conv(ch, ch, 3, 2, block.pp(0).pp("op"))?)]);
                 skip_channels.push(ch);
             }
         }
@@ -414,7 +407,7 @@ impl LdmUnet {
                 }
                 if level > 0 && i == config.num_res_blocks {
                     let name = format!("{}.conv", layers.len());
-                    layers.push(Layer::Upsample(Conv3x3::load(ch, ch, block.pp(name))?));
+                    layers.push(Layer::Upsample(conv(ch, ch, 3, 1, block.pp(name))?));
                 }
                 output_blocks.push(layers);
             }
@@ -427,7 +420,7 @@ impl LdmUnet {
             middle_block,
             output_blocks,
             out_norm: candle_nn::group_norm(GROUPS, ch, RESBLOCK_NORM_EPS, vb.pp("out.0"))?,
-            out_conv: Conv3x3::load(ch, config.out_channels, vb.pp("out.2"))?,
+            out_conv: conv(ch, config.out_channels, 3, 1, vb.pp("out.2"))?,
             config: config.clone(),
         })
     }
