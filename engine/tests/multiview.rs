@@ -7,14 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
 use lumos_engine::camera::{OrbitPose, OrbitPreset, Transforms};
-use lumos_engine::models::{LumosConfig, LumosI2I};
 use lumos_engine::pipelines::multiview::MultiviewRequest;
 use lumos_engine::protocol::{
-    ComponentSpec, DeviceChoice, Event, ModelSpec, MultiviewJob, MultiviewModel, Precision,
-    SamplerSettings,
+    DeviceChoice, Event, ModelSpec, MultiviewJob, MultiviewModel, SamplerSettings,
 };
 
 fn lumos(args: &[&str]) -> Output {
@@ -32,50 +28,11 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// A tiny novel-view prior with random weights, saved as `model.json` + `prior.safetensors`.
+/// The shared tiny novel-view prior (`lumos_tests`), saved as `model.json` +
+/// `prior.safetensors`; returns the manifest.
 fn tiny_nvs_model(dir: &Path) -> PathBuf {
-    let encoder = lumos_engine::embedded::default_spec()
-        .expect("built-in model")
-        .encoder;
-    let mut config = LumosConfig::xl_2();
-    config.input_size = 16;
-    config.patch_size = 4;
-    config.in_channels = 3;
-    config.hidden_size = 32;
-    config.depth = 2;
-    config.num_heads = 2;
-    config.caption_channels = encoder.config.embed_dim();
-    config.model_max_length = 1;
-    config.pred_sigma = false;
-    config.adaln_condition = true;
-    config.input_view_channels = 3;
-    config.pose_condition = true;
-    let varmap = VarMap::new();
-    LumosI2I::load(
-        &config,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .expect("build");
-    for (i, var) in varmap.all_vars().iter().enumerate() {
-        let noise = Tensor::randn(0f32, 0.2, var.shape(), &Device::Cpu).expect("randn");
-        var.set(&(noise + 0.01 * i as f64).expect("add"))
-            .expect("set");
-    }
-    let weights = dir.join("prior.safetensors");
-    varmap.save(&weights).expect("save weights");
-    let spec = ModelSpec {
-        name: "tiny novel-view test model".into(),
-        precision: Precision::F32,
-        prior: ComponentSpec {
-            path: weights,
-            config,
-        },
-        encoder,
-        vae: None,
-    };
-    let manifest = dir.join("model.json");
-    std::fs::write(&manifest, serde_json::to_string(&spec).expect("json")).expect("write");
-    manifest
+    lumos_tests::tiny_novel_view_model(dir);
+    dir.join("model.json")
 }
 
 /// A red disc on white.
