@@ -7,6 +7,7 @@
 use lumos_engine::checkpoints::text_to_image::discover_text_to_image;
 use lumos_engine::pipelines::aspect_ratio::{ASPECT_RATIO_1024, AspectRatioBucket, closest_bucket};
 use lumos_engine::pipelines::text_to_image::TextToImageSpec;
+use lumos_engine::protocol::PromptModelChoice;
 
 /// Prompts kept in the recent-prompt history.
 pub const MAX_RECENT_PROMPTS: usize = 20;
@@ -36,11 +37,23 @@ impl TextToImageModel {
         }
     }
 
-    /// The message for a prompt when no model is installed: plainly, and where to put it.
-    pub fn missing_message(&self) -> String {
+    /// The model a prompt is sent to: the full one when installed, else the built-in one.
+    pub fn choice(&self) -> Result<PromptModelChoice, lumos_engine::error::EngineError> {
+        match &self.spec {
+            Some(spec) => Ok(PromptModelChoice::Published(Box::new(spec.clone()))),
+            None => PromptModelChoice::builtin(),
+        }
+    }
+
+    /// What the prompt box says when the full model is not installed: prompts use the
+    /// built-in model, what it can do, and where the full model's files go.
+    pub fn builtin_message(&self) -> String {
         format!(
-            "No text-to-image model is installed, so a prompt cannot make images yet (Lumos \
-             Studio has no built-in prompt model). Put its files in a models folder:\n{}",
+            "The full text-to-image model is not installed, so prompts use the built-in prompt \
+             model: 64 px images of emoji and clip-art subjects named in plain words (\"cat \
+             face\", \"red apple\", \"palm tree\"; a style such as \"noto\", \"twemoji\", \
+             \"flat\" or \"3d\" may follow). For free text at 1024 px, put the full model's \
+             files in a models folder:\n{}",
             self.report.trim_end()
         )
     }

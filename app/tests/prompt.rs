@@ -1,7 +1,8 @@
 //! The prompt box end to end on the real engine with the tiny text-to-image fixtures: type a
 //! prompt, pick a size, Ctrl+Enter; the results record the prompt (A1111 `parameters`, the
 //! prompt first) and a dropped result gives it back; recent prompts; what happens with
-//! references on the canvas; and the plain message when no text-to-image model is installed.
+//! references on the canvas; and, without the full model, the built-in prompt model with a
+//! plain note of where the full one goes.
 
 mod common;
 
@@ -186,22 +187,57 @@ fn with_references_on_the_canvas_generate_works_from_them_and_the_prompt_waits()
 }
 
 #[test]
-fn without_a_text_to_image_model_a_prompt_says_what_is_missing_and_where_to_put_it() {
+fn without_the_full_model_prompts_use_the_built_in_one_and_say_where_the_full_one_goes() {
     let mut harness = harness();
-    type_prompt(&mut harness, "a lighthouse at dusk");
-    harness.get_by_label_contains("No text-to-image model is installed");
+    harness.state_mut().settings_mut().sampler.steps = 2;
+    harness.state_mut().settings_mut().count = 1;
+    type_prompt(&mut harness, "cat face");
+    harness.get_by_label_contains("Size: 64 × 64 px");
+    harness.get_by_label_contains("with the built-in prompt model");
+    // The note says where the full model's files go.
+    for part in [
+        "The full text-to-image model is not installed",
+        "Lumos_T2I.pth",
+        "t5-v1_1-xxl",
+        "searched:",
+    ] {
+        harness.get_by_label_contains(part);
+    }
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
-    harness.run_steps(2);
-    assert!(harness.state().gallery().runs().is_empty());
-    assert!(harness.state().jobs().is_empty());
-    let shown = format!("{:?}", harness.state().notifications().items());
-    assert!(
-        shown.contains("No text-to-image model is installed")
-            && shown.contains("Lumos_T2I.pth")
-            && shown.contains("t5-v1_1-xxl")
-            && shown.contains("searched:"),
-        "{shown}"
+    harness.run_steps(1);
+    assert_eq!(
+        wait_for_run(&mut harness),
+        RunStatus::Finished,
+        "{:?}",
+        harness.state().notifications().items()
     );
+    let run = &harness.state().gallery().runs()[0];
+    assert_eq!(run.prompt.as_deref(), Some("cat face"));
+    assert!(run.model.contains("prompts (built in)"), "{}", run.model);
+    assert_eq!(run.images.len(), 1);
+    assert_eq!(run.images[0].image.dimensions(), (64, 64));
+    assert_eq!(run.images[0].meta.prompt.as_deref(), Some("cat face"));
+
+    // A prompt with no word the model knows fails with the reason, and nothing else is lost.
+    harness.state_mut().settings_mut().prompt = "zzzq qqqz".into();
+    harness.run_steps(1);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the second run to end",
+        |app| {
+            app.gallery().runs().len() == 2 && app.gallery().runs()[1].status != RunStatus::Pending
+        },
+    );
+    let runs = harness.state().gallery().runs();
+    match &runs[1].status {
+        RunStatus::Failed(reason) => {
+            assert!(reason.contains("knows none of the words"), "{reason}")
+        }
+        other => panic!("the run should fail with the reason, not {other:?}"),
+    }
+    assert_eq!(runs[0].images.len(), 1, "the first run keeps its image");
 }
 
 #[test]

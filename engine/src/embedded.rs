@@ -23,6 +23,8 @@ macro_rules! asset {
 static FILES: &[(&str, &[u8])] = &[
     asset!("default/prior.safetensors"),
     asset!("default/model.json"),
+    asset!("prompt/prompt.safetensors"),
+    asset!("prompt/held_out_prompts.tsv"),
     asset!("encoder/efficientnet_lite0.safetensors"),
     asset!("samples/astronaut.jpg"),
     asset!("samples/chelsea.jpg"),

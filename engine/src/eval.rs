@@ -415,6 +415,118 @@ pub fn frechet(
     })
 }
 
+/// The figures of `lumos eval-prompts`: does the prompt model draw what a name says?
+#[derive(Clone, Debug, Default)]
+pub struct PromptEvalReport {
+    /// Prompts evaluated.
+    pub prompts: usize,
+    /// Retrieval of each named image among all the named images from one image made from its
+    /// name (the built-in image model's encoder embeds both).
+    pub generated: Retrieval,
+    /// The same from the prompt's vector itself (the text encoder alone).
+    pub text_vector: Retrieval,
+    /// `(samples, generated vs real, floor: other real vs real)`, when asked for.
+    pub frechet: Option<(usize, f64, f64)>,
+    /// `(named image, image made from its name)` for the first prompts.
+    pub sheet_rows: Vec<(RgbImage, RgbImage)>,
+}
+
+/// Evaluates a prompt model on `(prompt, the image it names)` pairs: one image per prompt
+/// (seed `settings.seed + i`); with `fd_samples > 0`, that many images from the prompts in
+/// turn against `real[..fd_samples]`, beside `real[fd_samples..2·fd_samples]` (the floor).
+pub fn evaluate_prompts(
+    model: &crate::pipelines::prompt_model::PromptModel,
+    pairs: &[(String, RgbImage)],
+    real: &[RgbImage],
+    fd_samples: usize,
+    settings: &SamplerSettings,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PromptEvalReport> {
+    use crate::pipelines::text_to_image::TextToImageRequest;
+    let image_model = model.image_model();
+    let side = image_model.image_size_px() as u32;
+    let total = pairs.len() + fd_samples;
+    let make = |prompt: &str, seed: u64| -> Result<RgbImage> {
+        let request = TextToImageRequest {
+            steps: settings.steps,
+            guidance: settings.guidance,
+            seed,
+            count: 1,
+            width_px: side,
+            height_px: side,
+            ..TextToImageRequest::new(prompt)
+        };
+        let made = model.generate(&request, &mut |_| Ok(()))?;
+        Ok(made.images.into_iter().next().unwrap_or_default())
+    };
+    let mut generated = Vec::with_capacity(pairs.len());
+    let mut vectors = Vec::with_capacity(pairs.len());
+    for (i, (prompt, _)) in pairs.iter().enumerate() {
+        generated.push(make(prompt, settings.seed + i as u64)?);
+        vectors.push(model.condition(prompt)?.0.flatten_from(1)?);
+        progress(i + 1, total);
+    }
+    let sources: Vec<RgbImage> = pairs.iter().map(|(_, image)| image.clone()).collect();
+    let sources = at_output_size(image_model, &sources);
+    let source_embeddings = embed_all(image_model, &sources)?;
+    let mut report = PromptEvalReport {
+        prompts: pairs.len(),
+        generated: retrieval(&embed_all(image_model, &generated)?, &source_embeddings)?,
+        text_vector: retrieval(&Tensor::cat(&vectors, 0)?, &source_embeddings)?,
+        frechet: None,
+        sheet_rows: sources.into_iter().zip(generated).take(16).collect(),
+    };
+    if fd_samples > 0 {
+        if real.len() < 2 * fd_samples || fd_samples < 2 || pairs.is_empty() {
+            return Err(crate::EngineError::InvalidRequest(format!(
+                "the Fréchet distance of {fd_samples} samples needs prompts and {} real images \
+                 (got {})",
+                2 * fd_samples,
+                real.len()
+            )));
+        }
+        let mut made = Vec::with_capacity(fd_samples);
+        for i in 0..fd_samples {
+            let (prompt, _) = &pairs[i % pairs.len()];
+            made.push(make(prompt, settings.seed + 2_000_000 + i as u64)?);
+            progress(pairs.len() + i + 1, total);
+        }
+        let first = embed_all(
+            image_model,
+            &at_output_size(image_model, &real[..fd_samples]),
+        )?;
+        let second = at_output_size(image_model, &real[fd_samples..2 * fd_samples]);
+        report.frechet = Some((
+            fd_samples,
+            frechet_distance(&embed_all(image_model, &made)?, &first)?,
+            frechet_distance(&embed_all(image_model, &second)?, &first)?,
+        ));
+    }
+    Ok(report)
+}
+
+/// `wanted` files outside the held-out split, spread evenly over `files` (the real images of
+/// the Fréchet distances); when there are fewer, how many there are.
+pub fn spread_outside_split(
+    files: &[std::path::PathBuf],
+    wanted: usize,
+) -> std::result::Result<Vec<std::path::PathBuf>, usize> {
+    let others: Vec<&std::path::PathBuf> = files
+        .iter()
+        .filter(|f| !is_held_out(&f.to_string_lossy()))
+        .collect();
+    if others.len() < wanted {
+        return Err(others.len());
+    }
+    let stride = (others.len() / wanted.max(1)).max(1);
+    Ok(others
+        .into_iter()
+        .step_by(stride)
+        .take(wanted)
+        .cloned()
+        .collect())
+}
+
 /// The held-out split: files whose name hashes to 0 mod 64 (about 1.6%, ~230 of the default corpus,
 /// enough for the 200-image evaluation) are never trained on.
 pub fn is_held_out(name: &str) -> bool {

@@ -363,12 +363,38 @@ pub struct MultiviewJob {
     pub request: crate::pipelines::multiview::MultiviewRequest,
 }
 
+/// Which model makes images from a prompt.
+#[derive(Clone, Debug)]
+pub enum PromptModelChoice {
+    /// The published Lumos T2I model: where its parts are (loaded on first use and kept until
+    /// another model is needed; its T5 encoder is loaded per new prompt and dropped).
+    Published(Box<crate::pipelines::text_to_image::TextToImageSpec>),
+    /// The small prompt model compiled into the engine (or another in its format).
+    BuiltIn(Box<crate::pipelines::prompt_model::PromptModelFiles>),
+}
+
+impl PromptModelChoice {
+    /// The built-in prompt model.
+    pub fn builtin() -> crate::error::Result<Self> {
+        Ok(Self::BuiltIn(Box::new(
+            crate::pipelines::prompt_model::PromptModelFiles::builtin()?,
+        )))
+    }
+
+    /// Display name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Published(spec) => &spec.name,
+            Self::BuiltIn(files) => &files.name,
+        }
+    }
+}
+
 /// A text-to-image job: images from a prompt with a text-to-image model.
 #[derive(Clone, Debug)]
 pub struct TextToImageJob {
-    /// Where the model's parts are (loaded on first use and kept until another model is
-    /// needed; its T5 encoder is loaded per new prompt and dropped).
-    pub model: crate::pipelines::text_to_image::TextToImageSpec,
+    /// The model.
+    pub model: PromptModelChoice,
     /// Where it runs.
     pub device: DeviceChoice,
     /// The prompt, size, steps, guidance, seed and count.

@@ -21,11 +21,12 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::EngineError;
+use crate::pipelines::prompt_model::PromptModel;
 use crate::pipelines::text_to_image::TextToImagePipeline;
 use crate::pipelines::{self, ModelCache, StepHook, StepReport};
 use crate::protocol::{
     DeviceChoice, Event, GenerateRequest, GenerationMeta, JobId, META_VERSION, MixSettings, Mode,
-    Request, SamplerSettings, Solver, TextToImageJob,
+    PromptModelChoice, Request, SamplerSettings, Solver, TextToImageJob,
 };
 
 mod multiview;
@@ -306,6 +307,14 @@ type TextToImageKey = (
 /// What identifies a loaded Zero123-family checkpoint: its path, precision and device.
 type Zero123Key = (std::path::PathBuf, crate::protocol::Precision, DeviceChoice);
 
+/// A loaded model that makes images from prompts.
+enum PromptPipeline {
+    /// The published Lumos T2I model.
+    Published(Box<TextToImagePipeline>),
+    /// The built-in prompt model (or another in its format).
+    BuiltIn(Box<PromptModel>),
+}
+
 /// The engine thread's state.
 struct Worker {
     events: Sender<Event>,
@@ -315,7 +324,7 @@ struct Worker {
     cache: ModelCache,
     /// The text-to-image model, kept between prompts (with its per-prompt embedding cache).
     /// Only one model family is resident: loading one drops the other.
-    text_to_image: Option<(TextToImageKey, TextToImagePipeline)>,
+    text_to_image: Option<(TextToImageKey, PromptPipeline)>,
     /// The Zero123-family checkpoint of the last multi-view set made with one, kept between
     /// sets; freed like the text-to-image model when another family is needed.
     zero123: Option<(Zero123Key, crate::checkpoints::zero123::LoadedZero123)>,
@@ -413,47 +422,73 @@ impl Worker {
             images: request.count,
             steps: request.steps,
         });
-        let spec = &job_request.model;
-        let key: TextToImageKey = (
-            vec![
-                spec.prior.clone(),
-                spec.text_encoder.clone(),
-                spec.tokenizer.clone(),
-                spec.vae.clone(),
-            ],
-            spec.precision,
-            job_request.device,
-        );
+        let key: TextToImageKey = match &job_request.model {
+            PromptModelChoice::Published(spec) => (
+                vec![
+                    spec.prior.clone(),
+                    spec.text_encoder.clone(),
+                    spec.tokenizer.clone(),
+                    spec.vae.clone(),
+                ],
+                spec.precision,
+                job_request.device,
+            ),
+            PromptModelChoice::BuiltIn(files) => (
+                vec![files.weights.clone(), files.base.prior.path.clone()],
+                files.base.precision,
+                job_request.device,
+            ),
+        };
         if self.text_to_image.as_ref().map(|(k, _)| k) != Some(&key) {
             // Free whatever is resident before loading (one model family at a time).
             self.text_to_image = None;
             self.zero123 = None;
             self.cache = ModelCache::default();
             let device = crate::device::open(job_request.device)?;
-            self.text_to_image = Some((key, TextToImagePipeline::load(spec, &device)?));
+            let pipeline = match &job_request.model {
+                PromptModelChoice::Published(spec) => {
+                    PromptPipeline::Published(Box::new(TextToImagePipeline::load(spec, &device)?))
+                }
+                PromptModelChoice::BuiltIn(files) => {
+                    PromptPipeline::BuiltIn(Box::new(PromptModel::load(files, &device)?))
+                }
+            };
+            self.text_to_image = Some((key, pipeline));
         }
         let mut hook = self.step_hook(job);
-        let Some((_, pipeline)) = self.text_to_image.as_mut() else {
-            return Err(EngineError::InvalidRequest(
-                "the text-to-image model is not loaded".into(),
-            ));
+        let hook = &mut hook as &mut StepHook<'_>;
+        let (images, warnings, solver) = match self.text_to_image.as_mut() {
+            Some((_, PromptPipeline::Published(pipeline))) => {
+                let result = pipeline.generate(request, hook)?;
+                // The T2I demo's sampler (`TextToImagePipeline::denoise`).
+                let solver = Solver::DpmSolverPp { order: 2 };
+                (result.images, result.warnings, solver)
+            }
+            Some((_, PromptPipeline::BuiltIn(model))) => {
+                let result = model.generate(request, hook)?;
+                let solver = model.sampler_settings(request).solver;
+                (result.images, result.warnings, solver)
+            }
+            None => {
+                return Err(EngineError::InvalidRequest(
+                    "the text-to-image model is not loaded".into(),
+                ));
+            }
         };
-        let result = pipeline.generate(request, &mut hook as &mut StepHook<'_>)?;
-        for message in result.warnings {
+        for message in warnings {
             self.send(Event::Notice { job, message });
         }
-        for (index, image) in result.images.into_iter().enumerate() {
+        for (index, image) in images.into_iter().enumerate() {
             let meta = GenerationMeta {
                 version: META_VERSION,
-                model: spec.name.clone(),
+                model: job_request.model.name().to_owned(),
                 mode: Mode::Variations {
                     count: request.count,
                 },
                 settings: SamplerSettings {
                     steps: request.steps,
                     guidance: request.guidance,
-                    // The T2I demo's sampler (`TextToImagePipeline::denoise`).
-                    solver: Solver::DpmSolverPp { order: 2 },
+                    solver,
                     seed: request.seed.wrapping_add(index as u64),
                 },
                 index,

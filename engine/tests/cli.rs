@@ -680,6 +680,113 @@ fn text2image_says_what_is_missing_and_refuses_an_empty_prompt() {
 }
 
 #[test]
+fn text2image_makes_images_with_the_built_in_prompt_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let args = [
+        "text2image",
+        "the zzzq cat face",
+        "--builtin",
+        "--steps",
+        "2",
+        "-n",
+        "2",
+        "--seed",
+        "5",
+        "-o",
+        path_str(&out),
+    ];
+    let result = lumos(&args);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(stderr(&result).contains("zzzq"), "{}", stderr(&result));
+    let written = files_in(&out);
+    assert_eq!(written.len(), 2, "{written:?}");
+    for png in &written {
+        let image = image::open(png).expect("a PNG").to_rgb8();
+        assert_eq!(image.dimensions(), (64, 64));
+        let parameters =
+            lumos_engine::imageio::read_png_text(png, lumos_engine::imageio::PARAMETERS_KEYWORD)
+                .expect("read")
+                .expect("parameters");
+        assert!(
+            parameters.starts_with("the zzzq cat face\n"),
+            "{parameters}"
+        );
+        assert!(parameters.contains("prompts (built in)"), "{parameters}");
+    }
+    // The same seed again would overwrite: refused, nothing changed.
+    let again = lumos(&args);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(files_in(&out), written);
+}
+
+#[test]
+fn eval_prompts_measures_the_built_in_prompt_model_on_named_images() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("images");
+    std::fs::create_dir_all(&data).expect("dir");
+    for i in 0..8u32 {
+        let image = image::RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 4) as u8, (i * 30) as u8])
+        });
+        image
+            .save(data.join(format!("image-{i}.png")))
+            .expect("write");
+    }
+    let pairs = dir.path().join("pairs.tsv");
+    std::fs::write(
+        &pairs,
+        "image-0.png\tcat face\nimage-1.png\tred apple\nimage-2.png\tpalm tree\n",
+    )
+    .expect("write");
+    let sheet = dir.path().join("sheet.png");
+    let eval = |pairs: &Path| {
+        lumos(&[
+            "eval-prompts",
+            "--data",
+            path_str(&data),
+            "--pairs",
+            path_str(pairs),
+            "--fd-samples",
+            "2",
+            "--steps",
+            "2",
+            "--sheet",
+            path_str(&sheet),
+        ])
+    };
+    let result = eval(&pairs);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        stdout
+            .contains("retrieval of the named image among the 3 from an image made from its name"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("from the prompt's vector alone"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Fréchet distance (2 samples"), "{stdout}");
+    let sheet_image = image::open(&sheet).expect("contact sheet").to_rgb8();
+    assert!(
+        sheet_image.height() > sheet_image.width(),
+        "three rows of two (named image | made from its name)"
+    );
+    // A malformed line is named.
+    let bad = dir.path().join("bad.tsv");
+    std::fs::write(&bad, "image-0.png\tcat face\nno tab here\n").expect("write");
+    let refused = eval(&bad);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("line 2"), "{}", stderr(&refused));
+}
+
+#[test]
 fn an_animated_reference_is_used_by_its_first_frame_and_the_cli_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gif = dir.path().join("dance.gif");

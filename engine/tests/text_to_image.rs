@@ -564,7 +564,7 @@ fn discovery_finds_the_published_layout_and_says_what_is_missing() {
 
 #[test]
 fn the_engine_thread_makes_images_from_a_prompt_that_carry_it() {
-    use lumos_engine::protocol::{DeviceChoice, Event, TextToImageJob};
+    use lumos_engine::protocol::{DeviceChoice, Event, PromptModelChoice, TextToImageJob};
 
     let t5_dir = tempfile::tempdir().expect("tempdir");
     let Some(spec) = tiny_spec(t5_dir.path()) else {
@@ -599,7 +599,7 @@ fn the_engine_thread_makes_images_from_a_prompt_that_carry_it() {
     };
     let job = engine
         .text_to_image(TextToImageJob {
-            model: spec.clone(),
+            model: PromptModelChoice::Published(Box::new(spec.clone())),
             device: DeviceChoice::Cpu,
             request,
         })
@@ -648,7 +648,7 @@ fn the_engine_thread_makes_images_from_a_prompt_that_carry_it() {
     // An empty prompt fails with what to do.
     let empty = engine
         .text_to_image(TextToImageJob {
-            model: spec,
+            model: PromptModelChoice::Published(Box::new(spec)),
             device: DeviceChoice::Cpu,
             request: TextToImageRequest::new("  "),
         })

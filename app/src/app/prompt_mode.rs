@@ -1,13 +1,13 @@
 //! Text-to-image's part of [`LumosApp`]: Generate with a prompt and no references queues a
-//! text-to-image job (or says plainly that no model is installed and where to put it), and a
-//! dropped PNG made from a prompt gives the prompt back. A child module of `app` so that
+//! text-to-image job (the full model's when installed, else the built-in prompt model's), and
+//! a dropped PNG made from a prompt gives the prompt back. A child module of `app` so that
 //! `app.rs` does not grow by another mode.
 
 use std::path::Path;
 
 use lumos_engine::checkpoints::text_to_image::discover_text_to_image;
 use lumos_engine::pipelines::text_to_image::{TextToImageRequest, TextToImageSpec};
-use lumos_engine::protocol::{GenerationMeta, Mode, TextToImageJob};
+use lumos_engine::protocol::{GenerationMeta, Mode, PromptModelChoice, TextToImageJob};
 
 use super::LumosApp;
 use crate::gallery::{Run, RunStatus};
@@ -25,13 +25,24 @@ impl LumosApp {
             );
             return;
         }
-        let Some(mut model) = self.text_to_image.spec.clone() else {
-            let message = self.text_to_image.missing_message();
-            self.notifications.error(message);
-            return;
+        let mut model = match self.text_to_image.choice() {
+            Ok(model) => model,
+            Err(error) => {
+                self.notifications
+                    .error(format!("The built-in prompt model cannot be used: {error}"));
+                return;
+            }
         };
-        model.precision = self.settings.precision();
-        let [width_px, height_px] = self.settings.prompt_size_px;
+        let [width_px, height_px] = match &mut model {
+            PromptModelChoice::Published(spec) => {
+                spec.precision = self.settings.precision();
+                self.settings.prompt_size_px
+            }
+            PromptModelChoice::BuiltIn(files) => {
+                let side = files.image_size_px() as u32;
+                [side, side]
+            }
+        };
         let count = self.settings.count;
         let request = TextToImageRequest {
             width_px,
@@ -50,7 +61,7 @@ impl LumosApp {
         let run = Run {
             id: run_id,
             job: None,
-            model: model.name.clone(),
+            model: model.name().to_owned(),
             mode: Mode::Variations { count },
             settings: lumos_engine::protocol::SamplerSettings {
                 solver: lumos_engine::protocol::Solver::DpmSolverPp { order: 2 },

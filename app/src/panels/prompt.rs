@@ -41,22 +41,11 @@ pub fn prompt_ui(ui: &mut egui::Ui, settings: &mut Settings, context: &PromptCon
                 }
             });
     });
-    let [width, height] = settings.prompt_size_px;
-    egui::ComboBox::from_label("Size")
-        .selected_text(size_label(width, height))
-        .width(150.0)
-        .show_ui(ui, |ui| {
-            for bucket in buckets() {
-                let size = [bucket.width_px, bucket.height_px];
-                ui.selectable_value(
-                    &mut settings.prompt_size_px,
-                    size,
-                    size_label(size[0], size[1]),
-                );
-            }
-        })
-        .response
-        .on_hover_text("The sizes the text-to-image model was trained on");
+    if context.model.spec.is_none() {
+        ui.label("Size: 64 × 64 px (the built-in prompt model's only size)");
+    } else {
+        size_picker(ui, settings);
+    }
     match CanvasSource::of(context.references, &settings.prompt) {
         CanvasSource::References if !settings.prompt.trim().is_empty() => {
             ui.weak(
@@ -73,11 +62,35 @@ pub fn prompt_ui(ui: &mut egui::Ui, settings: &mut Settings, context: &PromptCon
                 ));
             }
             None => {
-                ui.colored_label(ui.visuals().warn_fg_color, context.model.missing_message());
+                ui.weak(format!(
+                    "Generate makes {} image(s) from the prompt with the built-in prompt model.",
+                    settings.count
+                ));
+                ui.colored_label(ui.visuals().warn_fg_color, context.model.builtin_message());
             }
         },
         CanvasSource::References | CanvasSource::Nothing => {}
     }
+}
+
+/// The full model's size picker: its aspect-ratio buckets.
+fn size_picker(ui: &mut egui::Ui, settings: &mut Settings) {
+    let [width, height] = settings.prompt_size_px;
+    egui::ComboBox::from_label("Size")
+        .selected_text(size_label(width, height))
+        .width(150.0)
+        .show_ui(ui, |ui| {
+            for bucket in buckets() {
+                let size = [bucket.width_px, bucket.height_px];
+                ui.selectable_value(
+                    &mut settings.prompt_size_px,
+                    size,
+                    size_label(size[0], size[1]),
+                );
+            }
+        })
+        .response
+        .on_hover_text("The sizes the text-to-image model was trained on");
 }
 
 /// `text` on one line, cut to `max_chars` characters with an ellipsis.

@@ -10,6 +10,7 @@ pub mod layers;
 pub mod ldm_unet;
 pub mod lumos;
 pub mod lumos_t2i;
+pub mod prompt_encoder;
 pub mod t5;
 pub mod vae;
 pub mod winograd;

@@ -7,9 +7,11 @@
 pub mod aspect_ratio;
 pub mod conditions;
 pub mod multiview;
+pub mod prompt_model;
 pub mod text_to_image;
 pub mod zero123;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
@@ -92,10 +94,44 @@ impl LoadedModel {
     /// Loads all three networks: the prior at the spec's precision, the encoder and the VAE
     /// in f32.
     pub fn load(spec: &ModelSpec, device: &Device) -> Result<Self> {
+        Self::load_with_prior_overrides(spec, device, HashMap::new())
+    }
+
+    /// [`Self::load`] with some prior tensors replaced by `overrides` (a fine-tuned part,
+    /// e.g. the built-in prompt model's condition pathway); each must exist in the prior's
+    /// file with the same shape, else the request is refused naming it.
+    pub fn load_with_prior_overrides(
+        spec: &ModelSpec,
+        device: &Device,
+        overrides: HashMap<String, Tensor>,
+    ) -> Result<Self> {
         let dtype = DType::F32;
         let prior_dtype = crate::device::dtype(spec.precision);
-        let prior = checkpoints::build_model_of_kind(
+        let mut tensors = checkpoints::load_tensors(&spec.prior.path)?;
+        for (key, tensor) in overrides {
+            match tensors.get(&key) {
+                Some(base) if base.dims() == tensor.dims() => {
+                    tensors.insert(key, tensor);
+                }
+                Some(base) => {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "it replaces the prior's {key} of shape {:?} with one of shape {:?}: \
+                         it was made for another prior",
+                        base.dims(),
+                        tensor.dims()
+                    )));
+                }
+                None => {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "it replaces {key}, which the prior does not have: it was made for \
+                         another prior"
+                    )));
+                }
+            }
+        }
+        let prior = checkpoints::build_from_tensors(
             &spec.prior.path,
+            tensors,
             checkpoints::CheckpointKind::LumosImageToImage,
             prior_dtype,
             device,

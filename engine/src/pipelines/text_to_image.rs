@@ -144,6 +144,28 @@ pub struct TextToImageResult {
     pub warnings: Vec<String>,
 }
 
+/// Checks a request's steps, count and guidance before any work is done.
+pub fn validate_request(request: &TextToImageRequest) -> Result<()> {
+    if request.steps == 0 || request.steps > super::MAX_STEPS {
+        return Err(EngineError::InvalidRequest(format!(
+            "steps must be between 1 and {}",
+            super::MAX_STEPS
+        )));
+    }
+    if request.count == 0 || request.count > super::MAX_IMAGES {
+        return Err(EngineError::InvalidRequest(format!(
+            "ask for between 1 and {} images",
+            super::MAX_IMAGES
+        )));
+    }
+    if !request.guidance.is_finite() {
+        return Err(EngineError::InvalidRequest(
+            "the guidance scale must be a number".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Cleans and tokenizes a prompt for `prior`'s caption length; refuses an empty one.
 pub fn prepare_prompt(
     tokenizer: &T5Tokenizer,
@@ -350,23 +372,7 @@ impl TextToImagePipeline {
         request: &TextToImageRequest,
         hook: &mut StepHook<'_>,
     ) -> Result<TextToImageResult> {
-        if request.steps == 0 || request.steps > super::MAX_STEPS {
-            return Err(EngineError::InvalidRequest(format!(
-                "steps must be between 1 and {}",
-                super::MAX_STEPS
-            )));
-        }
-        if request.count == 0 || request.count > super::MAX_IMAGES {
-            return Err(EngineError::InvalidRequest(format!(
-                "ask for between 1 and {} images",
-                super::MAX_IMAGES
-            )));
-        }
-        if !request.guidance.is_finite() {
-            return Err(EngineError::InvalidRequest(
-                "the guidance scale must be a number".into(),
-            ));
-        }
+        validate_request(request)?;
         let bucket = closest_bucket(request.height_px, request.width_px)
             .ok_or_else(|| EngineError::InvalidRequest("the image size must not be zero".into()))?;
         let caption = self.embed_prompt(&request.prompt)?;

@@ -8,7 +8,7 @@ use anyhow::bail;
 use image::RgbImage;
 use indicatif::ProgressBar;
 use lumos_engine::checkpoints::{self, ModelChoice};
-use lumos_engine::eval::{EvalPlan, is_held_out};
+use lumos_engine::eval::{EvalPlan, is_held_out, spread_outside_split};
 use lumos_engine::imageio;
 use lumos_engine::pipelines::LoadedModel;
 use lumos_engine::protocol::{DeviceChoice, SamplerSettings};
@@ -135,46 +135,35 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut generated = bar.length().unwrap_or(0);
     if args.fd_samples > 0 {
         // Real images from outside the held-out split, spread over the whole folder.
-        let others: Vec<PathBuf> = all
-            .iter()
-            .filter(|f| !is_held_out(&f.to_string_lossy()))
-            .cloned()
-            .collect();
         let wanted = 2 * args.fd_samples;
-        if others.len() < wanted {
-            println!(
-                "Fréchet distance: skipped ({} images outside the held-out split, {wanted} needed; lower --fd-samples)",
-                others.len()
-            );
-        } else {
-            let stride = others.len() / wanted;
-            let picked: Vec<PathBuf> = others
-                .iter()
-                .step_by(stride)
-                .take(wanted)
-                .cloned()
-                .collect();
-            let real = load(&picked)?;
-            let bar = ProgressBar::new(args.fd_samples as u64);
-            let fd = lumos_engine::eval::frechet(
-                &model,
-                &references,
-                &real,
-                args.fd_samples,
-                &plan.settings,
-                &mut |done, _| bar.set_position(done as u64),
-            )?;
-            bar.finish_and_clear();
-            generated += fd.samples as u64;
-            println!(
-                "Fréchet distance ({} samples, encoder embeddings): variations {:.4} vs real images; \
+        match spread_outside_split(&all, wanted) {
+            Ok(picked) => {
+                let real = load(&picked)?;
+                let bar = ProgressBar::new(args.fd_samples as u64);
+                let fd = lumos_engine::eval::frechet(
+                    &model,
+                    &references,
+                    &real,
+                    args.fd_samples,
+                    &plan.settings,
+                    &mut |done, _| bar.set_position(done as u64),
+                )?;
+                bar.finish_and_clear();
+                generated += fd.samples as u64;
+                println!(
+                    "Fréchet distance ({} samples, encoder embeddings): variations {:.4} vs real images; \
                  floor (other real images) {:.4}, real images blurred 4×4 {:.4}; {:.2}× the floor",
-                fd.samples,
-                fd.variations,
-                fd.real_floor,
-                fd.blurred_4x4,
-                fd.variations / fd.real_floor.max(f64::MIN_POSITIVE)
-            );
+                    fd.samples,
+                    fd.variations,
+                    fd.real_floor,
+                    fd.blurred_4x4,
+                    fd.variations / fd.real_floor.max(f64::MIN_POSITIVE)
+                );
+            }
+            Err(available) => println!(
+                "Fréchet distance: skipped ({available} images outside the held-out split, \
+                 {wanted} needed; lower --fd-samples)"
+            ),
         }
     }
     println!(
@@ -188,7 +177,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Reference | variations, one row per diversity reference, at twice the size.
-fn write_sheet(path: &Path, rows: &[Vec<RgbImage>]) -> anyhow::Result<()> {
+pub(crate) fn write_sheet(path: &Path, rows: &[Vec<RgbImage>]) -> anyhow::Result<()> {
     let cells: Vec<RgbImage> = rows
         .iter()
         .flatten()

@@ -22,6 +22,7 @@ use lumos_engine::worker::EngineHandle;
 mod bench_command;
 mod eval_command;
 mod eval_multiview_command;
+mod eval_prompts_command;
 mod multiview_command;
 mod project_run;
 mod text2image_command;
@@ -322,8 +323,8 @@ enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
-    /// Images from a prompt with the published Lumos text-to-image model (when its files are
-    /// found); the prompt is recorded in each PNG.
+    /// Images from a prompt with the published Lumos text-to-image model when its files are
+    /// found, else with the built-in prompt model; the prompt is recorded in each PNG.
     Text2image(text2image_command::Text2ImageArgs),
     /// Views of the object in a reference from other cameras on an orbit, with the camera
     /// files 3D tools read (transforms.json), a grid and a turntable GIF.
@@ -393,6 +394,9 @@ enum Command {
     /// the spread between variations of one reference (diversity), seams and the Fréchet
     /// distance to real images.
     Eval(eval_command::EvalArgs),
+    /// Measure the built-in prompt model: retrieval of held-out named images from images made
+    /// from their names, and the Fréchet distance to real images.
+    EvalPrompts(eval_prompts_command::EvalPromptsArgs),
     /// What model files were found, and what is missing.
     Models {
         /// Also search this folder first.
@@ -485,6 +489,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 Err(e) => println!("built-in default: unusable ({e})"),
             }
+            let text_to_image =
+                lumos_engine::checkpoints::text_to_image::discover_text_to_image(dir.as_deref());
+            println!(
+                "text to image: {}",
+                if text_to_image.is_complete() {
+                    "the full Lumos T2I model (found)"
+                } else {
+                    "the built-in prompt model (64 px; the full model is incomplete, see \
+                     `lumos text2image`)"
+                }
+            );
             let fixtures = checkpoints::fixtures_root();
             match checkpoints::pipeline_fixture_spec(&fixtures) {
                 Ok(_) => println!(
@@ -507,6 +522,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => selftest(fixtures, device, precision.into(), verbose),
         Command::Bench(args) => bench_command::run(args),
         Command::Eval(args) => eval_command::run(args),
+        Command::EvalPrompts(args) => eval_prompts_command::run(args),
         Command::Multiview(args) => multiview_command::run(args),
         Command::Text2image(args) => text2image_command::run(args),
         Command::EvalMultiview(args) => eval_multiview_command::run(args),

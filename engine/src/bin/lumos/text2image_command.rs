@@ -1,9 +1,8 @@
 //! `lumos text2image "PROMPT"`: images from a prompt with the published Lumos text-to-image
-//! model (LumosT2IMS XL/2 + T5-v1.1-XXL + the SD VAE) when its files are found. Each PNG
-//! carries the prompt as the first line of its A1111 `parameters` text, as A1111 writes it.
-//!
-//! Not yet: the built-in prompt model (issue 14 item 4) — without the published files this
-//! command says which are missing and where it looked.
+//! model (LumosT2IMS XL/2 + T5-v1.1-XXL + the SD VAE) when its files are found, else with the
+//! built-in prompt model (64 px, emoji and clip-art names; `--builtin` chooses it always).
+//! Each PNG carries the prompt as the first line of its A1111 `parameters` text, as A1111
+//! writes it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,10 +12,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lumos_engine::checkpoints::text_to_image::discover_text_to_image;
 use lumos_engine::imageio;
 use lumos_engine::pipelines::StepReport;
+use lumos_engine::pipelines::prompt_model::PromptModel;
 use lumos_engine::pipelines::text_to_image::{
     TextToImagePipeline, TextToImageRequest, TextToImageSpec,
 };
-use lumos_engine::protocol::DeviceChoice;
+use lumos_engine::protocol::{DeviceChoice, PromptModelChoice};
 
 use crate::PrecisionArg;
 
@@ -25,9 +25,10 @@ use crate::PrecisionArg;
 pub struct Text2ImageArgs {
     /// The prompt.
     prompt: String,
-    /// Image size `WxH`; the closest aspect-ratio bucket of the model is used.
-    #[arg(long, default_value = "1024x1024")]
-    size: String,
+    /// Image size `WxH`; the closest aspect-ratio bucket of the model is used (default: the
+    /// model's own, 1024x1024 for the published model; the built-in one makes 64 px only).
+    #[arg(long)]
+    size: Option<String>,
     /// Number of images (image i uses seed + i).
     #[arg(long, short = 'n', default_value_t = 1)]
     count: usize,
@@ -50,6 +51,9 @@ pub struct Text2ImageArgs {
     /// Precision of the prior: f32, or f16 / bf16 on GPUs.
     #[arg(long, value_enum, default_value = "f32")]
     precision: PrecisionArg,
+    /// Use the built-in prompt model even when the published model is installed.
+    #[arg(long)]
+    builtin: bool,
     /// Output folder (created if missing; existing files are never overwritten).
     #[arg(long, short, default_value = "lumos-out")]
     out: PathBuf,
@@ -70,17 +74,35 @@ pub fn run(args: Text2ImageArgs) -> anyhow::Result<ExitCode> {
     if args.prompt.trim().is_empty() {
         bail!("the prompt is empty: say what the image should show");
     }
-    let (width_px, height_px) = parse_size(&args.size)?;
     let found = discover_text_to_image(args.models.as_deref());
-    if !found.is_complete() {
-        bail!(
-            "the text-to-image model is not installed (Lumos Studio has no built-in prompt \
-             model yet):\n{}",
-            found.report()
-        );
-    }
-    let mut spec = TextToImageSpec::published(&found)?;
-    spec.precision = args.precision.into();
+    let model = if found.is_complete() && !args.builtin {
+        let mut spec = TextToImageSpec::published(&found)?;
+        spec.precision = args.precision.into();
+        PromptModelChoice::Published(Box::new(spec))
+    } else {
+        if args.models.is_some() && !args.builtin {
+            // A folder was named: say what it lacks rather than switch models silently.
+            bail!(
+                "the text-to-image model in that folder is incomplete:\n{}",
+                found.report()
+            );
+        }
+        if !args.builtin {
+            eprintln!(
+                "the full text-to-image model is not installed; using the built-in prompt \
+                 model (64 px, emoji and clip-art subjects)"
+            );
+        }
+        PromptModelChoice::builtin()?
+    };
+    let (width_px, height_px) = match (&args.size, &model) {
+        (Some(size), _) => parse_size(size)?,
+        (None, PromptModelChoice::Published(_)) => (1024, 1024),
+        (None, PromptModelChoice::BuiltIn(files)) => {
+            let side = files.image_size_px() as u32;
+            (side, side)
+        }
+    };
     let seed = args.seed.unwrap_or_else(crate::clock_seed);
     eprintln!("seed {seed}");
     let names: Vec<PathBuf> = (0..args.count)
@@ -97,7 +119,6 @@ pub fn run(args: Text2ImageArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.out)?;
     let device = lumos_engine::device::open(args.device)?;
-    let mut pipeline = TextToImagePipeline::load(&spec, &device)?;
     let request = TextToImageRequest {
         width_px,
         height_px,
@@ -112,17 +133,28 @@ pub fn run(args: Text2ImageArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} steps, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let result = pipeline.generate(&request, &mut |report| {
+    let mut on_step = |report: StepReport| {
         if let StepReport::Step { .. } = report {
             bar.inc(1);
         }
         Ok(())
-    })?;
+    };
+    let (images, warnings) = match &model {
+        PromptModelChoice::Published(spec) => {
+            let result =
+                TextToImagePipeline::load(spec, &device)?.generate(&request, &mut on_step)?;
+            (result.images, result.warnings)
+        }
+        PromptModelChoice::BuiltIn(files) => {
+            let result = PromptModel::load(files, &device)?.generate(&request, &mut on_step)?;
+            (result.images, result.warnings)
+        }
+    };
     bar.finish_and_clear();
-    for warning in &result.warnings {
+    for warning in &warnings {
         eprintln!("warning: {warning}");
     }
-    for (i, (image, path)) in result.images.iter().zip(&names).enumerate() {
+    for (i, (image, path)) in images.iter().zip(&names).enumerate() {
         let parameters = format!(
             "{}\nSteps: {}, Sampler: DPM++ 2M, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
             args.prompt,
@@ -131,7 +163,7 @@ pub fn run(args: Text2ImageArgs) -> anyhow::Result<ExitCode> {
             seed.wrapping_add(i as u64),
             image.width(),
             image.height(),
-            spec.name
+            model.name()
         );
         let bytes = imageio::encode_png_with_text(
             &image::DynamicImage::ImageRgb8(image.clone()),
