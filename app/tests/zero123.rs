@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{AppHarness, drop_file, harness_with, slider, step_until};
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT as _, Queryable};
 use lumos_engine::camera::Transforms;
 use lumos_engine::checkpoints::fixtures_root;
 use lumos_engine::multiview_export::CAMERA_KEYWORD;
@@ -137,6 +137,13 @@ fn a_zero123_checkpoint_found_by_search_makes_and_exports_a_turntable_set() {
             .query_by_label_contains("is not a multi-view model")
             .is_none(),
         "the warning is gone"
+    );
+    assert!(
+        harness
+            .get_by_label("Solver")
+            .accesskit_node()
+            .is_disabled(),
+        "a Zero123 checkpoint is sampled as its demo does: no solver to choose"
     );
 
     {

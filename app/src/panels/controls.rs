@@ -144,18 +144,26 @@ pub fn controls_ui(
             ui.radio_value(&mut settings.seed_policy, policy, policy.label());
         }
     });
-    egui::ComboBox::from_label("Solver")
-        .selected_text(settings.sampler.solver.to_string())
-        .show_ui(ui, |ui| {
-            for solver in [
-                Solver::DpmSolverPp { order: 2 },
-                Solver::DpmSolverPp { order: 1 },
-                Solver::DpmSolverPp { order: 3 },
-                Solver::Ddim,
-            ] {
-                ui.selectable_value(&mut settings.sampler.solver, solver, solver.to_string());
-            }
-        });
+    // Zero123-family checkpoints are sampled as their demo samples them (DDIM with noise), so
+    // the solver is not theirs to choose.
+    ui.add_enabled_ui(context.checkpoint.is_none(), |ui| {
+        egui::ComboBox::from_label("Solver")
+            .selected_text(settings.sampler.solver.to_string())
+            .show_ui(ui, |ui| {
+                for solver in [
+                    Solver::DpmSolverPp { order: 2 },
+                    Solver::DpmSolverPp { order: 1 },
+                    Solver::DpmSolverPp { order: 3 },
+                    Solver::Ddim,
+                ] {
+                    ui.selectable_value(&mut settings.sampler.solver, solver, solver.to_string());
+                }
+            })
+            .response
+            .on_disabled_hover_text(
+                "Zero123 checkpoints are sampled as their demo does (DDIM with noise)",
+            );
+    });
     let selected_model = selected_model_name(settings, context);
     egui::ComboBox::from_label("Model")
         .selected_text(shorten(&selected_model, 24))
