@@ -775,8 +775,8 @@ fn eval_prompts_measures_the_built_in_prompt_model_on_named_images() {
     assert!(stdout.contains("Fréchet distance (2 samples"), "{stdout}");
     let sheet_image = image::open(&sheet).expect("contact sheet").to_rgb8();
     assert!(
-        sheet_image.height() > sheet_image.width(),
-        "three rows of two (named image | made from its name)"
+        sheet_image.width() > 2 * sheet_image.height(),
+        "one row of three pairs (named image | made from its name)"
     );
     // A malformed line is named.
     let bad = dir.path().join("bad.tsv");

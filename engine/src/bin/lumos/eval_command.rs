@@ -171,13 +171,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     if let Some(path) = &args.sheet {
-        write_sheet(path, &report.sheet_rows)?;
+        write_sheet(path, &report.sheet_rows, "reference | variations")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reference | variations, one row per diversity reference, at twice the size.
-pub(crate) fn write_sheet(path: &Path, rows: &[Vec<RgbImage>]) -> anyhow::Result<()> {
+/// The images at twice their size in rows (one per diversity reference: reference |
+/// variations); `caption` says what the columns are.
+pub(crate) fn write_sheet(
+    path: &Path,
+    rows: &[Vec<RgbImage>],
+    caption: &str,
+) -> anyhow::Result<()> {
     let cells: Vec<RgbImage> = rows
         .iter()
         .flatten()
@@ -195,7 +200,7 @@ pub(crate) fn write_sheet(path: &Path, rows: &[Vec<RgbImage>]) -> anyhow::Result
     if let Some(grid) = imageio::make_grid(&refs, columns, 4) {
         let bytes = imageio::encode_png(&grid, None)?;
         imageio::write_new_file(path, &bytes)?;
-        println!("contact sheet (reference | variations): {}", path.display());
+        println!("contact sheet ({caption}): {}", path.display());
     }
     Ok(())
 }

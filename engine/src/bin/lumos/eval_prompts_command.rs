@@ -33,7 +33,8 @@ pub struct EvalPromptsArgs {
     /// A prompt model file (default: the built-in one).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Write a contact sheet (named image | image made from its name) here.
+    /// Write a contact sheet (named image | image made from its name, for the first 16
+    /// prompts) here.
     #[arg(long)]
     sheet: Option<PathBuf>,
     /// Classifier-free guidance scale.
@@ -157,12 +158,22 @@ pub fn run(args: EvalPromptsArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     if let Some(path) = &args.sheet {
+        // Four pairs a row.
         let rows: Vec<Vec<image::RgbImage>> = report
             .sheet_rows
-            .iter()
-            .map(|(named, made)| vec![named.clone(), made.clone()])
+            .chunks(4)
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .flat_map(|(named, made)| [named.clone(), made.clone()])
+                    .collect()
+            })
             .collect();
-        crate::eval_command::write_sheet(path, &rows)?;
+        crate::eval_command::write_sheet(
+            path,
+            &rows,
+            "named image | made from its name, four pairs a row",
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
