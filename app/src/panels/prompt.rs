@@ -42,7 +42,7 @@ pub fn prompt_ui(ui: &mut egui::Ui, settings: &mut Settings, context: &PromptCon
             });
     });
     if context.model.spec.is_none() {
-        ui.label("Size: 64 × 64 px (the built-in prompt model's only size)");
+        ui.label("Size: 64 × 64 px (built-in model)");
     } else {
         size_picker(ui, settings);
     }
