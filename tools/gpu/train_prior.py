@@ -160,6 +160,19 @@ def export(model, ema, cfg, out_dir, name, shards):
         json.dump({"name": name, "prior_config": cfg}, f, indent=1)
 
 
+def run_logger(out_dir):
+    """Creates `out_dir`; returns `say(msg)`, which prints and appends to its `train.log`."""
+    os.makedirs(out_dir, exist_ok=True)
+    log = open(os.path.join(out_dir, "train.log"), "a")
+
+    def say(msg):
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    return say
+
+
 def load_corpus(path):
     """Names and u8 images (n, s, s, 3) from `pack_corpus.py`'s file."""
     import io
@@ -209,13 +222,7 @@ def main():
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    os.makedirs(args.out, exist_ok=True)
-    log = open(os.path.join(args.out, "train.log"), "a")
-
-    def say(msg):
-        print(msg, flush=True)
-        log.write(msg + "\n")
-        log.flush()
+    say = run_logger(args.out)
 
     names, images = load_corpus(args.data)
     images = torch.from_numpy(images).to(dev)  # (n, s, s, 3) u8

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from lumos_torch import EfficientNetLite0, LumosI2I, embed
-from train_prior import ddim_sample, is_held_out, load_corpus, retrieval, schedule, upsample_u8
+from train_prior import ddim_sample, is_held_out, load_corpus, retrieval, run_logger, schedule, upsample_u8
 
 T = 1000
 SKIN_TONES = {
@@ -151,16 +151,10 @@ def main():
 
     torch.manual_seed(args.seed)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    os.makedirs(args.out, exist_ok=True)
-    log = open(os.path.join(args.out, "train.log"), "a")
-
-    def say(msg):
-        print(msg, flush=True)
-        log.write(msg + "\n")
-        log.flush()
+    say = run_logger(args.out)
 
     names, images = load_corpus(args.data)
-    rows = {os.path.basename(json.loads(l)["file"]): json.loads(l) for l in open(args.manifest)}
+    rows = {os.path.basename(r["file"]): r for r in map(json.loads, open(args.manifest))}
     texts = [prompt_of(rows[n]) if n in rows else None for n in names]
     images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev)
     size = images.shape[-1]

@@ -274,22 +274,11 @@ fn check_preprocessing(dir: &Path, group: &str, io: &Fixture) -> Result<Vec<Chec
         }
         let prepared = zero123_pipeline::prepare_input(&rgb, alpha.as_ref())?;
         let png = crate::imageio::load_image(&reference)?;
-        let as_tensor = |image: &image::RgbImage| -> Result<Tensor> {
-            Ok(Tensor::from_vec(
-                image
-                    .as_raw()
-                    .iter()
-                    .map(|&v| f32::from(v))
-                    .collect::<Vec<_>>(),
-                image.as_raw().len(),
-                &Device::Cpu,
-            )?)
-        };
         checks.push(compare(
             group,
             &format!("input_{k}.preprocessed_256.png"),
-            &as_tensor(&prepared.image)?,
-            &as_tensor(&png)?,
+            &bytes_as_tensor(prepared.image.as_raw())?,
+            &bytes_as_tensor(png.as_raw())?,
             PILLOW,
         )?);
         for (from, canvas) in [
@@ -310,6 +299,12 @@ fn check_preprocessing(dir: &Path, group: &str, io: &Fixture) -> Result<Vec<Chec
         }
     }
     Ok(checks)
+}
+
+/// Image bytes as one flat f32 tensor (values 0–255), for comparing pixels exactly.
+fn bytes_as_tensor(raw: &[u8]) -> Result<Tensor> {
+    let values: Vec<f32> = raw.iter().map(|&v| f32::from(v)).collect();
+    Ok(Tensor::from_vec(values, raw.len(), &Device::Cpu)?)
 }
 
 /// The demo's `preprocess=False` path: the RGBA resize against
@@ -334,22 +329,11 @@ fn check_keeping_framing(dir: &Path, group: &str, io: &Fixture) -> Result<Vec<Ch
         expected.height(),
         crate::pillow::Filter::Lanczos,
     );
-    let bytes = |image: &image::RgbaImage| -> Result<Tensor> {
-        Ok(Tensor::from_vec(
-            image
-                .as_raw()
-                .iter()
-                .map(|&v| f32::from(v))
-                .collect::<Vec<_>>(),
-            image.as_raw().len(),
-            &Device::Cpu,
-        )?)
-    };
     let mut checks = vec![compare(
         group,
         "input_nopre.resized_rgba_256.png",
-        &bytes(&ours)?,
-        &bytes(&expected)?,
+        &bytes_as_tensor(ours.as_raw())?,
+        &bytes_as_tensor(expected.as_raw())?,
         PILLOW,
     )?];
     let rows: Vec<u32> = io.f32s("nopre.rows")?.iter().map(|&r| r as u32).collect();
