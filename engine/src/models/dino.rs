@@ -9,6 +9,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::fast_ops::{Activation, linear};
 use super::layers::{AffineLayerNorm, fused_qkv_attention};
 
 /// Hyper-parameters of the DINO ViT.
@@ -108,17 +109,19 @@ impl VitBlock {
     }
 
     fn attn(&self, xs: &Tensor) -> Result<Tensor> {
-        let merged = fused_qkv_attention(&self.qkv.forward(xs)?, self.num_heads)?;
-        self.proj.forward(&merged)
+        let merged = fused_qkv_attention(
+            &linear(&self.qkv, xs, Activation::Identity)?,
+            self.num_heads,
+        )?;
+        linear(&self.proj, &merged, Activation::Identity)
     }
 }
 
 impl Module for VitBlock {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let xs = (xs + self.attn(&self.norm1.forward(xs)?)?)?;
-        let mlp = self.fc2.forward(&super::fast_ops::gelu_erf(
-            &self.fc1.forward(&self.norm2.forward(&xs)?)?,
-        )?)?;
+        let hidden = linear(&self.fc1, &self.norm2.forward(&xs)?, Activation::GeluErf)?;
+        let mlp = linear(&self.fc2, &hidden, Activation::Identity)?;
         xs + mlp
     }
 }

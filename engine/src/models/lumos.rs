@@ -20,6 +20,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::fast_ops::{Activation, linear};
 use super::layers::{PlainLayerNorm, attention, fused_qkv_attention, merge_heads, split_heads};
 
 /// Hyper-parameters of `LumosI2I` (names as in the original constructor).
@@ -266,8 +267,8 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.fc2
-            .forward(&super::fast_ops::gelu_tanh(&self.fc1.forward(xs)?)?)
+        let hidden = linear(&self.fc1, xs, Activation::GeluTanh)?;
+        linear(&self.fc2, &hidden, Activation::Identity)
     }
 }
 
@@ -325,8 +326,9 @@ impl SelfAttention {
 
 impl Module for SelfAttention {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let merged = fused_qkv_attention(&self.qkv.forward(xs)?, self.num_heads)?;
-        self.proj.forward(&merged)
+        let qkv = linear(&self.qkv, xs, Activation::Identity)?;
+        let merged = fused_qkv_attention(&qkv, self.num_heads)?;
+        linear(&self.proj, &merged, Activation::Identity)
     }
 }
 

@@ -47,6 +47,9 @@ pub struct EvalArgs {
     /// Sampler steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
+    /// Solver.
+    #[arg(long, value_enum, default_value = "dpm++2m")]
+    solver: super::SolverArg,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -54,8 +57,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         settings: SamplerSettings {
             steps: args.steps,
             guidance: args.guidance,
+            solver: args.solver.into(),
             seed: 0,
-            ..SamplerSettings::default()
         },
         diversity_references: args.diversity_references,
         diversity_variations: args.variations,
