@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarBuilder;
 
 use crate::error::Result;
 use crate::models::{AutoencoderKl, DinoConfig, DinoVit, LumosConfig, LumosI2I, VaeConfig};
@@ -88,11 +88,40 @@ fn process_cpu_secs() -> Option<f64> {
     }
 }
 
-/// Random weights (candle's default initialisers) for a model built through a VarBuilder.
-fn random_vb(device: &Device, dtype: DType) -> (VarMap, VarBuilder<'static>) {
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, dtype, device);
-    (varmap, vb)
+/// Random weights (candle's default initialisers) for a model built through a VarBuilder, as
+/// plain tensors like weights read from a file. (A `VarMap` would hand out variables, which
+/// track gradients: every op would then record its graph, and the inference kernels that
+/// skip tensors tracking gradients would be bypassed — timing a path nobody runs.)
+struct RandomWeights;
+
+impl candle_nn::var_builder::SimpleBackend for RandomWeights {
+    fn get(
+        &self,
+        shape: candle_core::Shape,
+        _name: &str,
+        init: candle_nn::Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        Ok(init.var(shape, dtype, device)?.as_detached_tensor())
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        candle_core::bail!("random weights have no shape for {name}")
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+fn random_vb(device: &Device, dtype: DType) -> VarBuilder<'static> {
+    VarBuilder::from_backend(Box::new(RandomWeights), dtype, device.clone())
 }
 
 /// Waits for the result (a GPU runs asynchronously) by reading one number back.
@@ -233,7 +262,7 @@ pub fn run(
     };
     if plan.prior {
         let cfg = LumosConfig::xl_2();
-        let (_varmap, vb) = random_vb(device, plan.dtype);
+        let vb = random_vb(device, plan.dtype);
         let model = LumosI2I::load(&cfg, vb)?;
         let (h, w) = (cfg.input_size, cfg.input_size);
         let x =
@@ -257,7 +286,7 @@ pub fn run(
     }
     if plan.encoder {
         let cfg = DinoConfig::vit_base_16();
-        let (_varmap, vb) = random_vb(device, plan.dtype);
+        let vb = random_vb(device, plan.dtype);
         let model = DinoVit::load(&cfg, vb)?;
         let x = crate::noise::gaussian(3, &[1, 3, 224, 224], device)?.to_dtype(plan.dtype)?;
         let r = time_runs(
@@ -270,7 +299,7 @@ pub fn run(
     }
     if plan.vae {
         let cfg = VaeConfig::sd_vae_ft_mse();
-        let (_varmap, vb) = random_vb(device, plan.dtype);
+        let vb = random_vb(device, plan.dtype);
         let vae = AutoencoderKl::load(&cfg, vb)?;
         let latent = crate::noise::gaussian(4, &[1, 4, 32, 32], device)?.to_dtype(plan.dtype)?;
         let r = time_runs(

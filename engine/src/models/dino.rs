@@ -6,10 +6,10 @@
 //! the checkpoint loader. Pre-norm blocks, LayerNorm eps 1e-6, exact (erf) GELU.
 
 use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::fast_ops::{Activation, linear};
+use super::fast_ops::{Activation, DenseLinear};
 use super::layers::{AffineLayerNorm, fused_qkv_attention};
 
 /// Hyper-parameters of the DINO ViT.
@@ -85,11 +85,11 @@ impl DinoConfig {
 #[derive(Debug, Clone)]
 struct VitBlock {
     norm1: AffineLayerNorm,
-    qkv: Linear,
-    proj: Linear,
+    qkv: DenseLinear,
+    proj: DenseLinear,
     norm2: AffineLayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: DenseLinear,
+    fc2: DenseLinear,
     num_heads: usize,
 }
 
@@ -99,29 +99,28 @@ impl VitBlock {
         let hidden = (c as f64 * cfg.mlp_ratio) as usize;
         Ok(Self {
             norm1: AffineLayerNorm::load(c, 1e-6, vb.pp("norm1"))?,
-            qkv: candle_nn::linear(c, 3 * c, vb.pp("attn").pp("qkv"))?,
-            proj: candle_nn::linear(c, c, vb.pp("attn").pp("proj"))?,
+            qkv: DenseLinear::load(c, 3 * c, vb.pp("attn").pp("qkv"))?,
+            proj: DenseLinear::load(c, c, vb.pp("attn").pp("proj"))?,
             norm2: AffineLayerNorm::load(c, 1e-6, vb.pp("norm2"))?,
-            fc1: candle_nn::linear(c, hidden, vb.pp("mlp").pp("fc1"))?,
-            fc2: candle_nn::linear(hidden, c, vb.pp("mlp").pp("fc2"))?,
+            fc1: DenseLinear::load(c, hidden, vb.pp("mlp").pp("fc1"))?,
+            fc2: DenseLinear::load(hidden, c, vb.pp("mlp").pp("fc2"))?,
             num_heads: cfg.num_heads,
         })
     }
 
     fn attn(&self, xs: &Tensor) -> Result<Tensor> {
-        let merged = fused_qkv_attention(
-            &linear(&self.qkv, xs, Activation::Identity)?,
-            self.num_heads,
-        )?;
-        linear(&self.proj, &merged, Activation::Identity)
+        let merged = fused_qkv_attention(&self.qkv.forward(xs)?, self.num_heads)?;
+        self.proj.forward(&merged)
     }
 }
 
 impl Module for VitBlock {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let xs = (xs + self.attn(&self.norm1.forward(xs)?)?)?;
-        let hidden = linear(&self.fc1, &self.norm2.forward(&xs)?, Activation::GeluErf)?;
-        let mlp = linear(&self.fc2, &hidden, Activation::Identity)?;
+        let hidden = self
+            .fc1
+            .forward_activated(&self.norm2.forward(&xs)?, Activation::GeluErf)?;
+        let mlp = self.fc2.forward(&hidden)?;
         xs + mlp
     }
 }

@@ -20,7 +20,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::fast_ops::{Activation, linear};
+use super::fast_ops::{Activation, DenseLinear};
 use super::layers::{PlainLayerNorm, attention, fused_qkv_attention, merge_heads, split_heads};
 
 /// Hyper-parameters of `LumosI2I` (names as in the original constructor).
@@ -247,8 +247,8 @@ pub fn sincos_pos_embed(
 /// Linear → GELU(tanh) → Linear (timm's `Mlp` as PixArt uses it).
 #[derive(Debug, Clone)]
 pub(crate) struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
+    fc1: DenseLinear,
+    fc2: DenseLinear,
 }
 
 impl Mlp {
@@ -259,16 +259,16 @@ impl Mlp {
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(Self {
-            fc1: candle_nn::linear(in_dim, hidden, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(hidden, out_dim, vb.pp("fc2"))?,
+            fc1: DenseLinear::load(in_dim, hidden, vb.pp("fc1"))?,
+            fc2: DenseLinear::load(hidden, out_dim, vb.pp("fc2"))?,
         })
     }
 }
 
 impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let hidden = linear(&self.fc1, xs, Activation::GeluTanh)?;
-        linear(&self.fc2, &hidden, Activation::Identity)
+        let hidden = self.fc1.forward_activated(xs, Activation::GeluTanh)?;
+        self.fc2.forward(&hidden)
     }
 }
 
@@ -276,8 +276,8 @@ impl Mlp {
     /// [`Module::forward`] with [`per_row`] products (for per-sample inputs).
     pub(crate) fn forward_per_row(&self, xs: &Tensor) -> Result<Tensor> {
         per_row(
-            &self.fc2,
-            &super::fast_ops::gelu_tanh(&per_row(&self.fc1, xs)?)?,
+            self.fc2.layer(),
+            &super::fast_ops::gelu_tanh(&per_row(self.fc1.layer(), xs)?)?,
         )
     }
 }
@@ -309,16 +309,16 @@ pub(crate) fn per_row(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
 /// Multi-head self-attention with a fused `qkv` projection.
 #[derive(Debug, Clone)]
 struct SelfAttention {
-    qkv: Linear,
-    proj: Linear,
+    qkv: DenseLinear,
+    proj: DenseLinear,
     num_heads: usize,
 }
 
 impl SelfAttention {
     fn load(dim: usize, num_heads: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            qkv: candle_nn::linear(dim, 3 * dim, vb.pp("qkv"))?,
-            proj: candle_nn::linear(dim, dim, vb.pp("proj"))?,
+            qkv: DenseLinear::load(dim, 3 * dim, vb.pp("qkv"))?,
+            proj: DenseLinear::load(dim, dim, vb.pp("proj"))?,
             num_heads,
         })
     }
@@ -326,9 +326,8 @@ impl SelfAttention {
 
 impl Module for SelfAttention {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let qkv = linear(&self.qkv, xs, Activation::Identity)?;
-        let merged = fused_qkv_attention(&qkv, self.num_heads)?;
-        linear(&self.proj, &merged, Activation::Identity)
+        let merged = fused_qkv_attention(&self.qkv.forward(xs)?, self.num_heads)?;
+        self.proj.forward(&merged)
     }
 }
 
