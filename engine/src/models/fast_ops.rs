@@ -715,11 +715,13 @@ mod tests {
         let bias = Tensor::randn(0f32, 1.0, 37, &dev)?;
         let reference_layer = candle_nn::Linear::new(weight, Some(bias));
         let layer = DenseLinear::new(reference_layer.clone())?;
-        assert!(layer.weight_t.is_some(), "the fused pass applies on the CPU in f32");
+        assert!(
+            layer.weight_t.is_some(),
+            "the fused pass applies on the CPU in f32"
+        );
         let xs = Tensor::randn(0f32, 1.0, (2, 5, 24), &dev)?;
-        let max_diff = |a: Tensor, b: Tensor| -> Result<f32> {
-            (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
-        };
+        let max_diff =
+            |a: Tensor, b: Tensor| -> Result<f32> { (a - b)?.abs()?.max_all()?.to_scalar::<f32>() };
         for activation in [
             Activation::Identity,
             Activation::GeluErf,
