@@ -5,7 +5,7 @@
 #   DOWNLOAD_DIR defaults to $LUMOS_CORPUS_DL, then to $HOME/.cache/lumos-corpus/dl.
 #
 # Everything comes from package registries, by exact version, so the corpus can be rebuilt:
-#   npm    @iconify/json@2.2.535            emoji sets as Iconify JSON (SVG bodies)
+#   npm    @iconify/json@2.2.535            emoji and colour-icon sets as Iconify JSON (SVG bodies)
 #   npm    @lobehub/fluent-emoji-3d@1.1.0   Fluent Emoji 3D, WebP 256x256, MIT
 #   Debian openclipart-png 1:0.18+dfsg-19   public-domain clip art PNGs (~130 MB)
 #
@@ -23,11 +23,18 @@ OPENCLIPART_VERSION="1:0.18+dfsg-19"
 # Only these sets are used, each with the one licence (SPDX id) it must declare in its
 # `info.license`; a set declaring anything else (e.g. CC-BY-SA) is refused and deleted.
 # The builder checks the same list again.
-ICONIFY_SETS=(fluent-emoji fluent-emoji-flat noto noto-v1 twemoji emojione streamline-emojis fxemoji)
+ICONIFY_SETS=(fluent-emoji fluent-emoji-flat noto noto-v1 twemoji emojione streamline-emojis fxemoji
+    streamline-color streamline-flex-color streamline-plump-color streamline-sharp-color
+    streamline-ultimate-color streamline-kameleon-color fluent-color flat-color-icons circle-flags)
 declare -A ICONIFY_LICENCE=(
     [fluent-emoji]=MIT [fluent-emoji-flat]=MIT
     [noto]=Apache-2.0 [noto-v1]=Apache-2.0 [fxemoji]=Apache-2.0
     [twemoji]=CC-BY-4.0 [emojione]=CC-BY-4.0 [streamline-emojis]=CC-BY-4.0
+    [streamline-color]=CC-BY-4.0 [streamline-flex-color]=CC-BY-4.0
+    [streamline-plump-color]=CC-BY-4.0 [streamline-sharp-color]=CC-BY-4.0
+    [streamline-ultimate-color]=CC-BY-4.0
+    [streamline-kameleon-color]=CC-BY-4.0
+    [fluent-color]=MIT [flat-color-icons]=MIT [circle-flags]=MIT
 )
 
 DL="${1:-${LUMOS_CORPUS_DL:-$HOME/.cache/lumos-corpus/dl}}"
@@ -40,10 +47,12 @@ is_fetched() { # DIR VERSION
     [[ -f "$1/.fetched" && "$(cat "$1/.fetched")" == "$2" ]]
 }
 
-fetch_npm() { # PACKAGE VERSION DEST [FILES_INSIDE_PACKAGE...]
-    local package="$1" version="$2" dest="$3"
-    shift 3
-    if is_fetched "$dest" "$version"; then
+fetch_npm() { # PACKAGE VERSION DEST STAMP [FILES_INSIDE_PACKAGE...]
+    # STAMP: what the `.fetched` stamp must hold for DEST to count as done (the version, plus
+    # the list of files taken when that list can change).
+    local package="$1" version="$2" dest="$3" stamp="$4"
+    shift 4
+    if is_fetched "$dest" "$stamp"; then
         echo "skip   npm $package@$version (already in $dest)"
         return
     fi
@@ -57,7 +66,7 @@ fetch_npm() { # PACKAGE VERSION DEST [FILES_INSIDE_PACKAGE...]
         tar xzf "$WORK/npm/$tarball" -C "$dest" --strip-components=1
     fi
     rm -rf "$WORK/npm"
-    echo "$version" >"$dest/.fetched"
+    echo "$stamp" >"$dest/.fetched"
     echo "fetched npm $package@$version -> $dest ($(find "$dest" -type f | wc -l) files)"
 }
 
@@ -100,9 +109,10 @@ fetch_deb() { # PACKAGE VERSION DEST
 
 iconify_files=(package.json)
 for set in "${ICONIFY_SETS[@]}"; do iconify_files+=("json/$set.json"); done
-fetch_npm "@iconify/json" "$ICONIFY_VERSION" "$DL/iconify-json" "${iconify_files[@]}"
+fetch_npm "@iconify/json" "$ICONIFY_VERSION" "$DL/iconify-json" \
+    "$ICONIFY_VERSION ${ICONIFY_SETS[*]}" "${iconify_files[@]}"
 check_iconify_licences "$DL/iconify-json"
-fetch_npm "@lobehub/fluent-emoji-3d" "$FLUENT_3D_VERSION" "$DL/fluent-emoji-3d"
+fetch_npm "@lobehub/fluent-emoji-3d" "$FLUENT_3D_VERSION" "$DL/fluent-emoji-3d" "$FLUENT_3D_VERSION"
 fetch_deb openclipart-png "$OPENCLIPART_VERSION" "$DL/openclipart-png"
 rmdir "$WORK" 2>/dev/null || true
 echo "downloads ready in $DL"

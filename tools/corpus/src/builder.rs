@@ -48,8 +48,8 @@ struct Written {
 /// Builds the corpus and returns the per-source summary table.
 pub fn build(options: &BuildOptions) -> Result<String> {
     let mut plans = Vec::new();
-    for (prefix, _) in iconify::EMOJI_SETS {
-        plans.push(iconify::plan_set(&options.downloads, prefix)?);
+    for spec in iconify::ICON_SETS {
+        plans.push(iconify::plan_set(&options.downloads, spec.prefix)?);
     }
     plans.push(fluent3d::plan(&options.downloads)?);
     plans.push(openclipart::plan(&options.downloads)?);

@@ -1,6 +1,7 @@
 //! Turning one job into one framed corpus image, or a reason to leave it out.
 //!
-//! - SVG emoji: rasterised at 4× the output size onto white, padded, shrunk.
+//! - SVG emoji: rasterised at 4× the output size onto white, padded, shrunk; colour icons the
+//!   same, then filtered like clip art.
 //! - Raster emoji: composited on white, padded, shrunk (their own transparent border is kept, as
 //!   the SVG sets keep their view-box border).
 //! - Clip art: composited on white, shrunk to at most 1024 px, cropped to the content, padded,
@@ -57,10 +58,11 @@ impl From<RasterError> for Left {
 /// Frames one job at `size_px`² (see the module docs for the steps per kind).
 pub fn frame(input: &JobInput, size_px: u32) -> Result<Framed, Left> {
     match input {
-        JobInput::Svg(svg) => {
+        JobInput::Svg { svg, judged } => {
             let drawn = render_on_white(svg, size_px * SVG_SUPERSAMPLING)
                 .map_err(|_| Left::from(SkipReason::RenderFailed))?;
-            Ok(finish(&drawn, size_px))
+            let framed = finish(&drawn, size_px);
+            if *judged { judge(framed) } else { Ok(framed) }
         }
         JobInput::EmojiRaster(path) => {
             let on_white = compose_on_white(&read_rgba_guarded(path)?);
@@ -69,18 +71,22 @@ pub fn frame(input: &JobInput, size_px: u32) -> Result<Framed, Left> {
         JobInput::ClipartRaster(path) => {
             let on_white = shrink_to_working_size(compose_on_white(&read_rgba_guarded(path)?));
             let content = crop_to_content(&on_white).ok_or(SkipReason::NearEmpty)?;
-            let framed = finish(&content, size_px);
-            match judge_clipart(&framed.stats) {
-                Ok(()) => Ok(framed),
-                Err(rejection) => Err(Left {
-                    reason: match rejection {
-                        Rejection::NearEmpty => SkipReason::NearEmpty,
-                        Rejection::LineArtOrMonochrome => SkipReason::LineArtOrMonochrome,
-                    },
-                    rejected_image: Some(framed.image),
-                }),
-            }
+            judge(finish(&content, size_px))
         }
+    }
+}
+
+/// Keeps a framed image the content filter accepts; a rejected one is returned with its reason.
+fn judge(framed: Framed) -> Result<Framed, Left> {
+    match judge_clipart(&framed.stats) {
+        Ok(()) => Ok(framed),
+        Err(rejection) => Err(Left {
+            reason: match rejection {
+                Rejection::NearEmpty => SkipReason::NearEmpty,
+                Rejection::LineArtOrMonochrome => SkipReason::LineArtOrMonochrome,
+            },
+            rejected_image: Some(framed.image),
+        }),
     }
 }
 
@@ -102,4 +108,36 @@ fn finish(on_white: &RgbImage, size_px: u32) -> Framed {
     let image = resize_square(&pad_to_square(on_white, MARGIN_FRACTION), size_px);
     let stats = measure(&image);
     Framed { image, stats }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLACK_OUTLINE: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16"><circle cx="8" cy="8" r="6" fill="none" stroke="black" stroke-width="0.5"/></svg>"#;
+    const FILLED_COLOUR: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16"><circle cx="8" cy="8" r="6" fill="#e33"/><rect x="5" y="5" width="4" height="4" fill="#3a3"/><rect x="8" y="8" width="3" height="3" fill="#36f"/></svg>"##;
+
+    fn svg(svg: &str, judged: bool) -> JobInput {
+        JobInput::Svg {
+            svg: svg.to_owned(),
+            judged,
+        }
+    }
+
+    #[test]
+    fn judged_icons_pass_the_clip_art_filter_and_emoji_are_kept_as_drawn() {
+        let Err(rejected) = frame(&svg(BLACK_OUTLINE, true), 32) else {
+            panic!("an outline glyph passed the filter")
+        };
+        assert_eq!(rejected.reason, SkipReason::LineArtOrMonochrome);
+        assert!(rejected.rejected_image.is_some(), "kept for review");
+        assert!(
+            frame(&svg(BLACK_OUTLINE, false), 32).is_ok(),
+            "emoji are not judged"
+        );
+        let Ok(kept) = frame(&svg(FILLED_COLOUR, true), 32) else {
+            panic!("a filled colour icon was rejected")
+        };
+        assert_eq!(kept.image.dimensions(), (32, 32));
+    }
 }

@@ -43,8 +43,9 @@ pub struct Source {
 /// What to decode for one image.
 #[derive(Debug, Clone)]
 pub enum JobInput {
-    /// A complete SVG document (an Iconify icon wrapped in `<svg>`).
-    Svg(String),
+    /// A complete SVG document (an Iconify icon wrapped in `<svg>`), judged by the content
+    /// filter when `judged` (colour-icon sets).
+    Svg { svg: String, judged: bool },
     /// A raster emoji (WebP/PNG): framed as it is.
     EmojiRaster(PathBuf),
     /// A raster clip art: cropped to its content and filtered.
