@@ -1,6 +1,7 @@
 //! History: every result is written to the app's data folder as it arrives (a PNG with its
 //! settings embedded, via the engine's atomic writer), so the gallery survives restarts and
-//! crashes. One folder per run: `<history>/run_<unix secs>_<run id>/<index>.png`.
+//! crashes. One folder per run: `<history>/run_<unix secs>_<run id>/<index>.png`. Finished
+//! multi-view sets are kept beside them ([`multiview_set_dir`]).
 //!
 //! A file that is there but cannot be read back (a disk error, a copy cut short) is renamed to
 //! `<index>.png.damaged` — kept, so nothing is lost, but no longer loaded — and the user is
@@ -27,6 +28,13 @@ pub fn default_dir() -> Option<PathBuf> {
 /// The folder of a run.
 pub fn run_dir(history: &Path, created_unix_secs: u64, run_id: u64) -> PathBuf {
     history.join(format!("run_{created_unix_secs}_{run_id}"))
+}
+
+/// The folder a finished multi-view set is kept in: `<history>/multiview_<unix secs>_<run id>/`,
+/// written like "Export set" writes it (views, `transforms.json`, grid, turntable). The gallery
+/// loads only `run_*` folders, so these stay out of it.
+pub fn multiview_set_dir(history: &Path, created_unix_secs: u64, run_id: u64) -> PathBuf {
+    history.join(format!("multiview_{created_unix_secs}_{run_id}"))
 }
 
 /// Writes one result into its run's folder.

@@ -96,6 +96,8 @@ pub struct MultiviewRun {
     input: Option<SetFrameView>,
     /// Increases with every frame that arrives (the turntable re-uploads then).
     version: u64,
+    /// The history folder the finished set was written to.
+    pub kept_in: Option<std::path::PathBuf>,
 }
 
 impl MultiviewRun {
@@ -124,6 +126,7 @@ impl MultiviewRun {
             views: Vec::new(),
             input: None,
             version: 0,
+            kept_in: None,
         }
     }
 

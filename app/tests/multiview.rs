@@ -219,6 +219,80 @@ fn make_a_set_scrub_the_turntable_and_export_what_the_cli_writes() {
 }
 
 #[test]
+fn every_finished_set_is_kept_in_the_history_folder_and_none_replaces_another() {
+    let models = tempfile::tempdir().expect("tempdir");
+    let inputs = tempfile::tempdir().expect("tempdir");
+    let history = tempfile::tempdir().expect("tempdir");
+    let reference = inputs.path().join("disc.png");
+    disc_reference(&reference);
+    let spec = lumos_tests::tiny_novel_view_model(models.path());
+    let mut config = AppConfig::with_model(spec);
+    config.history_dir = Some(history.path().to_owned());
+    let mut harness = harness_with(config);
+    drop_file(&mut harness, &reference);
+    choose_multiview_mode(&mut harness);
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 2;
+        settings.multiview.orbit = OrbitChoice::Turntable;
+        settings.multiview.turntable_frames = 3;
+    }
+    let set_folders = || -> Vec<std::path::PathBuf> {
+        let mut dirs: Vec<_> = std::fs::read_dir(history.path())
+            .expect("history folder")
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("multiview_"))
+            })
+            .collect();
+        dirs.sort();
+        dirs
+    };
+    let mut kept = Vec::new();
+    for made in 1..=2 {
+        harness.get_by_label("Generate").click();
+        harness.run_steps(1);
+        assert_eq!(wait_for_set(&mut harness), SetStatus::Finished);
+        harness.run_steps(2);
+        let run = harness.state().multiview().run.as_ref().expect("a set");
+        let dir = run.kept_in.clone().expect("kept in the history folder");
+        assert_eq!(set_folders().len(), made, "one folder per set");
+        let transforms: Transforms = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("transforms.json")).expect("transforms.json"),
+        )
+        .expect("parse transforms.json");
+        assert_eq!(transforms.frames.len(), 3, "the reference and two views");
+        for frame in &transforms.frames {
+            assert!(dir.join(&frame.file_path).is_file(), "{}", frame.file_path);
+        }
+        assert!(dir.join("turntable.gif").is_file() && dir.join("grid.png").is_file());
+        assert_eq!(
+            harness
+                .query_all_by_label_contains("The multi-view set is kept in")
+                .count(),
+            made,
+            "the user is told where"
+        );
+        kept.push((
+            dir.clone(),
+            std::fs::read(dir.join("transforms.json")).expect("read"),
+        ));
+    }
+    // The first set's files are untouched by the second.
+    let (first_dir, first_transforms) = &kept[0];
+    assert_ne!(first_dir, &kept[1].0);
+    assert_eq!(
+        &std::fs::read(first_dir.join("transforms.json")).expect("read"),
+        first_transforms
+    );
+    // The gallery does not take the sets' folders for runs of results.
+    assert!(lumos_studio::history::load(history.path()).is_empty());
+}
+
+#[test]
 fn escape_cancels_a_set_mid_run_like_any_job() {
     let models = tempfile::tempdir().expect("tempdir");
     let inputs = tempfile::tempdir().expect("tempdir");

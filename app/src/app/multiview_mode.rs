@@ -110,6 +110,49 @@ impl LumosApp {
                 RunStatus::Failed(why) => SetStatus::Failed(why.clone()),
                 RunStatus::Pending => SetStatus::Running,
             });
+            self.keep_finished_set();
+        }
+    }
+
+    /// Writes the set, once finished, into the history folder as "Export set" would, so that
+    /// it outlives the next set and the session (the mode holds only the latest set).
+    fn keep_finished_set(&mut self) {
+        let Some(history) = self.history_dir.clone() else {
+            return; // history off (tests, or no data folder on this system)
+        };
+        let Some(run) = self.multiview.run.as_mut() else {
+            return;
+        };
+        let Some(set) = run
+            .to_set(DEFAULT_FOV_DEG)
+            .filter(|_| run.kept_in.is_none())
+        else {
+            return;
+        };
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let dir = crate::history::multiview_set_dir(&history, created, run.id);
+        let written = std::fs::create_dir_all(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                set.write(&dir, ViewAlpha::ObjectMask, ExistingFiles::Refuse)
+                    .map_err(anyhow::Error::from)
+            });
+        match written {
+            Ok(_) => {
+                run.kept_in = Some(dir.clone());
+                self.notifications.info(format!(
+                    "The multi-view set is kept in {} (views, transforms.json, grid and \
+                     turntable); Export set copies it where you want it.",
+                    dir.display()
+                ));
+            }
+            Err(error) => self.notifications.error(format!(
+                "The multi-view set could not be kept in the history folder {}: {error:#}. It \
+                 is still here: use Export set before making another.",
+                history.display()
+            )),
         }
     }
 
