@@ -1,6 +1,7 @@
 //! CPU kernels where candle is slow on this workload. GELU: candle runs it single-threaded
 //! through libm's `tanhf`, and in a profile of the full-size DiT on 2 cores it took ~14% of
-//! the CPU samples while the matmuls ran on both cores. Self-attention: see
+//! the CPU samples while the matmuls ran on both cores; its exact (erf) form called libm per
+//! element. Linear layers: see [`DenseLinear`]. Self-attention: see
 //! [`fused_qkv_attention_cpu`]. On other devices and dtypes, and for tensors that track
 //! gradients (training), candle's own ops are used.
 
@@ -56,8 +57,9 @@ fn gelu_tanh_grad_scalar(x: f32) -> f32 {
 
 /// `erf(x)` without a library call, so that loops using it vectorise: Abramowitz & Stegun
 /// 7.1.26, `1 − (a₁t + … + a₅t⁵) e^{−x²}` with `t = 1 / (1 + p|x|)` (absolute error ≤ 1.5e-7,
-/// 4.5e-7 evaluated in f32; the formula PyTorch's vectorised CPU `erf` uses too). candle's `gelu_erf` calls libm's
-/// branching `erff` per element, which in DINO's MLPs cost more than the matrix products around it.
+/// 4.5e-7 evaluated in f32; the formula PyTorch's vectorised CPU `erf` uses too). candle's
+/// `gelu_erf` calls libm's branching `erff` per element, which in DINO's MLPs cost more than
+/// the matrix products around it.
 #[inline(always)]
 fn erf_vectorisable(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
@@ -286,7 +288,7 @@ pub fn gelu_tanh(xs: &Tensor) -> Result<Tensor> {
     parallel_or(xs, &map, Tensor::gelu)
 }
 
-/// What follows a [`linear`] layer's product in the same pass.
+/// What follows a [`DenseLinear`] layer's product in the same pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     /// Nothing.
