@@ -144,6 +144,11 @@ enum DialogResult {
         path: PathBuf,
         outcome: anyhow::Result<Box<(Reference, Option<GenerationMeta>)>>,
     },
+    /// An export was written (or not) into `dir`.
+    Exported {
+        dir: PathBuf,
+        outcome: anyhow::Result<ExportReport>,
+    },
 }
 
 /// Reads and decodes one reference file, and the settings it carries if it is our PNG.
@@ -252,6 +257,9 @@ pub struct LumosApp {
     notifications: Notifications,
     viewer: Option<Viewer>,
     pending_export: Option<PendingExport>,
+    /// Exports being written on their threads, and those threads (joined on quit).
+    exports_running: usize,
+    export_threads: Vec<std::thread::JoinHandle<()>>,
     last_export: Option<ExportReport>,
     export_dir_text: String,
     dialogs_tx: Sender<DialogResult>,
@@ -418,6 +426,8 @@ impl LumosApp {
             notifications,
             viewer: None,
             pending_export: None,
+            exports_running: 0,
+            export_threads: Vec::new(),
             last_export: None,
             export_dir_text,
             dialogs_tx,
@@ -567,6 +577,10 @@ impl LumosApp {
     /// What a clean quit does: unsaved work is autosaved and offered at the next start;
     /// otherwise the session is marked as ended and nothing is offered.
     pub fn quit(&mut self) {
+        // Exports being written finish first: quitting must not lose them.
+        for export in self.export_threads.drain(..) {
+            let _ = export.join();
+        }
         let Some(recovery) = &self.recovery else {
             return;
         };
@@ -757,6 +771,11 @@ impl LumosApp {
                 DialogResult::Loaded { path, outcome } => {
                     self.pending_loads = self.pending_loads.saturating_sub(1);
                     self.reference_loaded(&path, outcome.map(|loaded| *loaded));
+                }
+                DialogResult::Exported { dir, outcome } => {
+                    self.export_threads.retain(|thread| !thread.is_finished());
+                    self.exports_running = self.exports_running.saturating_sub(1);
+                    self.export_written(&dir, outcome);
                 }
             }
         }
@@ -1402,8 +1421,31 @@ impl LumosApp {
         }
     }
 
+    /// Writes an export on a thread of its own (encoding PNGs and an animation's GIF can take a
+    /// while; the window stays responsive), reported by [`Self::export_written`].
     fn finish_export(&mut self, plan: &ExportPlan, choice: ConflictChoice, dir: &Path) {
-        match export::execute(plan, choice, dir) {
+        let (plan, dir) = (plan.clone(), dir.to_owned());
+        let (sender, ctx) = (self.dialogs_tx.clone(), self.ctx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("export".into())
+            .spawn(move || {
+                let outcome = export::execute(&plan, choice, &dir);
+                let _ = sender.send(DialogResult::Exported { dir, outcome });
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(thread) => {
+                self.exports_running += 1;
+                self.export_threads.push(thread);
+            }
+            Err(error) => self
+                .notifications
+                .error(format!("Export failed: could not start writing ({error}).")),
+        }
+    }
+
+    fn export_written(&mut self, dir: &Path, outcome: anyhow::Result<ExportReport>) {
+        match outcome {
             Ok(report) => {
                 let mut text = format!(
                     "Exported {} file(s) to {}",
@@ -1423,6 +1465,11 @@ impl LumosApp {
                 .notifications
                 .error(format!("Export failed: {error:#}")),
         }
+    }
+
+    /// Exports being written now.
+    pub fn exports_running(&self) -> usize {
+        self.exports_running
     }
 
     // ---- input ----

@@ -8,7 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AppHarness, drop_file, fixture_ref, harness, harness_with, step_until};
+use common::{
+    AppHarness, drop_file, fixture_ref, harness, harness_with, step_until, wait_for_exports,
+};
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::Queryable;
 use lumos_engine::protocol::Mode;
@@ -116,6 +118,7 @@ fn a_prompt_makes_images_that_carry_it_and_a_dropped_result_gives_it_back() {
     // Exported PNGs carry the prompt as the first line of A1111's `parameters`.
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
+    wait_for_exports(&mut harness);
     let written = harness
         .state()
         .last_export()

@@ -9,7 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    config, drop_file, fixture_ref, harness, harness_with, slider, step_until, wait_for_first_run,
+    config, drop_file, fixture_ref, harness, harness_with, slider, step_until, wait_for_exports,
+    wait_for_first_run,
 };
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::{NodeT as _, Queryable};
@@ -71,6 +72,7 @@ fn drop_reference_move_sliders_generate_and_export_with_metadata() {
 
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
+    wait_for_exports(&mut harness);
     let report = harness.state().last_export().expect("exported").clone();
     assert_eq!(
         report.written.len(),
@@ -103,12 +105,14 @@ fn drop_reference_move_sliders_generate_and_export_with_metadata() {
     // Exporting again never overwrites silently: the app asks.
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
+    wait_for_exports(&mut harness);
     assert!(harness.state().export_waits_for_answer());
     // The modal fades in: it is visible (and in the accessibility tree) a few frames later.
     harness.run_steps(3);
     harness.get_by_label("Files already exist");
     harness.get_by_label("Keep both").click();
     harness.run_steps(2);
+    wait_for_exports(&mut harness);
     let again = harness.state().last_export().expect("exported").clone();
     assert_eq!(again.written.len(), 3);
     for path in &again.written {
@@ -263,6 +267,42 @@ fn engine_crash_is_reported_the_engine_restarts_and_the_canvas_survives() {
 }
 
 #[test]
+fn an_export_is_written_off_the_ui_thread_and_quitting_waits_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut harness = harness();
+    drop_file(&mut harness, &fixture_ref("ref_a.png"));
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 2;
+        settings.count = 2;
+        settings.export_dir = Some(dir.path().to_owned());
+    }
+    harness.get_by_label("Generate").click();
+    wait_for_first_run(&mut harness);
+    harness.get_by_label("Export all of run 1").click();
+    harness.step();
+    assert_eq!(harness.state().exports_running(), 1, "on its own thread");
+    // Quitting right away still writes every file.
+    harness.state_mut().quit();
+    let written: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("export folder")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "png"))
+        .collect();
+    assert_eq!(
+        written.len(),
+        3,
+        "two results and the contact sheet: {written:?}"
+    );
+    for path in &written {
+        image::open(path).expect("a complete PNG");
+    }
+    wait_for_exports(&mut harness);
+    harness.get_by_label_contains("Exported 3 file(s)");
+}
+
+#[test]
 fn dropping_an_exported_png_restores_its_settings() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut harness = harness();
@@ -281,6 +321,7 @@ fn dropping_an_exported_png_restores_its_settings() {
     wait_for_first_run(&mut harness);
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
+    wait_for_exports(&mut harness);
     let exported = harness.state().last_export().expect("export").written[0].clone();
 
     // A fresh canvas with the same reference (weight 1), then the exported PNG.
@@ -430,6 +471,7 @@ fn interpolation_between_two_references_exports_frames_sheet_and_gif() {
     harness.run_steps(2);
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
+    wait_for_exports(&mut harness);
     let written = &harness.state().last_export().expect("export").written;
     let names: Vec<String> = written
         .iter()
@@ -500,6 +542,7 @@ fn a_sweep_renders_a_labelled_grid_and_exports_its_x_y_sheet() {
 
     harness.get_by_label("Export all of run 1").click();
     harness.run_steps(2);
+    wait_for_exports(&mut harness);
     let written = harness
         .state()
         .last_export()

@@ -92,6 +92,16 @@ pub fn wait_for_first_run(harness: &mut AppHarness) {
     );
 }
 
+/// Steps until every export being written has been reported (exports run on a thread).
+pub fn wait_for_exports(harness: &mut AppHarness) {
+    step_until(
+        harness,
+        Duration::from_secs(60),
+        "the export to be written",
+        |app| app.exports_running() == 0,
+    );
+}
+
 /// Steps frames (as the engine's wake-ups would) until `done` holds; panics after `timeout`.
 pub fn step_until(
     harness: &mut AppHarness,
