@@ -30,6 +30,14 @@ pub fn run_dir(history: &Path, created_unix_secs: u64, run_id: u64) -> PathBuf {
     history.join(format!("run_{created_unix_secs}_{run_id}"))
 }
 
+/// Seconds since the Unix epoch now (0 on a clock set before 1970): the time in the names of
+/// history folders and set-aside files.
+pub fn now_unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
 /// The folder a finished multi-view set is kept in: `<history>/multiview_<unix secs>_<run id>/`,
 /// written like "Export set" writes it (views, `transforms.json`, grid, turntable). The gallery
 /// loads only `run_*` folders, so these stay out of it.

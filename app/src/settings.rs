@@ -558,9 +558,7 @@ pub fn load_file(path: &Path) -> LoadedSettings {
 
 /// Renames a damaged file to `<name>.damaged-<unix secs>` (or `… (2)`, … if that exists).
 pub fn set_aside(path: &Path) -> anyhow::Result<PathBuf> {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = crate::history::now_unix_secs();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -120,19 +120,19 @@ impl LumosApp {
         let Some(history) = self.history_dir.clone() else {
             return; // history off (tests, or no data folder on this system)
         };
-        let Some(run) = self.multiview.run.as_mut() else {
-            return;
-        };
-        let Some(set) = run
-            .to_set(DEFAULT_FOV_DEG)
-            .filter(|_| run.kept_in.is_none())
+        let Some(run) = self
+            .multiview
+            .run
+            .as_mut()
+            .filter(|run| run.kept_in.is_none())
         else {
             return;
         };
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
-        let dir = crate::history::multiview_set_dir(&history, created, run.id);
+        let Some(set) = run.to_set(DEFAULT_FOV_DEG) else {
+            return; // not complete: cancelled or failed
+        };
+        let dir =
+            crate::history::multiview_set_dir(&history, crate::history::now_unix_secs(), run.id);
         let written = std::fs::create_dir_all(&dir)
             .map_err(anyhow::Error::from)
             .and_then(|()| {

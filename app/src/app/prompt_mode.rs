@@ -54,10 +54,7 @@ impl LumosApp {
             ..TextToImageRequest::new(&prompt)
         };
         let run_id = self.gallery.next_id();
-        let created_unix_secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let created_unix_secs = crate::history::now_unix_secs();
         let run = Run {
             id: run_id,
             job: None,
