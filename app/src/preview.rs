@@ -83,7 +83,7 @@ impl LivePreview {
     /// Shows a new latent (ignored if its shape is not previewable).
     pub fn set_latent(&mut self, latent: LatentPreview) {
         if LatentView::new(latent.channels, latent.height, latent.width, &latent.data).is_ok() {
-            self.map = LatentRgbMap::for_channels(latent.channels);
+            self.map = preview_map(&latent);
             self.latent = Some(Arc::new(latent));
             self.version += 1;
         }
@@ -159,6 +159,18 @@ impl LivePreview {
         };
         self.cpu_texture = Some((self.version, texture.clone()));
         texture
+    }
+}
+
+/// The latent's own map when its model brings one for four channels, else the one its
+/// channel count implies.
+fn preview_map(latent: &LatentPreview) -> LatentRgbMap {
+    match &latent.rgb {
+        Some(own) if latent.channels == 4 && own.matrix.len() == 4 => LatentRgbMap {
+            weights: [own.matrix[0], own.matrix[1], own.matrix[2], own.matrix[3]],
+            bias: own.bias,
+        },
+        _ => LatentRgbMap::for_channels(latent.channels),
     }
 }
 
@@ -508,4 +520,44 @@ pub fn mask_overlay_ui(ui: &mut egui::Ui, rect: egui::Rect, overlay: &MaskOverla
             },
         },
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lumos_engine::models::vae::LatentRgbFactors;
+
+    fn latent(channels: usize, rgb: Option<LatentRgbFactors>) -> LatentPreview {
+        LatentPreview {
+            channels,
+            height: 1,
+            width: 1,
+            data: vec![0.0; channels],
+            rgb,
+        }
+    }
+
+    #[test]
+    fn a_model_with_its_own_latent_colours_previews_with_them() {
+        let own = LatentRgbFactors {
+            matrix: vec![
+                [0.5, 0.0, 0.0],
+                [0.0, 0.5, 0.0],
+                [0.0, 0.0, 0.5],
+                [0.1, 0.1, 0.1],
+            ],
+            bias: [0.2, -0.2, 0.0],
+        };
+        let map = preview_map(&latent(4, Some(own.clone())));
+        assert_eq!(map.weights[3], own.matrix[3]);
+        assert_eq!(map.bias, own.bias);
+        assert_eq!(preview_map(&latent(4, None)), LatentRgbMap::SD1);
+        assert_eq!(preview_map(&latent(3, None)), LatentRgbMap::PIXELS);
+        // A map of the wrong shape is not used.
+        let short = LatentRgbFactors {
+            matrix: own.matrix[..3].to_vec(),
+            bias: own.bias,
+        };
+        assert_eq!(preview_map(&latent(4, Some(short))), LatentRgbMap::SD1);
+    }
 }

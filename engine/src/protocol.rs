@@ -444,6 +444,9 @@ pub struct LatentPreview {
     pub width: usize,
     /// `channels * height * width` values, in the model's (scaled) latent units.
     pub data: Vec<f32>,
+    /// The model's own latent → RGB map, when its autoencoder brings one (the built-in
+    /// model's); `None`: RGB for 3 channels, the SD-1.x map for 4.
+    pub rgb: Option<crate::models::vae::LatentRgbFactors>,
 }
 
 /// Statuses the engine reports.

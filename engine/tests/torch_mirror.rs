@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use lumos_engine::checkpoints::build_model;
+use lumos_engine::models::vae::{AutoencoderKl, VaeConfig};
 use lumos_engine::models::{
     EfficientNetLite, EfficientNetLiteConfig, ImageEncoder, LumosConfig, LumosI2I,
 };
@@ -34,7 +35,7 @@ fn max_abs(a: &Tensor) -> f32 {
 }
 
 /// A config stored in the data file's metadata under `key`.
-fn config_in_metadata(key: &str) -> LumosConfig {
+fn config_in_metadata<C: serde::de::DeserializeOwned>(key: &str) -> C {
     let buffer = std::fs::read(data()).expect("read");
     let (_, meta) = safetensors::SafeTensors::read_metadata(&buffer).expect("safetensors header");
     let json = meta
@@ -50,7 +51,7 @@ fn config_in_metadata(key: &str) -> LumosConfig {
 fn the_prior_with_every_option_matches_its_pytorch_mirror() {
     let dev = Device::Cpu;
     let tensors = candle_core::safetensors::load(data(), &dev).expect("torch_mirror data");
-    let config = config_in_metadata("prior_config");
+    let config: LumosConfig = config_in_metadata("prior_config");
     assert!(config.adaln_condition && config.final_conv);
     let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &dev);
     let prior = LumosI2I::load(&config, vb.pp("prior")).expect("load");
@@ -71,7 +72,7 @@ fn the_prior_with_every_option_matches_its_pytorch_mirror() {
 fn the_novel_view_prior_matches_its_pytorch_mirror() {
     let dev = Device::Cpu;
     let tensors = candle_core::safetensors::load(data(), &dev).expect("torch_mirror data");
-    let config = config_in_metadata("nvs_prior_config");
+    let config: LumosConfig = config_in_metadata("nvs_prior_config");
     assert!(config.pose_condition && config.input_view_channels == 3);
     let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &dev);
     let prior = LumosI2I::load(&config, vb.pp("nvs_prior")).expect("load");
@@ -126,5 +127,34 @@ fn the_encoder_matches_its_pytorch_mirror() {
         let err = max_abs_diff(&ours, &expected);
         eprintln!("image {i} tokens: max |diff| {err:.2e}");
         assert!(err < 1e-4, "image {i} tokens: {err}");
+    }
+}
+
+/// The built-in latent model's autoencoder is diffusers' `AutoencoderKL` in a small shape
+/// (`tools/gpu/train_autoencoder.py`); the engine loads it by its diffusers config and keys.
+#[test]
+fn the_built_in_autoencoder_shape_matches_diffusers() {
+    let dev = Device::Cpu;
+    let tensors = candle_core::safetensors::load(data(), &dev).expect("torch_mirror data");
+    let config: VaeConfig = config_in_metadata("autoencoder_config");
+    assert_eq!(config.norm_num_groups, 16);
+    let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &dev);
+    let vae = AutoencoderKl::load(&config, vb.pp("autoencoder")).expect("load");
+    let images = tensors["encoder_images"]
+        .narrow(2, 32, 64)
+        .and_then(|t| t.narrow(3, 32, 64))
+        .and_then(|t| t.to_dtype(DType::F32))
+        .and_then(|t| (t / 127.5)? - 1.0)
+        .expect("the 64 px crop the mirror encoded");
+    let mean = vae.encode(&images).expect("encode").mean;
+    let decoded = vae.decode(&tensors["ae_mean"]).expect("decode");
+    for (name, ours, reference) in [
+        ("mean", &mean, &tensors["ae_mean"]),
+        ("decoded", &decoded, &tensors["ae_decoded"]),
+    ] {
+        let err = max_abs_diff(ours, reference);
+        let scale = max_abs(reference);
+        eprintln!("{name}: max |diff| {err:.2e} (max |value| {scale:.2})");
+        assert!(err <= 1e-4 * scale.max(1.0), "{name}: {err} vs {scale}");
     }
 }

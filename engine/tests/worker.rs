@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lumos_engine::checkpoints::{fixtures_root, pipeline_fixture_spec};
+use lumos_engine::models::vae::LatentRgbFactors;
 use lumos_engine::protocol::{
     DeviceChoice, Event, GenerateRequest, JobId, Mode, ReferenceImage, SamplerSettings,
 };
@@ -110,6 +111,40 @@ fn a_generation_reports_start_progress_images_and_finish() {
         (5, 6)
     );
     assert_ne!(images[0].1, images[1].1);
+}
+
+#[test]
+fn previews_carry_the_autoencoders_own_latent_colours() {
+    let own = LatentRgbFactors {
+        matrix: vec![[0.1, 0.2, 0.3]; 4],
+        bias: [0.5, 0.0, -0.5],
+    };
+    let mut with_own = request(1, 2, 3);
+    let vae = with_own
+        .model
+        .vae
+        .as_mut()
+        .expect("the fixture has an autoencoder");
+    vae.config.latent_rgb = Some(own.clone());
+    let engine = EngineHandle::spawn(|| {}).expect("spawn");
+    let plain = engine.generate(request(1, 2, 3)).expect("queued");
+    let coloured = engine.generate(with_own).expect("queued");
+    let events = collect_until_done(&engine, &[plain, coloured]);
+    let preview_maps = |job| {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Progress {
+                    preview: Some(p), ..
+                } if e.job() == job => Some(p.rgb.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(preview_maps(plain).iter().all(Option::is_none));
+    let coloured_maps = preview_maps(coloured);
+    assert!(!coloured_maps.is_empty());
+    assert!(coloured_maps.iter().all(|m| m.as_ref() == Some(&own)));
 }
 
 #[test]

@@ -8,7 +8,10 @@ The built-in prior is trained by `train_prior.py` and run by the engine, so the 
 - the same prior in its novel-view config (input-view channels, pose condition), all weights
   random, its output for two samples with their relative poses;
 - the EfficientNet-Lite0 embedding (from `assets/encoder`) of two 128 × 128 images, and their
-  condition tokens with a 2 × 2 spatial grid (`train_prior.py --spatial-tokens 2`).
+  condition tokens with a 2 × 2 spatial grid (`train_prior.py --spatial-tokens 2`);
+- diffusers' `AutoencoderKL` laid out as the built-in latent model's (`train_autoencoder.py`: four
+  levels, one resnet each, GroupNorm of 16 groups; narrower, to keep the file small), random
+  weights: the posterior mean of two images and the decoding of it.
 
 Usage: python3 tools/gpu/check_parity.py   (CPU is enough; needs torch, numpy, safetensors)
 """
@@ -87,12 +90,29 @@ def main():
         encoder_images=images.to(torch.uint8), encoder_embeddings=emb.float(), encoder_tokens=tokens.float()
     )
 
+    from train_autoencoder import build
+
+    ae = build([16, 16, 32, 32], 1, 4).double().eval()
+    with torch.no_grad():
+        for p in ae.parameters():
+            p.copy_(p + torch.randn_like(p) * 0.05)  # GroupNorm affines and biases off their init
+        ae_images = images[:, :, 32:96, 32:96].double() / 127.5 - 1  # 64 px: a smaller file
+        ae_mean = ae.encode(ae_images).latent_dist.mean
+        ae_decoded = ae.decode(ae_mean).sample
+    tensors.update({f"autoencoder.{k}": v.float().contiguous() for k, v in ae.state_dict().items()})
+    tensors.update(ae_mean=ae_mean.float().contiguous(), ae_decoded=ae_decoded.float().contiguous())
+    ae_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in ae.config.items() if not k.startswith("_")}
+
     out_path = os.path.join(ROOT, "engine/tests/data/torch_mirror.safetensors")
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     save_file(
         tensors,
         out_path,
-        metadata={"prior_config": json.dumps(cfg), "nvs_prior_config": json.dumps(nvs_cfg)},
+        metadata={
+            "prior_config": json.dumps(cfg),
+            "nvs_prior_config": json.dumps(nvs_cfg),
+            "autoencoder_config": json.dumps(ae_cfg),
+        },
     )
     print(f"wrote {len(tensors)} tensors to {out_path}")
 

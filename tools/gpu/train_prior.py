@@ -18,6 +18,9 @@ Recipe (each part an option, so A/B runs differ by flags only):
 - target: x0 (`--prediction sample`, loss ‖x̂0 − x0‖² / max(σ², 0.05)) or v or ε, on the
   Lumos linear schedule (β 1e-4 → 0.02, 1000 steps);
 - AdamW, warm-up then cosine decay over the wall-clock budget, EMA of the weights (exported);
+- space: pixels in [-1, 1], or with `--autoencoder DIR` the scaled latent means of the small
+  autoencoder `train_autoencoder.py` trains (encoded once; samples decoded for the check, which
+  then also reports the retrieval of the autoencoder's own reconstructions: its floor);
 - a quick retrieval check on the held-out split at the end (DDIM, 20 steps, guidance 4.5 or
   `--eval-guidance`).
 
@@ -106,10 +109,11 @@ def embed_all(encoder, images_u8, size, views, seed, grid):
 
 
 @torch.no_grad()
-def ddim_sample(model, cond, null, ac, steps, guidance, gen, prediction, size):
-    """DDIM (eta 0) on the time-uniform grid, x0 clipped to [-1, 1] at every step."""
+def ddim_sample(model, cond, null, ac, steps, guidance, gen, prediction, size, channels=3, clip=True):
+    """DDIM (eta 0) on the time-uniform grid, x0 clipped to [-1, 1] at every step when `clip`
+    (pixel space; latents are not clipped, as the engine does)."""
     b = cond.shape[0]
-    x = torch.randn(b, 3, size, size, generator=gen, device=cond.device)
+    x = torch.randn(b, channels, size, size, generator=gen, device=cond.device)
     ts = torch.linspace(T - 1, 0, steps + 1, device=cond.device).round().long()
     for i in range(steps):
         t, t_next = ts[i], ts[i + 1]
@@ -125,7 +129,8 @@ def ddim_sample(model, cond, null, ac, steps, guidance, gen, prediction, size):
             x0 = a * x - s * pred
         else:
             x0 = (x - s * pred) / a
-        x0 = x0.clamp(-1, 1)
+        if clip:
+            x0 = x0.clamp(-1, 1)
         eps = (x - a * x0) / s
         if i == steps - 1:
             x = x0
@@ -188,6 +193,35 @@ def load_corpus(path):
     return names, images
 
 
+def load_autoencoder(folder, dev):
+    """The diffusers `AutoencoderKL` of `train_autoencoder.py` (config.json with its scaling
+    factor, autoencoder.safetensors), frozen."""
+    from diffusers import AutoencoderKL
+
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    ae = AutoencoderKL.from_config(config)
+    ae.load_state_dict(load_file(os.path.join(folder, "autoencoder.safetensors")))
+    ae = ae.to(dev).eval().requires_grad_(False)
+    return ae, config
+
+
+@torch.no_grad()
+def encode_latents(ae, scaling, images_u8, batch=128):
+    """Scaled posterior means of (n, 3, s, s) u8 images."""
+    out = []
+    for i in range(0, images_u8.shape[0], batch):
+        x = images_u8[i : i + batch].float() / 127.5 - 1
+        out.append(ae.encode(x).latent_dist.mean * scaling)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def decode_latents(ae, scaling, latents, batch=128):
+    """Images in [-1, 1] from scaled latents."""
+    return torch.cat([ae.decode(latents[i : i + batch] / scaling).sample.clamp(-1, 1) for i in range(0, len(latents), batch)])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -215,6 +249,8 @@ def main():
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=0, help="train exactly this many steps, the schedule over steps (--minutes ignored)")
+    ap.add_argument("--autoencoder", help="folder of train_autoencoder.py's output: the prior works in its latent space")
     ap.add_argument("--init", help="folder of an exported model (prior*.safetensors) to continue from")
     args = ap.parse_args()
 
@@ -244,10 +280,22 @@ def main():
     emb[used] = embed_all(encoder, images[used], args.encoder_size, args.views, args.seed, args.spatial_tokens)
     say(f"embedded {len(used)} images x {args.views} views in {time.time() - t0:.1f}s")
 
+    ae, scaling, targets = None, 1.0, None
+    if args.autoencoder:
+        t0 = time.time()
+        ae, ae_config = load_autoencoder(args.autoencoder, dev)
+        scaling = ae_config["scaling_factor"]
+        latents = encode_latents(ae, scaling, images[used])
+        targets = torch.zeros((len(names),) + latents.shape[1:], device=dev)
+        targets[used] = latents
+        say(f"encoded {len(used)} images to latents {tuple(latents.shape[1:])} in {time.time() - t0:.1f}s (std {latents.std().item():.3f})")
+    space_channels = 3 if ae is None else targets.shape[1]
+    space_size = size if ae is None else targets.shape[-1]
+
     cfg = {
-        "input_size": size,
+        "input_size": space_size,
         "patch_size": args.patch,
-        "in_channels": 3,
+        "in_channels": space_channels,
         "hidden_size": args.width,
         "depth": args.depth,
         "num_heads": args.heads,
@@ -284,14 +332,21 @@ def main():
     losses = []
     while True:
         elapsed = time.time() - start
-        if elapsed >= budget or (args.max_steps and step >= args.max_steps):
-            break
-        frac = elapsed / budget
-        lr = args.lr * min(1.0, (elapsed + 1e-3) / warmup_secs) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        if args.steps:
+            # A fixed number of steps (a fair A/B whatever else runs on the machine): the
+            # schedule follows the steps, warm-up over the first 50.
+            if step >= args.steps:
+                break
+            frac, warm = step / args.steps, min(1.0, (step + 1) / 50)
+        else:
+            if elapsed >= budget or (args.max_steps and step >= args.max_steps):
+                break
+            frac, warm = elapsed / budget, min(1.0, (elapsed + 1e-3) / warmup_secs)
+        lr = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
         pick = train_idx[torch.randint(len(train_idx), (args.batch,), generator=gen, device=dev)]
-        x0 = images[pick].float() / 127.5 - 1
+        x0 = images[pick].float() / 127.5 - 1 if ae is None else targets[pick]
         view = torch.randint(args.views, (args.batch,), generator=gen, device=dev)
         y = emb[pick, view].float().reshape(args.batch, 1, n_tokens, 1280)
         null = model.y_embedder.y_embedding.reshape(1, 1, n_tokens, 1280).expand_as(y)
@@ -344,7 +399,13 @@ def main():
         src = cond[:, 0, 0]
         g = torch.Generator(device=dev).manual_seed(1234)
         null = model.y_embedder.y_embedding.detach().reshape(1, 1, n_tokens, 1280).expand(len(idx), 1, n_tokens, 1280)
-        samples = ddim_sample(model, cond, null, ac, 20, args.eval_guidance, g, args.prediction, size)
+        samples = ddim_sample(model, cond, null, ac, 20, args.eval_guidance, g, args.prediction, space_size, space_channels, ae is None)
+        if ae is not None:
+            samples = decode_latents(ae, scaling, samples)
+            # The autoencoder's floor: its reconstructions of the sources, retrieved the same way.
+            recon = decode_latents(ae, scaling, targets[idx])
+            recon_emb = embed(encoder, upsample_u8(((recon + 1) * 127.5).round().clamp(0, 255), args.encoder_size))
+            results[split + "_reconstructed"] = retrieval(recon_emb, src)
         u8 = ((samples + 1) * 127.5).round().clamp(0, 255)
         gen_emb = embed(encoder, upsample_u8(u8, args.encoder_size))
         r = retrieval(gen_emb, src)

@@ -35,6 +35,20 @@ pub struct VaeConfig {
     /// Latent scaling factor (0.18215 for SD-1.x).
     #[serde(default = "sd_scale")]
     pub scaling_factor: f64,
+    /// The live preview's linear map from the scaled latent to RGB, for autoencoders whose
+    /// latent space is not SD-1.x's (the built-in model's, fitted by its trainer); `None`:
+    /// the front end's SD-1.x map. Not a diffusers field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_rgb: Option<LatentRgbFactors>,
+}
+
+/// `rgb[c] = Σ_k latent[k] · matrix[k][c] + bias[c]`, RGB in [-1, 1].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatentRgbFactors {
+    /// One row per latent channel; columns R, G, B.
+    pub matrix: Vec<[f32; 3]>,
+    /// Added after the product.
+    pub bias: [f32; 3],
 }
 
 fn three() -> usize {
@@ -61,6 +75,7 @@ impl VaeConfig {
             latent_channels: 4,
             norm_num_groups: 32,
             scaling_factor: 0.18215,
+            latent_rgb: None,
         }
     }
 

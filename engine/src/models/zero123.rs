@@ -58,6 +58,7 @@ impl LdmVaeConfig {
             latent_channels: self.z_channels,
             norm_num_groups: 32,
             scaling_factor,
+            latent_rgb: None,
         }
     }
 }

@@ -393,7 +393,11 @@ pub fn sample_with<'a>(
         });
     }
     let mut on_step = |step: sampling::SolverStep<'_>| -> Result<()> {
-        let preview = latent_preview(step.x0)?;
+        let mut preview = latent_preview(step.x0)?;
+        preview.rgb = model
+            .vae
+            .as_ref()
+            .and_then(|vae| vae.config().latent_rgb.clone());
         hook(StepReport::Step {
             step: step.step,
             steps: step.steps,
@@ -542,6 +546,7 @@ pub(crate) fn latent_preview(x0: &Tensor) -> Result<LatentPreview> {
         height,
         width,
         data: first.flatten_all()?.to_vec1()?,
+        rgb: None,
     })
 }
 
