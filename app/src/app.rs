@@ -149,6 +149,13 @@ enum DialogResult {
         dir: PathBuf,
         outcome: anyhow::Result<ExportReport>,
     },
+    /// A multi-view set was written (or not) into `dir`: kept in the history folder when
+    /// `kept_run` names its run, else exported.
+    SetWritten {
+        dir: PathBuf,
+        kept_run: Option<u64>,
+        outcome: anyhow::Result<Vec<PathBuf>>,
+    },
 }
 
 /// Reads and decodes one reference file, and the settings it carries if it is our PNG.
@@ -773,9 +780,16 @@ impl LumosApp {
                     self.reference_loaded(&path, outcome.map(|loaded| *loaded));
                 }
                 DialogResult::Exported { dir, outcome } => {
-                    self.export_threads.retain(|thread| !thread.is_finished());
-                    self.exports_running = self.exports_running.saturating_sub(1);
+                    self.write_ended();
                     self.export_written(&dir, outcome);
+                }
+                DialogResult::SetWritten {
+                    dir,
+                    kept_run,
+                    outcome,
+                } => {
+                    self.write_ended();
+                    self.multiview_set_written(&dir, kept_run, outcome);
                 }
             }
         }
@@ -1418,16 +1432,24 @@ impl LumosApp {
         }
     }
 
-    /// Writes an export on a thread of its own (encoding PNGs and an animation's GIF can take a
-    /// while; the window stays responsive), reported by [`Self::export_written`].
+    /// Writes an export on a thread of its own, reported by [`Self::export_written`].
     fn finish_export(&mut self, plan: &ExportPlan, choice: ConflictChoice, dir: &Path) {
         let (plan, dir) = (plan.clone(), dir.to_owned());
+        self.write_on_thread(move || {
+            let outcome = export::execute(&plan, choice, &dir);
+            DialogResult::Exported { dir, outcome }
+        });
+    }
+
+    /// Runs `write` (files of an export or a kept set) on a thread of its own: encoding PNGs
+    /// and an animation's GIF can take a while, and the window stays responsive. Its result
+    /// comes back as a [`DialogResult`]; quitting waits for it.
+    fn write_on_thread(&mut self, write: impl FnOnce() -> DialogResult + Send + 'static) {
         let (sender, ctx) = (self.dialogs_tx.clone(), self.ctx.clone());
         let spawned = std::thread::Builder::new()
             .name("export".into())
             .spawn(move || {
-                let outcome = export::execute(&plan, choice, &dir);
-                let _ = sender.send(DialogResult::Exported { dir, outcome });
+                let _ = sender.send(write());
                 ctx.request_repaint();
             });
         match spawned {
@@ -1435,10 +1457,16 @@ impl LumosApp {
                 self.exports_running += 1;
                 self.export_threads.push(thread);
             }
-            Err(error) => self
-                .notifications
-                .error(format!("Export failed: could not start writing ({error}).")),
+            Err(error) => self.notifications.error(format!(
+                "Nothing was written: could not start writing ({error})."
+            )),
         }
+    }
+
+    /// A write started by [`Self::write_on_thread`] reported back.
+    fn write_ended(&mut self) {
+        self.export_threads.retain(|thread| !thread.is_finished());
+        self.exports_running = self.exports_running.saturating_sub(1);
     }
 
     fn export_written(&mut self, dir: &Path, outcome: anyhow::Result<ExportReport>) {

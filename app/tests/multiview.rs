@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{AppHarness, drop_file, harness_with, slider, step_until};
+use common::{AppHarness, drop_file, harness_with, slider, step_until, wait_for_exports};
 use egui_kittest::kittest::Queryable;
 use lumos_engine::camera::Transforms;
 use lumos_engine::multiview_export::CAMERA_KEYWORD;
@@ -149,7 +149,8 @@ fn make_a_set_scrub_the_turntable_and_export_what_the_cli_writes() {
 
     // Export set: seven frames, cameras, grid and turntable, all decodable.
     harness.get_by_label("Export set").click();
-    harness.run_steps(2);
+    harness.run_steps(1);
+    wait_for_exports(&mut harness);
     let written = harness.state().multiview().last_export.clone();
     assert_eq!(
         written.len(),
@@ -208,7 +209,8 @@ fn make_a_set_scrub_the_turntable_and_export_what_the_cli_writes() {
     harness.get_by_label("Export set").click();
     harness.run_steps(4);
     harness.get_by_label("Replace").click();
-    harness.run_steps(2);
+    harness.run_steps(1);
+    wait_for_exports(&mut harness);
     assert!(!harness.state().asks_question());
     let view = image::open(dir.join("view_01.png")).expect("decodes");
     assert_eq!(
@@ -256,7 +258,9 @@ fn every_finished_set_is_kept_in_the_history_folder_and_none_replaces_another() 
         harness.get_by_label("Generate").click();
         harness.run_steps(1);
         assert_eq!(wait_for_set(&mut harness), SetStatus::Finished);
-        harness.run_steps(2);
+        harness.run_steps(1);
+        wait_for_exports(&mut harness); // the set is written on a thread
+        harness.run_steps(1);
         let run = harness.state().multiview().run.as_ref().expect("a set");
         let dir = run.kept_in.clone().expect("kept in the history folder");
         assert_eq!(set_folders().len(), made, "one folder per set");

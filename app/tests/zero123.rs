@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{AppHarness, drop_file, harness_with, slider, step_until};
+use common::{AppHarness, drop_file, harness_with, slider, step_until, wait_for_exports};
 use egui_kittest::kittest::{NodeT as _, Queryable};
 use lumos_engine::camera::Transforms;
 use lumos_engine::checkpoints::fixtures_root;
@@ -192,7 +192,8 @@ fn a_zero123_checkpoint_found_by_search_makes_and_exports_a_turntable_set() {
     harness.get_by_label("az 120° · el 0°");
 
     harness.get_by_label("Export set").click();
-    harness.run_steps(2);
+    harness.run_steps(1);
+    wait_for_exports(&mut harness);
     let written = harness.state().multiview().last_export.clone();
     assert_eq!(written.len(), 3 + 3, "{}", notifications(&harness));
     let dir = export_dir.path();

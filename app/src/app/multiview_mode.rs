@@ -10,7 +10,7 @@ use lumos_engine::multiview_export::{ExistingFiles, ViewAlpha};
 use lumos_engine::pipelines::multiview::MultiviewRequest;
 use lumos_engine::protocol::{JobId, MultiviewJob, MultiviewModel};
 
-use super::{LumosApp, Question};
+use super::{DialogResult, LumosApp, Question};
 use crate::gallery::RunStatus;
 use crate::multiview::{MultiviewMode, MultiviewRun, SetStatus};
 use crate::panels::multiview::not_multiview_message;
@@ -115,7 +115,8 @@ impl LumosApp {
     }
 
     /// Writes the set, once finished, into the history folder as "Export set" would, so that
-    /// it outlives the next set and the session (the mode holds only the latest set).
+    /// it outlives the next set and the session (the mode holds only the latest set). Written
+    /// on a thread; [`Self::multiview_set_written`] reports it.
     fn keep_finished_set(&mut self) {
         let Some(history) = self.history_dir.clone() else {
             return; // history off (tests, or no data folder on this system)
@@ -133,31 +134,25 @@ impl LumosApp {
         };
         let dir =
             crate::history::multiview_set_dir(&history, crate::history::now_unix_secs(), run.id);
-        let written = std::fs::create_dir_all(&dir)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| {
-                set.write(&dir, ViewAlpha::ObjectMask, ExistingFiles::Refuse)
-                    .map_err(anyhow::Error::from)
-            });
-        match written {
-            Ok(_) => {
-                run.kept_in = Some(dir.clone());
-                self.notifications.info(format!(
-                    "The multi-view set is kept in {} (views, transforms.json, grid and \
-                     turntable); Export set copies it where you want it.",
-                    dir.display()
-                ));
+        run.kept_in = Some(dir.clone()); // taken back if writing fails
+        let kept_run = Some(run.id);
+        self.write_on_thread(move || {
+            let outcome = std::fs::create_dir_all(&dir)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| {
+                    set.write(&dir, ViewAlpha::ObjectMask, ExistingFiles::Refuse)
+                        .map_err(anyhow::Error::from)
+                });
+            DialogResult::SetWritten {
+                dir,
+                kept_run,
+                outcome,
             }
-            Err(error) => self.notifications.error(format!(
-                "The multi-view set could not be kept in the history folder {}: {error:#}. It \
-                 is still here: use Export set before making another.",
-                history.display()
-            )),
-        }
+        });
     }
 
-    /// Writes the finished set into the export folder. Files of an earlier set there are
-    /// replaced only with `replace` (after the user was asked).
+    /// Writes the finished set into the export folder (on a thread). Files of an earlier set
+    /// there are replaced only with `replace` (after the user was asked).
     pub(super) fn export_multiview_set(&mut self, replace: bool) {
         self.question = None;
         let Some(dir) = self.settings.export_dir.clone() else {
@@ -190,8 +185,43 @@ impl LumosApp {
         } else {
             ExistingFiles::Refuse
         };
-        match set.write(&dir, alpha, existing_files) {
-            Ok(written) => {
+        self.write_on_thread(move || {
+            let outcome = set
+                .write(&dir, alpha, existing_files)
+                .map_err(anyhow::Error::from);
+            DialogResult::SetWritten {
+                dir,
+                kept_run: None,
+                outcome,
+            }
+        });
+    }
+
+    /// A set was written into `dir` (or not): kept in the history folder for `kept_run`, or
+    /// exported.
+    pub(super) fn multiview_set_written(
+        &mut self,
+        dir: &std::path::Path,
+        kept_run: Option<u64>,
+        outcome: anyhow::Result<Vec<PathBuf>>,
+    ) {
+        match (kept_run, outcome) {
+            (Some(_), Ok(_)) => self.notifications.info(format!(
+                "The multi-view set is kept in {} (views, transforms.json, grid and turntable); \
+                 Export set copies it where you want it.",
+                dir.display()
+            )),
+            (Some(run_id), Err(error)) => {
+                if let Some(run) = self.multiview.run.as_mut().filter(|run| run.id == run_id) {
+                    run.kept_in = None;
+                }
+                self.notifications.error(format!(
+                    "The multi-view set could not be kept in the history folder ({}): \
+                     {error:#}. Use Export set before making another.",
+                    dir.display()
+                ));
+            }
+            (None, Ok(written)) => {
                 self.notifications.info(format!(
                     "Exported the multi-view set ({} files: views, transforms.json, grid and \
                      turntable) to {}",
@@ -200,7 +230,7 @@ impl LumosApp {
                 ));
                 self.multiview.last_export = written;
             }
-            Err(error) => self
+            (None, Err(error)) => self
                 .notifications
                 .error(format!("The multi-view set was not exported: {error:#}")),
         }

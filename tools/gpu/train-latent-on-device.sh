@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Trains the built-in prior at 128 px on a lent GPU machine (PyTorch there, no Rust), as an A/B
+# run side by side on the one GPU, each for the same wall-clock minutes:
+#   latent   adaLN + x0 + final conv in the latent space of the project's small autoencoder
+#            (16 x 16 x 4 latents, patch 2: 64 tokens, the same DiT cost as the 64 px model)
+#   pixel    the same recipe on 128 px pixels with patch 16 (64 tokens): the control
+# The run with the best held-out top-1 retrieval (trainer's check) is copied to $OUT/ship with
+# the autoencoder when it is the latent one; summary.txt has every run's log and figures.
+#
+# Carried (git-ignored; tree + these must stay under 64 MiB, so run device-pack.sh's stash of
+# the embedded weights first, or carry only these with the tree):
+#   .gpu-data/corpus128.npz   pack_corpus.py CORPUS128/images .gpu-data/corpus128.npz --size 128 --quality 70  (~34 MB)
+#   .gpu-data/ae128/          train_autoencoder.py's autoencoder.safetensors, config.json, preview_rgb.json (~4 MB)
+#   .whl/                     diffusers and the one package it needs that the machine lacks (~6.4 MB):
+#                             pip download --no-deps --only-binary=:all: -d .whl diffusers==0.42.1 importlib_metadata
+# Usage (device tool): bash tools/gpu/train-latent-on-device.sh [MINUTES]
+set -uo pipefail
+MIN=${1:-6}
+OUT=${OUT:-/tmp/out}
+DATA=.gpu-data/corpus128.npz
+AE=.gpu-data/ae128
+ENC=assets/encoder/efficientnet_lite0.safetensors
+cd "$(dirname "$0")/../.."
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import diffusers" 2>/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+T="$PY tools/gpu/train_prior.py --data $DATA --encoder $ENC --shards 2 --adaln-condition --final-conv --prediction sample ${EXTRA:-}"
+$T --out /tmp/runs/latent --minutes "$MIN" --autoencoder $AE --patch 2 --seed 1 >/tmp/latent.txt 2>&1 &
+$T --out /tmp/runs/pixel --minutes "$MIN" --patch 16 --seed 2 >/tmp/pixel.txt 2>&1 &
+wait
+for r in latent pixel; do echo "=== $r"; cat /tmp/$r.txt; done >"$OUT/summary.txt"
+$PY - "$OUT" "$AE" >>"$OUT/summary.txt" <<'PY'
+import json, os, shutil, sys
+out, ae = sys.argv[1], sys.argv[2]
+def top1(name):
+    try:
+        return json.load(open(f"/tmp/runs/{name}/eval.json"))["held_out"]["top1"]
+    except Exception:
+        return -1
+best = max(["latent", "pixel"], key=top1)
+ship = os.path.join(out, "ship")
+os.makedirs(ship, exist_ok=True)
+for f in ("prior.part0.safetensors", "prior.part1.safetensors", "model.json", "samples.npy", "eval.json", "train.log"):
+    shutil.copy(os.path.join("/tmp/runs", best, f), os.path.join(ship, f))
+if best == "latent":
+    shutil.copytree(ae, os.path.join(ship, "autoencoder"), dirs_exist_ok=True)
+print(f"shipped: {best} (held-out top-1 {top1(best)}); install with tools/gpu/install_default.py"
+      + (" --autoencoder ship/autoencoder" if best == "latent" else ""))
+PY
+grep -E "^===|eval|trained|embedded|encoded|shipped|Error|error" "$OUT/summary.txt"
