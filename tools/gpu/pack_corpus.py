@@ -7,9 +7,12 @@ lossless WebP (about 2.4 kB an image, 40 % of zlib on the raw array), concatenat
 byte array with offsets, with the file names relative to the folder (the held-out split hashes
 those names). `train_prior.load_corpus` reads it back.
 
-Usage: python3 pack_corpus.py CORPUS/images OUT.npz [--size 64] [--quality 95]
+Usage: python3 pack_corpus.py CORPUS/images OUT.npz [--size 64] [--quality 95] [--parts N]
 
-(`--quality 95`, lossy, halves the file when a checkpoint must travel beside it.)
+(`--quality 95`, lossy, halves the file when a checkpoint must travel beside it. `--parts N`
+writes OUT.part0.npz … OUT.part{N-1}.npz, every N-th image in each, for data larger than one
+device call can carry: carry one part per call — the machine keeps what earlier calls carried
+while it stays warm — and give the trainers the parts comma-separated.)
 """
 
 import argparse
@@ -26,6 +29,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--quality", type=int, default=0, help="lossy WebP quality (0: lossless)")
+    ap.add_argument("--parts", type=int, default=1)
     args = ap.parse_args()
     names = sorted(
         f for f in os.listdir(args.folder) if f.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))
@@ -41,9 +45,13 @@ def main():
         else:
             im.save(buf, "WEBP", lossless=True, quality=100, method=4)
         blobs.append(np.frombuffer(buf.getvalue(), dtype=np.uint8))
-    offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
-    np.savez(args.out, blob=np.concatenate(blobs), offsets=offsets, names=np.array(names))
-    print(f"packed {len(names)} images into {args.out} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
+    for part in range(args.parts):
+        out = args.out if args.parts == 1 else args.out.removesuffix(".npz") + f".part{part}.npz"
+        these = range(part, len(names), args.parts)
+        offsets = np.cumsum([0] + [len(blobs[i]) for i in these]).astype(np.int64)
+        blob = np.concatenate([blobs[i] for i in these])
+        np.savez(out, blob=blob, offsets=offsets, names=np.array([names[i] for i in these]))
+        print(f"packed {len(these)} images into {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

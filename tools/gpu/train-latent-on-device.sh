@@ -7,26 +7,36 @@
 # The run with the best held-out top-1 retrieval (trainer's check) is copied to $OUT/ship with
 # the autoencoder when it is the latent one; summary.txt has every run's log and figures.
 #
-# Carried (git-ignored; tree + these must stay under 64 MiB, so run device-pack.sh's stash of
-# the embedded weights first, or carry only these with the tree):
-#   .gpu-data/corpus128.npz   pack_corpus.py CORPUS128/images .gpu-data/corpus128.npz --size 128 --quality 70  (~34 MB)
-#   .gpu-data/ae128/          train_autoencoder.py's autoencoder.safetensors, config.json, preview_rgb.json (~4 MB)
-#   .whl/                     diffusers and the one package it needs that the machine lacks (~6.4 MB):
+# Carried (git-ignored). The tree must be ~21 MiB (tools/gpu/device-pack.sh has moved the
+# embedded weights aside; it also packs .gpu-bin, which these calls need not carry), and one
+# call carries at most 64 MiB with it, so the data travels in two calls to a warm machine:
+#   call 1: carry [".gpu-data/corpus128.part0.npz", ".gpu-data/efficientnet_lite0.safetensors"],
+#           command "true"
+#   call 2: carry [".gpu-data/corpus128.part1.npz", ".gpu-data/ae128", ".whl"],
+#           command "bash tools/gpu/train-latent-on-device.sh 6"
+# where, here:
+#   python3 tools/gpu/pack_corpus.py CORPUS128/images .gpu-data/corpus128.npz --size 128 --quality 80 --parts 2
+#                             (a corpus built with --size 128; 25.7 + 26.0 MB)
+#   .gpu-data/efficientnet_lite0.safetensors   a copy of assets/encoder's (stashed by device-pack.sh)
+#   .gpu-data/ae128/          train_autoencoder.py's autoencoder.safetensors, config.json, preview_rgb.json (3.8 MB)
+#   .whl/                     diffusers and the one package it needs that the machine lacks (6.2 MB):
 #                             pip download --no-deps --only-binary=:all: -d .whl diffusers==0.42.1 importlib_metadata
 # Usage (device tool): bash tools/gpu/train-latent-on-device.sh [MINUTES]
 set -uo pipefail
 MIN=${1:-6}
 OUT=${OUT:-/tmp/out}
-DATA=.gpu-data/corpus128.npz
+DATA=.gpu-data/corpus128.part0.npz,.gpu-data/corpus128.part1.npz
 AE=.gpu-data/ae128
-ENC=assets/encoder/efficientnet_lite0.safetensors
 cd "$(dirname "$0")/../.."
+ENC=assets/encoder/efficientnet_lite0.safetensors
+[ -e $ENC ] || ENC=.gpu-data/efficientnet_lite0.safetensors
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 if ! "$PY" -c "import diffusers" 2>/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
 T="$PY tools/gpu/train_prior.py --data $DATA --encoder $ENC --shards 2 --adaln-condition --final-conv --prediction sample ${EXTRA:-}"
 $T --out /tmp/runs/latent --minutes "$MIN" --autoencoder $AE --patch 2 --seed 1 >/tmp/latent.txt 2>&1 &

@@ -178,19 +178,21 @@ def run_logger(out_dir):
     return say
 
 
-def load_corpus(path):
-    """Names and u8 images (n, s, s, 3) from `pack_corpus.py`'s file."""
+def load_corpus(paths):
+    """Names and u8 images (n, s, s, 3) from `pack_corpus.py`'s file, or from its parts
+    (comma-separated paths)."""
     import io
 
     from PIL import Image
 
-    data = np.load(path)
-    names = [str(n) for n in data["names"]]
-    blob, offsets = data["blob"], data["offsets"]
-    images = np.stack(
-        [np.asarray(Image.open(io.BytesIO(blob[offsets[i] : offsets[i + 1]].tobytes())).convert("RGB")) for i in range(len(names))]
-    )
-    return names, images
+    names, images = [], []
+    for path in paths.split(","):
+        data = np.load(path)
+        blob, offsets = data["blob"], data["offsets"]
+        for i, name in enumerate(data["names"]):
+            names.append(str(name))
+            images.append(np.asarray(Image.open(io.BytesIO(blob[offsets[i] : offsets[i + 1]].tobytes())).convert("RGB")))
+    return names, np.stack(images)
 
 
 def load_autoencoder(folder, dev):
