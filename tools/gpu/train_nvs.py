@@ -115,6 +115,28 @@ def nvs_model(args, device):
     return model.to(device), cfg
 
 
+def export(args, cfg, ema):
+    """Writes what the engine loads: float16 EMA weights and a complete model.json."""
+    os.makedirs(args.out, exist_ok=True)
+    save_file(
+        {k: v.to(torch.float16).contiguous().cpu() for k, v in ema.items()},
+        os.path.join(args.out, "prior.safetensors.tmp"),
+    )  # written aside and renamed: a run killed mid-write keeps its previous export
+    os.replace(os.path.join(args.out, "prior.safetensors.tmp"), os.path.join(args.out, "prior.safetensors"))
+    spec = {
+        "name": args.name,
+        "precision": "F32",
+        "prior": {"path": "prior.safetensors", "config": cfg},
+        "encoder": {
+            "path": "embedded:encoder/efficientnet_lite0.safetensors",
+            "config": {"architecture": "efficientnet_lite0", "image_size": 128},
+        },
+        "vae": None,
+    }
+    with open(os.path.join(args.out, "model.json"), "w") as f:
+        json.dump(spec, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -131,6 +153,7 @@ def main():
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--cond-drop", type=float, default=0.1)
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: time only)")
+    ap.add_argument("--save-minutes", type=float, default=10, help="export this often while training")
     ap.add_argument("--name", default="Lumos small multi-view")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -141,9 +164,13 @@ def main():
     print(f"{n_obj} train objects × {n_view} views at {args.size} px on {device}")
     encoder = EfficientNetLite0({k: v.to(device) for k, v in load_file(args.encoder).items()})
     with torch.no_grad():
-        flat = images.reshape(-1, 3, args.size, args.size).to(device)
-        up = F.interpolate(flat.float(), size=(128, 128), mode="bilinear", align_corners=False)
-        embeddings = torch.cat([embed(encoder, up[i : i + 256].round()) for i in range(0, len(up), 256)])
+        flat = images.reshape(-1, 3, args.size, args.size)
+
+        def embed_chunk(u8):  # upsampled a chunk at a time: all at once is 21 GB for 9,000 objects
+            up = F.interpolate(u8.to(device).float(), size=(128, 128), mode="bilinear", align_corners=False)
+            return embed(encoder, up.round())
+
+        embeddings = torch.cat([embed_chunk(flat[i : i + 256]) for i in range(0, len(flat), 256)])
         embeddings = embeddings.reshape(n_obj, n_view, -1)
     images, poses = images.to(device), poses.to(device)
 
@@ -152,6 +179,7 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     ac = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T, dtype=torch.float64), 0).float().to(device)
     deadline = time.time() + args.minutes * 60
+    last_export = time.time()
     start, step, gen = time.time(), 0, torch.Generator(device=device).manual_seed(1)
     while time.time() < deadline and (args.max_steps == 0 or step < args.max_steps):
         b = args.batch
@@ -186,24 +214,11 @@ def main():
         step += 1
         if step % 100 == 0 or step == 1:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
+        if time.time() > last_export + args.save_minutes * 60:
+            export(args, cfg, ema)  # a killed run keeps its last export; --init DIR continues it
+            last_export = time.time()
 
-    os.makedirs(args.out, exist_ok=True)
-    save_file(
-        {k: v.to(torch.float16).contiguous().cpu() for k, v in ema.items()},
-        os.path.join(args.out, "prior.safetensors"),
-    )
-    spec = {
-        "name": args.name,
-        "precision": "F32",
-        "prior": {"path": "prior.safetensors", "config": cfg},
-        "encoder": {
-            "path": "embedded:encoder/efficientnet_lite0.safetensors",
-            "config": {"architecture": "efficientnet_lite0", "image_size": 128},
-        },
-        "vae": None,
-    }
-    with open(os.path.join(args.out, "model.json"), "w") as f:
-        json.dump(spec, f, indent=1)
+    export(args, cfg, ema)
     print(f"exported {args.out} after {step} steps × {args.batch} ({time.time() - start:.0f} s)")
 
 
