@@ -78,14 +78,18 @@ pub struct AppConfig {
 
 impl AppConfig {
     /// The configuration of the real app: the full model if discovery finds it, the built-in
-    /// default prior, then the tiny test model if the fixtures are present (a development
-    /// checkout).
+    /// default prior and the built-in multi-view model, then the tiny test model if the
+    /// fixtures are present (a development checkout).
     pub fn discover() -> Self {
         let discovery = checkpoints::discover(None);
         let mut models: Vec<ModelSpec> = discovery.spec().into_iter().collect();
         match lumos_engine::embedded::default_spec() {
             Ok(spec) => models.push(spec),
             Err(error) => log::warn!("the built-in model is unusable: {error}"),
+        }
+        match lumos_engine::embedded::multiview_spec() {
+            Ok(spec) => models.push(spec),
+            Err(error) => log::warn!("the built-in multi-view model is unusable: {error}"),
         }
         if let Ok(spec) = checkpoints::pipeline_fixture_spec(&checkpoints::fixtures_root()) {
             models.push(spec);
@@ -1733,9 +1737,17 @@ impl LumosApp {
                 egui::ScrollArea::vertical()
                     .id_salt("controls")
                     .show(ui, |ui| {
-                        // Cloned: the controls edit the settings that name it.
-                        let checkpoint = match self.chosen_model() {
+                        // Cloned: the controls edit the settings that name them.
+                        let runs = self.model_for_mode();
+                        let checkpoint = match runs {
                             Some(ChosenModel::Zero123(checkpoint)) => Some(checkpoint.clone()),
+                            _ => None,
+                        };
+                        let multiview_model =
+                            self.multiview_model().map(|model| model.name().to_owned());
+                        let model_note = runs.and_then(|model| model.built_in_note());
+                        let model_guidance = match runs {
+                            Some(ChosenModel::Lumos(spec)) => spec.guidance,
                             _ => None,
                         };
                         let context = ControlsContext {
@@ -1745,7 +1757,10 @@ impl LumosApp {
                             has_prompt: !self.settings.prompt.trim().is_empty(),
                             busy: !self.jobs.is_empty(),
                             model_is_multiview: self.selected_model_is_multiview(),
+                            multiview_model: multiview_model.as_deref(),
                             checkpoint: checkpoint.as_ref(),
+                            model_note,
+                            model_guidance,
                         };
                         controls_ui(ui, &mut self.settings, &context, &mut self.commands);
                         ui.separator();

@@ -125,6 +125,19 @@ impl ChosenModel<'_> {
         }
     }
 
+    /// What the app tells a user about it in plain words when it is a built-in model.
+    pub fn built_in_note(&self) -> Option<&'static str> {
+        use lumos_engine::embedded::{DEFAULT_MODEL_NOTE, MULTIVIEW_MODEL_NOTE, is_default_name};
+        match self {
+            Self::Lumos(spec) if is_default_name(&spec.name) => Some(if spec.is_novel_view() {
+                MULTIVIEW_MODEL_NOTE
+            } else {
+                DEFAULT_MODEL_NOTE
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether it makes views from other cameras (and only those).
     pub fn is_multiview(&self) -> bool {
         match self {

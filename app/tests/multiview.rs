@@ -378,6 +378,59 @@ fn a_fully_transparent_reference_gives_a_clear_error_and_the_app_goes_on() {
 }
 
 #[test]
+fn the_built_in_multi_view_model_makes_sets_while_the_image_model_stays_chosen() {
+    let inputs = tempfile::tempdir().expect("tempdir");
+    let reference = inputs.path().join("disc.png");
+    disc_reference(&reference);
+    // What a fresh install has: the two built-in models, the image one first (chosen).
+    let mut config = AppConfig::with_model(
+        lumos_engine::embedded::default_spec().expect("the built-in image model"),
+    );
+    let multiview =
+        lumos_engine::embedded::multiview_spec().expect("the built-in multi-view model");
+    config.models.push(multiview.clone());
+    let mut harness = harness_with(config);
+    drop_file(&mut harness, &reference);
+    harness.get_by_label_contains("trained by this project on emoji and clip art");
+    choose_multiview_mode(&mut harness);
+    harness.get_by_label_contains(&format!("Sets are made with {}", multiview.name));
+    harness.get_by_label_contains("simple textured shapes it rendered itself");
+    // Its manifest's guidance is offered, not imposed.
+    let best = multiview
+        .guidance
+        .expect("the built-in model names its guidance");
+    harness.get_by_label_contains(&format!("This model works best at guidance {best:.1}"));
+    harness.get_by_label(&format!("Use {best:.1}")).click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings().sampler.guidance, best);
+    assert!(
+        harness
+            .query_by_label_contains("is not a multi-view model")
+            .is_none()
+    );
+    harness.state_mut().settings_mut().multiview.orbit = OrbitChoice::Turntable;
+    harness
+        .state_mut()
+        .settings_mut()
+        .multiview
+        .turntable_frames = 3;
+    slider(&harness, "Steps").set_value_accesskit(2.0);
+    harness.run_steps(2);
+    harness.get_by_label("Generate").click();
+    harness.run_steps(1);
+    assert_eq!(wait_for_set(&mut harness), SetStatus::Finished);
+    let run = harness.state().multiview().run.as_ref().expect("a set");
+    assert_eq!(run.model, multiview.name);
+    assert_eq!(
+        run.views_made(),
+        2,
+        "three frames: the reference and two views"
+    );
+    // The image modes still use the image model.
+    assert_eq!(harness.state().settings().model, None);
+}
+
+#[test]
 fn a_model_that_makes_no_views_is_named_and_nothing_starts() {
     let inputs = tempfile::tempdir().expect("tempdir");
     let reference = inputs.path().join("disc.png");

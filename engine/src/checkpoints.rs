@@ -594,6 +594,7 @@ pub fn pipeline_fixture_spec(fixtures_root: &Path) -> Result<ModelSpec> {
             path: pipeline.join("vae"),
             config: read_config::<VaeConfig>(&pipeline.join("vae/config.json"))?,
         }),
+        guidance: None,
     })
 }
 
@@ -640,6 +641,7 @@ impl Discovery {
                 path: self.vae.clone()?,
                 config: VaeConfig::sd_vae_ft_mse(),
             }),
+            guidance: None,
         })
     }
 
@@ -836,5 +838,14 @@ pub fn resolve_model(choice: &ModelChoice) -> Result<ResolvedModel> {
                 warning: None,
             })
         }
+    }
+}
+
+/// Resolves the choice of a Lumos novel-view model: `builtin`, and `auto` (which a caller takes
+/// once no Zero123-family checkpoint was found), is the built-in multi-view model.
+pub fn resolve_novel_view_model(choice: &ModelChoice) -> Result<ModelSpec> {
+    match choice {
+        ModelChoice::Auto | ModelChoice::Default => crate::embedded::multiview_spec(),
+        other => Ok(resolve_model(other)?.spec),
     }
 }

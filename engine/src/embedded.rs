@@ -1,5 +1,6 @@
-//! Files compiled into the engine: the default prior, its encoder and the sample references,
-//! so that a fresh install makes images with no download. They are addressed by paths of the
+//! Files compiled into the engine: the default prior, the built-in multi-view model, their
+//! encoder and the sample references, so that a fresh install makes images and multi-view sets
+//! with no download. They are addressed by paths of the
 //! form `embedded:NAME` wherever a weights path is accepted.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ macro_rules! asset {
 static FILES: &[(&str, &[u8])] = &[
     asset!("default/prior.safetensors"),
     asset!("default/model.json"),
+    asset!("multiview/prior.safetensors"),
+    asset!("multiview/model.json"),
     asset!("prompt/prompt.safetensors"),
     asset!("prompt/held_out_prompts.tsv"),
     asset!("encoder/efficientnet_lite0.safetensors"),
@@ -58,7 +61,7 @@ pub fn samples() -> impl Iterator<Item = &'static str> {
         .filter(|n| n.starts_with("samples/"))
 }
 
-/// What follows the manifest's name in the built-in model's name.
+/// What follows the manifest's name in a built-in model's name.
 pub const DEFAULT_NAME_SUFFIX: &str = " (built in)";
 
 /// What the app tells a user about the built-in model, in plain words.
@@ -68,20 +71,39 @@ project on emoji and clip art: it keeps the subject, colours and layout of emoji
 out as rough coloured shapes. \
 For photographs, install the full Lumos model (Models, below).";
 
-/// Whether a model name is the built-in model's.
+/// What the app tells a user about the built-in multi-view model, in plain words.
+pub const MULTIVIEW_MODEL_NOTE: &str = "The built-in multi-view model is small (64 px) and was \
+trained by this project on simple textured shapes it rendered itself (balls, boxes, cylinders, \
+cones): it turns the object's outline and shading with the camera, but its textures come out \
+blurred or noisy. For real objects, add a Zero123-family checkpoint (Models, below).";
+
+/// Whether a model name is a built-in model's.
 pub fn is_default_name(name: &str) -> bool {
     name.ends_with(DEFAULT_NAME_SUFFIX)
 }
 
 /// The default model: the small prior this project trains (see `assets/default/MODEL_CARD.md`).
 pub fn default_spec() -> Result<ModelSpec> {
-    let json = file("default/model.json").unwrap_or_default();
+    builtin_spec("default")
+}
+
+/// The built-in multi-view model: the novel-view config of the same DiT, started from the
+/// default prior and trained on objects the engine renders (`assets/multiview/MODEL_CARD.md`).
+pub fn multiview_spec() -> Result<ModelSpec> {
+    builtin_spec("multiview")
+}
+
+/// The spec of the built-in model in `folder` (its `model.json` and `prior.safetensors`, with
+/// the shared encoder).
+fn builtin_spec(folder: &str) -> Result<ModelSpec> {
+    let manifest = format!("{folder}/model.json");
+    let json = file(&manifest).unwrap_or_default();
     let mut spec: ModelSpec =
         serde_json::from_slice(json).map_err(|e| EngineError::Checkpoint {
-            path: PathBuf::from("embedded:default/model.json"),
+            path: PathBuf::from(format!("{SCHEME}{manifest}")),
             reason: format!("bad manifest: {e}"),
         })?;
-    spec.prior.path = PathBuf::from(format!("{SCHEME}default/prior.safetensors"));
+    spec.prior.path = PathBuf::from(format!("{SCHEME}{folder}/prior.safetensors"));
     spec.encoder.path = PathBuf::from(format!("{SCHEME}encoder/efficientnet_lite0.safetensors"));
     spec.name = format!("{}{DEFAULT_NAME_SUFFIX}", spec.name);
     Ok(spec)

@@ -94,6 +94,10 @@ pub struct ModelSpec {
     /// directly on pixels in [-1, 1] (the small default).
     #[serde(default)]
     pub vae: Option<ComponentSpec<VaeConfig>>,
+    /// The guidance scale this model was measured best at, when its makers say so (the
+    /// built-in multi-view model: 1, no guidance); front ends start from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<f64>,
 }
 
 impl ModelSpec {

@@ -226,11 +226,7 @@ fn bad_multiview_input_gives_clear_errors() {
         ],
         "turntable",
     );
-    // No multi-view model given, and an image-to-image model given.
-    refused(
-        &["multiview", path_str(&reference), "-o", path_str(&out)],
-        "no built-in multi-view model",
-    );
+    // An image-to-image model given.
     let image_model = dir.path().join("image-model.json");
     let spec = lumos_engine::embedded::default_spec().expect("built-in model");
     std::fs::write(&image_model, serde_json::to_string(&spec).expect("json")).expect("write");
@@ -245,6 +241,56 @@ fn bad_multiview_input_gives_clear_errors() {
         ],
         "not views from other cameras",
     );
+}
+
+#[test]
+fn without_a_model_the_built_in_multi_view_model_turns_the_object() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = dir.path().join("disc.png");
+    disc_reference(&reference);
+    let out = dir.path().join("set");
+    let result = lumos(&[
+        "multiview",
+        path_str(&reference),
+        "--preset",
+        "turntable:3",
+        "--steps",
+        "4",
+        "--seed",
+        "1",
+        "-o",
+        path_str(&out),
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("(built in)"),
+        "{}",
+        stderr(&result)
+    );
+    // The views are of the red object on white, from elsewhere: red pixels on a light
+    // background, not the reference copied.
+    let reference_view = image::open(out.join("view_00.png")).expect("png").to_rgb8();
+    for index in 1..3 {
+        let view = image::open(out.join(format!("view_{index:02}.png")))
+            .expect("png")
+            .to_rgb8();
+        let pixels = view.pixels().count() as f64;
+        let red = view
+            .pixels()
+            .filter(|p| p[0] > 120 && p[0] as i32 - p[1] as i32 > 60)
+            .count() as f64;
+        let light = view
+            .pixels()
+            .filter(|p| p.0.iter().all(|&c| c > 200))
+            .count() as f64;
+        assert!(red / pixels > 0.02, "view {index}: {:.3} red", red / pixels);
+        assert!(
+            light / pixels > 0.5,
+            "view {index}: {:.3} light",
+            light / pixels
+        );
+        assert_ne!(view, reference_view, "view {index} is the reference");
+    }
 }
 
 #[test]

@@ -2,7 +2,8 @@
 # Packs what tools/gpu/run-on-device.sh needs into .gpu-bin/ (git-ignored; carried to the GPU
 # machine): the CUDA build of `lumos` (xz), the PyTorch reference benchmark and up to 512
 # training images. The tree and what is carried must stay under the device's 64 MiB, so the
-# model weights that the binary already holds (assets/default, assets/encoder, assets/prompt: 34 MB) are moved
+# model weights that the binary already holds (assets/default, assets/multiview, assets/encoder,
+# assets/prompt: 54 MB) are moved
 # aside into .gpu-stash/ until `--restore` puts them back — run it right after the call.
 # Usage: bash tools/gpu/device-pack.sh [CORPUS_IMAGES_DIR]   (default $LUMOS_CORPUS, else the
 #        app's sample images);  bash tools/gpu/device-pack.sh --restore
@@ -10,7 +11,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 STASH=.gpu-stash
-EMBEDDED="assets/default/prior.safetensors assets/encoder/efficientnet_lite0.safetensors assets/prompt/prompt.safetensors"
+EMBEDDED="assets/default/prior.safetensors assets/multiview/prior.safetensors assets/encoder/efficientnet_lite0.safetensors assets/prompt/prompt.safetensors"
 if [ "${1:-}" = "--restore" ]; then
   for f in $EMBEDDED; do
     [ -e "$STASH/$f" ] && mv "$STASH/$f" "$f"

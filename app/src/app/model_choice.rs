@@ -65,4 +65,35 @@ impl LumosApp {
     pub(super) fn selected_model_is_multiview(&self) -> bool {
         self.chosen_model().is_some_and(|m| m.is_multiview())
     }
+
+    /// The model multi-view sets use: the chosen one when it makes views, else the first that
+    /// does — a Zero123-family checkpoint found on this machine, else a Lumos novel-view model
+    /// (the built-in one) — so that the Multi-view mode works without changing the Model the
+    /// image modes use. `None` when no model makes views.
+    pub(super) fn multiview_model(&self) -> Option<ChosenModel<'_>> {
+        let chosen = self.chosen_model();
+        if chosen.is_some_and(|m| m.is_multiview()) {
+            return chosen;
+        }
+        self.zero123
+            .all()
+            .iter()
+            .find(|checkpoint| checkpoint.is_present())
+            .map(ChosenModel::Zero123)
+            .or_else(|| {
+                self.models
+                    .iter()
+                    .find(|spec| spec.is_novel_view())
+                    .map(ChosenModel::Lumos)
+            })
+    }
+
+    /// The model the current mode runs.
+    pub(super) fn model_for_mode(&self) -> Option<ChosenModel<'_>> {
+        if self.settings.mode == crate::settings::ModeKind::Multiview {
+            self.multiview_model()
+        } else {
+            self.chosen_model()
+        }
+    }
 }

@@ -31,20 +31,22 @@ impl LumosApp {
             return;
         };
         let precision = self.settings.precision();
-        let model = match self.chosen_model() {
-            Some(ChosenModel::Lumos(spec)) if spec.is_novel_view() => {
+        let model = match self.multiview_model() {
+            Some(ChosenModel::Lumos(spec)) => {
                 let mut spec = spec.clone();
                 spec.precision = precision;
                 Ok(MultiviewModel::NovelView(Box::new(spec)))
             }
-            Some(ChosenModel::Lumos(spec)) => Err(not_multiview_message(&spec.name)),
             Some(ChosenModel::Zero123(checkpoint)) if !checkpoint.is_present() => {
                 Err(checkpoint.missing_message())
             }
             Some(ChosenModel::Zero123(checkpoint)) => {
                 Ok(MultiviewModel::Zero123(checkpoint.spec(precision)))
             }
-            None => Err("No model is available: see Models for what to install.".to_owned()),
+            None => Err(match self.chosen_model() {
+                Some(chosen) => not_multiview_message(chosen.name()),
+                None => "No model is available: see Models for what to install.".to_owned(),
+            }),
         };
         let model = match model {
             Ok(model) => model,

@@ -20,11 +20,18 @@ pub struct ControlsContext<'a> {
     pub has_prompt: bool,
     /// Whether a job is running or waiting.
     pub busy: bool,
-    /// Whether the chosen model makes views from other cameras (the multi-view mode needs
-    /// one; the other modes cannot use one).
+    /// Whether the chosen model makes views from other cameras (the other modes cannot use
+    /// one).
     pub model_is_multiview: bool,
-    /// The chosen model when it is a Zero123-family checkpoint.
+    /// The model multi-view sets use (the chosen one when it makes views), if any does.
+    pub multiview_model: Option<&'a str>,
+    /// The model the current mode runs when it is a Zero123-family checkpoint.
     pub checkpoint: Option<&'a Zero123Checkpoint>,
+    /// What to tell the user about the model the current mode runs when it is a built-in one.
+    pub model_note: Option<&'static str>,
+    /// The guidance the model the current mode runs was measured best at, if its manifest
+    /// names one (offered, never imposed: the slider is the user's).
+    pub model_guidance: Option<f64>,
 }
 
 /// Draws the controls; edits `settings` in place, returns Generate.
@@ -72,8 +79,8 @@ pub fn controls_ui(
                 ui,
                 &mut settings.multiview,
                 &ModelFit {
-                    name: &model,
-                    is_multiview: context.model_is_multiview,
+                    chosen: &model,
+                    runs: context.multiview_model,
                     checkpoint: context.checkpoint,
                 },
             );
@@ -120,6 +127,16 @@ pub fn controls_ui(
                 .fixed_decimals(1),
         )
         .on_hover_text("Classifier-free guidance: higher follows the references more closely.");
+        if let Some(best) = context.model_guidance
+            && (settings.sampler.guidance - best).abs() > 1e-6
+        {
+            ui.horizontal(|ui| {
+                ui.weak(format!("This model works best at guidance {best:.1}."));
+                if ui.small_button(format!("Use {best:.1}")).clicked() {
+                    settings.sampler.guidance = best;
+                }
+            });
+        }
     }
     ui.add(
         egui::Slider::new(&mut settings.sampler.steps, limits::STEPS)
@@ -174,15 +191,8 @@ pub fn controls_ui(
         })
         .response
         .on_hover_text(&selected_model);
-    if lumos_engine::embedded::is_default_name(&selected_model) {
-        ui.add(
-            egui::Label::new(
-                egui::RichText::new(lumos_engine::embedded::DEFAULT_MODEL_NOTE)
-                    .small()
-                    .weak(),
-            )
-            .wrap(),
-        );
+    if let Some(note) = context.model_note {
+        ui.add(egui::Label::new(egui::RichText::new(note).small().weak()).wrap());
     }
     egui::ComboBox::from_label("Device")
         .selected_text(settings.device.to_string())

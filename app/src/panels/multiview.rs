@@ -17,14 +17,15 @@ const TURNTABLE_SIDE: f32 = 256.0;
 /// Side of a frame's thumbnail, in points.
 const THUMBNAIL_SIDE: f32 = 96.0;
 
-/// What the multi-view controls need to know about the chosen model.
+/// What the multi-view controls need to know about the models.
 pub struct ModelFit<'a> {
-    /// Its name.
-    pub name: &'a str,
-    /// Whether it makes views from other cameras.
-    pub is_multiview: bool,
-    /// The Zero123-family checkpoint it is, if it is one (its licence is shown, and where it
-    /// was when it is gone).
+    /// The name of the model chosen under Model.
+    pub chosen: &'a str,
+    /// The name of the model sets are made with: the chosen one when it makes views, else
+    /// the first that does; `None` when none does.
+    pub runs: Option<&'a str>,
+    /// The Zero123-family checkpoint sets are made with, if it is one (its licence is shown,
+    /// and where it was when it is gone).
     pub checkpoint: Option<&'a Zero123Checkpoint>,
 }
 
@@ -60,7 +61,7 @@ fn checkpoint_ui(ui: &mut egui::Ui, checkpoint: &Zero123Checkpoint) {
 }
 
 /// The orbit controls: preset, its parameters, the reference's elevation, the seeds, and a
-/// diagram of where the cameras are; says plainly when the chosen model cannot make views.
+/// diagram of where the cameras are; says which model makes the sets, and plainly when none can.
 pub fn multiview_controls_ui(
     ui: &mut egui::Ui,
     settings: &mut MultiviewSettings,
@@ -125,11 +126,20 @@ pub fn multiview_controls_ui(
     if let Some(checkpoint) = model.checkpoint {
         checkpoint_ui(ui, checkpoint);
     }
-    if !model.is_multiview {
-        ui.colored_label(
-            ui.visuals().warn_fg_color,
-            not_multiview_message(model.name),
-        );
+    match model.runs {
+        None => {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                not_multiview_message(model.chosen),
+            );
+        }
+        Some(runs) if runs != model.chosen => {
+            ui.weak(format!(
+                "Sets are made with {runs}: {} makes images from references.",
+                model.chosen
+            ));
+        }
+        Some(_) => {}
     }
 }
 

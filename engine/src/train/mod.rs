@@ -469,6 +469,7 @@ pub fn export(
         },
         encoder: settings.encoder.clone(),
         vae: None,
+        guidance: None,
     };
     let json = serde_json::to_string_pretty(&spec)
         .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;

@@ -25,8 +25,8 @@ pub struct EvalMultiviewArgs {
     /// A folder written by `lumos render-dataset`.
     #[arg(long)]
     data: PathBuf,
-    /// The novel-view model: a folder or its `model.json`.
-    #[arg(long)]
+    /// The novel-view model: a folder or its `model.json`, or `builtin`.
+    #[arg(long, default_value = "builtin")]
     model: ModelChoice,
     /// At most this many test objects.
     #[arg(long, default_value_t = 50)]
@@ -34,9 +34,10 @@ pub struct EvalMultiviewArgs {
     /// Sampler steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    /// Classifier-free guidance scale.
-    #[arg(long, default_value_t = 3.0)]
-    guidance: f64,
+    /// Classifier-free guidance scale [default: the model's own when its manifest names one
+    /// (the built-in model: 1), else 3].
+    #[arg(long)]
+    guidance: Option<f64>,
     /// Seed of each object's first view.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -55,7 +56,11 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
     {
         bail!("{} already exists (nothing was computed)", sheet.display());
     }
-    let spec = checkpoints::resolve_model(&args.model)?.spec;
+    let spec = checkpoints::resolve_novel_view_model(&args.model)?;
+    let guidance = args
+        .guidance
+        .or(spec.guidance)
+        .unwrap_or(crate::multiview_command::DEFAULT_GUIDANCE);
     let device = lumos_engine::device::open(args.device)?;
     let model = LoadedModel::load(&spec, &device)?;
     let size = model.image_size_px() as u32;
@@ -102,7 +107,7 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
             views: object.views[1..].iter().map(|v| v.pose).collect(),
             settings: SamplerSettings {
                 steps: args.steps,
-                guidance: args.guidance,
+                guidance,
                 seed: args.seed,
                 ..SamplerSettings::default()
             },
@@ -159,7 +164,7 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
         args.data.display(),
         size,
         args.steps,
-        args.guidance
+        guidance
     );
     print!("{}", report(&model_scores, &copy_scores));
     if let Some(path) = &args.sheet {

@@ -20,6 +20,9 @@ use lumos_engine::pipelines::zero123::{self as zero123_pipeline, Zero123Request}
 use lumos_engine::pipelines::{LoadedModel, StepReport};
 use lumos_engine::protocol::{DeviceChoice, SamplerSettings};
 
+/// Guidance when neither the command line nor the model names one (the Zero123 demo's).
+pub const DEFAULT_GUIDANCE: f64 = 3.0;
+
 /// The arguments of `lumos multiview`.
 #[derive(clap::Args)]
 pub struct MultiviewArgs {
@@ -30,8 +33,10 @@ pub struct MultiviewArgs {
     #[arg(long, default_value = "zero123pp")]
     preset: String,
     /// A multi-view model: a Zero123-family checkpoint (`105000.ckpt`, `zero123-xl.ckpt`,
-    /// `stable_zero123.ckpt`, a safetensors conversion, a diffusers folder) or a Lumos
-    /// novel-view model (a folder or its `model.json`).
+    /// `stable_zero123.ckpt`, a safetensors conversion, a diffusers folder), a Lumos
+    /// novel-view model (a folder or its `model.json`), or `builtin`. `auto`: a checkpoint
+    /// found in $LUMOS_MODELS, the app's models folder or the Hugging Face cache, else the
+    /// built-in multi-view model.
     #[arg(long, default_value = "auto")]
     model: ModelChoice,
     /// Elevation of the reference's camera, in degrees.
@@ -57,9 +62,10 @@ pub struct MultiviewArgs {
     /// Sampler steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    /// Classifier-free guidance scale (3 is the Zero123 demo's).
-    #[arg(long, default_value_t = 3.0)]
-    guidance: f64,
+    /// Classifier-free guidance scale [default: the model's own when its manifest names one
+    /// (the built-in model: 1), else 3, the Zero123 demo's].
+    #[arg(long)]
+    guidance: Option<f64>,
     /// Device: cpu, cuda, cuda:N, metal or metal:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
@@ -76,18 +82,12 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
     let preset = OrbitPreset::parse(&args.preset)?;
     let input_pose = OrbitPose::new(args.input_elevation, 0.0, args.radius)?;
     let views = preset.views(&input_pose);
-    let model_path = match &args.model {
-        ModelChoice::Path(path) => Some(path.clone()),
+    // A Zero123-family checkpoint when one is named or found, else a Lumos novel-view model
+    // (the built-in one unless another is named).
+    let checkpoint = match &args.model {
+        ModelChoice::Path(path) if zero123::is_zero123_path(path) => Some(path.clone()),
         ModelChoice::Auto => zero123::discover(None).0,
         _ => None,
-    };
-    let Some(model_path) = model_path else {
-        bail!(
-            "Lumos Studio has no built-in multi-view model yet; give --model with a Zero123 \
-             checkpoint (105000.ckpt, zero123-xl.ckpt, stable_zero123.ckpt, a diffusers \
-             folder; found automatically in $LUMOS_MODELS, the app's models folder or the \
-             Hugging Face cache) or the model.json (or folder) of a Lumos novel-view model"
-        )
     };
     let image = imageio::load_image(&args.reference)?;
     let alpha = std::fs::read(&args.reference)
@@ -131,8 +131,8 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
         made.push(view);
         Ok(())
     };
-    let input = if zero123::is_zero123_path(&model_path) {
-        let loaded = zero123::load(&model_path, None, candle_core::DType::F32, &device)?;
+    let input = if let Some(checkpoint) = checkpoint {
+        let loaded = zero123::load(&checkpoint, None, candle_core::DType::F32, &device)?;
         eprintln!("{}", loaded.licence.notice());
         let request = Zero123Request {
             image: Arc::new(image),
@@ -140,7 +140,7 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
             input_pose,
             views: views.clone(),
             steps: args.steps,
-            guidance: args.guidance,
+            guidance: args.guidance.unwrap_or(DEFAULT_GUIDANCE),
             eta: zero123_pipeline::DEMO_ETA,
             seed,
             shared_seed: args.shared_seed,
@@ -150,7 +150,8 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
         bar.set_length((views.len() * zero123_pipeline::update_count(&loaded, &request)?) as u64);
         zero123_pipeline::run(&loaded, &request, &mut on_step, &mut on_view)?
     } else {
-        let spec = checkpoints::resolve_model(&args.model)?.spec;
+        let spec = checkpoints::resolve_novel_view_model(&args.model)?;
+        eprintln!("model: {}", spec.name);
         let model = LoadedModel::load(&spec, &device)?;
         let request = MultiviewRequest {
             name: args.reference.display().to_string(),
@@ -160,7 +161,7 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
             views: views.clone(),
             settings: SamplerSettings {
                 steps: args.steps,
-                guidance: args.guidance,
+                guidance: args.guidance.or(spec.guidance).unwrap_or(DEFAULT_GUIDANCE),
                 seed,
                 ..SamplerSettings::default()
             },
