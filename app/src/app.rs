@@ -1738,13 +1738,18 @@ impl LumosApp {
                     .id_salt("controls")
                     .show(ui, |ui| {
                         // Cloned: the controls edit the settings that name them.
-                        let runs = self.model_for_mode();
+                        // The model the current mode runs.
+                        let multiview = self.multiview_model();
+                        let runs = if self.settings.mode == crate::settings::ModeKind::Multiview {
+                            multiview
+                        } else {
+                            self.chosen_model()
+                        };
                         let checkpoint = match runs {
                             Some(ChosenModel::Zero123(checkpoint)) => Some(checkpoint.clone()),
                             _ => None,
                         };
-                        let multiview_model =
-                            self.multiview_model().map(|model| model.name().to_owned());
+                        let multiview_model = multiview.map(|model| model.name().to_owned());
                         let model_note = runs.and_then(|model| model.built_in_note());
                         let model_guidance = match runs {
                             Some(ChosenModel::Lumos(spec)) => spec.guidance,

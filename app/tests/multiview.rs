@@ -43,6 +43,13 @@ fn choose_multiview_mode(harness: &mut AppHarness) {
     harness.run_steps(2);
 }
 
+/// A turntable orbit of `frames` frames, the reference included.
+fn choose_turntable(harness: &mut AppHarness, frames: usize) {
+    let multiview = &mut harness.state_mut().settings_mut().multiview;
+    multiview.orbit = OrbitChoice::Turntable;
+    multiview.turntable_frames = frames;
+}
+
 /// Steps until the set has ended; returns how.
 fn wait_for_set(harness: &mut AppHarness) -> SetStatus {
     step_until(harness, Duration::from_secs(120), "the set to end", |app| {
@@ -366,12 +373,7 @@ fn a_fully_transparent_reference_gives_a_clear_error_and_the_app_goes_on() {
         .state_mut()
         .push_command(lumos_studio::commands::AppCommand::RemoveReference(0));
     drop_file(&mut harness, &reference);
-    harness.state_mut().settings_mut().multiview.orbit = OrbitChoice::Turntable;
-    harness
-        .state_mut()
-        .settings_mut()
-        .multiview
-        .turntable_frames = 3;
+    choose_turntable(&mut harness, 3);
     harness.get_by_label("Generate").click();
     harness.run_steps(1);
     assert_eq!(wait_for_set(&mut harness), SetStatus::Finished);
@@ -408,12 +410,7 @@ fn the_built_in_multi_view_model_makes_sets_while_the_image_model_stays_chosen()
             .query_by_label_contains("is not a multi-view model")
             .is_none()
     );
-    harness.state_mut().settings_mut().multiview.orbit = OrbitChoice::Turntable;
-    harness
-        .state_mut()
-        .settings_mut()
-        .multiview
-        .turntable_frames = 3;
+    choose_turntable(&mut harness, 3);
     slider(&harness, "Steps").set_value_accesskit(2.0);
     harness.run_steps(2);
     harness.get_by_label("Generate").click();

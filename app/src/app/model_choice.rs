@@ -87,13 +87,4 @@ impl LumosApp {
                     .map(ChosenModel::Lumos)
             })
     }
-
-    /// The model the current mode runs.
-    pub(super) fn model_for_mode(&self) -> Option<ChosenModel<'_>> {
-        if self.settings.mode == crate::settings::ModeKind::Multiview {
-            self.multiview_model()
-        } else {
-            self.chosen_model()
-        }
-    }
 }
