@@ -4,16 +4,21 @@
 #   latent   adaLN + x0 + final conv in the latent space of the project's small autoencoder
 #            (16 x 16 x 4 latents, patch 2: 64 tokens, the same DiT cost as the 64 px model)
 #   pixel    the same recipe on 128 px pixels with patch 16 (64 tokens): the control
-# The run with the best held-out top-1 retrieval (trainer's check) is copied to $OUT/ship with
-# the autoencoder when it is the latent one; summary.txt has every run's log and figures.
+# The run with the best held-out top-1 retrieval (trainer's check) is copied to $OUT/ship (the
+# autoencoder stays here: it is the carried one); summary.txt has every run's log and figures.
 #
-# Carried (git-ignored). The tree must be ~21 MiB (tools/gpu/device-pack.sh has moved the
-# embedded weights aside; it also packs .gpu-bin, which these calls need not carry), and one
-# call carries at most 64 MiB with it, so the data travels in two calls to a warm machine:
-#   call 1: carry [".gpu-data/corpus128.part0.npz", ".gpu-data/efficientnet_lite0.safetensors"],
-#           command "true"
-#   call 2: carry [".gpu-data/corpus128.part1.npz", ".gpu-data/ae128", ".whl"],
-#           command "bash tools/gpu/train-latent-on-device.sh 6"
+# Carried (git-ignored). The tree must be ~22 MiB (tools/gpu/device-pack.sh has moved the
+# embedded weights aside), and one call carries at most 64 MiB with it, so what run-on-device.sh
+# and this script need travels in four calls to a warm machine, each within 30 s of the last
+# (what was carried stays there). The sequence that ran on 2026-11-30 (device time 775 s of 900):
+#   1. "true"       carry [".gpu-bin/lumos.xz.part0", ".gpu-data/efficientnet_lite0.safetensors"]
+#   2. "bash tools/gpu/run-on-device.sh"  (210 s)
+#                   carry [".gpu-bin/lumos.xz.part1", ".gpu-bin/torch_reference.py",
+#                          ".gpu-bin/train-images", ".gpu-data/ae128", ".whl"]
+#   3. "true"       carry [".gpu-data/corpus128.part0.npz"]
+#   4. "bash tools/gpu/train-latent-on-device.sh 6.5"  (440 s: MINUTES + ~50 s), timeout_s 600
+#                   carry [".gpu-data/corpus128.part1.npz"]
+#      MINUTES from `status`'s budget_left_s before it: (budget_left_s - 90) / 60, at most 8.
 # where, here:
 #   python3 tools/gpu/pack_corpus.py CORPUS128/images .gpu-data/corpus128.npz --size 128 --quality 80 --parts 2
 #                             (a corpus built with --size 128; 25.7 + 26.0 MB)
@@ -56,9 +61,9 @@ ship = os.path.join(out, "ship")
 os.makedirs(ship, exist_ok=True)
 for f in ("prior.part0.safetensors", "prior.part1.safetensors", "model.json", "samples.npy", "eval.json", "train.log"):
     shutil.copy(os.path.join("/tmp/runs", best, f), os.path.join(ship, f))
-if best == "latent":
-    shutil.copytree(ae, os.path.join(ship, "autoencoder"), dirs_exist_ok=True)
+# At most 8 files come back from $OUT: the six above and summary.txt. The autoencoder is not
+# among them; it is the one carried from here.
 print(f"shipped: {best} (held-out top-1 {top1(best)}); install with tools/gpu/install_default.py"
-      + (" --autoencoder ship/autoencoder" if best == "latent" else ""))
+      + (f" --autoencoder {ae}" if best == "latent" else ""))
 PY
 grep -E "^===|eval|trained|embedded|encoded|shipped|Error|error" "$OUT/summary.txt"
