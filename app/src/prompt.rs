@@ -50,10 +50,11 @@ impl TextToImageModel {
     pub fn builtin_message(&self) -> String {
         format!(
             "The full text-to-image model is not installed, so prompts use the built-in prompt \
-             model: 64 px images of emoji and clip-art subjects named in plain words (\"cat \
+             model: {} px images of emoji and clip-art subjects named in plain words (\"cat \
              face\", \"red apple\", \"palm tree\"; a style such as \"noto\", \"twemoji\", \
              \"flat\" or \"3d\" may follow). For free text at 1024 px, put the full model's \
              files in a models folder:\n{}",
+            lumos_engine::pipelines::prompt_model::builtin_image_size_px(),
             self.report.trim_end()
         )
     }

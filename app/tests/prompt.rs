@@ -195,7 +195,8 @@ fn without_the_full_model_prompts_use_the_built_in_one_and_say_where_the_full_on
     harness.state_mut().settings_mut().sampler.steps = 2;
     harness.state_mut().settings_mut().count = 1;
     type_prompt(&mut harness, "cat face");
-    harness.get_by_label_contains("Size: 64 × 64 px");
+    let side = lumos_engine::pipelines::prompt_model::builtin_image_size_px();
+    harness.get_by_label_contains(&format!("Size: {side} × {side} px"));
     harness.get_by_label_contains("with the built-in prompt model");
     // The note says where the full model's files go.
     for part in [
@@ -218,7 +219,7 @@ fn without_the_full_model_prompts_use_the_built_in_one_and_say_where_the_full_on
     assert_eq!(run.prompt.as_deref(), Some("cat face"));
     assert!(run.model.contains("prompts (built in)"), "{}", run.model);
     assert_eq!(run.images.len(), 1);
-    assert_eq!(run.images[0].image.dimensions(), (64, 64));
+    assert_eq!(run.images[0].image.dimensions(), (side as u32, side as u32));
     assert_eq!(run.images[0].meta.prompt.as_deref(), Some("cat face"));
 
     // A prompt with no word the model knows fails with the reason, and nothing else is lost.

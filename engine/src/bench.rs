@@ -329,7 +329,7 @@ pub fn run(
         let cfg = model.prior.config();
         let flops = 20.0 * 4.0 * lumos_flops(cfg, 2, cfg.input_size, cfg.input_size, 1);
         let r = time_runs(
-            "built-in default: 4 variations × 20 steps, 64 px (loaded)",
+            "built-in default: 4 variations × 20 steps (loaded)",
             flops,
             plan.runs,
             || {

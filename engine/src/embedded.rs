@@ -1,5 +1,5 @@
-//! Files compiled into the engine: the default prior, the built-in multi-view model, their
-//! encoder and the sample references, so that a fresh install makes images and multi-view sets
+//! Files compiled into the engine: the default prior and its autoencoder, the built-in
+//! multi-view model, their encoder and the sample references, so that a fresh install makes images and multi-view sets
 //! with no download. They are addressed by paths of the
 //! form `embedded:NAME` wherever a weights path is accepted.
 
@@ -23,6 +23,7 @@ macro_rules! asset {
 /// Every embedded file by name.
 static FILES: &[(&str, &[u8])] = &[
     asset!("default/prior.safetensors"),
+    asset!("default/autoencoder.safetensors"),
     asset!("default/model.json"),
     asset!("multiview/prior.safetensors"),
     asset!("multiview/model.json"),
@@ -65,10 +66,10 @@ pub fn samples() -> impl Iterator<Item = &'static str> {
 pub const DEFAULT_NAME_SUFFIX: &str = " (built in)";
 
 /// What the app tells a user about the built-in model, in plain words.
-pub const DEFAULT_MODEL_NOTE: &str = "The built-in model is small (64 px) and was trained by this \
+pub const DEFAULT_MODEL_NOTE: &str = "The built-in model is small (128 px) and was trained by this \
 project on emoji and clip art: it keeps the subject, colours and layout of emoji-like references \
-(faces, animals, signs, flags, objects on white). Photos are outside what it learned and come \
-out as rough coloured shapes. \
+(faces, animals, signs, flags, objects on white), with soft, ragged edges. Photos are outside \
+what it learned and come out as rough coloured shapes. \
 For photographs, install the full Lumos model (Models, below).";
 
 /// What the app tells a user about the built-in multi-view model, in plain words.

@@ -709,7 +709,8 @@ fn text2image_makes_images_with_the_built_in_prompt_model() {
     assert_eq!(written.len(), 2, "{written:?}");
     for png in &written {
         let image = image::open(png).expect("a PNG").to_rgb8();
-        assert_eq!(image.dimensions(), (64, 64));
+        let side = lumos_engine::pipelines::prompt_model::builtin_image_size_px() as u32;
+        assert_eq!(image.dimensions(), (side, side));
         let parameters =
             lumos_engine::imageio::read_png_text(png, lumos_engine::imageio::PARAMETERS_KEYWORD)
                 .expect("read")

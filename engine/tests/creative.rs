@@ -374,8 +374,8 @@ fn a_weight_sweep_needs_two_references() {
 
 #[test]
 fn the_built_in_default_reproduces_a_seed_whatever_the_batch() {
-    // The default is a pixel-space prior: its batches of four (the CPU's batch size) must give
-    // every row the same bits as a run of one.
+    // The CPU samples in batches of four: every row of the built-in default's batch (prior and
+    // autoencoder) must get the same bits as a run of one.
     let spec = lumos_engine::embedded::default_spec().expect("built-in default");
     let model = LoadedModel::load(&spec, &Device::Cpu).expect("load");
     let sample = lumos_engine::imageio::decode_image(

@@ -1,6 +1,6 @@
 //! The built-in prompt model: its text encoder computes what the trainer's PyTorch network
-//! computed (vectors recorded in the weights file's metadata), prompts make seeded 64 px images,
-//! and bad prompts and mismatched files are refused with reasons.
+//! computed (vectors recorded in the weights file's metadata), prompts make seeded images at the
+//! model's size, and bad prompts and mismatched files are refused with reasons.
 
 use std::collections::HashMap;
 
@@ -49,12 +49,13 @@ fn the_text_encoder_matches_the_trainers_vectors() {
 }
 
 fn request(prompt: &str, seed: u64, count: usize) -> TextToImageRequest {
+    let side = lumos_engine::pipelines::prompt_model::builtin_image_size_px() as u32;
     TextToImageRequest {
         steps: 3,
         seed,
         count,
-        width_px: 64,
-        height_px: 64,
+        width_px: side,
+        height_px: side,
         ..TextToImageRequest::new(prompt)
     }
 }
@@ -94,14 +95,18 @@ fn a_prompt_makes_seeded_images_at_the_models_size() {
 
 #[test]
 fn unknown_words_and_other_sizes_are_said_and_empty_prompts_refused() {
-    let (_, model) = builtin();
+    let (files, model) = builtin();
+    let side = files.image_size_px();
     let mut asked = request("the zzzq cat", 1, 1);
     asked.width_px = 1024;
     asked.height_px = 768;
     let made = model.generate(&asked, &mut |_| Ok(())).expect("generate");
     let warnings = made.warnings.join("\n");
     assert!(warnings.contains("zzzq"), "{warnings}");
-    assert!(warnings.contains("64 × 64 px"), "{warnings}");
+    assert!(
+        warnings.contains(&format!("{side} × {side} px")),
+        "{warnings}"
+    );
     for (prompt, reason) in [
         ("   ", "the prompt is empty"),
         ("zzzq qqqz", "knows none of the words"),

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch baseline for `lumos bench --only default` (4 variations x 20 steps of the built-in
-default prior, 64 px).
+default prior).
 
 Times what the denoising costs in PyTorch: 20 forwards of the LumosI2I network at the default's
-configuration (patch 8, width 256, depth 6, 4 heads, 1280-d condition) on a batch of 8 (four
-images, each with its conditional and unconditional half), with random weights. It reuses the
+configuration (read from assets/default/model.json) on a batch of 8 (four images, each with its
+conditional and unconditional half), with random weights, then, for a latent prior, one decode
+of the four latents by diffusers' AutoencoderKL at the manifest's configuration. It reuses the
 network of the shared PyTorch reference (`torch_reference.py`, checked against the fixtures),
 whose path is the first argument. The reference always predicts a variance too (6 output
 channels instead of 3), which costs one slightly wider final projection.
@@ -16,6 +17,7 @@ Prints one JSON line: median seconds of the 20 forwards over --repeats runs.
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import time
 
@@ -34,14 +36,26 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = ref.LumosI2I(input_size=64, patch=8, in_ch=3, c=256, depth=6, heads=4, cond=1280).eval()
-    x = torch.randn(8, 3, 64, 64)
-    y = torch.randn(8, 1, 1, 1280)
+    manifest = json.load(open(os.path.join(os.path.dirname(__file__), "../../assets/default/model.json")))
+    cfg = manifest["prior"]["config"]
+    size, channels = cfg["input_size"], cfg["in_channels"]
+    model = ref.LumosI2I(input_size=size, patch=cfg["patch_size"], in_ch=channels, c=cfg["hidden_size"],
+                         depth=cfg["depth"], heads=cfg["num_heads"], cond=cfg["caption_channels"]).eval()
+    x = torch.randn(8, channels, size, size)
+    y = torch.randn(8, 1, 1, cfg["caption_channels"])
+    decoder = None
+    if manifest.get("vae"):
+        from diffusers import AutoencoderKL
+
+        vae_config = {k: v for k, v in manifest["vae"]["config"].items() if k != "latent_rgb"}
+        decoder = AutoencoderKL.from_config(vae_config).eval()
 
     def denoise():
         for step in range(20):
             t = torch.full((8,), 999.0 - step * 50.0)
             model(x, t, y)
+        if decoder is not None:
+            decoder.decode(x[:4]).sample
 
     with torch.no_grad():
         denoise()  # warm-up
@@ -50,7 +64,7 @@ def main():
             start = time.perf_counter()
             denoise()
             times.append(time.perf_counter() - start)
-    print(json.dumps({"what": "default_4_variations_20_steps_forwards_b8_64px",
+    print(json.dumps({"what": "default_4_variations_20_steps",
                       "median_s": statistics.median(times), "runs": times,
                       "threads": args.threads, "torch": torch.__version__}))
 

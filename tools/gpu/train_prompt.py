@@ -27,7 +27,7 @@ Resumable: `checkpoint.pt` every 250 steps; rerunning the same command continues
 
 Usage: python3 train_prompt.py --data corpus.npz --manifest corpus/manifest.jsonl
            --encoder efficientnet_lite0.safetensors --out runs/a --steps 2000
-           [--init assets/default] [--fraction 0.1] [--tune cond|all] [--eval-only]
+           [--init assets/default [--autoencoder DIR]] [--fraction 0.1] [--tune cond|all] [--eval-only]
        python3 train_prompt.py --data … --manifest … --encoder … --out DIR --pairs-out PAIRS.tsv
 """
 
@@ -48,7 +48,18 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from lumos_torch import EfficientNetLite0, LumosI2I, embed
-from train_prior import ddim_sample, is_held_out, load_corpus, retrieval, run_logger, schedule, upsample_u8
+from train_prior import (
+    ddim_sample,
+    decode_latents,
+    encode_latents,
+    is_held_out,
+    load_autoencoder,
+    load_corpus,
+    retrieval,
+    run_logger,
+    schedule,
+    upsample_u8,
+)
 
 T = 1000
 SKIN_TONES = {
@@ -137,6 +148,7 @@ def main():
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--init", help="folder of the image prior (model.json + prior.safetensors)")
+    ap.add_argument("--autoencoder", help="train_autoencoder.py's folder, when the --init prior works in its latent space")
     ap.add_argument("--tune", default="all", choices=["all", "cond"])
     ap.add_argument("--fraction", type=float, default=1.0, help="share of the name-image pairs")
     ap.add_argument("--align-weight", type=float, default=1.0)
@@ -185,7 +197,10 @@ def main():
             emb[chunk] = embed(encoder, upsample_u8(images[chunk], args.encoder_size))
 
     if args.init:
-        cfg = json.load(open(os.path.join(args.init, "model.json")))["prior"]["config"]
+        manifest = json.load(open(os.path.join(args.init, "model.json")))
+        cfg = manifest["prior"]["config"]
+        if manifest.get("vae") and not args.autoencoder:
+            raise SystemExit(f"{args.init} is a latent prior: name its autoencoder with --autoencoder")
     else:
         cfg = {
             "input_size": size, "patch_size": 8, "in_channels": 3, "hidden_size": 256, "depth": 6,
@@ -197,6 +212,17 @@ def main():
     if args.init:
         state = load_file(os.path.join(args.init, "prior.safetensors"))
         prior.load_state_dict({k: v.float() for k, v in state.items()})
+    # A latent prior learns and samples the autoencoder's scaled latents; retrieval and the
+    # Fréchet distance read the decoded images, as the engine shows them.
+    ae, scaling, targets = None, 1.0, None
+    if args.autoencoder:
+        ae, ae_config = load_autoencoder(args.autoencoder, dev)
+        scaling = ae_config["scaling_factor"]
+        targets = torch.zeros((len(names), ae_config["latent_channels"], cfg["input_size"], cfg["input_size"]), device=dev)
+        with torch.no_grad():
+            targets[used] = encode_latents(ae, scaling, images[used])
+        say(f"encoded {len(used)} images to latents {tuple(targets.shape[1:])}")
+    channels = cfg["in_channels"]
     text_encoder = PromptEncoder(len(vocab)).to(dev)
     tuned = lambda k: args.tune == "all" or k.startswith(("y_embedder.", "ada_condition."))
     params = {f"prior.{k}": p for k, p in prior.named_parameters() if tuned(k)}
@@ -237,7 +263,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         pick = train_t[torch.randint(len(train_t), (args.batch,), generator=gen, device=dev)]
-        x0 = images[pick].float() / 127.5 - 1
+        x0 = images[pick].float() / 127.5 - 1 if ae is None else targets[pick]
         vec = text_encoder(ids_all[pick], mask_all[pick])
         align = (1 - (vec * emb[pick]).sum(-1)).mean()
         y = vec.reshape(args.batch, 1, 1, 1280)
@@ -294,7 +320,9 @@ def main():
         cond = vec.reshape(-1, 1, 1, 1280)
         null = prior.y_embedder.y_embedding.reshape(1, 1, 1, 1280).expand_as(cond)
         g = torch.Generator(device=dev).manual_seed(1234)
-        samples = ddim_sample(prior, cond, null, ac, 20, args.eval_guidance, g, cfg["prediction"], size)
+        samples = ddim_sample(prior, cond, null, ac, 20, args.eval_guidance, g, cfg["prediction"], cfg["input_size"], channels, ae is None)
+        if ae is not None:
+            samples = decode_latents(ae, scaling, samples)
         u8 = ((samples + 1) * 127.5).round().clamp(0, 255)
         gen_emb = embed(encoder, upsample_u8(u8, args.encoder_size))
         src = emb[held_t]

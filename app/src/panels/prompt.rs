@@ -42,7 +42,8 @@ pub fn prompt_ui(ui: &mut egui::Ui, settings: &mut Settings, context: &PromptCon
             });
     });
     if context.model.spec.is_none() {
-        ui.label("Size: 64 × 64 px (built-in model)");
+        let side = lumos_engine::pipelines::prompt_model::builtin_image_size_px();
+        ui.label(format!("Size: {side} × {side} px (built-in model)"));
     } else {
         size_picker(ui, settings);
     }

@@ -42,6 +42,13 @@ pub struct PromptModelFiles {
     pub base: ModelSpec,
 }
 
+/// The side in pixels of the built-in prompt model's images (0 if its manifest is unreadable,
+/// which the engine's tests rule out).
+pub fn builtin_image_size_px() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| PromptModelFiles::builtin().map_or(0, |files| files.image_size_px()))
+}
+
 impl PromptModelFiles {
     /// The one compiled into the engine, on the built-in image prior.
     pub fn builtin() -> Result<Self> {

@@ -56,9 +56,10 @@ pub struct TrainSettings {
 }
 
 impl TrainSettings {
-    /// The embedded default: a 64×64 pixel-space x0-prediction prior (patch 8, width 256, depth
-    /// 6, the condition also through adaLN, a final 3×3 convolution) conditioned on
-    /// EfficientNet-Lite0 embeddings at 128 px.
+    /// The recipe of the first GPU-trained built-in default (the shipped one is its 128 px
+    /// latent-space successor, trained by `tools/gpu/train_prior.py`): a 64×64 pixel-space
+    /// x0-prediction prior (patch 8, width 256, depth 6, the condition also through adaLN, a
+    /// final 3×3 convolution) conditioned on EfficientNet-Lite0 embeddings at 128 px.
     pub fn small_default(encoder_path: PathBuf) -> Self {
         Self {
             prior: LumosConfig {

@@ -43,10 +43,7 @@ fn torch_key(name: &str) -> Option<&'static str> {
         ("DINO ViT-B/16", "dino_vitb16_224_b1"),
         ("VAE decode", "sd_vae_decode_32_to_256"),
         ("VAE encode", "sd_vae_encode_256"),
-        (
-            "built-in default",
-            "default_4_variations_20_steps_forwards_b8_64px",
-        ),
+        ("built-in default", "default_4_variations_20_steps"),
     ]
     .into_iter()
     .find(|(prefix, _)| name.starts_with(prefix))

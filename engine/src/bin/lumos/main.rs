@@ -496,7 +496,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if text_to_image.is_complete() {
                     "the full Lumos T2I model (found)"
                 } else {
-                    "the built-in prompt model (64 px; the full model is incomplete, see \
+                    "the built-in prompt model (128 px; the full model is incomplete, see \
                      `lumos text2image`)"
                 }
             );

@@ -1,6 +1,6 @@
 //! `lumos text2image "PROMPT"`: images from a prompt with the published Lumos text-to-image
 //! model (LumosT2IMS XL/2 + T5-v1.1-XXL + the SD VAE) when its files are found, else with the
-//! built-in prompt model (64 px, emoji and clip-art names; `--builtin` chooses it always).
+//! built-in prompt model (128 px, emoji and clip-art names; `--builtin` chooses it always).
 //! Each PNG carries the prompt as the first line of its A1111 `parameters` text, as A1111
 //! writes it.
 
@@ -26,7 +26,7 @@ pub struct Text2ImageArgs {
     /// The prompt.
     prompt: String,
     /// Image size `WxH`; the closest aspect-ratio bucket of the model is used (default: the
-    /// model's own, 1024x1024 for the published model; the built-in one makes 64 px only).
+    /// model's own, 1024x1024 for the published model; the built-in one makes 128 px only).
     #[arg(long)]
     size: Option<String>,
     /// Number of images (image i uses seed + i).
@@ -90,7 +90,7 @@ pub fn run(args: Text2ImageArgs) -> anyhow::Result<ExitCode> {
         if !args.builtin {
             eprintln!(
                 "the full text-to-image model is not installed; using the built-in prompt \
-                 model (64 px, emoji and clip-art subjects)"
+                 model (128 px, emoji and clip-art subjects)"
             );
         }
         PromptModelChoice::builtin()?
