@@ -12,9 +12,10 @@
 //! retrieves like the 16×16 copy keeps about that much of its source's layout.
 //!
 //! Distribution: the Fréchet distance between variations and real images in the encoder's
-//! embedding space ([`frechet`]), beside two scales: a second set of real images (the floor a
-//! perfect model would reach with this many samples — the built-in model works on pixels, so
-//! there is no autoencoder reconstruction to put here) and that set blurred through 4×4.
+//! embedding space ([`frechet`]), beside three scales: a second set of real images (the floor a
+//! perfect model would reach with this many samples), that set blurred through 4×4, and — for
+//! a latent prior — that set round-tripped through the model's autoencoder (the floor a perfect
+//! prior would reach through this decoder).
 
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ use crate::protocol::{
 pub struct EvalPlan {
     /// Sampler settings for every generation (the seed is replaced per image).
     pub settings: SamplerSettings,
-    /// References used for the diversity figure (from the start of the list).
+    /// References used for the diversity figure (spread evenly over the list).
     pub diversity_references: usize,
     /// Variations per reference for the diversity figure.
     pub diversity_variations: usize,
@@ -246,17 +247,20 @@ pub fn evaluate(
         seam_energy(&at_output_size, seam_period),
     );
 
-    // Diversity: more variations of the first references (the first variation is reused).
+    // Diversity: more variations of references spread evenly over the list (a folder's names
+    // sort by source, so the first few are often one set's look-alikes); the first variation
+    // is reused.
+    let picked: Vec<usize> = (0..div_refs).map(|k| k * n / div_refs).collect();
     let mut groups: Vec<Vec<RgbImage>> = Vec::with_capacity(div_refs);
-    for (i, image) in references.iter().take(div_refs).enumerate() {
+    for (k, &i) in picked.iter().enumerate() {
         let settings = SamplerSettings {
-            seed: plan.settings.seed + 1_000_000 + i as u64 * 100,
+            seed: plan.settings.seed + 1_000_000 + k as u64 * 100,
             ..plan.settings.clone()
         };
         let mut group = vec![generated[i].clone()];
         group.extend(variations(
             model,
-            image,
+            &references[i],
             plan.diversity_variations.saturating_sub(1),
             &settings,
         )?);
@@ -286,9 +290,9 @@ pub fn evaluate(
     }
     let sheet_rows = groups
         .into_iter()
-        .zip(at_output_size)
-        .map(|(group, source)| {
-            let mut row = vec![source];
+        .zip(picked)
+        .map(|(group, i)| {
+            let mut row = vec![at_output_size[i].clone()];
             row.extend(group);
             row
         })
@@ -368,6 +372,9 @@ pub struct FrechetReport {
     pub real_floor: f64,
     /// The second set blurred through 4×4 against the first.
     pub blurred_4x4: f64,
+    /// The second set encoded and decoded by the model's autoencoder against the first (latent
+    /// priors only).
+    pub autoencoder_floor: Option<f64>,
 }
 
 /// The Fréchet distances of `lumos eval`: `samples` variations (shared evenly among
@@ -407,12 +414,35 @@ pub fn frechet(
         progress(generated.len(), samples);
     }
     let reals = embed_all(model, &first)?;
+    let autoencoder_floor = match model.vae {
+        Some(_) => Some(frechet_distance(
+            &embed_all(model, &reconstructed(model, &second)?)?,
+            &reals,
+        )?),
+        None => None,
+    };
     Ok(FrechetReport {
         samples,
         variations: frechet_distance(&embed_all(model, &generated)?, &reals)?,
         real_floor: frechet_distance(&embed_all(model, &second)?, &reals)?,
         blurred_4x4: frechet_distance(&embed_all(model, &blurred_second)?, &reals)?,
+        autoencoder_floor,
     })
+}
+
+/// Images (at the model's size) encoded to latents and decoded again by the model's
+/// autoencoder: what a perfect latent prior could show at best.
+fn reconstructed(model: &LoadedModel, images: &[RgbImage]) -> Result<Vec<RgbImage>> {
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(16) {
+        let batch = chunk
+            .iter()
+            .map(|image| pipelines::to_model_input(image, &model.device))
+            .collect::<Result<Vec<_>>>()?;
+        let latents = model.encode_images(&Tensor::cat(&batch, 0)?)?;
+        out.extend(pipelines::to_images(&pipelines::decode(model, &latents)?)?);
+    }
+    Ok(out)
 }
 
 /// The figures of `lumos eval-prompts`: does the prompt model draw what a name says?

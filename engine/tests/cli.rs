@@ -452,6 +452,49 @@ fn eval_prints_retrieval_beside_blurred_copies_and_can_use_every_image() {
         .find(|l| l.starts_with("Fréchet distance (2 samples"))
         .unwrap_or_else(|| panic!("no Fréchet line in {stdout}"));
     assert!(line.contains("× the floor"), "{line}");
+    // The built-in default is a latent model: the floor through its autoencoder is printed
+    // too, and it ran at the guidance its manifest names.
+    assert!(stdout.contains("the autoencoder's floor"), "{stdout}");
+    let own = lumos_engine::embedded::default_spec()
+        .expect("built-in default")
+        .guidance
+        .expect("the built-in default names its guidance");
+    assert!(stdout.contains(&format!("guidance {own})")), "{stdout}");
+}
+
+#[test]
+fn generate_uses_the_models_own_guidance_unless_told() {
+    let own = lumos_engine::embedded::default_spec()
+        .expect("built-in default")
+        .guidance
+        .expect("the built-in default names its guidance");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/samples/coffee.jpg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (extra, expected) in [(vec![], own), (vec!["--guidance", "5.5"], 5.5)] {
+        let out = dir.path().join(format!("out-{expected}"));
+        let mut args = vec![
+            "generate",
+            path_str(&sample),
+            "--model",
+            "default",
+            "-n",
+            "1",
+            "--seed",
+            "1",
+            "--steps",
+            "2",
+            "-o",
+            path_str(&out),
+        ];
+        args.extend_from_slice(&extra);
+        let result = lumos(&args);
+        assert!(result.status.success(), "{}", stderr(&result));
+        let written = files_in(&out);
+        let meta = lumos_engine::imageio::read_png_meta(&written[0])
+            .expect("readable")
+            .expect("settings embedded");
+        assert_eq!(meta.settings.guidance, expected, "{extra:?}");
+    }
 }
 
 /// A GPU this build or this machine cannot open: a clear error naming the backend, exit code

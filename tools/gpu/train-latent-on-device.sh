@@ -27,6 +27,8 @@
 #   .whl/                     diffusers and the one package it needs that the machine lacks (6.2 MB):
 #                             pip download --no-deps --only-binary=:all: -d .whl diffusers==0.42.1 importlib_metadata
 # Usage (device tool): bash tools/gpu/train-latent-on-device.sh [MINUTES]
+#   INIT=DIR (a carried folder with the shipped prior's shards, e.g. made by splitting
+#   assets/default/prior.safetensors in two) continues that model alone, without the control.
 set -uo pipefail
 MIN=${1:-6}
 OUT=${OUT:-/tmp/out}
@@ -44,9 +46,15 @@ fi
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
 T="$PY tools/gpu/train_prior.py --data $DATA --encoder $ENC --shards 2 --adaln-condition --final-conv --prediction sample ${EXTRA:-}"
-$T --out /tmp/runs/latent --minutes "$MIN" --autoencoder $AE --patch 2 --seed 1 >/tmp/latent.txt 2>&1 &
-$T --out /tmp/runs/pixel --minutes "$MIN" --patch 16 --seed 2 >/tmp/pixel.txt 2>&1 &
-wait
+if [ -n "${INIT:-}" ]; then
+  # Continuing a shipped latent model (INIT: a folder with its prior shards): no control run.
+  $T --out /tmp/runs/latent --minutes "$MIN" --autoencoder $AE --patch 2 --seed 3 --init "$INIT" >/tmp/latent.txt 2>&1
+  echo "(no pixel control: INIT continues the latent model)" >/tmp/pixel.txt
+else
+  $T --out /tmp/runs/latent --minutes "$MIN" --autoencoder $AE --patch 2 --seed 1 >/tmp/latent.txt 2>&1 &
+  $T --out /tmp/runs/pixel --minutes "$MIN" --patch 16 --seed 2 >/tmp/pixel.txt 2>&1 &
+  wait
+fi
 for r in latent pixel; do echo "=== $r"; cat /tmp/$r.txt; done >"$OUT/summary.txt"
 $PY - "$OUT" "$AE" >>"$OUT/summary.txt" <<'PY'
 import json, os, shutil, sys

@@ -41,9 +41,10 @@ pub struct EvalArgs {
     /// Model to evaluate (as for `generate`).
     #[arg(long, default_value = "default")]
     model: ModelChoice,
-    /// Classifier-free guidance scale.
-    #[arg(long, default_value_t = 4.5)]
-    guidance: f64,
+    /// Classifier-free guidance scale (default: the model's own, where its manifest names one,
+    /// else 4.5).
+    #[arg(long)]
+    guidance: Option<f64>,
     /// Sampler steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -53,16 +54,6 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let plan = EvalPlan {
-        settings: SamplerSettings {
-            steps: args.steps,
-            guidance: args.guidance,
-            solver: args.solver.into(),
-            seed: 0,
-        },
-        diversity_references: args.diversity_references,
-        diversity_variations: args.variations,
-    };
     let split = if args.all_images {
         "images"
     } else {
@@ -90,6 +81,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         &resolved.spec,
         &lumos_engine::device::open(DeviceChoice::Cpu)?,
     )?;
+    let plan = EvalPlan {
+        settings: SamplerSettings {
+            steps: args.steps,
+            guidance: args
+                .guidance
+                .or(model.spec.guidance)
+                .unwrap_or(SamplerSettings::default().guidance),
+            solver: args.solver.into(),
+            seed: 0,
+        },
+        diversity_references: args.diversity_references,
+        diversity_variations: args.variations,
+    };
     println!(
         "evaluating {} on {} {split} from {} ({} steps, guidance {})",
         model.spec.name,
@@ -162,6 +166,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                     fd.blurred_4x4,
                     fd.variations / fd.real_floor.max(f64::MIN_POSITIVE)
                 );
+                if let Some(floor) = fd.autoencoder_floor {
+                    println!(
+                        "  the autoencoder's floor (the other real images through its encoder and \
+                         decoder) {floor:.4}: variations {:.2}× it",
+                        fd.variations / floor.max(f64::MIN_POSITIVE)
+                    );
+                }
             }
             Err(available) => println!(
                 "Fréchet distance: skipped ({available} images outside the held-out split, \

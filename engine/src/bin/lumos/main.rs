@@ -92,9 +92,10 @@ struct SamplingArgs {
     /// ModelSpec JSON file (e.g. the `model.json` of a `lumos train` run).
     #[arg(long, default_value = "auto")]
     model: ModelChoice,
-    /// Classifier-free guidance scale.
-    #[arg(long, default_value_t = 4.5)]
-    guidance: f64,
+    /// Classifier-free guidance scale (default: the model's own, where its manifest names one,
+    /// else 4.5).
+    #[arg(long)]
+    guidance: Option<f64>,
     /// Sampler steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -190,14 +191,19 @@ impl SamplingArgs {
         mode: Mode,
         seed: u64,
     ) -> anyhow::Result<GenerateRequest> {
+        let model = self.resolve_model()?;
+        let guidance = self
+            .guidance
+            .or(model.guidance)
+            .unwrap_or(SamplerSettings::default().guidance);
         Ok(GenerateRequest {
-            model: self.resolve_model()?,
+            model,
             device: self.device,
             references,
             mode,
             settings: SamplerSettings {
                 steps: self.steps,
-                guidance: self.guidance,
+                guidance,
                 solver: self.solver.into(),
                 seed,
             },
