@@ -1,7 +1,7 @@
 //! Files compiled into the engine: the default prior and its autoencoder, the built-in
-//! multi-view model, their encoder and the sample references, so that a fresh install makes images and multi-view sets
-//! with no download. They are addressed by paths of the
-//! form `embedded:NAME` wherever a weights path is accepted.
+//! multi-view model, their encoder and the sample references, so that a fresh install makes
+//! images and multi-view sets with no download. They are addressed by paths of the form
+//! `embedded:NAME` wherever a weights path is accepted.
 
 use std::path::{Path, PathBuf};
 

@@ -3,15 +3,15 @@
 # machine): the CUDA build of `lumos` (xz, in two parts), the PyTorch reference benchmark and up
 # to 512 training images. The tree and what is carried must stay under the device's 64 MiB, so the
 # model weights that the binary already holds (assets/default, assets/multiview, assets/encoder,
-# assets/prompt: 54 MB) are moved
-# aside into .gpu-stash/ until `--restore` puts them back — run it right after the call.
+# assets/prompt: 57 MB) are moved aside into .gpu-stash/ until `--restore` puts them back — run
+# it right after the calls.
 # Usage: bash tools/gpu/device-pack.sh [CORPUS_IMAGES_DIR]   (default $LUMOS_CORPUS, else the
 #        app's sample images);  bash tools/gpu/device-pack.sh --restore
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 STASH=.gpu-stash
-EMBEDDED="assets/default/prior.safetensors assets/multiview/prior.safetensors assets/encoder/efficientnet_lite0.safetensors assets/prompt/prompt.safetensors"
+EMBEDDED="assets/default/prior.safetensors assets/default/autoencoder.safetensors assets/multiview/prior.safetensors assets/encoder/efficientnet_lite0.safetensors assets/prompt/prompt.safetensors"
 if [ "${1:-}" = "--restore" ]; then
   for f in $EMBEDDED; do
     [ -e "$STASH/$f" ] && mv "$STASH/$f" "$f"
