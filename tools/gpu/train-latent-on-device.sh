@@ -27,8 +27,12 @@
 #   .whl/                     diffusers and the one package it needs that the machine lacks (6.2 MB):
 #                             pip download --no-deps --only-binary=:all: -d .whl diffusers==0.42.1 importlib_metadata
 # Usage (device tool): bash tools/gpu/train-latent-on-device.sh [MINUTES]
-#   INIT=DIR (a carried folder with the shipped prior's shards, e.g. made by splitting
-#   assets/default/prior.safetensors in two) continues that model alone, without the control.
+#   INIT=DIR continues the shipped model alone, without the control: DIR holds a copy of
+#   assets/default/prior.safetensors (here: mkdir -p .gpu-data/init128 && cp
+#   assets/default/prior.safetensors .gpu-data/init128/), carried in a "true" call of its own
+#   (18 MiB: it fits beside no corpus part). Then `INIT=.gpu-data/init128 bash
+#   tools/gpu/train-latent-on-device.sh MINUTES`; install the result with the same
+#   --autoencoder .gpu-data/ae128 (the latents must stay those it was trained on).
 set -uo pipefail
 MIN=${1:-6}
 OUT=${OUT:-/tmp/out}
