@@ -1203,6 +1203,49 @@ fn a_sample_photo_can_be_added_from_the_empty_canvas() {
     assert_eq!(reference.image.dimensions(), (451, 300));
 }
 
+/// A first-time user's path: the built-in model, the tangerine sample from the empty canvas,
+/// Generate. The variations are the reference's subject in the model's style: an orange
+/// shape on a light background (the model knows emoji; it never trained on this one).
+#[test]
+fn the_tangerine_sample_comes_back_orange_from_the_built_in_model() {
+    let spec = lumos_engine::embedded::default_spec().expect("the built-in model");
+    let mut harness = harness_with(lumos_studio::AppConfig::with_model(spec));
+    harness.get_by_label("tangerine").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(20),
+        "the sample loads",
+        |app| !app.canvas().references.is_empty(),
+    );
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.count = 2;
+        settings.sampler.steps = 10;
+    }
+    harness.get_by_label("Generate").click();
+    assert_eq!(wait_for_run(&mut harness, 0), RunStatus::Finished);
+    let run = &harness.state().gallery().runs()[0];
+    assert_eq!(run.images.len(), 2);
+    for made in &run.images {
+        let pixels = made.image.pixels().collect::<Vec<_>>();
+        let corner = made.image.get_pixel(2, 2);
+        assert!(
+            corner.0.iter().all(|&c| c > 200),
+            "light background: {corner:?}"
+        );
+        // Orange: red high, blue low, on a good part of the picture.
+        let orange = pixels
+            .iter()
+            .filter(|p| p[0] > 180 && p[2] < 90 && p[0] > p[1])
+            .count();
+        assert!(
+            orange * 5 > pixels.len(),
+            "{orange} orange pixels of {}",
+            pixels.len()
+        );
+    }
+}
+
 #[test]
 fn the_built_in_model_says_what_it_is_good_at() {
     let spec = lumos_engine::embedded::default_spec().expect("the built-in model");

@@ -30,6 +30,9 @@ static FILES: &[(&str, &[u8])] = &[
     asset!("prompt/prompt.safetensors"),
     asset!("prompt/held_out_prompts.tsv"),
     asset!("encoder/efficientnet_lite0.safetensors"),
+    // The two emoji first: references in the style the built-in model knows.
+    asset!("samples/grinning_face.png"),
+    asset!("samples/tangerine.png"),
     asset!("samples/astronaut.jpg"),
     asset!("samples/chelsea.jpg"),
     asset!("samples/coffee.jpg"),

@@ -77,7 +77,7 @@ impl CanvasPanel {
                         .unwrap_or(name);
                     if ui
                         .button(label)
-                        .on_hover_text("Add this sample photo")
+                        .on_hover_text("Add this sample reference")
                         .clicked()
                         && let Some(bytes) = lumos_engine::embedded::file(name)
                     {
