@@ -1188,16 +1188,21 @@ fn a_reference_zooms_and_its_crop_follows_the_pointer() {
     assert!(harness.state().canvas().references[0].view.is_whole_image());
 }
 
-#[test]
-fn a_sample_photo_can_be_added_from_the_empty_canvas() {
-    let mut harness = harness();
-    harness.get_by_label("chelsea").click();
+/// Clicks the empty canvas's sample button `name` and waits until the reference is there.
+fn add_sample(harness: &mut common::AppHarness, name: &str) {
+    harness.get_by_label(name).click();
     step_until(
-        &mut harness,
+        harness,
         Duration::from_secs(20),
         "the sample loads",
         |app| !app.canvas().references.is_empty(),
     );
+}
+
+#[test]
+fn a_sample_photo_can_be_added_from_the_empty_canvas() {
+    let mut harness = harness();
+    add_sample(&mut harness, "chelsea");
     let reference = &harness.state().canvas().references[0];
     assert_eq!(reference.name, "chelsea.jpg");
     assert_eq!(reference.image.dimensions(), (451, 300));
@@ -1210,13 +1215,7 @@ fn a_sample_photo_can_be_added_from_the_empty_canvas() {
 fn the_tangerine_sample_comes_back_orange_from_the_built_in_model() {
     let spec = lumos_engine::embedded::default_spec().expect("the built-in model");
     let mut harness = harness_with(lumos_studio::AppConfig::with_model(spec));
-    harness.get_by_label("tangerine").click();
-    step_until(
-        &mut harness,
-        Duration::from_secs(20),
-        "the sample loads",
-        |app| !app.canvas().references.is_empty(),
-    );
+    add_sample(&mut harness, "tangerine");
     {
         let settings = harness.state_mut().settings_mut();
         settings.count = 2;
