@@ -1,10 +1,13 @@
 //! The embedded default's reference encoder (EfficientNet-Lite0, shipped in `assets/encoder`)
 //! recognises the sample photos: a wrong padding, normalisation or block wiring would not.
+//! The app never classifies, so the ImageNet classifier (`_fc`) lives beside this test in
+//! `tests/data/` instead of in the shipped weights.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use lumos_engine::checkpoints::build_model;
+use candle_nn::VarBuilder;
+use lumos_engine::checkpoints::{build_model, load_tensors};
 use lumos_engine::models::{EfficientNetLite, EfficientNetLiteConfig};
 
 fn assets() -> PathBuf {
@@ -32,13 +35,13 @@ fn top5(net: &EfficientNetLite, file: &str) -> Vec<usize> {
 
 #[test]
 fn efficientnet_lite0_classifies_the_sample_photos() {
-    let net = build_model(
-        &assets().join("encoder/efficientnet_lite0.safetensors"),
-        DType::F32,
-        &Device::Cpu,
-        |vb| EfficientNetLite::load(&EfficientNetLiteConfig::lite0(224), vb),
-    )
-    .expect("encoder");
+    let mut tensors =
+        load_tensors(&assets().join("encoder/efficientnet_lite0.safetensors")).expect("encoder");
+    let classifier = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/efficientnet_lite0_imagenet_classifier.safetensors");
+    tensors.extend(load_tensors(&classifier).expect("classifier"));
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let net = EfficientNetLite::load(&EfficientNetLiteConfig::lite0(224), vb).expect("encoder");
     // ImageNet classes: 281–285 domestic cats; 504 coffee mug, 967 espresso, 968 cup;
     // 657 missile, 744 projectile, 812 space shuttle.
     let chelsea = top5(&net, "chelsea.jpg");
