@@ -1740,11 +1740,7 @@ impl LumosApp {
                         // Cloned: the controls edit the settings that name them.
                         // The model the current mode runs.
                         let multiview = self.multiview_model();
-                        let runs = if self.settings.mode == crate::settings::ModeKind::Multiview {
-                            multiview
-                        } else {
-                            self.chosen_model()
-                        };
+                        let runs = self.model_for_mode();
                         let checkpoint = match runs {
                             Some(ChosenModel::Zero123(checkpoint)) => Some(checkpoint.clone()),
                             _ => None,
@@ -1953,6 +1949,7 @@ impl eframe::App for LumosApp {
         let ctx = ui.ctx().clone();
         self.bench_frame(&ctx, frame);
         self.handle_input(&ctx);
+        self.follow_model_guidance();
         self.menu_ui(ui);
         self.top_ui(ui);
         egui::Panel::left("canvas")

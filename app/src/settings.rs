@@ -9,6 +9,7 @@
 //! edit by hand) is moved aside under a name that says so, never overwritten, and the app says
 //! where it went ([`load_file`]).
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -153,6 +154,10 @@ pub struct Settings {
     pub recent_prompts: Vec<String>,
     /// Size of images from a prompt, `[width, height]`: one of the model's buckets.
     pub prompt_size_px: [u32; 2],
+    /// The model `sampler.guidance` was last set for (the one the current mode runs).
+    pub guidance_model: Option<String>,
+    /// The guidance last used with each other model, by name: switching back brings it back.
+    pub guidance_by_model: BTreeMap<String, f64>,
 }
 
 impl Default for Settings {
@@ -183,6 +188,8 @@ impl Default for Settings {
             prompt: String::new(),
             recent_prompts: Vec::new(),
             prompt_size_px: [1024, 1024],
+            guidance_model: None,
+            guidance_by_model: BTreeMap::new(),
         }
     }
 }
@@ -356,6 +363,11 @@ impl Settings {
             .sampler
             .guidance
             .clamp(*limits::GUIDANCE.start(), *limits::GUIDANCE.end());
+        self.guidance_by_model
+            .retain(|_, guidance| guidance.is_finite());
+        for guidance in self.guidance_by_model.values_mut() {
+            *guidance = guidance.clamp(*limits::GUIDANCE.start(), *limits::GUIDANCE.end());
+        }
         if !self.strength.is_finite() {
             self.strength = Self::default().strength;
         }
@@ -683,10 +695,14 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_clamped() {
-        let back =
-            Settings::from_json(r#"{"count": 1000, "sampler": {"steps": 0}}"#).expect("parse");
+        let back = Settings::from_json(
+            r#"{"count": 1000, "sampler": {"steps": 0}, "guidance_by_model": {"a": 99, "b": 2}}"#,
+        )
+        .expect("parse");
         assert_eq!(back.count, *limits::COUNT.end());
         assert_eq!(back.sampler.steps, *limits::STEPS.start());
+        assert_eq!(back.guidance_by_model["a"], *limits::GUIDANCE.end());
+        assert_eq!(back.guidance_by_model["b"], 2.0);
     }
 
     #[test]

@@ -37,9 +37,13 @@ fn multiview_harness(models: &Path) -> AppHarness {
 }
 
 fn choose_multiview_mode(harness: &mut AppHarness) {
+    choose_mode(harness, "Multi-view");
+}
+
+fn choose_mode(harness: &mut AppHarness, mode: &str) {
     harness.get_by_label("Mode").click();
     harness.run_steps(2);
-    harness.get_by_label("Multi-view").click();
+    harness.get_by_label(mode).click();
     harness.run_steps(2);
 }
 
@@ -391,16 +395,33 @@ fn the_built_in_multi_view_model_makes_sets_while_the_image_model_stays_chosen()
     let multiview =
         lumos_engine::embedded::multiview_spec().expect("the built-in multi-view model");
     config.models.push(multiview.clone());
+    let image_best = config.models[0]
+        .guidance
+        .expect("the built-in image model names its guidance");
     let mut harness = harness_with(config);
     drop_file(&mut harness, &reference);
     harness.get_by_label_contains("trained by this project on emoji and clip art");
+    assert_eq!(harness.state().settings().sampler.guidance, image_best);
     choose_multiview_mode(&mut harness);
     harness.get_by_label_contains(&format!("Sets are made with {}", multiview.name));
     harness.get_by_label_contains("simple textured shapes it rendered itself");
-    // Its manifest's guidance is offered, not imposed.
+    // Each model gets its manifest's guidance the first time it runs, and keeps what the user
+    // last used with it after that.
     let best = multiview
         .guidance
         .expect("the built-in model names its guidance");
+    assert_eq!(harness.state().settings().sampler.guidance, best);
+    assert!(
+        harness
+            .query_by_label_contains("This model works best at guidance")
+            .is_none()
+    );
+    slider(&harness, "Guidance").set_value_accesskit(2.0);
+    harness.run_steps(2);
+    choose_mode(&mut harness, "Variations / blend");
+    assert_eq!(harness.state().settings().sampler.guidance, image_best);
+    choose_multiview_mode(&mut harness);
+    assert_eq!(harness.state().settings().sampler.guidance, 2.0);
     harness.get_by_label_contains(&format!("This model works best at guidance {best:.1}"));
     harness.get_by_label(&format!("Use {best:.1}")).click();
     harness.run_steps(2);

@@ -61,6 +61,54 @@ impl LumosApp {
         true
     }
 
+    /// The model the current mode runs: the multi-view one in the Multi-view mode, else the
+    /// chosen one.
+    pub(super) fn model_for_mode(&self) -> Option<ChosenModel<'_>> {
+        if self.settings.mode == crate::settings::ModeKind::Multiview {
+            self.multiview_model()
+        } else {
+            self.chosen_model()
+        }
+    }
+
+    /// Gives each model its own guidance: when the model the current mode runs changes, the
+    /// guidance used with the previous one is remembered under its name, and the new one gets
+    /// what it was last used with — the first time, the guidance its manifest recommends (the
+    /// built-in image model 3, the multi-view one 1), where it names one. A restart with the
+    /// same model keeps the user's value.
+    pub(super) fn follow_model_guidance(&mut self) {
+        let Some((name, recommended)) = self.model_for_mode().map(|model| {
+            let recommended = match model {
+                ChosenModel::Lumos(spec) => spec.guidance,
+                ChosenModel::Zero123(_) => None,
+            };
+            (model.name().to_owned(), recommended)
+        }) else {
+            return;
+        };
+        let settings = &mut self.settings;
+        if settings.guidance_model.as_deref() == Some(name.as_str()) {
+            return;
+        }
+        if let Some(previous) = settings.guidance_model.take() {
+            settings
+                .guidance_by_model
+                .insert(previous, settings.sampler.guidance);
+        }
+        if let Some(guidance) = settings
+            .guidance_by_model
+            .get(&name)
+            .copied()
+            .or(recommended)
+        {
+            settings.sampler.guidance = guidance.clamp(
+                *crate::settings::limits::GUIDANCE.start(),
+                *crate::settings::limits::GUIDANCE.end(),
+            );
+        }
+        settings.guidance_model = Some(name);
+    }
+
     /// Whether the chosen model makes views from other cameras.
     pub(super) fn selected_model_is_multiview(&self) -> bool {
         self.chosen_model().is_some_and(|m| m.is_multiview())

@@ -30,7 +30,8 @@ pub struct ControlsContext<'a> {
     /// What to tell the user about the model the current mode runs when it is a built-in one.
     pub model_note: Option<&'static str>,
     /// The guidance the model the current mode runs was measured best at, if its manifest
-    /// names one (offered, never imposed: the slider is the user's).
+    /// names one: the slider starts there the first time the model runs, and it is offered
+    /// whenever the user has moved away from it.
     pub model_guidance: Option<f64>,
 }
 
