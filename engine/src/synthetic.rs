@@ -2,9 +2,10 @@
 //! cameras, by a small CPU rasteriser.
 //!
 //! No 3D asset corpus can be downloaded here, so the project makes its own: spheres, boxes,
-//! cylinders, cones, tori and superquadrics, textured with corpus images, lit by an ambient
-//! term plus a Lambert light, on white, seen from the cameras of [`crate::camera`] (Z up,
-//! OpenGL axes). Each view gives RGB, alpha (coverage) and depth. Training a novel-view prior
+//! cylinders, cones, tori and superquadrics, extruded silhouettes of corpus images
+//! ([`silhouette`]) and compositions of two or three solids, textured with corpus images, lit
+//! by an ambient term plus a Lambert light, on white, seen from the cameras of
+//! [`crate::camera`] (Z up, OpenGL axes). Each view gives RGB, alpha (coverage) and depth. Training a novel-view prior
 //! on these and measuring its views against the true ones is what the built-in multi-view
 //! model is built from.
 //!
@@ -17,6 +18,8 @@ use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
 use crate::camera::OrbitPose;
+
+pub mod silhouette;
 
 /// A procedural shape, sized to fit inside a sphere of radius 0.5 around the origin.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +62,24 @@ pub enum Shape {
         /// Semi-axes.
         scale: [f32; 3],
     },
+    /// The outline of the object's texture image extruded into a slab standing in the XZ
+    /// plane, the image on both faces ([`silhouette::extruded_silhouette`]). Without its image
+    /// ([`Mesh::of`]) it is the slab of the whole square.
+    Extrusion {
+        /// Half thickness, where the image is 1 wide.
+        half_depth: f32,
+    },
+}
+
+/// A further solid of a composed object: a shape, scaled, then moved.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// Its shape (a procedural solid).
+    pub shape: Shape,
+    /// Uniform scale of the shape.
+    pub scale: f32,
+    /// Where its centre goes.
+    pub offset: [f32; 3],
 }
 
 /// A vertex of a mesh.
@@ -245,6 +266,9 @@ impl Mesh {
                 }
                 mesh
             }
+            Shape::Extrusion { half_depth } => Self::of(&Shape::Box {
+                half: [0.5, half_depth, 0.5],
+            }),
             Shape::Superquadric { e1, e2, scale } => Self::parametric(
                 |u, v| {
                     let cv = signed_pow(v.cos(), e1);
@@ -275,6 +299,50 @@ impl Mesh {
 }
 
 impl Mesh {
+    /// The mesh of a dataset object: its shape (an extrusion of `texture`'s outline, when it
+    /// is one and the texture has an outline), then each further part; a composition is
+    /// centred on its bounding box.
+    pub fn of_object(shape: &Shape, parts: &[Part], texture: &RgbImage) -> Self {
+        let mut mesh = match *shape {
+            Shape::Extrusion { half_depth } => silhouette::extruded_silhouette(texture, half_depth)
+                .unwrap_or_else(|| Self::of(shape)),
+            _ => Self::of(shape),
+        };
+        for part in parts {
+            let first = mesh.vertices.len() as u32;
+            let solid = Self::of(&part.shape);
+            mesh.vertices.extend(solid.vertices.iter().map(|v| Vertex {
+                position: [0, 1, 2].map(|i| v.position[i] * part.scale + part.offset[i]),
+                ..*v
+            }));
+            mesh.triangles
+                .extend(solid.triangles.iter().map(|t| t.map(|i| i + first)));
+        }
+        if !parts.is_empty() {
+            mesh.centre_on_bounds();
+        }
+        mesh
+    }
+
+    /// Moves the mesh so that its axis-aligned bounding box is centred on the origin.
+    pub fn centre_on_bounds(&mut self) {
+        let mut low = [f32::INFINITY; 3];
+        let mut high = [f32::NEG_INFINITY; 3];
+        for v in &self.vertices {
+            for i in 0..3 {
+                low[i] = low[i].min(v.position[i]);
+                high[i] = high[i].max(v.position[i]);
+            }
+        }
+        if self.vertices.is_empty() {
+            return;
+        }
+        let centre = [0, 1, 2].map(|i| 0.5 * (low[i] + high[i]));
+        for v in &mut self.vertices {
+            v.position = [0, 1, 2].map(|i| v.position[i] - centre[i]);
+        }
+    }
+
     /// Scales the mesh (about the origin) so that no vertex is farther than `radius`.
     pub fn fit_in_ball(&mut self, radius: f32) {
         let far = self
@@ -612,6 +680,7 @@ mod tests {
             views: 3,
             size_px: 24,
             seed: 5,
+            shapes: ShapeSet::Basic,
         };
         let objects = write_dataset(&options, &mut |_, _| {}).expect("dataset");
         assert_eq!(objects.len(), 20);
@@ -664,6 +733,174 @@ mod tests {
         );
     }
 
+    /// A disc on white, red on its left half and blue on its right.
+    fn two_tone_disc(size: u32) -> RgbImage {
+        let c = size as f32 / 2.0;
+        RgbImage::from_fn(size, size, |x, y| {
+            let (dx, dy) = (x as f32 + 0.5 - c, y as f32 + 0.5 - c);
+            if dx * dx + dy * dy > (0.4 * size as f32).powi(2) {
+                image::Rgb([255, 255, 255])
+            } else if dx < 0.0 {
+                image::Rgb([210, 20, 20])
+            } else {
+                image::Rgb([20, 20, 210])
+            }
+        })
+    }
+
+    #[test]
+    fn an_extruded_silhouette_reads_from_the_front_and_is_thin_from_the_side() {
+        let disc = two_tone_disc(96);
+        let mesh = Mesh::of_object(&Shape::Extrusion { half_depth: 0.05 }, &[], &disc);
+        let size = 64;
+        let coverage = |view: &RenderedView| view.alpha.pixels().filter(|p| p.0[0] > 127).count();
+        let front = render(
+            &mesh,
+            &disc,
+            &OrbitPose::new(0.0, 0.0, 1.6).expect("pose"),
+            DEFAULT_FOV_DEG,
+            size,
+        );
+        // The disc's outline, not the square: about π/4 of the box it spans.
+        let (mut left, mut right, mut top, mut bottom) = (size, 0, size, 0);
+        for (x, y, p) in front.alpha.enumerate_pixels() {
+            if p.0[0] > 127 {
+                (left, right, top, bottom) = (left.min(x), right.max(x), top.min(y), bottom.max(y));
+            }
+        }
+        let spanned = ((right - left + 1) * (bottom - top + 1)) as f32;
+        let share = coverage(&front) as f32 / spanned;
+        assert!(
+            (share - std::f32::consts::FRAC_PI_4).abs() < 0.06,
+            "{share}"
+        );
+        // The image the right way round from the front: red left, blue right.
+        let mid = (top + bottom) / 2;
+        let quarter = (right - left) / 4;
+        let (l, r) = (
+            front.rgb.get_pixel(left + quarter, mid).0,
+            front.rgb.get_pixel(right - quarter, mid).0,
+        );
+        assert!(
+            l[0] > l[2] + 60 && r[2] > r[0] + 60,
+            "left {l:?} right {r:?}"
+        );
+        let side = render(
+            &mesh,
+            &disc,
+            &OrbitPose::new(0.0, 90.0, 1.6).expect("pose"),
+            DEFAULT_FOV_DEG,
+            size,
+        );
+        assert!(
+            coverage(&side) * 4 < coverage(&front),
+            "side {} vs front {}",
+            coverage(&side),
+            coverage(&front)
+        );
+        // Blank pages and photos have no outline.
+        assert!(
+            silhouette::silhouette_mask(&RgbImage::from_pixel(32, 32, image::Rgb([255; 3])))
+                .is_none()
+        );
+        assert!(
+            silhouette::silhouette_mask(&RgbImage::from_pixel(32, 32, image::Rgb([90; 3])))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_composition_joins_its_parts_centred() {
+        let parts = [Part {
+            shape: Shape::Sphere,
+            scale: 0.6,
+            offset: [0.0, 0.0, 0.5],
+        }];
+        let single = Mesh::of(&Shape::Cylinder {
+            radius: 0.2,
+            half_height: 0.25,
+        });
+        let mesh = Mesh::of_object(
+            &Shape::Cylinder {
+                radius: 0.2,
+                half_height: 0.25,
+            },
+            &parts,
+            &white_texture(),
+        );
+        assert!(mesh.vertices.len() > single.vertices.len());
+        let (low, high) = mesh
+            .vertices
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(low, high), v| {
+                (low.min(v.position[2]), high.max(v.position[2]))
+            });
+        // Cylinder −0.25…0.25, sphere 0.2…0.8: 1.05 tall, centred.
+        assert!(
+            (high - low - 1.05).abs() < 1e-3 && (high + low).abs() < 1e-3,
+            "{low} {high}"
+        );
+    }
+
+    #[test]
+    fn the_full_shape_set_adds_silhouettes_and_compositions_inside_the_view() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let textures = dir.path().join("textures");
+        std::fs::create_dir_all(&textures).expect("dir");
+        for i in 0..24u32 {
+            two_tone_disc(32 + i)
+                .save(textures.join(format!("disc{i:02}.png")))
+                .expect("save");
+        }
+        let options = DatasetOptions {
+            textures,
+            out: dir.path().join("set"),
+            objects: 40,
+            views: 2,
+            size_px: 32,
+            seed: 11,
+            shapes: ShapeSet::All,
+        };
+        let objects = write_dataset(&options, &mut |_, _| {}).expect("dataset");
+        let extrusions = objects
+            .iter()
+            .filter(|o| matches!(o.shape, Shape::Extrusion { .. }))
+            .count();
+        let compositions = objects.iter().filter(|o| !o.parts.is_empty()).count();
+        assert!(
+            extrusions >= 3 && compositions >= 3,
+            "{extrusions} extrusions, {compositions} compositions"
+        );
+        for object in &objects {
+            if object.split == "train" {
+                assert!(
+                    object
+                        .parts
+                        .iter()
+                        .all(|p| !matches!(p.shape, Shape::Torus { .. })),
+                    "tori are held out"
+                );
+            }
+            for view in &object.views {
+                let alpha = image::open(options.out.join(&object.name).join(&view.image))
+                    .expect("view")
+                    .to_rgba8();
+                let border_clear = (0..32).all(|i| {
+                    [(i, 0), (i, 31), (0, i), (31, i)]
+                        .iter()
+                        .all(|&(x, y)| alpha.get_pixel(x, y).0[3] == 0)
+                });
+                assert!(border_clear, "{} touches the border", object.name);
+            }
+        }
+        // object.json keeps parts and extrusions: a second run reads them back unchanged.
+        let shapes = |objects: &[DatasetObject]| -> Vec<(Shape, Vec<Part>)> {
+            objects.iter().map(|o| (o.shape, o.parts.clone())).collect()
+        };
+        let again = write_dataset(&options, &mut |_, _| {}).expect("again");
+        assert_eq!(shapes(&again), shapes(&objects));
+    }
+
     #[test]
     fn rendering_is_deterministic() {
         let mesh = Mesh::of(&Shape::Cone {
@@ -694,6 +931,21 @@ pub struct DatasetOptions {
     pub size_px: u32,
     /// Seed of object 0 (object `i` uses `seed + i`: a run can be resumed or extended).
     pub seed: u64,
+    /// Which kinds of object to make.
+    pub shapes: ShapeSet,
+}
+
+/// Which kinds of object a dataset holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShapeSet {
+    /// The procedural solids only, drawn exactly as the first datasets drew them (the shipped
+    /// multi-view model's data is reproduced with this).
+    Basic,
+    /// The solids (60 %), extruded silhouettes of the texture image (20 %) and compositions of
+    /// two or three solids (20 %).
+    #[default]
+    All,
 }
 
 /// One object of a dataset, as `object.json` describes it.
@@ -703,8 +955,11 @@ pub struct DatasetObject {
     pub name: String,
     /// `train` or `test`.
     pub split: String,
-    /// Its shape.
+    /// Its shape (the first part of a composition).
     pub shape: Shape,
+    /// The further parts of a composition, if it is one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
     /// Rotation about Z then X, degrees.
     pub rotation_deg: [f32; 2],
     /// Texture file name.
@@ -738,6 +993,43 @@ fn name_hash(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// The shape and further parts of one object of `set`; `texture` is the object's (an
+/// extrusion is drawn only when it has an outline).
+fn random_object(
+    rng: &mut impl rand::Rng,
+    test: bool,
+    set: ShapeSet,
+    texture: &RgbImage,
+) -> (Shape, Vec<Part>) {
+    if set == ShapeSet::Basic {
+        return (random_shape(rng, test), Vec::new());
+    }
+    match rng.random_range(0..10) {
+        6 | 7 if silhouette::silhouette_mask(texture).is_some() => (
+            Shape::Extrusion {
+                half_depth: rng.random_range(0.03..0.12),
+            },
+            Vec::new(),
+        ),
+        8 | 9 => {
+            let first = random_shape(rng, test);
+            let parts = (0..rng.random_range(1..=2))
+                .map(|_| Part {
+                    shape: random_shape(rng, test),
+                    scale: rng.random_range(0.45..0.8),
+                    offset: [
+                        rng.random_range(-0.35..0.35),
+                        rng.random_range(-0.35..0.35),
+                        rng.random_range(-0.1..0.5),
+                    ],
+                })
+                .collect();
+            (first, parts)
+        }
+        _ => (random_shape(rng, test), Vec::new()),
+    }
 }
 
 fn random_shape(rng: &mut impl rand::Rng, test: bool) -> Shape {
@@ -838,12 +1130,12 @@ pub fn write_dataset(
         };
         let texture_path = pool[rand::Rng::random_range(&mut rng, 0..pool.len())];
         let texture = crate::imageio::load_image(texture_path)?;
-        let shape = random_shape(&mut rng, test);
+        let (shape, parts) = random_object(&mut rng, test, options.shapes, &texture);
         let rotation_deg = [
             rand::Rng::random_range(&mut rng, 0.0..360.0),
             rand::Rng::random_range(&mut rng, -20.0..20.0),
         ];
-        let mut mesh = Mesh::of(&shape);
+        let mut mesh = Mesh::of_object(&shape, &parts, &texture);
         mesh.rotate(rotation_deg[0], rotation_deg[1]);
         mesh.fit_in_ball(0.5);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
@@ -907,6 +1199,7 @@ pub fn write_dataset(
             name,
             split: if test { "test" } else { "train" }.into(),
             shape,
+            parts,
             rotation_deg,
             texture: name_of(texture_path),
             fov_deg: crate::camera::DEFAULT_FOV_DEG,
@@ -926,6 +1219,7 @@ pub fn write_dataset(
         "views_per_object": options.views,
         "size_px": options.size_px,
         "held_out_shape": HELD_OUT_SHAPE,
+        "shapes": options.shapes,
         "conventions": "Z up, object at the origin inside a ball of radius 0.5, OpenGL camera axes (see transforms.json)",
     });
     crate::imageio::replace_file(

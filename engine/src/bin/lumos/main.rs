@@ -25,6 +25,7 @@ mod eval_multiview_command;
 mod eval_prompts_command;
 mod multiview_command;
 mod project_run;
+mod render_dataset_command;
 mod text2image_command;
 
 #[derive(Parser)]
@@ -341,26 +342,7 @@ enum Command {
     /// Render textured procedural objects from orbit cameras: training and test data for
     /// multi-view models (RGBA views, depth, cameras; shapes and textures held out for test).
     /// Resumes an interrupted run.
-    RenderDataset {
-        /// Folder of texture images (e.g. the corpus).
-        #[arg(long)]
-        textures: PathBuf,
-        /// Output folder.
-        #[arg(long, short)]
-        out: PathBuf,
-        /// Number of objects.
-        #[arg(long, default_value_t = 1000)]
-        objects: usize,
-        /// Views per object.
-        #[arg(long, default_value_t = 12)]
-        views: usize,
-        /// Side of each view in pixels.
-        #[arg(long, default_value_t = 128)]
-        size: u32,
-        /// Seed of object 0.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    RenderDataset(render_dataset_command::RenderDatasetArgs),
     /// Train a small prior on a folder of images (the Lumos recipe: no text, no labels).
     /// Resumes when OUT already holds a run.
     Train {
@@ -532,36 +514,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Multiview(args) => multiview_command::run(args),
         Command::Text2image(args) => text2image_command::run(args),
         Command::EvalMultiview(args) => eval_multiview_command::run(args),
-        Command::RenderDataset {
-            textures,
-            out,
-            objects,
-            views,
-            size,
-            seed,
-        } => {
-            let options = lumos_engine::synthetic::DatasetOptions {
-                textures,
-                out,
-                objects,
-                views,
-                size_px: size,
-                seed,
-            };
-            let bar = ProgressBar::new(objects as u64);
-            let made = lumos_engine::synthetic::write_dataset(&options, &mut |done, _| {
-                bar.set_position(done as u64)
-            })?;
-            bar.finish_and_clear();
-            let test = made.iter().filter(|o| o.split == "test").count();
-            println!(
-                "{} objects ({} train, {test} test) × {views} views in {}",
-                made.len(),
-                made.len() - test,
-                options.out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::RenderDataset(args) => render_dataset_command::run(args),
         Command::Train {
             data,
             out,
