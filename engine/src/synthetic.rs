@@ -666,13 +666,10 @@ mod tests {
     #[test]
     fn a_dataset_splits_shapes_and_textures_and_resumes_identically() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let textures = dir.path().join("textures");
-        std::fs::create_dir_all(&textures).expect("dir");
-        for i in 0..40u8 {
+        let textures = texture_folder(dir.path(), 40, |i| {
+            let i = i as u8;
             RgbImage::from_pixel(4, 4, image::Rgb([i * 6, 100, 255 - i * 6]))
-                .save(textures.join(format!("tex{i:02}.png")))
-                .expect("save");
-        }
+        });
         let options = DatasetOptions {
             textures,
             out: dir.path().join("set"),
@@ -731,6 +728,22 @@ mod tests {
             std::fs::read(victim.join("view_01.png")).expect("read"),
             before
         );
+    }
+
+    /// `dir/textures` holding `count` images made by `make(i)`.
+    fn texture_folder(
+        dir: &std::path::Path,
+        count: u32,
+        make: impl Fn(u32) -> RgbImage,
+    ) -> std::path::PathBuf {
+        let textures = dir.join("textures");
+        std::fs::create_dir_all(&textures).expect("dir");
+        for i in 0..count {
+            make(i)
+                .save(textures.join(format!("tex{i:02}.png")))
+                .expect("save");
+        }
+        textures
     }
 
     /// A disc on white, red on its left half and blue on its right.
@@ -845,13 +858,7 @@ mod tests {
     #[test]
     fn the_full_shape_set_adds_silhouettes_and_compositions_inside_the_view() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let textures = dir.path().join("textures");
-        std::fs::create_dir_all(&textures).expect("dir");
-        for i in 0..24u32 {
-            two_tone_disc(32 + i)
-                .save(textures.join(format!("disc{i:02}.png")))
-                .expect("save");
-        }
+        let textures = texture_folder(dir.path(), 24, |i| two_tone_disc(32 + i));
         let options = DatasetOptions {
             textures,
             out: dir.path().join("set"),
