@@ -173,11 +173,19 @@ impl MultiviewRun {
         self.version
     }
 
-    /// Whether the set can be exported: finished, with its reference frame.
+    /// Whether the set is finished with its reference frame and every view.
     pub fn is_complete(&self) -> bool {
         self.status == SetStatus::Finished
             && self.input.is_some()
             && self.views.len() == self.planned.len()
+    }
+
+    /// Whether the set was cut short (cancelled, or failed) after its reference frame and at
+    /// least one view: what was made is kept and can be exported.
+    pub fn is_partial(&self) -> bool {
+        matches!(self.status, SetStatus::Cancelled | SetStatus::Failed(_))
+            && self.input.is_some()
+            && !self.views.is_empty()
     }
 
     /// Indices into [`Self::frames_mut`]'s order, sorted by azimuth (the turntable's order).
@@ -218,11 +226,17 @@ impl MultiviewRun {
     }
 
     /// The set as the engine's writer takes it (frame 0 the reference, then the views in the
-    /// preset's order); `None` until it is complete.
+    /// preset's order): the whole set once complete; a set cut short, the views that were made,
+    /// in a square grid (a reconstructor's fixed grid would take it for a whole set); `None`
+    /// while it runs or when nothing but the reference was made.
     pub fn to_set(&self, fov_deg: f64) -> Option<MultiviewSet> {
-        if !self.is_complete() {
+        let grid = if self.is_complete() {
+            GridLayout::for_preset(&self.preset)
+        } else if self.is_partial() {
+            GridLayout::Square
+        } else {
             return None;
-        }
+        };
         let input = self.input.as_ref()?;
         let mut views: Vec<&(usize, SetFrameView)> = self.views.iter().collect();
         views.sort_by_key(|(index, _)| *index);
@@ -240,7 +254,7 @@ impl MultiviewRun {
         Some(MultiviewSet {
             frames,
             fov_deg,
-            grid: GridLayout::for_preset(&self.preset),
+            grid,
         })
     }
 }
@@ -318,5 +332,64 @@ mod tests {
             "reference, then the views as asked"
         );
         assert_eq!(set.grid, GridLayout::Square);
+    }
+
+    #[test]
+    fn a_set_cut_short_keeps_the_reference_and_the_views_made() {
+        let input_pose = OrbitPose::new(0.0, 0.0, 1.5).expect("pose");
+        let mut run = MultiviewRun::new(
+            2,
+            6,
+            "ref.png".into(),
+            "model".into(),
+            OrbitPreset::Zero123Plus,
+            input_pose,
+            SamplerSettings::default(),
+        );
+        let planned = run.planned.clone();
+        run.set_input(PreparedInput {
+            image: RgbImage::from_pixel(4, 4, image::Rgb([0; 3])),
+            object_mask: GrayImage::from_pixel(4, 4, image::Luma([255])),
+        });
+        assert!(run.to_set(40.0).is_none(), "nothing to keep while it runs");
+        for (index, shade) in [(0, 10), (1, 20)] {
+            run.add_view(View {
+                index,
+                pose: planned[index],
+                seed: 7,
+                image: RgbImage::from_pixel(4, 4, image::Rgb([shade; 3])),
+            });
+        }
+        run.ended(SetStatus::Cancelled);
+        assert!(!run.is_complete() && run.is_partial());
+        let set = run.to_set(40.0).expect("the views made are kept");
+        let shades: Vec<u8> = set
+            .frames
+            .iter()
+            .map(|f| f.image.get_pixel(0, 0).0[0])
+            .collect();
+        assert_eq!(shades, vec![0, 10, 20], "the reference, then the two views");
+        assert_eq!(
+            set.grid,
+            GridLayout::Square,
+            "not Zero123++'s 3 × 2 grid, which a reconstructor would take for a whole set"
+        );
+
+        // Cut short before any view: only the reference, nothing to keep.
+        let mut empty = MultiviewRun::new(
+            3,
+            7,
+            "ref.png".into(),
+            "model".into(),
+            OrbitPreset::Zero123Plus,
+            input_pose,
+            SamplerSettings::default(),
+        );
+        empty.set_input(PreparedInput {
+            image: RgbImage::from_pixel(4, 4, image::Rgb([0; 3])),
+            object_mask: GrayImage::from_pixel(4, 4, image::Luma([255])),
+        });
+        empty.ended(SetStatus::Failed("out of memory".into()));
+        assert!(!empty.is_partial() && empty.to_set(40.0).is_none());
     }
 }

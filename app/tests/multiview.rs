@@ -346,6 +346,82 @@ fn escape_cancels_a_set_mid_run_like_any_job() {
 }
 
 #[test]
+fn a_set_cancelled_after_some_views_keeps_them_and_can_export_them() {
+    let models = tempfile::tempdir().expect("tempdir");
+    let inputs = tempfile::tempdir().expect("tempdir");
+    let history = tempfile::tempdir().expect("tempdir");
+    let export_dir = tempfile::tempdir().expect("tempdir");
+    let reference = inputs.path().join("disc.png");
+    disc_reference(&reference);
+    let spec = lumos_tests::tiny_novel_view_model(models.path());
+    let mut config = AppConfig::with_model(spec);
+    config.history_dir = Some(history.path().to_owned());
+    let mut harness = harness_with(config);
+    drop_file(&mut harness, &reference);
+    choose_multiview_mode(&mut harness);
+    // More views than the CPU denoises in one batch: the first batch arrives, then Escape.
+    let batch = lumos_engine::pipelines::max_batch(lumos_engine::protocol::DeviceChoice::Cpu);
+    choose_turntable(&mut harness, batch + 2);
+    {
+        let settings = harness.state_mut().settings_mut();
+        settings.sampler.steps = 1000;
+        settings.export_dir = Some(export_dir.path().to_owned());
+    }
+    harness.get_by_label("Generate").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the first batch",
+        |app| {
+            app.multiview()
+                .run
+                .as_ref()
+                .is_some_and(|run| run.views_made() >= batch)
+        },
+    );
+    harness.key_press(egui::Key::Escape);
+    assert_eq!(wait_for_set(&mut harness), SetStatus::Cancelled);
+    harness.run_steps(1);
+    wait_for_exports(&mut harness); // kept on a thread
+    harness.run_steps(2);
+    let planned = batch + 1;
+    harness.get_by_label_contains(&format!("cancelled after {batch} of {planned} views"));
+    harness.get_by_label_contains(&format!(
+        "The {batch} of {planned} views made before the set stopped are kept in"
+    ));
+    // Kept in the history folder: the reference and the views made, with their cameras.
+    let run = harness.state().multiview().run.as_ref().expect("a set");
+    assert!(run.is_partial());
+    let kept = run.kept_in.clone().expect("kept in the history folder");
+    let transforms: Transforms = serde_json::from_str(
+        &std::fs::read_to_string(kept.join("transforms.json")).expect("transforms.json"),
+    )
+    .expect("parse transforms.json");
+    assert_eq!(
+        transforms.frames.len(),
+        batch + 1,
+        "the reference and the views made"
+    );
+    for frame in &transforms.frames {
+        image::open(kept.join(&frame.file_path)).expect("a decodable view");
+    }
+    // Export set writes the same frames where the user wants them.
+    harness.get_by_label(&format!(
+        "Exports the reference and the {batch} views made."
+    ));
+    harness.get_by_label("Export set").click();
+    harness.run_steps(1);
+    wait_for_exports(&mut harness);
+    harness.run_steps(1);
+    let exported: Transforms = serde_json::from_str(
+        &std::fs::read_to_string(export_dir.path().join("transforms.json"))
+            .expect("exported transforms.json"),
+    )
+    .expect("parse");
+    assert_eq!(exported.frames.len(), batch + 1);
+}
+
+#[test]
 fn a_fully_transparent_reference_gives_a_clear_error_and_the_app_goes_on() {
     let models = tempfile::tempdir().expect("tempdir");
     let inputs = tempfile::tempdir().expect("tempdir");

@@ -492,8 +492,8 @@ pub enum Event {
         job: JobId,
         view: Box<crate::pipelines::multiview::View>,
     },
-    /// The reference of a multi-view job as the model saw it (the set's frame 0); sent after
-    /// its views, before `Finished`.
+    /// The reference of a multi-view job as the model saw it (the set's frame 0); sent once it
+    /// is prepared, before any view.
     InputView {
         job: JobId,
         input: Box<crate::pipelines::multiview::PreparedInput>,

@@ -403,7 +403,7 @@ fn multiview_job(spec: &ModelSpec, views: usize, steps: usize) -> MultiviewJob {
 }
 
 #[test]
-fn the_engine_thread_sends_views_then_the_input_and_one_terminal_event() {
+fn the_engine_thread_sends_the_input_then_views_and_one_terminal_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = tiny_nvs_model(dir.path());
     let spec: ModelSpec =
@@ -438,14 +438,17 @@ fn the_engine_thread_sends_views_then_the_input_and_one_terminal_event() {
         .iter()
         .position(|e| matches!(e, Event::InputView { .. }))
         .expect("the input view is sent");
-    let last_view = events
+    let first_view = events
         .iter()
-        .rposition(|e| matches!(e, Event::View { .. }))
+        .position(|e| matches!(e, Event::View { .. }))
         .expect("views");
-    assert!(input_at > last_view, "the input comes after the views");
+    assert!(
+        input_at < first_view,
+        "the input comes first, so that a set cut short keeps its frame 0"
+    );
     assert!(matches!(events.last(), Some(Event::Finished { .. })));
 
-    // Cancelled while it runs: Cancelled, and no input view.
+    // Cancelled while it runs: the input view, then Cancelled.
     let long = engine
         .multiview(multiview_job(&spec, 3, 400))
         .expect("queued");
@@ -469,7 +472,7 @@ fn the_engine_thread_sends_views_then_the_input_and_one_terminal_event() {
         matches!(seen.last(), Some(Event::Cancelled { .. })),
         "{seen:?}"
     );
-    assert!(!seen.iter().any(|e| matches!(e, Event::InputView { .. })));
+    assert!(seen.iter().any(|e| matches!(e, Event::InputView { .. })));
 
     // An image-to-image model fails with what to do.
     let image_model = lumos_engine::embedded::default_spec().expect("built-in model");

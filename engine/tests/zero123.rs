@@ -13,6 +13,7 @@ use lumos_engine::camera::{OrbitPose, Transforms};
 use lumos_engine::checkpoints::fixtures_root;
 use lumos_engine::checkpoints::zero123;
 use lumos_engine::models::zero123::Zero123Config;
+use lumos_engine::pipelines::multiview::SetOutput;
 use lumos_engine::pipelines::zero123::{self as pipeline, Zero123Request};
 use lumos_engine::protocol::{
     DeviceChoice, Event, MultiviewJob, MultiviewModel, Precision, SamplerSettings, Zero123Spec,
@@ -206,8 +207,10 @@ fn views_repeat_with_their_seed_and_differ_between_seeds() {
     };
     let make = |seed: u64| {
         let mut views = Vec::new();
-        pipeline::run(&loaded, &request(seed), &mut |_| Ok(()), &mut |view| {
-            views.push(view.image);
+        pipeline::run(&loaded, &request(seed), &mut |_| Ok(()), &mut |output| {
+            if let SetOutput::View(view) = output {
+                views.push(view.image);
+            }
             Ok(())
         })
         .expect("run");
@@ -377,11 +380,11 @@ fn the_engine_thread_makes_a_zero123_set_says_its_licence_and_honours_cancel() {
         .iter()
         .position(|e| matches!(e, Event::InputView { .. }))
         .expect("the input view");
-    let last_view_at = events
+    let first_view_at = events
         .iter()
-        .rposition(|e| matches!(e, Event::View { .. }))
+        .position(|e| matches!(e, Event::View { .. }))
         .expect("views");
-    assert!(last_view_at < input_at, "views, then the input");
+    assert!(input_at < first_view_at, "the input, then the views");
     assert!(matches!(events.last(), Some(Event::Finished { .. })));
 
     // The job's steps, guidance, seed and the demo's η reach the sampler: the same views as
@@ -401,8 +404,10 @@ fn the_engine_thread_makes_a_zero123_set_says_its_licence_and_honours_cancel() {
         device: DeviceChoice::Cpu,
     };
     let mut direct = Vec::new();
-    pipeline::run(&loaded, &request, &mut |_| Ok(()), &mut |view| {
-        direct.push(view);
+    pipeline::run(&loaded, &request, &mut |_| Ok(()), &mut |output| {
+        if let SetOutput::View(view) = output {
+            direct.push(view);
+        }
         Ok(())
     })
     .expect("run");

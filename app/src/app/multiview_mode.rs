@@ -112,14 +112,15 @@ impl LumosApp {
                 RunStatus::Failed(why) => SetStatus::Failed(why.clone()),
                 RunStatus::Pending => SetStatus::Running,
             });
-            self.keep_finished_set();
+            self.keep_set();
         }
     }
 
-    /// Writes the set, once finished, into the history folder as "Export set" would, so that
-    /// it outlives the next set and the session (the mode holds only the latest set). Written
-    /// on a thread; [`Self::multiview_set_written`] reports it.
-    fn keep_finished_set(&mut self) {
+    /// Writes the set, once it has ended — finished, or cut short after some views (the views
+    /// made are kept then) — into the history folder as "Export set" would, so that it outlives
+    /// the next set and the session (the mode holds only the latest set). Written on a thread;
+    /// [`Self::multiview_set_written`] reports it.
+    fn keep_set(&mut self) {
         let Some(history) = self.history_dir.clone() else {
             return; // history off (tests, or no data folder on this system)
         };
@@ -132,7 +133,7 @@ impl LumosApp {
             return;
         };
         let Some(set) = run.to_set(DEFAULT_FOV_DEG) else {
-            return; // not complete: cancelled or failed
+            return; // ended before its first view: nothing was made
         };
         let dir =
             crate::history::multiview_set_dir(&history, crate::history::now_unix_secs(), run.id);
@@ -168,8 +169,10 @@ impl LumosApp {
             .as_ref()
             .and_then(|run| run.to_set(DEFAULT_FOV_DEG))
         else {
-            self.notifications
-                .error("There is no finished multi-view set to export: make one first.");
+            self.notifications.error(
+                "There is no multi-view set to export: make one first (a set cut short can be \
+                 exported once it has a view).",
+            );
             return;
         };
         let existing = set.existing_files(&dir);
@@ -208,11 +211,25 @@ impl LumosApp {
         outcome: anyhow::Result<Vec<PathBuf>>,
     ) {
         match (kept_run, outcome) {
-            (Some(_), Ok(_)) => self.notifications.info(format!(
-                "The multi-view set is kept in {} (views, transforms.json, grid and turntable); \
-                 Export set copies it where you want it.",
-                dir.display()
-            )),
+            (Some(run_id), Ok(_)) => {
+                let cut_short = self
+                    .multiview
+                    .run
+                    .as_ref()
+                    .filter(|run| run.id == run_id && run.is_partial())
+                    .map(|run| (run.views_made(), run.planned.len()));
+                let what = match cut_short {
+                    Some((made, planned)) => {
+                        format!("The {made} of {planned} views made before the set stopped are")
+                    }
+                    None => "The multi-view set is".to_owned(),
+                };
+                self.notifications.info(format!(
+                    "{what} kept in {} (views, transforms.json, grid and turntable); Export set \
+                     copies it where you want it.",
+                    dir.display()
+                ));
+            }
             (Some(run_id), Err(error)) => {
                 if let Some(run) = self.multiview.run.as_mut().filter(|run| run.id == run_id) {
                     run.kept_in = None;

@@ -291,15 +291,20 @@ pub fn multiview_results_ui(
             orbit_diagram_ui(ui, &run.input_pose, &views, Some(turntable.angle_deg));
             ui.add_space(6.0);
             ui.checkbox(export_alpha, "Views with alpha (object cut out)");
-            let complete = run.is_complete();
+            let exportable = run.is_complete() || run.is_partial();
             let export = ui
-                .add_enabled(complete, egui::Button::new("Export set"))
+                .add_enabled(exportable, egui::Button::new("Export set"))
                 .on_hover_text(
                     "A PNG per view with its camera, transforms.json, a grid and a turntable \
                      GIF, into the export folder",
                 );
-            if !complete {
-                ui.weak("The set can be exported once every view is made.");
+            if run.is_partial() {
+                ui.weak(format!(
+                    "Exports the reference and the {} views made.",
+                    run.views_made()
+                ));
+            } else if !exportable {
+                ui.weak("The set can be exported once its views are made.");
             }
             if export.clicked() {
                 commands.push(AppCommand::ExportMultiviewSet { replace: false });

@@ -32,6 +32,17 @@ const BACKGROUND_TOLERANCE: u8 = 30;
 /// Alpha at or above which a pixel belongs to the object.
 const OPAQUE_ALPHA: u8 = 128;
 
+/// What a multi-view pipeline hands out as soon as it is ready: the input view as the model
+/// sees it first, before any sampling (so that a set cancelled or failed after some views still
+/// has its frame 0 and can be kept), then each view as its batch is done.
+#[derive(Clone, Debug)]
+pub enum SetOutput {
+    /// The set's frame 0.
+    Input(PreparedInput),
+    /// One generated view.
+    View(View),
+}
+
 /// The input view as the model sees it.
 #[derive(Clone, Debug)]
 pub struct PreparedInput {
@@ -249,14 +260,14 @@ impl NoisePredictor for NovelViewGuidance<'_> {
     }
 }
 
-/// Makes the request's views, reporting steps through `hook` and each view through `on_view`
-/// as it is done; returns the prepared input view.
+/// Makes the request's views, reporting steps through `hook` and the prepared input, then each
+/// view, through `on_output` as soon as each is ready.
 pub fn run(
     model: &LoadedModel,
     request: &MultiviewRequest,
     hook: &mut StepHook<'_>,
-    on_view: &mut dyn FnMut(View) -> Result<()>,
-) -> Result<PreparedInput> {
+    on_output: &mut dyn FnMut(SetOutput) -> Result<()>,
+) -> Result<()> {
     if !model.is_novel_view() {
         return Err(EngineError::InvalidRequest(format!(
             "{} makes images from references, not views from other cameras: choose a \
@@ -308,6 +319,7 @@ pub fn run(
 
     let pixels = super::to_model_input(&input.image, &model.device)?;
     let input_latent = model.encode_images(&pixels)?;
+    on_output(SetOutput::Input(input))?;
     let (c, h, w) = model.latent_shape();
     let grid_t = model.schedule.time_uniform_grid(request.settings.steps);
     let total = request.views.len();
@@ -353,10 +365,10 @@ pub fn run(
             hook,
         )?;
         let images = super::to_images(&super::decode(model, &latents)?.to_dtype(DType::F32)?)?;
-        report_views(start, poses, &seeds, images, on_view)?;
+        report_views(start, poses, &seeds, images, on_output)?;
         start += len;
     }
-    Ok(input)
+    Ok(())
 }
 
 /// The seeds of views `indices`: `seed + i` each, or `seed` for all when `shared`.
@@ -372,21 +384,21 @@ pub(super) fn view_seeds(indices: std::ops::Range<usize>, seed: u64, shared: boo
         .collect()
 }
 
-/// Hands a batch of finished views, the first being view `start`, to `on_view`.
+/// Hands a batch of finished views, the first being view `start`, to `on_output`.
 pub(super) fn report_views(
     start: usize,
     poses: &[OrbitPose],
     seeds: &[u64],
     images: Vec<RgbImage>,
-    on_view: &mut dyn FnMut(View) -> Result<()>,
+    on_output: &mut dyn FnMut(SetOutput) -> Result<()>,
 ) -> Result<()> {
     for (offset, image) in images.into_iter().enumerate() {
-        on_view(View {
+        on_output(SetOutput::View(View {
             index: start + offset,
             pose: poses[offset],
             seed: seeds[offset],
             image,
-        })?;
+        }))?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use image::{GrayImage, RgbImage};
 
-use super::multiview::{PreparedInput, View, flood_object_mask, report_views, view_seeds};
+use super::multiview::{PreparedInput, SetOutput, flood_object_mask, report_views, view_seeds};
 use super::{StepHook, StepReport};
 use crate::camera::OrbitPose;
 use crate::checkpoints::zero123::LoadedZero123;
@@ -221,14 +221,14 @@ pub fn update_count(loaded: &LoadedZero123, request: &Zero123Request) -> Result<
     )
 }
 
-/// Makes the request's views, reporting steps through `hook` and each view through `on_view`
-/// as it is done; returns the prepared input view.
+/// Makes the request's views, reporting steps through `hook` and the prepared input, then each
+/// view, through `on_output` as soon as each is ready.
 pub fn run(
     loaded: &LoadedZero123,
     request: &Zero123Request,
     hook: &mut StepHook<'_>,
-    on_view: &mut dyn FnMut(View) -> Result<()>,
-) -> Result<PreparedInput> {
+    on_output: &mut dyn FnMut(SetOutput) -> Result<()>,
+) -> Result<()> {
     if request.views.is_empty() {
         return Err(EngineError::InvalidRequest(
             "the orbit lists no views".into(),
@@ -252,6 +252,7 @@ pub fn run(
         model_input_keeping_framing(&request.image, request.alpha.as_deref(), size, &device)?
     };
     let input_latent = model.input_latent(&pixels)?;
+    on_output(SetOutput::Input(input))?;
     let (c, h, w) = (
         model.unet.config().out_channels,
         input_latent.dim(2)?,
@@ -322,8 +323,8 @@ pub fn run(
             })?;
         }
         let decoded = model.decode(&x)?.to_dtype(DType::F32)?;
-        report_views(start, poses, &seeds, super::to_images(&decoded)?, on_view)?;
+        report_views(start, poses, &seeds, super::to_images(&decoded)?, on_output)?;
         start += len;
     }
-    Ok(input)
+    Ok(())
 }

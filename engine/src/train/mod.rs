@@ -1,8 +1,14 @@
 //! `lumos train`: the Lumos recipe, scaled down. The prior (the same `LumosI2I` the engine
-//! samples) learns ε-prediction on the linear schedule, conditioned on the frozen encoder's
-//! embedding of an augmented view of the training image, with the condition replaced by the
-//! learned null embedding 10% of the time (so classifier-free guidance works). No text, no
-//! labels: a folder of images in, a model folder out.
+//! samples) learns the prediction its config names on the linear schedule, conditioned on the
+//! frozen encoder's embedding of an augmented view of the training image, with the condition
+//! replaced by the learned null embedding 10% of the time (so classifier-free guidance works).
+//! No text, no labels: a folder of images in, a model folder out.
+//!
+//! Given a posed multi-view dataset (`lumos render-dataset`) instead, it trains the Lumos NVS
+//! config of the same network ([`multiview`]): started from an image prior's weights (the
+//! paper's "with the I2I prior": the new input-view channels and the pose MLP's output start at
+//! zero, so step 0 is the image prior), or from scratch with the same config, in the image
+//! prior's pixel or latent space.
 //!
 //! State (raw weights, AdamW moments, EMA weights, step) is saved every `save_every` steps and
 //! at the end, so a run can be stopped and resumed; the exported model (`prior.safetensors`, the
@@ -10,6 +16,7 @@
 //! is rewritten at every save.
 
 pub mod data;
+pub mod multiview;
 pub mod optim;
 
 use std::collections::HashMap;
@@ -24,7 +31,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
-use crate::models::{EncoderConfig, ImageEncoder, LumosConfig, LumosI2I, Prediction};
+use crate::models::{EncoderConfig, ImageEncoder, LumosConfig, LumosI2I, Prediction, VaeConfig};
 use crate::protocol::{ComponentSpec, ModelSpec, Precision};
 use crate::sampling::NoiseSchedule;
 
@@ -53,6 +60,13 @@ pub struct TrainSettings {
     pub save_every: usize,
     /// Seed of the run.
     pub seed: u64,
+    /// The autoencoder whose latent space the prior works in; `None`: pixels.
+    #[serde(default)]
+    pub vae: Option<ComponentSpec<VaeConfig>>,
+    /// Prior weights the run starts from (an image prior, or a novel-view prior to continue);
+    /// `None`: PixArt's initialisation.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
 }
 
 impl TrainSettings {
@@ -95,8 +109,60 @@ impl TrainSettings {
             views: 3,
             save_every: 250,
             seed: 0,
+            vae: None,
+            init: None,
         }
     }
+
+    /// The novel-view recipe on `base`'s network, space and encoder (the input view
+    /// concatenated to the input channels, the relative pose through an MLP added to the
+    /// condition): started from `base`'s prior weights when `from_base_weights`, else from
+    /// scratch with the same config — the two arms of the paper's comparison.
+    pub fn novel_view(base: &ModelSpec, from_base_weights: bool) -> Self {
+        let mut prior = base.prior.config.clone();
+        prior.input_view_channels = prior.in_channels;
+        prior.pose_condition = true;
+        Self {
+            prior,
+            encoder: base.encoder.clone(),
+            batch: 32,
+            lr: 3e-4,
+            warmup: 200,
+            ema_decay: 0.999,
+            condition_dropout: 0.1,
+            views: 1,
+            save_every: 250,
+            seed: 0,
+            vae: base.vae.clone(),
+            init: from_base_weights.then(|| base.prior.path.clone()),
+        }
+    }
+
+    /// Whether this trains a novel-view prior (input view and pose).
+    pub fn is_novel_view(&self) -> bool {
+        self.prior.input_view_channels > 0 || self.prior.pose_condition
+    }
+}
+
+/// One step's training examples in the prior's space.
+pub(crate) struct Batch {
+    /// Clean targets `(b, in, h, w)`, f32.
+    x0: Tensor,
+    /// Condition tokens `(b, 1, 1, caption)`, f32, before dropout.
+    condition: Tensor,
+    /// Per example: 1 keeps the condition, 0 replaces it by the learned null embedding.
+    keep: Vec<f32>,
+    /// Novel views: the input view `(b, in, h, w)`, concatenated to the noisy target, and the
+    /// relative pose `(b, 4)`.
+    novel_view: Option<(Tensor, Tensor)>,
+}
+
+/// What a run trains on.
+pub enum TrainingData {
+    /// Images and their view embeddings, and the indices trained on.
+    Images(data::TrainingSet, Vec<u32>),
+    /// Posed views of objects.
+    Views(multiview::PosedViews),
 }
 
 /// Progress the loop reports.
@@ -129,6 +195,10 @@ impl RunFolder {
     pub fn dataset(&self) -> PathBuf {
         self.file("dataset.safetensors")
     }
+    /// The cached posed views of a novel-view run.
+    pub fn posed_views(&self) -> PathBuf {
+        self.file("views.safetensors")
+    }
     /// Raw weights, moments and EMA weights.
     pub fn state(&self) -> PathBuf {
         self.file("state.safetensors")
@@ -154,8 +224,31 @@ fn io_error(path: &Path, e: std::io::Error) -> EngineError {
     }
 }
 
-/// Loads the cached training set, or builds it from `data_dir` and caches it.
+/// Loads the cached training data, or builds it from `data_dir` and caches it.
 pub fn prepare_data(
+    data_dir: &Path,
+    run: &RunFolder,
+    settings: &TrainSettings,
+    device: &Device,
+    report: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainingData> {
+    if settings.is_novel_view() {
+        if run.posed_views().exists() {
+            return Ok(TrainingData::Views(multiview::load(
+                &run.posed_views(),
+                device,
+            )?));
+        }
+        let set = multiview::prepare(data_dir, settings, device, report)?;
+        multiview::save(&set, &run.posed_views())?;
+        return Ok(TrainingData::Views(set));
+    }
+    let set = prepare_images(data_dir, run, settings, device, report)?;
+    let pool = set.training_indices();
+    Ok(TrainingData::Images(set, pool))
+}
+
+fn prepare_images(
     data_dir: &Path,
     run: &RunFolder,
     settings: &TrainSettings,
@@ -229,6 +322,9 @@ impl Trainer {
         for (name, var) in &vars {
             initialise(name, var, &mut rng)?;
         }
+        if let Some(init) = settings.init.as_ref().filter(|_| !run.state().exists()) {
+            start_from(&vars, init)?;
+        }
         let optimizer = AdamW::new(
             vars.clone(),
             AdamWConfig {
@@ -278,12 +374,29 @@ impl Trainer {
         Ok(())
     }
 
-    /// One optimisation step on a batch drawn from `set`; returns the loss.
-    pub fn train_step(&mut self, set: &data::TrainingSet, pool: &[u32]) -> Result<f32> {
+    /// One optimisation step on a batch drawn from `data`; returns the loss.
+    pub fn train_step(&mut self, data: &TrainingData) -> Result<f32> {
         let s = &self.settings;
         let step = self.optimizer.step;
         let mut rng =
             ChaCha8Rng::seed_from_u64(s.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
+        let batch = match data {
+            TrainingData::Images(set, pool) => self.image_batch(set, pool, &mut rng)?,
+            TrainingData::Views(set) => {
+                multiview::draw_batch(set, s.batch, s.condition_dropout, &mut rng, &self.device)?
+            }
+        };
+        self.optimise(batch, &mut rng)
+    }
+
+    /// Images drawn from `pool`, half of them mirrored, each conditioned on one of its views.
+    fn image_batch(
+        &self,
+        set: &data::TrainingSet,
+        pool: &[u32],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Batch> {
+        let s = &self.settings;
         let n = set.images.dim(0)?;
         let views = set.embeddings.dim(1)?;
         let b = s.batch;
@@ -304,9 +417,6 @@ impl Trainer {
                 }
             })
             .collect();
-        let timesteps: Vec<usize> = (0..b)
-            .map(|_| rng.random_range(0..self.schedule.total_n()))
-            .collect();
         let index_tensor = Tensor::new(indices.as_slice(), &self.device)?;
 
         // x0 in [-1, 1], half of them mirrored.
@@ -324,12 +434,44 @@ impl Trainer {
         .broadcast_as(images.shape())?;
         let x0 = flip_mask.where_cond(&mirrored, &images)?;
 
+        // The condition: the embedding of one view.
+        let pairs: Vec<u32> = indices
+            .iter()
+            .zip(&view_of)
+            .map(|(&i, &v)| i * views as u32 + v)
+            .collect();
+        let c = set.embeddings.dim(2)?;
+        let condition = set
+            .embeddings
+            .reshape((n * views, c))?
+            .index_select(&Tensor::new(pairs.as_slice(), &self.device)?, 0)?
+            .to_dtype(DType::F32)?
+            .reshape((b, 1, 1, c))?;
+        Ok(Batch {
+            x0,
+            condition,
+            keep,
+            novel_view: None,
+        })
+    }
+
+    /// Noises `batch` at random times and takes one AdamW step on the prior's loss.
+    fn optimise(&mut self, batch: Batch, rng: &mut ChaCha8Rng) -> Result<f32> {
+        let Batch {
+            x0,
+            condition,
+            keep,
+            novel_view,
+        } = batch;
+        let b = x0.dim(0)?;
+        let timesteps: Vec<usize> = (0..b)
+            .map(|_| rng.random_range(0..self.schedule.total_n()))
+            .collect();
+
         // ε and x_t = √ᾱ x0 + √(1−ᾱ) ε
         let shape = x0.dims().to_vec();
         let count: usize = shape.iter().product();
-        let eps: Vec<f32> = (0..count)
-            .map(|_| StandardNormal.sample(&mut rng))
-            .collect();
+        let eps: Vec<f32> = (0..count).map(|_| StandardNormal.sample(rng)).collect();
         let eps = Tensor::from_vec(eps, shape.as_slice(), &self.device)?;
         let (signal, noise): (Vec<f32>, Vec<f32>) = timesteps
             .iter()
@@ -342,22 +484,18 @@ impl Trainer {
         let noise = Tensor::from_vec(noise, (b, 1, 1, 1), &self.device)?;
         let x_t = (x0.broadcast_mul(&signal)? + eps.broadcast_mul(&noise)?)?;
 
-        // Condition: the embedding of one view, or the learned null embedding.
-        let pairs: Vec<u32> = indices
-            .iter()
-            .zip(&view_of)
-            .map(|(&i, &v)| i * views as u32 + v)
-            .collect();
-        let c = set.embeddings.dim(2)?;
-        let cond = set
-            .embeddings
-            .reshape((n * views, c))?
-            .index_select(&Tensor::new(pairs.as_slice(), &self.device)?, 0)?
-            .to_dtype(DType::F32)?
-            .reshape((b, 1, 1, c))?;
+        // The condition, or the learned null embedding; a novel view adds its pose and input.
         let keep = Tensor::from_vec(keep, (b, 1, 1, 1), &self.device)?;
         let null = self.model.null_condition(b)?;
-        let cond = (cond.broadcast_mul(&keep)? + null.broadcast_mul(&keep.affine(-1.0, 1.0)?)?)?;
+        let cond =
+            (condition.broadcast_mul(&keep)? + null.broadcast_mul(&keep.affine(-1.0, 1.0)?)?)?;
+        let (x_t, cond) = match &novel_view {
+            Some((input_view, pose)) => (
+                Tensor::cat(&[&x_t, input_view], 1)?,
+                self.model.with_pose(&cond, pose)?,
+            ),
+            None => (x_t, cond),
+        };
 
         let t_values: Vec<f32> = timesteps.iter().map(|&t| t as f32).collect();
         let pred = self.model.forward_eps(&x_t, &t_values, &cond)?;
@@ -405,7 +543,7 @@ impl Trainer {
 /// PixArt's `initialize_weights`: Xavier-uniform linears and patch embedding, zero biases,
 /// N(0, 0.02) for the timestep and condition MLPs, zeroed adaLN modulations and final linear
 /// layer (every block starts as the identity), `randn / √c` for the final scale-shift table and
-/// the null embedding.
+/// the null embedding; the pose MLP's output at zero (a pose starts with no effect).
 fn initialise(name: &str, var: &Var, rng: &mut ChaCha8Rng) -> Result<()> {
     let dims = var.dims().to_vec();
     let count = var.elem_count();
@@ -419,6 +557,7 @@ fn initialise(name: &str, var: &Var, rng: &mut ChaCha8Rng) -> Result<()> {
     };
     let values: Vec<f32> = if name.contains("adaLN_modulation")
         || name.starts_with("final_layer.linear")
+        || name.starts_with("pose_embedder.fc2")
         || name.ends_with(".bias")
     {
         vec![0.0; count]
@@ -435,6 +574,50 @@ fn initialise(name: &str, var: &Var, rng: &mut ChaCha8Rng) -> Result<()> {
             .collect()
     };
     var.set(&Tensor::from_vec(values, dims, var.device())?)?;
+    Ok(())
+}
+
+/// Sets the weights of `vars` from the prior in `path` (the run's first step): every weight of
+/// the same name and shape is taken over; the patch embedding of a novel-view prior started
+/// from an image prior takes the image channels and keeps its input-view channels at zero, so
+/// that the new network computes exactly what the image prior computed. Weights the file lacks
+/// (the pose MLP) keep their initialisation; anything else that differs is refused.
+fn start_from(vars: &[(String, Var)], path: &Path) -> Result<()> {
+    let saved = crate::checkpoints::load_tensors(path)?;
+    for (name, var) in vars {
+        let Some(weight) = saved.get(name) else {
+            if name.starts_with("pose_embedder.") {
+                continue;
+            }
+            return Err(EngineError::InvalidRequest(format!(
+                "{} has no {name}: it is not a prior of this network's kind",
+                path.display()
+            )));
+        };
+        let weight = weight.to_dtype(DType::F32)?.to_device(var.device())?;
+        let (want, have) = (var.dims(), weight.dims());
+        if want == have {
+            var.set(&weight)?;
+        } else if name == "x_embedder.proj.weight"
+            && want.len() == 4
+            && have.len() == 4
+            && (want[0], want[2], want[3]) == (have[0], have[2], have[3])
+            && have[1] < want[1]
+        {
+            let extra = Tensor::zeros(
+                (want[0], want[1] - have[1], want[2], want[3]),
+                DType::F32,
+                var.device(),
+            )?;
+            var.set(&Tensor::cat(&[&weight, &extra], 1)?)?;
+        } else {
+            return Err(EngineError::InvalidRequest(format!(
+                "{}: {name} has shape {have:?} but this network's is {want:?} (another size of \
+                 prior)",
+                path.display()
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -461,15 +644,20 @@ pub fn export(
     let tmp = run.prior().with_extension("tmp");
     data::save_with_metadata(&half, &meta, &tmp)?;
     std::fs::rename(&tmp, run.prior()).map_err(|e| io_error(&run.prior(), e))?;
+    let kind = if settings.is_novel_view() {
+        "Lumos small multi-view"
+    } else {
+        "Lumos small"
+    };
     let spec = ModelSpec {
-        name: format!("Lumos small (trained {step} steps)"),
+        name: format!("{kind} (trained {step} steps)"),
         precision: Precision::F32,
         prior: ComponentSpec {
             path: PathBuf::from("prior.safetensors"),
             config: settings.prior.clone(),
         },
         encoder: settings.encoder.clone(),
-        vae: None,
+        vae: settings.vae.clone(),
         guidance: None,
     };
     let json = serde_json::to_string_pretty(&spec)
@@ -522,7 +710,7 @@ pub fn train(
     device: &Device,
     report: &mut dyn FnMut(TrainEvent),
 ) -> Result<()> {
-    let one_token = |settings: &TrainSettings| {
+    let trainable = |settings: &TrainSettings| {
         let prior = &settings.prior;
         if prior.spatial_condition_grid > 0 {
             return Err(EngineError::InvalidRequest(
@@ -531,22 +719,38 @@ pub fn train(
                     .into(),
             ));
         }
-        if prior.input_view_channels > 0 || prior.pose_condition {
+        let posed = run.posed_views().exists() || multiview::is_posed_dataset(data_dir);
+        if settings.is_novel_view() && !posed {
+            return Err(EngineError::InvalidRequest(format!(
+                "a novel-view prior (input view, pose) trains on posed multi-view data; {} \
+                 holds none (make it with lumos render-dataset)",
+                data_dir.display()
+            )));
+        }
+        if posed && !settings.is_novel_view() {
+            return Err(EngineError::InvalidRequest(format!(
+                "{} holds posed multi-view data, which trains a novel-view prior, not an \
+                 image prior",
+                data_dir.display()
+            )));
+        }
+        if settings.vae.is_some() && !settings.is_novel_view() {
             return Err(EngineError::InvalidRequest(
-                "this trainer trains image-to-image priors; a novel-view prior (input view, \
-                 pose) needs posed multi-view data"
+                "this trainer trains image priors on pixels; latent-space image priors are \
+                 trained by tools/gpu/train_prior.py"
                     .into(),
             ));
         }
         Ok(())
     };
-    one_token(&settings)?;
-    std::fs::create_dir_all(&run.0).map_err(|e| io_error(&run.0, e))?;
+    // A run that exists goes on with its saved settings, whatever `settings` says.
     let settings = if run.settings().exists() {
         let saved = crate::checkpoints::read_config::<TrainSettings>(&run.settings())?;
-        one_token(&saved)?;
+        trainable(&saved)?;
         saved
     } else {
+        trainable(&settings)?;
+        std::fs::create_dir_all(&run.0).map_err(|e| io_error(&run.0, e))?;
         let json = serde_json::to_string_pretty(&settings)
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
         std::fs::write(run.settings(), json).map_err(|e| io_error(&run.settings(), e))?;
@@ -561,9 +765,8 @@ pub fn train(
         .append(true)
         .open(run.loss_log())
         .map_err(|e| io_error(&run.loss_log(), e))?;
-    let pool = set.training_indices();
     while trainer.step() < until_step {
-        let loss = trainer.train_step(&set, &pool)?;
+        let loss = trainer.train_step(&set)?;
         if !loss.is_finite() {
             return Err(EngineError::InvalidRequest(format!(
                 "the loss diverged at step {}",

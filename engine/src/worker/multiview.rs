@@ -1,8 +1,9 @@
 //! The worker's multi-view jobs: a Lumos novel-view model (through the shared model cache) or
 //! a Zero123-family checkpoint (kept loaded between sets, as the text-to-image model is
-//! between prompts). Both report the same events in the same order — `Started`, a
-//! `Progress` per sampler step, a `View` per view as it is done, the `InputView`, then the
-//! terminal event — so that a front end shows either the same way. A Zero123 job also sends
+//! between prompts). Both report the same events in the same order — `Started`, the
+//! `InputView` once the reference is prepared, a `Progress` per sampler step, a `View` per view
+//! as it is done, then the terminal event — so that a front end shows either the same way, and
+//! keeps what was made when a set is cancelled or fails part-way. A Zero123 job also sends
 //! its checkpoint's licence as a `Notice` (Stable Zero123 forbids commercial use: the user
 //! must be told before using the views).
 
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use super::{Worker, Zero123Key};
 use crate::checkpoints::zero123;
 use crate::error::{EngineError, Result};
-use crate::pipelines::multiview::View;
+use crate::pipelines::multiview::SetOutput;
 use crate::pipelines::zero123::{self as zero123_pipeline, Zero123Request};
 use crate::pipelines::{self, ModelCache, StepHook};
 use crate::protocol::{DeviceChoice, Event, JobId, MultiviewJob, MultiviewModel, Zero123Spec};
@@ -45,18 +46,13 @@ impl Worker {
                 self.zero123 = None;
                 let model = self.cache.get(spec, request.request.device)?;
                 let mut hook = self.step_hook(job);
-                let mut on_view = self.view_sender(job);
-                let input = pipelines::multiview::run(
+                let mut on_output = self.output_sender(job);
+                pipelines::multiview::run(
                     &model,
                     &request.request,
                     &mut hook as &mut StepHook<'_>,
-                    &mut on_view,
-                )?;
-                self.send(Event::InputView {
-                    job,
-                    input: Box::new(input),
-                });
-                Ok(())
+                    &mut on_output,
+                )
             }
             MultiviewModel::Zero123(spec) => self.zero123_multiview(job, spec, request),
         }
@@ -114,18 +110,13 @@ impl Worker {
             message: loaded.licence.notice().to_owned(),
         });
         let mut hook = self.step_hook(job);
-        let mut on_view = self.view_sender(job);
-        let input = zero123_pipeline::run(
+        let mut on_output = self.output_sender(job);
+        zero123_pipeline::run(
             loaded,
             &request,
             &mut hook as &mut StepHook<'_>,
-            &mut on_view,
-        )?;
-        self.send(Event::InputView {
-            job,
-            input: Box::new(input),
-        });
-        Ok(())
+            &mut on_output,
+        )
     }
 
     /// Makes `spec` the resident model, freeing any other family first; a checkpoint that is
@@ -161,17 +152,22 @@ impl Worker {
         Ok(())
     }
 
-    /// Sends each finished view (never dropped) and wakes the front end.
-    fn view_sender(&self, job: JobId) -> impl FnMut(View) -> Result<()> + use<> {
+    /// Sends the prepared input and each finished view (never dropped) and wakes the front end.
+    fn output_sender(&self, job: JobId) -> impl FnMut(SetOutput) -> Result<()> + use<> {
         let events = self.events.clone();
         let waker = self.waker.clone();
-        move |view: View| -> Result<()> {
-            events
-                .send(Event::View {
+        move |output: SetOutput| -> Result<()> {
+            let event = match output {
+                SetOutput::Input(input) => Event::InputView {
+                    job,
+                    input: Box::new(input),
+                },
+                SetOutput::View(view) => Event::View {
                     job,
                     view: Box::new(view),
-                })
-                .map_err(|_| EngineError::Cancelled)?;
+                },
+            };
+            events.send(event).map_err(|_| EngineError::Cancelled)?;
             waker();
             Ok(())
         }

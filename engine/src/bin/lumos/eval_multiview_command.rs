@@ -10,7 +10,9 @@ use anyhow::{Context as _, bail};
 use lumos_engine::checkpoints::{self, ModelChoice};
 use lumos_engine::multiview_eval::{Scores, ViewScore, azimuth_gap, report};
 use lumos_engine::pipelines::LoadedModel;
-use lumos_engine::pipelines::multiview::{self, MultiviewRequest, as_rendered, flood_object_mask};
+use lumos_engine::pipelines::multiview::{
+    self, MultiviewRequest, SetOutput, as_rendered, flood_object_mask,
+};
 use lumos_engine::protocol::{DeviceChoice, SamplerSettings};
 use lumos_engine::synthetic::DatasetObject;
 
@@ -116,10 +118,15 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
             device: args.device,
         };
         let mut generated = vec![image::RgbImage::new(size, size); truths.len()];
-        let input = multiview::run(&model, &request, &mut |_| Ok(()), &mut |view| {
-            generated[view.index] = view.image;
+        let mut input = None;
+        multiview::run(&model, &request, &mut |_| Ok(()), &mut |output| {
+            match output {
+                SetOutput::Input(prepared) => input = Some(prepared),
+                SetOutput::View(view) => generated[view.index] = view.image,
+            }
             Ok(())
         })?;
+        let input = input.context("the pipeline prepared no input view")?;
         for (i, truth) in truths.iter().enumerate() {
             let gap = azimuth_gap(
                 object.views[i + 1].pose.azimuth_deg,

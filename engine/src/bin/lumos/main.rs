@@ -16,7 +16,6 @@ use lumos_engine::protocol::{
     DeviceChoice, Event, GenerateRequest, GenerationMeta, InterpolationPath, Mode, ReferenceImage,
     SamplerSettings, Solver,
 };
-use lumos_engine::train::{TrainEvent, TrainSettings};
 use lumos_engine::worker::EngineHandle;
 
 mod bench_command;
@@ -27,6 +26,7 @@ mod multiview_command;
 mod project_run;
 mod render_dataset_command;
 mod text2image_command;
+mod train_command;
 
 #[derive(Parser)]
 #[command(
@@ -343,41 +343,10 @@ enum Command {
     /// multi-view models (RGBA views, depth, cameras; shapes and textures held out for test).
     /// Resumes an interrupted run.
     RenderDataset(render_dataset_command::RenderDatasetArgs),
-    /// Train a small prior on a folder of images (the Lumos recipe: no text, no labels).
-    /// Resumes when OUT already holds a run.
-    Train {
-        /// Folder of training images (searched recursively).
-        #[arg(long)]
-        data: PathBuf,
-        /// Run folder: settings, cached data, state, loss log and the exported model.
-        #[arg(long, short)]
-        out: PathBuf,
-        /// Train until this many steps in total.
-        #[arg(long, default_value_t = 20_000)]
-        steps: usize,
-        /// Images per step.
-        #[arg(long, default_value_t = 32)]
-        batch: usize,
-        /// Learning rate after warm-up (default 5e-4). Given when resuming, it changes the
-        /// run's rate from its next step on (e.g. lower for the last steps).
-        #[arg(long)]
-        lr: Option<f64>,
-        /// Steps between saves of state and model.
-        #[arg(long, default_value_t = 250)]
-        save_every: usize,
-        /// Transformer width.
-        #[arg(long, default_value_t = 256)]
-        width: usize,
-        /// Transformer depth.
-        #[arg(long, default_value_t = 6)]
-        depth: usize,
-        /// Patch size (the prior works on 64×64 pixels).
-        #[arg(long, default_value_t = 8)]
-        patch: usize,
-        /// Device: cpu, cuda, cuda:N, metal or metal:N.
-        #[arg(long, default_value = "cpu")]
-        device: DeviceChoice,
-    },
+    /// Train a small prior (the Lumos recipe: no text, no labels) on a folder of images, or
+    /// its novel-view config on a posed multi-view dataset. Resumes when OUT already holds a
+    /// run.
+    Train(train_command::TrainArgs),
     /// Measure a prior: retrieval of held-out references from their variations (conditioning),
     /// the spread between variations of one reference (diversity), seams and the Fréchet
     /// distance to real images.
@@ -515,110 +484,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Text2image(args) => text2image_command::run(args),
         Command::EvalMultiview(args) => eval_multiview_command::run(args),
         Command::RenderDataset(args) => render_dataset_command::run(args),
-        Command::Train {
-            data,
-            out,
-            steps,
-            batch,
-            lr,
-            save_every,
-            width,
-            depth,
-            patch,
-            device,
-        } => {
-            let mut settings = TrainSettings::small_default(PathBuf::from(
-                "embedded:encoder/efficientnet_lite0.safetensors",
-            ));
-            settings.batch = batch;
-            settings.lr = lr.unwrap_or(settings.lr);
-            settings.save_every = save_every;
-            settings.prior.hidden_size = width;
-            settings.prior.depth = depth;
-            settings.prior.patch_size = patch;
-            train(&data, &out, settings, lr, steps, device)
-        }
+        Command::Train(args) => train_command::run(args),
     }
-}
-
-fn train(
-    data: &Path,
-    out: &Path,
-    settings: TrainSettings,
-    new_lr: Option<f64>,
-    steps: usize,
-    device: DeviceChoice,
-) -> anyhow::Result<ExitCode> {
-    let dev = lumos_engine::device::open(device)?;
-    let run = lumos_engine::train::RunFolder(out.to_path_buf());
-    if run.settings().exists() {
-        println!(
-            "resuming the run in {} (its saved settings apply)",
-            out.display()
-        );
-        if let Some(lr) = new_lr {
-            let old = lumos_engine::train::change_learning_rate(&run, lr)?;
-            println!("learning rate {old:.1e} → {lr:.1e} from the next step");
-        }
-    }
-    let bar = ProgressBar::new(steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let started = std::time::Instant::now();
-    let mut smoothed: Option<f32> = None;
-    lumos_engine::train::train(
-        data,
-        &run,
-        settings,
-        steps,
-        &dev,
-        &mut |event| match event {
-            TrainEvent::Preparing { what, done, total } => {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-                bar.set_message(what);
-                if bar.is_hidden() && (done % 2048 < 32 || done == total) {
-                    println!(
-                        "{what}: {done}/{total} ({:.0} s)",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-            }
-            TrainEvent::Step { step, loss, lr } => {
-                if bar.length() != Some(steps as u64) {
-                    bar.set_length(steps as u64);
-                    bar.reset_eta();
-                }
-                let s = smoothed.map_or(loss, |s| 0.98 * s + 0.02 * loss);
-                smoothed = Some(s);
-                bar.set_position(step as u64);
-                bar.set_message(format!("loss {s:.4} lr {lr:.1e}"));
-                if bar.is_hidden() && step % 50 == 0 {
-                    // Logging to a file: the bar is hidden, so print a line now and then.
-                    println!(
-                        "step {step} loss {s:.4} lr {lr:.1e} ({:.0} s)",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-            }
-            TrainEvent::Saved { step, path } => {
-                bar.println(format!(
-                    "step {step}: saved {} ({:.0} s)",
-                    path.display(),
-                    started.elapsed().as_secs_f64()
-                ));
-            }
-        },
-    )?;
-    bar.finish();
-    println!(
-        "done: model in {} (use it with --model {})",
-        run.0.display(),
-        run.manifest().display()
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn load_references(paths: &[PathBuf], weights: &[f32]) -> anyhow::Result<Vec<ReferenceImage>> {

@@ -15,7 +15,7 @@ use lumos_engine::imageio;
 use lumos_engine::multiview_export::{
     ExistingFiles, GridLayout, MultiviewSet, SET_FILES, ViewAlpha,
 };
-use lumos_engine::pipelines::multiview::{self, MultiviewRequest, View};
+use lumos_engine::pipelines::multiview::{self, MultiviewRequest, SetOutput, View};
 use lumos_engine::pipelines::zero123::{self as zero123_pipeline, Zero123Request};
 use lumos_engine::pipelines::{LoadedModel, StepReport};
 use lumos_engine::protocol::{DeviceChoice, SamplerSettings};
@@ -120,6 +120,7 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{spinner} views [{bar:30}] {pos}/{len} steps, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let mut input = None;
     let mut made: Vec<View> = Vec::new();
     let mut on_step = |report: StepReport| {
         if let StepReport::Step { .. } = report {
@@ -127,11 +128,14 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(())
     };
-    let mut on_view = |view: View| {
-        made.push(view);
+    let mut on_output = |output: SetOutput| {
+        match output {
+            SetOutput::Input(prepared) => input = Some(prepared),
+            SetOutput::View(view) => made.push(view),
+        }
         Ok(())
     };
-    let input = if let Some(checkpoint) = checkpoint {
+    if let Some(checkpoint) = checkpoint {
         let loaded = zero123::load(&checkpoint, None, candle_core::DType::F32, &device)?;
         eprintln!("{}", loaded.licence.notice());
         let request = Zero123Request {
@@ -148,7 +152,7 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
             device: args.device,
         };
         bar.set_length((views.len() * zero123_pipeline::update_count(&loaded, &request)?) as u64);
-        zero123_pipeline::run(&loaded, &request, &mut on_step, &mut on_view)?
+        zero123_pipeline::run(&loaded, &request, &mut on_step, &mut on_output)?;
     } else {
         let spec = checkpoints::resolve_novel_view_model(&args.model)?;
         eprintln!("model: {}", spec.name);
@@ -170,10 +174,11 @@ pub fn run(args: MultiviewArgs) -> anyhow::Result<ExitCode> {
             device: args.device,
         };
         bar.set_length((views.len() * args.steps) as u64);
-        multiview::run(&model, &request, &mut on_step, &mut on_view)?
-    };
+        multiview::run(&model, &request, &mut on_step, &mut on_output)?;
+    }
     bar.finish_and_clear();
 
+    let input = input.context("the pipeline prepared no input view")?;
     let set = MultiviewSet::new(
         &input,
         input_pose,
