@@ -279,6 +279,10 @@ fn the_wrong_kind_of_data_is_refused_clearly_and_the_cli_trains_a_novel_view_run
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("novel-view run"), "{stdout}");
+    assert!(
+        stdout.contains("step 2: saved"),
+        "saves are reported when the output is not a terminal: {stdout}"
+    );
     let spec = read_manifest(&RunFolder(out).manifest()).expect("exported");
     assert!(spec.is_novel_view());
     assert_eq!(spec.prior.config.input_view_channels, 3);

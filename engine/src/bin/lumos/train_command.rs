@@ -187,11 +187,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             TrainEvent::Saved { step, path } => {
-                bar.println(format!(
+                let line = format!(
                     "step {step}: saved {} ({:.0} s)",
                     path.display(),
                     started.elapsed().as_secs_f64()
-                ));
+                );
+                // A hidden bar (output to a file) prints nothing of its own.
+                if bar.is_hidden() {
+                    println!("{line}");
+                } else {
+                    bar.println(line);
+                }
             }
         },
     )?;
