@@ -977,6 +977,22 @@ pub struct DatasetObject {
     pub views: Vec<DatasetView>,
 }
 
+/// A view's image as written by [`write_dataset`]: its colour and its coverage (alpha).
+pub fn read_view(path: &std::path::Path) -> crate::error::Result<(RgbImage, GrayImage)> {
+    let rgba = image::open(path)
+        .map_err(|e| {
+            crate::error::EngineError::InvalidRequest(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))
+        })?
+        .to_rgba8();
+    let alpha = image::GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        image::Luma([rgba.get_pixel(x, y).0[3]])
+    });
+    Ok((image::DynamicImage::ImageRgba8(rgba).to_rgb8(), alpha))
+}
+
 /// One view of a dataset object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DatasetView {

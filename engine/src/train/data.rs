@@ -253,22 +253,35 @@ fn tensor_bytes(t: &Tensor) -> Result<Vec<u8>> {
     })
 }
 
-/// Loads a set written by [`save`].
-pub fn load(path: &Path, device: &Device) -> Result<TrainingSet> {
+/// Reads a file written by [`save_with_metadata`]: its metadata entry `key` parsed as JSON
+/// (`None` when missing or unreadable) and its tensors.
+pub fn load_with_metadata<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    key: &str,
+    device: &Device,
+) -> Result<(Option<T>, HashMap<String, Tensor>)> {
     let bytes = std::fs::read(path).map_err(|e| EngineError::Io {
         path: path.to_path_buf(),
         source: e,
     })?;
-    let bad = |e: String| EngineError::InvalidRequest(format!("{}: {e}", path.display()));
-    let (_, meta) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
-    let files: Vec<String> = meta
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| EngineError::InvalidRequest(format!("{}: {e}", path.display())))?;
+    let entry = header
         .metadata()
         .as_ref()
-        .and_then(|m| m.get("files"))
-        .and_then(|f| serde_json::from_str(f).ok())
-        .ok_or_else(|| bad("no file list".into()))?;
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device)?;
+        .and_then(|m| m.get(key))
+        .and_then(|text| serde_json::from_str(text).ok());
+    Ok((
+        entry,
+        candle_core::safetensors::load_buffer(&bytes, device)?,
+    ))
+}
+
+/// Loads a set written by [`save`].
+pub fn load(path: &Path, device: &Device) -> Result<TrainingSet> {
+    let bad = |e: String| EngineError::InvalidRequest(format!("{}: {e}", path.display()));
+    let (files, tensors) = load_with_metadata(path, "files", device)?;
+    let files = files.ok_or_else(|| bad("no file list".into()))?;
     let get = |name: &str| {
         tensors
             .get(name)

@@ -20,7 +20,7 @@ use crate::camera::OrbitPose;
 use crate::error::{EngineError, Result};
 use crate::models::{AutoencoderKl, ImageEncoder};
 use crate::pipelines::multiview::as_rendered;
-use crate::synthetic::DatasetObject;
+use crate::synthetic::{DatasetObject, read_view};
 
 /// The train split of a posed dataset, in the prior's space.
 pub struct PosedViews {
@@ -118,16 +118,7 @@ pub fn prepare(
         let folder = dir.join(&object.name);
         let mut rendered = Vec::with_capacity(object.views.len());
         for view in &object.views {
-            let path = folder.join(&view.image);
-            let rgba = image::open(&path)
-                .map_err(|e| {
-                    EngineError::InvalidRequest(format!("cannot read {}: {e}", path.display()))
-                })?
-                .to_rgba8();
-            let alpha = image::GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-                image::Luma([rgba.get_pixel(x, y).0[3]])
-            });
-            let rgb = image::DynamicImage::ImageRgba8(rgba).to_rgb8();
+            let (rgb, alpha) = read_view(&folder.join(&view.image))?;
             rendered.push(as_rendered(&rgb, Some(&alpha), size as u32).image);
             poses.extend([
                 view.pose.elevation_deg as f32,
@@ -182,25 +173,14 @@ pub fn save(set: &PosedViews, path: &Path) -> Result<()> {
 
 /// Loads views saved by [`save`].
 pub fn load(path: &Path, device: &Device) -> Result<PosedViews> {
-    let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
     let stale = |why: String| {
         EngineError::InvalidRequest(format!(
             "{} is not a prepared multi-view set ({why}): delete it to prepare the data again",
             path.display()
         ))
     };
-    let (_, header) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| stale(e.to_string()))?;
-    let objects: Vec<String> = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("objects"))
-        .and_then(|text| serde_json::from_str(text).ok())
-        .ok_or_else(|| stale("no object list".into()))?;
-    let mut tensors = candle_core::safetensors::load_buffer(&bytes, device)?;
+    let (objects, mut tensors) = data::load_with_metadata::<Vec<String>>(path, "objects", device)?;
+    let objects = objects.ok_or_else(|| stale("no object list".into()))?;
     let mut take = |name: &str| {
         tensors
             .remove(name)

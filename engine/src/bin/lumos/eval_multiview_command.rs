@@ -14,7 +14,7 @@ use lumos_engine::pipelines::multiview::{
     self, MultiviewRequest, SetOutput, as_rendered, flood_object_mask,
 };
 use lumos_engine::protocol::{DeviceChoice, SamplerSettings};
-use lumos_engine::synthetic::DatasetObject;
+use lumos_engine::synthetic::{DatasetObject, read_view};
 
 /// Views per row of the contact sheet, generated and true each.
 const SHEET_VIEWS: usize = 4;
@@ -87,14 +87,7 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
         eprint!("\r{} / {} objects", n + 1, objects.len());
         let dir = args.data.join(&object.name);
         let load = |name: &str| -> anyhow::Result<(image::RgbImage, image::GrayImage)> {
-            let rgba = image::open(dir.join(name))
-                .with_context(|| format!("cannot read {}", dir.join(name).display()))?
-                .to_rgba8();
-            let alpha = image::GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-                image::Luma([rgba.get_pixel(x, y).0[3]])
-            });
-            let rgb = image::DynamicImage::ImageRgba8(rgba).to_rgb8();
-            Ok((rgb, alpha))
+            Ok(read_view(&dir.join(name))?)
         };
         let (input_rgb, input_alpha) = load(&object.views[0].image)?;
         let truths = object.views[1..]
