@@ -535,6 +535,13 @@ pub fn check_model_sizes(spec: &ModelSpec) -> std::result::Result<(), String> {
             return Err(format!("vae.scaling_factor is {}", vae.scaling_factor));
         }
     }
+    if let Some(fill) = spec.object_fill
+        && !(fill > 0.0 && fill <= 1.0)
+    {
+        return Err(format!(
+            "object_fill is {fill}; it must be above 0 and at most 1"
+        ));
+    }
     Ok(())
 }
 
@@ -595,6 +602,7 @@ pub fn pipeline_fixture_spec(fixtures_root: &Path) -> Result<ModelSpec> {
             config: read_config::<VaeConfig>(&pipeline.join("vae/config.json"))?,
         }),
         guidance: None,
+        object_fill: None,
     })
 }
 
@@ -642,6 +650,7 @@ impl Discovery {
                 config: VaeConfig::sd_vae_ft_mse(),
             }),
             guidance: None,
+            object_fill: None,
         })
     }
 
@@ -771,7 +780,8 @@ pub enum ModelChoice {
     Default,
     /// The tiny random-weight model of the parity fixtures.
     Fixture,
-    /// A folder to search for the published files, or a `ModelSpec` JSON manifest.
+    /// A `ModelSpec` JSON manifest, a folder holding one as `model.json`, or a folder to
+    /// search for the published files.
     Path(PathBuf),
 }
 
@@ -786,6 +796,9 @@ impl std::str::FromStr for ModelChoice {
         })
     }
 }
+
+/// The manifest a model folder holds (what `lumos train` and `install_default.py` write).
+pub const MANIFEST_FILE: &str = "model.json";
 
 /// A resolved model and, when it is not the real thing, why.
 #[derive(Clone, Debug)]
@@ -825,6 +838,11 @@ pub fn resolve_model(choice: &ModelChoice) -> Result<ResolvedModel> {
                 warning: None,
             })
         }
+        // A folder holding a manifest (a `lumos train` run, an installed model).
+        ModelChoice::Path(path) if path.join(MANIFEST_FILE).is_file() => Ok(ResolvedModel {
+            spec: read_manifest(&path.join(MANIFEST_FILE))?,
+            warning: None,
+        }),
         ModelChoice::Path(path) => {
             let found = discover(Some(path));
             let spec = found.spec().ok_or_else(|| {

@@ -98,6 +98,11 @@ pub struct ModelSpec {
     /// built-in multi-view model: 1, no guidance); front ends start from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<f64>,
+    /// For a novel-view model: the share of the view's side an object's longer side fills in
+    /// the views it was trained on (the median, as its trainer measured it); references are
+    /// brought to it. `None`: 0.8, the Zero123 demo's framing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_fill: Option<f32>,
 }
 
 impl ModelSpec {

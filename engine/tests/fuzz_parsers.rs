@@ -465,20 +465,23 @@ fn png_metadata_edits_never_crash() {
 
 // ---- model.json (ModelSpec) ---------------------------------------------------------------
 
-/// Manifests as the trainer writes them: the embedded default's and the fixture model's.
+/// Manifests as the trainers write them: the embedded default's, the fixture model's and the
+/// built-in multi-view model's.
 fn manifest_samples() -> Vec<serde_json::Value> {
-    let default: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/default/model.json"),
+    let asset = |name: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../assets/{name}/model.json")),
+            )
+            .expect("a built-in manifest"),
         )
-        .expect("the default manifest"),
-    )
-    .expect("json");
+        .expect("json")
+    };
     let fixture = serde_json::to_value(
         checkpoints::pipeline_fixture_spec(&fixtures_root()).expect("fixture spec"),
     )
     .expect("json");
-    vec![default, fixture]
+    vec![asset("default"), fixture, asset("multiview")]
 }
 
 /// Reads a manifest as `lumos generate --model FILE.json` does, and loads the model it
@@ -697,6 +700,19 @@ fn a_manifest_with_zero_attention_heads_is_refused_not_a_crash() {
         error.contains("encoder.num_heads") && error.contains("model.json"),
         "{error}"
     );
+}
+
+/// A novel-view manifest whose `object_fill` (the framing references are brought to) is not a
+/// share of the view is refused when read, before any reference is framed with it.
+#[test]
+fn a_manifest_with_an_impossible_object_fill_is_refused() {
+    for fill in [0.0, -0.5, 1.5] {
+        let mut manifest = manifest_samples().remove(2);
+        manifest["object_fill"] = serde_json::json!(fill);
+        let error = read_manifest(serde_json::to_vec(&manifest).expect("json"))
+            .expect_err("an impossible fill must be refused");
+        assert!(error.contains("object_fill"), "{error}");
+    }
 }
 
 /// The minimal pickle with the storage record cut to four fields (the element count dropped):

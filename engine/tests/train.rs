@@ -202,6 +202,14 @@ fn a_prior_with_spatial_condition_tokens_loads_and_generates() {
     let spec = resolve_model(&ModelChoice::Path(run.manifest()))
         .expect("manifest")
         .spec;
+    // The run folder itself names the same model (its model.json), as `--model DIR` is used.
+    let by_folder = resolve_model(&ModelChoice::Path(run.0.clone()))
+        .expect("the folder resolves to its manifest")
+        .spec;
+    assert_eq!(
+        (by_folder.name.as_str(), &by_folder.prior.path),
+        (spec.name.as_str(), &spec.prior.path)
+    );
     let model = LoadedModel::load(&spec, &Device::Cpu).expect("model loads");
     let data = dir.path().join("images");
     std::fs::create_dir_all(&data).expect("data");

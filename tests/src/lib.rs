@@ -118,6 +118,7 @@ pub fn tiny_novel_view_model(dir: &std::path::Path) -> lumos_engine::protocol::M
         encoder,
         vae: None,
         guidance: None,
+        object_fill: None,
     };
     std::fs::write(
         dir.join("model.json"),

@@ -3,9 +3,11 @@
 //! input channels, the reference embedding plus an MLP of the relative pose as the condition).
 //!
 //! The reference is first brought to what novel-view models are trained on, as the Zero123
-//! demo does: the object alone on white, centred, its longer side 80 % of the view. The object
-//! is cut out by the reference's alpha when it has any, else by a flood from the border over
-//! pixels of the border's colour (icons, renders and product shots on a plain background).
+//! demo does: the object alone on white, centred, its longer side the share of the view the
+//! model's manifest names (`object_fill`: the built-in model's training views, 0.8 — the demo's
+//! — otherwise). The object is cut out by the reference's alpha when it has any, else by a
+//! flood from the border over pixels of the border's colour (icons, renders and product shots
+//! on a plain background).
 //!
 //! Under classifier-free guidance the unconditional branch keeps the input view and the pose
 //! and drops only the reference embedding (the learned null embedding takes its place): the
@@ -25,7 +27,8 @@ use crate::models::LumosI2I;
 use crate::protocol::{DeviceChoice, MixSettings, Mode, ReferenceImage, SamplerSettings};
 use crate::sampling::NoisePredictor;
 
-/// Share of the view's side the object's longer side fills.
+/// Share of the view's side the object's longer side fills when a model's manifest does not
+/// say (`ModelSpec::object_fill`): the Zero123 demo's framing.
 pub const OBJECT_FILL: f32 = 0.8;
 /// Largest per-channel difference from the border's colour that still counts as background.
 const BACKGROUND_TOLERANCE: u8 = 30;
@@ -53,11 +56,13 @@ pub struct PreparedInput {
 }
 
 /// Cuts the object out of `rgb` (by `alpha` when it has transparent pixels, else by a flood
-/// from the border), centres it on white and scales it to `size` × `size`.
+/// from the border), centres it on white and scales it so that its longer side fills `fill`
+/// of a `size` × `size` view.
 pub fn prepare_input(
     rgb: &RgbImage,
     alpha: Option<&GrayImage>,
     size: u32,
+    fill: f32,
 ) -> Result<PreparedInput> {
     let (w, h) = rgb.dimensions();
     let coverage: GrayImage =
@@ -65,39 +70,103 @@ pub fn prepare_input(
             Some(alpha) => alpha.clone(),
             None => flood_object_mask(rgb),
         };
-    let solid = |x: u32, y: u32| coverage.get_pixel(x, y).0[0] >= OPAQUE_ALPHA;
+    let recentring = Recentring::of(&coverage, size, fill).ok_or_else(|| {
+        EngineError::InvalidRequest(
+            "the reference shows no object: it is fully transparent or one flat colour".into(),
+        )
+    })?;
+    Ok(recentring.apply(rgb, &coverage))
+}
+
+/// The move [`prepare_input`] gives a reference: its pixels scaled by `scale`, then shifted
+/// by `offset`, so that the object's bounding box lands centred in a `size` × `size` view
+/// with its longer side filling the given share of it. Kept apart so that the true views of a
+/// rendered object can be moved as its input view was (`lumos eval-multiview --recenter`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Recentring {
+    scale: f32,
+    offset: (f32, f32),
+    size: u32,
+}
+
+impl Recentring {
+    /// The move that centres the solid pixels of `coverage` (alpha ≥ 128) in a `size` px
+    /// view at `fill` of its side; `None` when no pixel is solid.
+    pub fn of(coverage: &GrayImage, size: u32, fill: f32) -> Option<Self> {
+        let (x0, y0, x1, y1) = solid_bounds(coverage)?;
+        let longer = (x1 - x0 + 1).max(y1 - y0 + 1) as f32;
+        let scale = fill * size as f32 / longer;
+        let centre = |a: u32, b: u32| (a + b + 1) as f32 / 2.0;
+        let half = size as f32 / 2.0;
+        Some(Self {
+            scale,
+            offset: (half - scale * centre(x0, x1), half - scale * centre(y0, y1)),
+            size,
+        })
+    }
+
+    /// `rgb` flattened onto white by `coverage` (255 = opaque) and moved: the view and where
+    /// the object is in it. Only the source pixels that land in the view are resampled.
+    pub fn apply(&self, rgb: &RgbImage, coverage: &GrayImage) -> PreparedInput {
+        let size = self.size;
+        let mut image = RgbImage::from_pixel(size, size, image::Rgb([255, 255, 255]));
+        let mut object_mask = GrayImage::new(size, size);
+        let (w, h) = rgb.dimensions();
+        let first = |offset: f32| ((-offset / self.scale).floor().max(0.0)) as u32;
+        let end = |offset: f32, extent: u32| {
+            ((size as f32 - offset) / self.scale)
+                .ceil()
+                .clamp(0.0, extent as f32) as u32
+        };
+        let (sx0, sy0) = (first(self.offset.0), first(self.offset.1));
+        let (sx1, sy1) = (end(self.offset.0, w), end(self.offset.1, h));
+        if sx1 > sx0 && sy1 > sy0 && coverage.dimensions() == (w, h) {
+            let (cw, ch) = (sx1 - sx0, sy1 - sy0);
+            let mask = image::imageops::crop_imm(coverage, sx0, sy0, cw, ch).to_image();
+            let rgb = image::imageops::crop_imm(rgb, sx0, sy0, cw, ch).to_image();
+            let object = over_white(&rgb, &mask);
+            let scaled = |n: u32| ((n as f32 * self.scale).round() as u32).max(1);
+            let (dw, dh) = (scaled(cw), scaled(ch));
+            let filter = image::imageops::FilterType::Lanczos3;
+            let (dx, dy) = (
+                (self.offset.0 + self.scale * sx0 as f32).round() as i64,
+                (self.offset.1 + self.scale * sy0 as f32).round() as i64,
+            );
+            image::imageops::replace(
+                &mut image,
+                &image::imageops::resize(&object, dw, dh, filter),
+                dx,
+                dy,
+            );
+            image::imageops::replace(
+                &mut object_mask,
+                &image::imageops::resize(&mask, dw, dh, filter),
+                dx,
+                dy,
+            );
+        }
+        PreparedInput { image, object_mask }
+    }
+}
+
+/// The bounding box `(x0, y0, x1, y1)`, inclusive, of `coverage`'s solid pixels.
+fn solid_bounds(coverage: &GrayImage) -> Option<(u32, u32, u32, u32)> {
     let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-    for y in 0..h {
-        for x in 0..w {
-            if solid(x, y) {
-                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-            }
+    for (x, y, p) in coverage.enumerate_pixels() {
+        if p.0[0] >= OPAQUE_ALPHA {
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
         }
     }
-    if x0 == u32::MAX {
-        return Err(EngineError::InvalidRequest(
-            "the reference shows no object: it is fully transparent or one flat colour".into(),
-        ));
-    }
-    let (cw, ch) = (x1 - x0 + 1, y1 - y0 + 1);
-    // The object over white, its coverage as alpha.
-    let object = image::imageops::crop_imm(&over_white(rgb, &coverage), x0, y0, cw, ch).to_image();
-    let mask = image::imageops::crop_imm(&coverage, x0, y0, cw, ch).to_image();
-    let longer = cw.max(ch) as f32;
-    let scale = OBJECT_FILL * size as f32 / longer;
-    let (sw, sh) = (
-        ((cw as f32 * scale).round() as u32).clamp(1, size),
-        ((ch as f32 * scale).round() as u32).clamp(1, size),
-    );
-    let filter = image::imageops::FilterType::Lanczos3;
-    let object = image::imageops::resize(&object, sw, sh, filter);
-    let mask = image::imageops::resize(&mask, sw, sh, filter);
-    let (ox, oy) = (i64::from((size - sw) / 2), i64::from((size - sh) / 2));
-    let mut image = RgbImage::from_pixel(size, size, image::Rgb([255, 255, 255]));
-    let mut object_mask = GrayImage::new(size, size);
-    image::imageops::replace(&mut image, &object, ox, oy);
-    image::imageops::replace(&mut object_mask, &mask, ox, oy);
-    Ok(PreparedInput { image, object_mask })
+    (x0 != u32::MAX).then_some((x0, y0, x1, y1))
+}
+
+/// The share of a view's longer side that the longer side of its object's bounding box fills
+/// (the framing [`Recentring`] sets), `None` when the view shows nothing: what a novel-view
+/// trainer measures on its views and writes into the model's manifest (`object_fill`).
+pub fn object_fill(coverage: &GrayImage) -> Option<f32> {
+    let (x0, y0, x1, y1) = solid_bounds(coverage)?;
+    let (w, h) = coverage.dimensions();
+    Some((x1 - x0 + 1).max(y1 - y0 + 1) as f32 / w.max(h) as f32)
 }
 
 /// `rgb` composited over white by `coverage` (255 = opaque).
@@ -295,7 +364,8 @@ pub fn run(
     }
     let size = model.image_size_px() as u32;
     let input = if request.recenter {
-        prepare_input(&request.image, request.alpha.as_deref(), size)?
+        let fill = model.spec.object_fill.unwrap_or(OBJECT_FILL);
+        prepare_input(&request.image, request.alpha.as_deref(), size, fill)?
     } else {
         as_rendered(&request.image, request.alpha.as_deref(), size)
     };
@@ -416,7 +486,7 @@ mod tests {
                 rgb.put_pixel(x, y, image::Rgb([220, 20, 20]));
             }
         }
-        let prepared = prepare_input(&rgb, None, 50).expect("prepared");
+        let prepared = prepare_input(&rgb, None, 50, OBJECT_FILL).expect("prepared");
         assert_eq!(prepared.image.dimensions(), (50, 50));
         assert_eq!(
             prepared.image.get_pixel(1, 1).0,
@@ -441,7 +511,7 @@ mod tests {
 
         // With alpha: transparency decides, whatever the colours.
         let alpha = GrayImage::from_fn(100, 60, |x, _| image::Luma([if x < 50 { 255 } else { 0 }]));
-        let prepared = prepare_input(&rgb, Some(&alpha), 50).expect("prepared");
+        let prepared = prepare_input(&rgb, Some(&alpha), 50, OBJECT_FILL).expect("prepared");
         let opaque = prepared
             .object_mask
             .pixels()
@@ -461,10 +531,63 @@ mod tests {
 
         // Nothing to show.
         let flat = RgbImage::from_pixel(30, 30, image::Rgb([10, 10, 10]));
-        let error = prepare_input(&flat, None, 32).expect_err("no object");
+        let error = prepare_input(&flat, None, 32, OBJECT_FILL).expect_err("no object");
         assert!(error.to_string().contains("no object"), "{error}");
         let clear = GrayImage::new(30, 30);
-        assert!(prepare_input(&rgb.clone(), Some(&GrayImage::new(100, 60)), 32).is_err());
-        assert!(prepare_input(&flat, Some(&clear), 32).is_err());
+        assert!(
+            prepare_input(
+                &rgb.clone(),
+                Some(&GrayImage::new(100, 60)),
+                32,
+                OBJECT_FILL
+            )
+            .is_err()
+        );
+        assert!(prepare_input(&flat, Some(&clear), 32, OBJECT_FILL).is_err());
+    }
+
+    #[test]
+    fn views_are_framed_at_the_fill_asked_for_and_other_views_move_with_them() {
+        let rgb = RgbImage::from_pixel(64, 64, image::Rgb([90, 140, 200]));
+        let bar = |x0: u32, y0: u32| {
+            GrayImage::from_fn(64, 64, |x, y| {
+                let inside = (x0..x0 + 12).contains(&x) && (y0..y0 + 6).contains(&y);
+                image::Luma([if inside { 255 } else { 0 }])
+            })
+        };
+        // A 12 × 6 object centred at (20, 30) of a 64 px view.
+        let alpha = bar(14, 27);
+        assert_eq!(object_fill(&alpha), Some(12.0 / 64.0));
+        assert_eq!(object_fill(&GrayImage::new(8, 8)), None);
+        for fill in [0.5, 0.8] {
+            let prepared = prepare_input(&rgb, Some(&alpha), 32, fill).expect("prepared");
+            let framed = object_fill(&prepared.object_mask).expect("an object");
+            assert!(
+                (framed - fill).abs() <= 1.5 / 32.0,
+                "fill {framed}, asked {fill}"
+            );
+            let (x0, y0, x1, y1) = solid_bounds(&prepared.object_mask).expect("an object");
+            assert!(
+                (x0 + x1 + 1).abs_diff(32) <= 2 && (y0 + y1 + 1).abs_diff(32) <= 2,
+                "centred: {x0}..={x1}, {y0}..={y1}"
+            );
+        }
+        // Another view of the scene, the object 6 px to the right, moved as the first was
+        // (× 16/12 about the first object's centre): it lands 8 px right of the centre.
+        let recentring = Recentring::of(&alpha, 32, 0.5).expect("an object");
+        let moved = recentring.apply(&rgb, &bar(20, 27));
+        let (x0, y0, x1, y1) = solid_bounds(&moved.object_mask).expect("in view");
+        assert!(
+            x0.abs_diff(16) <= 1
+                && x1.abs_diff(31) <= 1
+                && y0.abs_diff(12) <= 1
+                && y1.abs_diff(19) <= 1,
+            "moved to {x0}..={x1}, {y0}..={y1}"
+        );
+        assert_eq!(moved.image.get_pixel(24, 16).0, [90, 140, 200]);
+        assert_eq!(moved.image.get_pixel(4, 4).0, [255, 255, 255]);
+        // One that the move takes out of the view leaves it empty, without a panic.
+        let gone = recentring.apply(&rgb, &bar(50, 2));
+        assert_eq!(solid_bounds(&gone.object_mask), None);
     }
 }

@@ -50,6 +50,14 @@ pub struct TrainSettings {
     pub lr: f64,
     /// Warm-up steps.
     pub warmup: usize,
+    /// Cosine decay of the learning rate to 10 % at this step (`lumos train` sets it to the
+    /// run's `--steps`); 0: constant after warm-up, as runs saved before it existed train.
+    #[serde(default)]
+    pub decay_steps: usize,
+    /// Gradients are scaled down to at most this global L2 norm before each update (the
+    /// PyTorch trainers clip at 1); 0: not clipped, as runs saved before it existed train.
+    #[serde(default)]
+    pub grad_clip: f64,
     /// EMA decay.
     pub ema_decay: f64,
     /// Probability of training on the null condition.
@@ -67,6 +75,11 @@ pub struct TrainSettings {
     /// `None`: PixArt's initialisation.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// Novel-view runs: the median share of the view an object's longer side fills in the
+    /// training views, measured whenever they are loaded and written into the exported
+    /// manifest (`ModelSpec::object_fill`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_fill: Option<f32>,
 }
 
 impl TrainSettings {
@@ -104,6 +117,8 @@ impl TrainSettings {
             batch: 32,
             lr: 5e-4,
             warmup: 200,
+            decay_steps: 0,
+            grad_clip: 1.0,
             ema_decay: 0.999,
             condition_dropout: 0.1,
             views: 3,
@@ -111,6 +126,7 @@ impl TrainSettings {
             seed: 0,
             vae: None,
             init: None,
+            object_fill: None,
         }
     }
 
@@ -128,6 +144,8 @@ impl TrainSettings {
             batch: 32,
             lr: 3e-4,
             warmup: 200,
+            decay_steps: 0,
+            grad_clip: 1.0,
             ema_decay: 0.999,
             condition_dropout: 0.1,
             views: 1,
@@ -135,6 +153,7 @@ impl TrainSettings {
             seed: 0,
             vae: base.vae.clone(),
             init: from_base_weights.then(|| base.prior.path.clone()),
+            object_fill: None,
         }
     }
 
@@ -209,7 +228,7 @@ impl RunFolder {
     }
     /// The model manifest the app and CLI load.
     pub fn manifest(&self) -> PathBuf {
-        self.file("model.json")
+        self.file(crate::checkpoints::MANIFEST_FILE)
     }
     /// Loss per step, CSV.
     pub fn loss_log(&self) -> PathBuf {
@@ -330,6 +349,8 @@ impl Trainer {
             AdamWConfig {
                 lr: settings.lr,
                 warmup: settings.warmup,
+                decay_steps: settings.decay_steps,
+                clip_norm: settings.grad_clip,
                 ..Default::default()
             },
         )?;
@@ -659,6 +680,7 @@ pub fn export(
         encoder: settings.encoder.clone(),
         vae: settings.vae.clone(),
         guidance: None,
+        object_fill: settings.object_fill,
     };
     let json = serde_json::to_string_pretty(&spec)
         .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
@@ -756,7 +778,11 @@ pub fn train(
         std::fs::write(run.settings(), json).map_err(|e| io_error(&run.settings(), e))?;
         settings
     };
+    let mut settings = settings;
     let set = prepare_data(data_dir, run, &settings, device, report)?;
+    if let TrainingData::Views(views) = &set {
+        settings.object_fill = views.object_fill();
+    }
     let save_every = settings.save_every.max(1);
     let mut trainer = Trainer::new(settings, run, device)?;
     forget_unsaved_steps(&run.loss_log(), trainer.step())?;

@@ -11,7 +11,7 @@ use lumos_engine::checkpoints::{self, ModelChoice};
 use lumos_engine::multiview_eval::{Scores, ViewScore, azimuth_gap, report};
 use lumos_engine::pipelines::LoadedModel;
 use lumos_engine::pipelines::multiview::{
-    self, MultiviewRequest, SetOutput, as_rendered, flood_object_mask,
+    self, MultiviewRequest, OBJECT_FILL, Recentring, SetOutput, as_rendered, flood_object_mask,
 };
 use lumos_engine::protocol::{DeviceChoice, SamplerSettings};
 use lumos_engine::synthetic::{DatasetObject, read_view};
@@ -49,6 +49,12 @@ pub struct EvalMultiviewArgs {
     /// Write a contact sheet here (input | generated | true views); never overwrites.
     #[arg(long)]
     sheet: Option<PathBuf>,
+    /// Bring each input view to the model's framing as the app and `lumos multiview` bring a
+    /// reference (cut out, centred, its longer side at the manifest's `object_fill`) and move
+    /// its true views the same way: the figures a user's reference gets. Without it the
+    /// views keep the renderer's framing.
+    #[arg(long)]
+    recenter: bool,
 }
 
 /// Runs `lumos eval-multiview`.
@@ -66,6 +72,7 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
     let device = lumos_engine::device::open(args.device)?;
     let model = LoadedModel::load(&spec, &device)?;
     let size = model.image_size_px() as u32;
+    let fill = spec.object_fill.unwrap_or(OBJECT_FILL);
     let mut objects: Vec<DatasetObject> = std::fs::read_dir(&args.data)
         .with_context(|| format!("cannot read {}", args.data.display()))?
         .flatten()
@@ -90,9 +97,21 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
             Ok(read_view(&dir.join(name))?)
         };
         let (input_rgb, input_alpha) = load(&object.views[0].image)?;
+        let recentring = if args.recenter {
+            let moved = Recentring::of(&input_alpha, size, fill);
+            Some(moved.with_context(|| format!("{}: its input view is empty", object.name))?)
+        } else {
+            None
+        };
         let truths = object.views[1..]
             .iter()
-            .map(|v| load(&v.image).map(|(rgb, alpha)| as_rendered(&rgb, Some(&alpha), size)))
+            .map(|v| {
+                let (rgb, alpha) = load(&v.image)?;
+                Ok(match &recentring {
+                    Some(recentring) => recentring.apply(&rgb, &alpha),
+                    None => as_rendered(&rgb, Some(&alpha), size),
+                })
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let request = MultiviewRequest {
             name: object.name.clone(),
@@ -107,7 +126,7 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
                 ..SamplerSettings::default()
             },
             shared_seed: false,
-            recenter: false,
+            recenter: args.recenter,
             device: args.device,
         };
         let mut generated = vec![image::RgbImage::new(size, size); truths.len()];
@@ -157,9 +176,14 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!();
+    let framing = if args.recenter {
+        format!("views recentred at fill {fill}")
+    } else {
+        "views as rendered".to_string()
+    };
     println!(
-        "{} test objects of {} ({} px, {} steps, guidance {}); the copy baseline (the input view \
-         as every prediction) in brackets:",
+        "{} test objects of {} ({} px, {framing}, {} steps, guidance {}); the copy baseline (the \
+         input view as every prediction) in brackets:",
         objects.len(),
         args.data.display(),
         size,

@@ -22,15 +22,17 @@ pub struct TrainArgs {
     /// Run folder: settings, cached data, state, loss log and the exported model.
     #[arg(long, short)]
     out: PathBuf,
-    /// Train until this many steps in total.
+    /// Train until this many steps in total. A new run's learning rate follows a cosine
+    /// from its peak down to a tenth at this step (gradients clipped to norm 1, as the
+    /// PyTorch trainers do).
     #[arg(long, default_value_t = 20_000)]
     steps: usize,
     /// Images per step.
     #[arg(long, default_value_t = 32)]
     batch: usize,
     /// Learning rate after warm-up (default 5e-4 for image priors, 3e-4 for novel views).
-    /// Given when resuming, it changes the run's rate from its next step on (e.g. lower for
-    /// the last steps).
+    /// Given when resuming, it changes the run's peak rate from its next step on (e.g. lower
+    /// for the last steps).
     #[arg(long)]
     lr: Option<f64>,
     /// Steps between saves of state and model.
@@ -123,6 +125,7 @@ fn settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
     settings.batch = args.batch;
     settings.lr = args.lr.unwrap_or(settings.lr);
     settings.save_every = args.save_every;
+    settings.decay_steps = args.steps;
     Ok(settings)
 }
 
