@@ -98,9 +98,10 @@ pub struct ModelSpec {
     /// built-in multi-view model: 1, no guidance); front ends start from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<f64>,
-    /// For a novel-view model: the share of the view's side an object's longer side fills in
-    /// the views it was trained on (the median, as its trainer measured it); references are
-    /// brought to it. `None`: 0.8, the Zero123 demo's framing.
+    /// For a novel-view model: the share of the view's side references are scaled to fill
+    /// (their object's longer side) before views are made. `None`: 0.8, the Zero123 demo's
+    /// framing, which the built-in model does as well with as with its training views'
+    /// median (0.5; `lumos eval-multiview --recenter`, model card).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_fill: Option<f32>,
 }

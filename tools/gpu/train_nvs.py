@@ -20,8 +20,7 @@ comparison.
 Views of each object are composited over white and resized to the model's size; pairs (input,
 target) are drawn from the train split only (`object.json` `split`). Exports what `lumos
 multiview` and `lumos eval-multiview` load: `prior.safetensors` (float16, original key names)
-and a complete `model.json` (ModelSpec) next to it, with the median framing of the training
-views as `object_fill` (references are recentred to it).
+and a complete `model.json` (ModelSpec) next to it.
 
 Usage: python3 train_nvs.py --data nvs-data --encoder assets/encoder/efficientnet_lite0.safetensors
            --out runs/nvs --minutes 10 [--init assets/default] [--size 64]
@@ -43,21 +42,12 @@ from lumos_torch import EfficientNetLite0, LumosI2I, embed
 T = 1000
 
 
-def object_fill(alpha):
-    """The engine's `multiview::object_fill`: the share of the view's longer side that the
-    longer side of the object's bounding box (alpha ≥ 128) fills; None for an empty view."""
-    ys, xs = np.nonzero(np.asarray(alpha) >= 128)
-    if len(xs) == 0:
-        return None
-    return max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / max(alpha.shape)
-
-
 def load_dataset(root, size):
-    """(images u8 (n, v, 3, size, size), poses (n, v, 3) [elev°, azim°, radius], the median
-    object fill of the views) of the train objects."""
+    """(images u8 (n, v, 3, size, size), poses (n, v, 3) [elev°, azim°, radius]) of the train
+    objects."""
     from PIL import Image
 
-    images, poses, fills = [], [], []
+    images, poses = [], []
     for name in sorted(os.listdir(root)):
         path = os.path.join(root, name, "object.json")
         if not os.path.isfile(path):
@@ -69,9 +59,6 @@ def load_dataset(root, size):
         views, cams = [], []
         for view in obj["views"]:
             rgba = Image.open(os.path.join(root, name, view["image"])).convert("RGBA")
-            fill = object_fill(np.asarray(rgba)[..., 3])
-            if fill is not None:
-                fills.append(fill)
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             white.alpha_composite(rgba)
             rgb = white.convert("RGB").resize((size, size), Image.BILINEAR)
@@ -82,8 +69,7 @@ def load_dataset(root, size):
         poses.append(cams)
     if not images:
         raise SystemExit(f"{root} has no train objects (make them with lumos render-dataset)")
-    fill = float(np.median(fills)) if fills else None
-    return torch.from_numpy(np.stack(images)), torch.tensor(poses, dtype=torch.float32), fill
+    return torch.from_numpy(np.stack(images)), torch.tensor(poses, dtype=torch.float32)
 
 
 def relative_pose(target, source):
@@ -147,8 +133,6 @@ def export(args, cfg, ema):
         },
         "vae": None,
     }
-    if args.object_fill is not None:  # references are brought to the training views' framing
-        spec["object_fill"] = round(args.object_fill, 4)
     with open(os.path.join(args.out, "model.json"), "w") as f:
         json.dump(spec, f, indent=1)
 
@@ -175,7 +159,7 @@ def main():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
 
-    images, poses, args.object_fill = load_dataset(args.data, args.size)
+    images, poses = load_dataset(args.data, args.size)
     n_obj, n_view = images.shape[:2]
     print(f"{n_obj} train objects × {n_view} views at {args.size} px on {device}")
     encoder = EfficientNetLite0({k: v.to(device) for k, v in load_file(args.encoder).items()})

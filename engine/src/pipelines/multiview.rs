@@ -3,11 +3,10 @@
 //! input channels, the reference embedding plus an MLP of the relative pose as the condition).
 //!
 //! The reference is first brought to what novel-view models are trained on, as the Zero123
-//! demo does: the object alone on white, centred, its longer side the share of the view the
-//! model's manifest names (`object_fill`: the built-in model's training views, 0.8 — the demo's
-//! — otherwise). The object is cut out by the reference's alpha when it has any, else by a
-//! flood from the border over pixels of the border's colour (icons, renders and product shots
-//! on a plain background).
+//! demo does: the object alone on white, centred, its longer side 80 % of the view, or the
+//! share the model's manifest names (`object_fill`). The object is cut out by the reference's
+//! alpha when it has any, else by a flood from the border over pixels of the border's colour
+//! (icons, renders and product shots on a plain background).
 //!
 //! Under classifier-free guidance the unconditional branch keeps the input view and the pose
 //! and drops only the reference embedding (the learned null embedding takes its place): the
@@ -158,15 +157,6 @@ fn solid_bounds(coverage: &GrayImage) -> Option<(u32, u32, u32, u32)> {
         }
     }
     (x0 != u32::MAX).then_some((x0, y0, x1, y1))
-}
-
-/// The share of a view's longer side that the longer side of its object's bounding box fills
-/// (the framing [`Recentring`] sets), `None` when the view shows nothing: what a novel-view
-/// trainer measures on its views and writes into the model's manifest (`object_fill`).
-pub fn object_fill(coverage: &GrayImage) -> Option<f32> {
-    let (x0, y0, x1, y1) = solid_bounds(coverage)?;
-    let (w, h) = coverage.dimensions();
-    Some((x1 - x0 + 1).max(y1 - y0 + 1) as f32 / w.max(h) as f32)
 }
 
 /// `rgb` composited over white by `coverage` (255 = opaque).
@@ -557,11 +547,13 @@ mod tests {
         };
         // A 12 × 6 object centred at (20, 30) of a 64 px view.
         let alpha = bar(14, 27);
-        assert_eq!(object_fill(&alpha), Some(12.0 / 64.0));
-        assert_eq!(object_fill(&GrayImage::new(8, 8)), None);
+        let object_fill = |mask: &GrayImage| {
+            let (x0, y0, x1, y1) = solid_bounds(mask).expect("an object");
+            (x1 - x0 + 1).max(y1 - y0 + 1) as f32 / mask.width() as f32
+        };
         for fill in [0.5, 0.8] {
             let prepared = prepare_input(&rgb, Some(&alpha), 32, fill).expect("prepared");
-            let framed = object_fill(&prepared.object_mask).expect("an object");
+            let framed = object_fill(&prepared.object_mask);
             assert!(
                 (framed - fill).abs() <= 1.5 / 32.0,
                 "fill {framed}, asked {fill}"

@@ -75,11 +75,6 @@ pub struct TrainSettings {
     /// `None`: PixArt's initialisation.
     #[serde(default)]
     pub init: Option<PathBuf>,
-    /// Novel-view runs: the median share of the view an object's longer side fills in the
-    /// training views, measured whenever they are loaded and written into the exported
-    /// manifest (`ModelSpec::object_fill`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_fill: Option<f32>,
 }
 
 impl TrainSettings {
@@ -126,7 +121,6 @@ impl TrainSettings {
             seed: 0,
             vae: None,
             init: None,
-            object_fill: None,
         }
     }
 
@@ -153,7 +147,6 @@ impl TrainSettings {
             seed: 0,
             vae: base.vae.clone(),
             init: from_base_weights.then(|| base.prior.path.clone()),
-            object_fill: None,
         }
     }
 
@@ -680,7 +673,7 @@ pub fn export(
         encoder: settings.encoder.clone(),
         vae: settings.vae.clone(),
         guidance: None,
-        object_fill: settings.object_fill,
+        object_fill: None,
     };
     let json = serde_json::to_string_pretty(&spec)
         .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
@@ -778,11 +771,7 @@ pub fn train(
         std::fs::write(run.settings(), json).map_err(|e| io_error(&run.settings(), e))?;
         settings
     };
-    let mut settings = settings;
     let set = prepare_data(data_dir, run, &settings, device, report)?;
-    if let TrainingData::Views(views) = &set {
-        settings.object_fill = views.object_fill();
-    }
     let save_every = settings.save_every.max(1);
     let mut trainer = Trainer::new(settings, run, device)?;
     forget_unsaved_steps(&run.loss_log(), trainer.step())?;

@@ -19,7 +19,7 @@ use super::{Batch, TrainEvent, TrainSettings, data};
 use crate::camera::OrbitPose;
 use crate::error::{EngineError, Result};
 use crate::models::{AutoencoderKl, ImageEncoder};
-use crate::pipelines::multiview::{self, as_rendered};
+use crate::pipelines::multiview::as_rendered;
 use crate::synthetic::{DatasetObject, read_view};
 
 /// The train split of a posed dataset, in the prior's space.
@@ -33,19 +33,6 @@ pub struct PosedViews {
     pub embeddings: Tensor,
     /// `(n, v, 3)` f32: elevation (°), azimuth (°) and radius of each view's camera.
     pub poses: Tensor,
-    /// Per view, the share of the view its object's longer side fills
-    /// ([`multiview::object_fill`]); empty in caches written before it was measured.
-    pub fills: Vec<f32>,
-}
-
-impl PosedViews {
-    /// The median framing of the views, written into the exported manifest so that
-    /// references are brought to it (`ModelSpec::object_fill`); `None` when not measured.
-    pub fn object_fill(&self) -> Option<f32> {
-        let mut fills = self.fills.clone();
-        fills.sort_by(f32::total_cmp);
-        fills.get(fills.len() / 2).copied()
-    }
 }
 
 /// Whether `dir` holds a posed multi-view dataset (object folders with an `object.json`), as
@@ -127,15 +114,12 @@ pub fn prepare(
             .as_ref()
             .map_or(1, |vae| vae.config().downsampling_factor());
     let (mut views, mut embeddings, mut poses) = (Vec::new(), Vec::new(), Vec::new());
-    let mut fills = Vec::new();
     for (done, object) in objects.iter().enumerate() {
         let folder = dir.join(&object.name);
         let mut rendered = Vec::with_capacity(object.views.len());
         for view in &object.views {
             let (rgb, alpha) = read_view(&folder.join(&view.image))?;
-            let view_in_prior = as_rendered(&rgb, Some(&alpha), size as u32);
-            fills.extend(multiview::object_fill(&view_in_prior.object_mask));
-            rendered.push(view_in_prior.image);
+            rendered.push(as_rendered(&rgb, Some(&alpha), size as u32).image);
             poses.extend([
                 view.pose.elevation_deg as f32,
                 view.pose.azimuth_deg as f32,
@@ -168,7 +152,6 @@ pub fn prepare(
         views: Tensor::cat(&views, 0)?,
         embeddings: Tensor::cat(&embeddings, 0)?,
         poses: Tensor::from_vec(poses, (n, v, 3), device)?,
-        fills,
     })
 }
 
@@ -178,10 +161,6 @@ pub fn save(set: &PosedViews, path: &Path) -> Result<()> {
         ("views".to_string(), set.views.clone()),
         ("embeddings".to_string(), set.embeddings.clone()),
         ("poses".to_string(), set.poses.clone()),
-        (
-            "fills".to_string(),
-            Tensor::new(set.fills.as_slice(), set.poses.device())?,
-        ),
     ]);
     let objects = serde_json::to_string(&set.objects)
         .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
@@ -202,10 +181,6 @@ pub fn load(path: &Path, device: &Device) -> Result<PosedViews> {
     };
     let (objects, mut tensors) = data::load_with_metadata::<Vec<String>>(path, "objects", device)?;
     let objects = objects.ok_or_else(|| stale("no object list".into()))?;
-    let fills = match tensors.remove("fills") {
-        Some(fills) => fills.to_vec1()?,
-        None => Vec::new(),
-    };
     let mut take = |name: &str| {
         tensors
             .remove(name)
@@ -216,7 +191,6 @@ pub fn load(path: &Path, device: &Device) -> Result<PosedViews> {
         views: take("views")?,
         embeddings: take("embeddings")?,
         poses: take("poses")?,
-        fills,
     })
 }
 
