@@ -100,8 +100,8 @@ pub struct ModelSpec {
     pub guidance: Option<f64>,
     /// For a novel-view model: the share of the view's side references are scaled to fill
     /// (their object's longer side) before views are made. `None`: 0.8, the Zero123 demo's
-    /// framing, which the built-in model does as well with as with its training views'
-    /// median (0.5; `lumos eval-multiview --recenter`, model card).
+    /// framing; the built-in model beats copying the input by more there than at its
+    /// training views' median, 0.5 (`lumos eval-multiview --recenter`, its model card).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_fill: Option<f32>,
 }

@@ -29,6 +29,11 @@ use crate::sampling::NoisePredictor;
 /// Share of the view's side the object's longer side fills when a model's manifest does not
 /// say (`ModelSpec::object_fill`): the Zero123 demo's framing.
 pub const OBJECT_FILL: f32 = 0.8;
+
+/// The share of the view `spec`'s model wants a reference's object to fill.
+pub fn object_fill(spec: &crate::protocol::ModelSpec) -> f32 {
+    spec.object_fill.unwrap_or(OBJECT_FILL)
+}
 /// Largest per-channel difference from the border's colour that still counts as background.
 const BACKGROUND_TOLERANCE: u8 = 30;
 /// Alpha at or above which a pixel belongs to the object.
@@ -354,7 +359,7 @@ pub fn run(
     }
     let size = model.image_size_px() as u32;
     let input = if request.recenter {
-        let fill = model.spec.object_fill.unwrap_or(OBJECT_FILL);
+        let fill = object_fill(&model.spec);
         prepare_input(&request.image, request.alpha.as_deref(), size, fill)?
     } else {
         as_rendered(&request.image, request.alpha.as_deref(), size)

@@ -11,7 +11,7 @@ use lumos_engine::checkpoints::{self, ModelChoice};
 use lumos_engine::multiview_eval::{Scores, ViewScore, azimuth_gap, report};
 use lumos_engine::pipelines::LoadedModel;
 use lumos_engine::pipelines::multiview::{
-    self, MultiviewRequest, OBJECT_FILL, Recentring, SetOutput, as_rendered, flood_object_mask,
+    self, MultiviewRequest, Recentring, SetOutput, as_rendered, flood_object_mask,
 };
 use lumos_engine::protocol::{DeviceChoice, SamplerSettings};
 use lumos_engine::synthetic::{DatasetObject, read_view};
@@ -72,7 +72,7 @@ pub fn run(args: EvalMultiviewArgs) -> anyhow::Result<ExitCode> {
     let device = lumos_engine::device::open(args.device)?;
     let model = LoadedModel::load(&spec, &device)?;
     let size = model.image_size_px() as u32;
-    let fill = spec.object_fill.unwrap_or(OBJECT_FILL);
+    let fill = multiview::object_fill(&spec);
     let mut objects: Vec<DatasetObject> = std::fs::read_dir(&args.data)
         .with_context(|| format!("cannot read {}", args.data.display()))?
         .flatten()
