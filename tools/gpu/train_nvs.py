@@ -44,6 +44,21 @@ from lumos_torch import EfficientNetLite0, LumosI2I, embed
 T = 1000
 
 
+@torch.no_grad()
+def embed_views(images, encoder_path, device):
+    """The L2-normalised EfficientNet-Lite0 embeddings `(n, v, 1280)` of u8 views `(n, v, 3, s, s)`,
+    upsampled to the encoder's 128 px as the engine's pipeline does."""
+    encoder = EfficientNetLite0({k: v.to(device) for k, v in load_file(encoder_path).items()})
+    flat = images.reshape(-1, *images.shape[2:])
+
+    def embed_chunk(u8):  # upsampled a chunk at a time: all at once is 21 GB for 9,000 objects
+        up = F.interpolate(u8.to(device).float(), size=(128, 128), mode="bilinear", align_corners=False)
+        return embed(encoder, up.round())
+
+    embeddings = torch.cat([embed_chunk(flat[i : i + 256]) for i in range(0, len(flat), 256)])
+    return embeddings.reshape(*images.shape[:2], -1)
+
+
 def embeddings_key(images, encoder_path):
     """A digest of the views' pixels and the encoder's file: a cache of embeddings is only used
     for the very same views through the very same encoder (a dataset grown, re-rendered or
@@ -206,16 +221,7 @@ def main():
     embeddings = load_cached_embeddings(args.embeddings_cache, key)
     if embeddings is None:
         t0 = time.time()
-        encoder = EfficientNetLite0({k: v.to(device) for k, v in load_file(args.encoder).items()})
-        with torch.no_grad():
-            flat = images.reshape(-1, 3, args.size, args.size)
-
-            def embed_chunk(u8):  # upsampled a chunk at a time: all at once is 21 GB for 9,000 objects
-                up = F.interpolate(u8.to(device).float(), size=(128, 128), mode="bilinear", align_corners=False)
-                return embed(encoder, up.round())
-
-            embeddings = torch.cat([embed_chunk(flat[i : i + 256]) for i in range(0, len(flat), 256)])
-            embeddings = embeddings.reshape(n_obj, n_view, -1)
+        embeddings = embed_views(images, args.encoder, device)
         print(f"embedded {n_obj * n_view} views in {time.time() - t0:.0f} s", flush=True)
         if args.embeddings_cache:
             save_cached_embeddings(args.embeddings_cache, key, embeddings)
