@@ -182,6 +182,7 @@ def export(args, cfg, ema):
             "config": {"architecture": "efficientnet_lite0", "image_size": 128},
         },
         "vae": None,
+        "guidance": args.guidance,
     }
     with open(os.path.join(args.out, "model.json"), "w") as f:
         json.dump(spec, f, indent=1)
@@ -205,6 +206,13 @@ def main():
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: time only)")
     ap.add_argument("--save-minutes", type=float, default=10, help="export this often while training")
     ap.add_argument("--name", default="Lumos small multi-view")
+    ap.add_argument(
+        "--guidance",
+        type=float,
+        default=1.0,
+        help="the guidance the exported manifest names, which lumos multiview, eval-multiview and the app"
+        " start from (1: no guidance, the best of every novel-view model measured; assets/multiview/MODEL_CARD.md)",
+    )
     ap.add_argument(
         "--embeddings-cache",
         help="a file for the input views' encoder embeddings: written on the first run, reused by later"
