@@ -28,6 +28,7 @@ Usage: python3 train_nvs.py --data nvs-data --encoder assets/encoder/efficientne
 """
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -63,8 +64,6 @@ def embeddings_key(images, encoder_path):
     """A digest of the views' pixels and the encoder's file: a cache of embeddings is only used
     for the very same views through the very same encoder (a dataset grown, re-rendered or
     resized gets new ones)."""
-    import hashlib
-
     digest = hashlib.sha256(images.contiguous().numpy().tobytes())
     with open(encoder_path, "rb") as f:
         digest.update(f.read())
@@ -216,7 +215,7 @@ def main():
     ap.add_argument(
         "--embeddings-cache",
         help="a file for the input views' encoder embeddings: written on the first run, reused by later"
-        " runs on the same views (embedding 108,000 views takes ~20 minutes on 2 CPU cores)",
+        " runs on the same views (embedding the 108,000 views of 9,000 objects took ~25 minutes on 2 CPU cores)",
     )
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -34,6 +34,7 @@ pub const OBJECT_FILL: f32 = 0.8;
 pub fn object_fill(spec: &crate::protocol::ModelSpec) -> f32 {
     spec.object_fill.unwrap_or(OBJECT_FILL)
 }
+
 /// Largest per-channel difference from the border's colour that still counts as background.
 const BACKGROUND_TOLERANCE: u8 = 30;
 /// Alpha at or above which a pixel belongs to the object.
