@@ -14,14 +14,14 @@
 //!
 //! Boundaries: depends on wgpu only, never on egui, eframe or the engine. No threads.
 
-use std::num::NonZeroU64;
-
 use bytemuck::{Pod, Zeroable};
 
 mod bilinear;
+mod full_screen;
 mod turntable;
 
 pub use bilinear::bilinear_clamped;
+use full_screen::{FullScreenPipeline, texture_2d, uniform_buffer, upload_rgba8, write_texture};
 pub use turntable::{TurntablePipeline, TurntableTarget, TurntableUniforms, turntable_cpu};
 
 /// A shader's full source: `common.wgsl` (the viewport quad and the clamped bilinear filter
@@ -336,130 +336,9 @@ pub fn mask_overlay_cpu(
     out
 }
 
-pub(crate) fn full_screen_pipeline(
-    device: &wgpu::Device,
-    label: &str,
-    source: &str,
-    layout: &wgpu::BindGroupLayout,
-    target_format: wgpu::TextureFormat,
-) -> wgpu::RenderPipeline {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(label),
-        source: wgpu::ShaderSource::Wgsl(source.into()),
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(label),
-        bind_group_layouts: &[Some(layout)],
-        immediate_size: 0,
-    });
-    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-        label: Some(label),
-        layout: Some(&pipeline_layout),
-        vertex: wgpu::VertexState {
-            module: &module,
-            entry_point: Some("vs_main"),
-            buffers: &[],
-            compilation_options: wgpu::PipelineCompilationOptions::default(),
-        },
-        primitive: wgpu::PrimitiveState::default(),
-        depth_stencil: None,
-        multisample: wgpu::MultisampleState::default(),
-        fragment: Some(wgpu::FragmentState {
-            module: &module,
-            entry_point: Some("fs_main"),
-            targets: &[Some(wgpu::ColorTargetState {
-                format: target_format,
-                blend: None,
-                write_mask: wgpu::ColorWrites::ALL,
-            })],
-            compilation_options: wgpu::PipelineCompilationOptions::default(),
-        }),
-        multiview_mask: None,
-        cache: None,
-    })
-}
-
-pub(crate) fn uniform_entry(binding: u32, size: usize) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::FRAGMENT,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: false,
-            min_binding_size: NonZeroU64::new(size as u64),
-        },
-        count: None,
-    }
-}
-
-pub(crate) fn texture_entry(binding: u32, filterable: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::FRAGMENT,
-        ty: wgpu::BindingType::Texture {
-            sample_type: wgpu::TextureSampleType::Float { filterable },
-            view_dimension: wgpu::TextureViewDimension::D2,
-            multisampled: false,
-        },
-        count: None,
-    }
-}
-
-pub(crate) fn uniform_buffer(device: &wgpu::Device, label: &str, size: usize) -> wgpu::Buffer {
-    device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: size as u64,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    })
-}
-
-pub(crate) fn texture_2d(
-    device: &wgpu::Device,
-    label: &str,
-    width: u32,
-    height: u32,
-    format: wgpu::TextureFormat,
-) -> wgpu::Texture {
-    device.create_texture(&wgpu::TextureDescriptor {
-        label: Some(label),
-        size: wgpu::Extent3d {
-            width,
-            height,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    })
-}
-
-pub(crate) fn write_texture(
-    queue: &wgpu::Queue,
-    texture: &wgpu::Texture,
-    bytes: &[u8],
-    bytes_per_pixel: u32,
-) {
-    let size = texture.size();
-    queue.write_texture(
-        texture.as_image_copy(),
-        bytes,
-        wgpu::TexelCopyBufferLayout {
-            offset: 0,
-            bytes_per_row: Some(size.width * bytes_per_pixel),
-            rows_per_image: Some(size.height),
-        },
-        size,
-    );
-}
-
 /// The latent-preview pipeline for one target format. Build once, draw many latents.
 pub struct LatentPreviewPipeline {
-    pipeline: wgpu::RenderPipeline,
-    layout: wgpu::BindGroupLayout,
+    pipeline: FullScreenPipeline,
 }
 
 /// GPU resources of one latent being previewed (texture, uniforms, bind group).
@@ -473,21 +352,15 @@ impl LatentPreviewPipeline {
     /// Compiles `latent_preview.wgsl` for render targets of `target_format` (single-sampled,
     /// no depth: what egui_wgpu's render pass uses with default renderer options).
     pub fn new(device: &wgpu::Device, target_format: wgpu::TextureFormat) -> Self {
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("lumos_latent_preview"),
-            entries: &[
-                uniform_entry(0, std::mem::size_of::<PreviewUniforms>()),
-                texture_entry(1, false),
-            ],
-        });
-        let pipeline = full_screen_pipeline(
+        let pipeline = FullScreenPipeline::new(
             device,
             "lumos_latent_preview",
             LATENT_PREVIEW_WGSL,
-            &layout,
+            std::mem::size_of::<PreviewUniforms>(),
+            1,
             target_format,
         );
-        Self { pipeline, layout }
+        Self { pipeline }
     }
 
     /// Uploads `latent` into `target`, (re)creating it when the latent's size changed.
@@ -518,20 +391,7 @@ impl LatentPreviewPipeline {
                 std::mem::size_of::<PreviewUniforms>(),
             );
             let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("lumos_latent_preview"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: uniforms.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: wgpu::BindingResource::TextureView(&view),
-                    },
-                ],
-            });
+            let bind_group = self.pipeline.bind_group(device, &uniforms, &[&view]);
             *target = Some(LatentPreviewTarget {
                 texture,
                 uniforms,
@@ -547,16 +407,13 @@ impl LatentPreviewPipeline {
 
     /// Draws `target` over the whole viewport of `pass`.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &LatentPreviewTarget) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &target.bind_group, &[]);
-        pass.draw(0..6, 0..1);
+        self.pipeline.draw(pass, &target.bind_group);
     }
 }
 
 /// The before/after wipe pipeline for one target format.
 pub struct WipePipeline {
-    pipeline: wgpu::RenderPipeline,
-    layout: wgpu::BindGroupLayout,
+    pipeline: FullScreenPipeline,
 }
 
 /// GPU resources of one before/after pair.
@@ -598,17 +455,15 @@ impl Rgba8View<'_> {
 impl WipePipeline {
     /// Compiles `wipe.wgsl` for render targets of `target_format`.
     pub fn new(device: &wgpu::Device, target_format: wgpu::TextureFormat) -> Self {
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("lumos_wipe"),
-            entries: &[
-                uniform_entry(0, std::mem::size_of::<WipeUniforms>()),
-                texture_entry(1, false),
-                texture_entry(2, false),
-            ],
-        });
-        let pipeline =
-            full_screen_pipeline(device, "lumos_wipe", WIPE_WGSL, &layout, target_format);
-        Self { pipeline, layout }
+        let pipeline = FullScreenPipeline::new(
+            device,
+            "lumos_wipe",
+            WIPE_WGSL,
+            std::mem::size_of::<WipeUniforms>(),
+            2,
+            target_format,
+        );
+        Self { pipeline }
     }
 
     /// Uploads a before/after pair.
@@ -619,42 +474,16 @@ impl WipePipeline {
         before: &Rgba8View<'_>,
         after: &Rgba8View<'_>,
     ) -> WipeTarget {
-        let upload = |image: &Rgba8View<'_>, label: &str| {
-            let texture = texture_2d(
-                device,
-                label,
-                image.width_px.max(1),
-                image.height_px.max(1),
-                wgpu::TextureFormat::Rgba8Unorm,
-            );
-            write_texture(queue, &texture, image.bytes, 4);
-            texture.create_view(&wgpu::TextureViewDescriptor::default())
-        };
-        let before_view = upload(before, "lumos_wipe_before");
-        let after_view = upload(after, "lumos_wipe_after");
+        let before_view = upload_rgba8(device, queue, "lumos_wipe_before", before);
+        let after_view = upload_rgba8(device, queue, "lumos_wipe_after", after);
         let uniforms = uniform_buffer(
             device,
             "lumos_wipe_uniforms",
             std::mem::size_of::<WipeUniforms>(),
         );
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("lumos_wipe"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: uniforms.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&before_view),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(&after_view),
-                },
-            ],
-        });
+        let bind_group = self
+            .pipeline
+            .bind_group(device, &uniforms, &[&before_view, &after_view]);
         WipeTarget {
             uniforms,
             bind_group,
@@ -668,16 +497,13 @@ impl WipePipeline {
 
     /// Draws `target` over the whole viewport of `pass`.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &WipeTarget) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &target.bind_group, &[]);
-        pass.draw(0..6, 0..1);
+        self.pipeline.draw(pass, &target.bind_group);
     }
 }
 
 /// The mask-overlay pipeline for one target format. Build once, draw many images.
 pub struct MaskOverlayPipeline {
-    pipeline: wgpu::RenderPipeline,
-    layout: wgpu::BindGroupLayout,
+    pipeline: FullScreenPipeline,
 }
 
 /// GPU resources of one image and its mask (textures, uniforms, bind group).
@@ -698,22 +524,15 @@ impl MaskOverlayTarget {
 impl MaskOverlayPipeline {
     /// Compiles `mask_overlay.wgsl` for render targets of `target_format`.
     pub fn new(device: &wgpu::Device, target_format: wgpu::TextureFormat) -> Self {
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("lumos_mask_overlay"),
-            entries: &[
-                uniform_entry(0, std::mem::size_of::<MaskOverlayUniforms>()),
-                texture_entry(1, false),
-                texture_entry(2, false),
-            ],
-        });
-        let pipeline = full_screen_pipeline(
+        let pipeline = FullScreenPipeline::new(
             device,
             "lumos_mask_overlay",
             MASK_OVERLAY_WGSL,
-            &layout,
+            std::mem::size_of::<MaskOverlayUniforms>(),
+            2,
             target_format,
         );
-        Self { pipeline, layout }
+        Self { pipeline }
     }
 
     /// Uploads an image and its mask (of any size; the shader scales it to the image).
@@ -724,14 +543,7 @@ impl MaskOverlayPipeline {
         image: &Rgba8View<'_>,
         mask: &MaskView<'_>,
     ) -> MaskOverlayTarget {
-        let image_texture = texture_2d(
-            device,
-            "lumos_mask_overlay_image",
-            image.width_px.max(1),
-            image.height_px.max(1),
-            wgpu::TextureFormat::Rgba8Unorm,
-        );
-        write_texture(queue, &image_texture, image.bytes, 4);
+        let image_view = upload_rgba8(device, queue, "lumos_mask_overlay_image", image);
         let mask_texture = texture_2d(
             device,
             "lumos_mask_overlay_mask",
@@ -745,26 +557,10 @@ impl MaskOverlayPipeline {
             "lumos_mask_overlay_uniforms",
             std::mem::size_of::<MaskOverlayUniforms>(),
         );
-        let image_view = image_texture.create_view(&wgpu::TextureViewDescriptor::default());
         let mask_view = mask_texture.create_view(&wgpu::TextureViewDescriptor::default());
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("lumos_mask_overlay"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: uniforms.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&image_view),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(&mask_view),
-                },
-            ],
-        });
+        let bind_group = self
+            .pipeline
+            .bind_group(device, &uniforms, &[&image_view, &mask_view]);
         MaskOverlayTarget {
             mask: mask_texture,
             uniforms,
@@ -800,9 +596,7 @@ impl MaskOverlayPipeline {
 
     /// Draws `target` over the whole viewport of `pass`.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &MaskOverlayTarget) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &target.bind_group, &[]);
-        pass.draw(0..6, 0..1);
+        self.pipeline.draw(pass, &target.bind_group);
     }
 }
 

@@ -8,10 +8,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::bilinear::{lerp, pixel_centre};
-use crate::{
-    Rgba8View, TURNTABLE_WGSL, full_screen_pipeline, texture_2d, texture_entry, uniform_buffer,
-    uniform_entry, write_texture,
-};
+use crate::full_screen::{FullScreenPipeline, uniform_buffer, upload_rgba8};
+use crate::{Rgba8View, TURNTABLE_WGSL};
 
 /// Mirrors `TurntableUniforms` in `turntable.wgsl`.
 #[repr(C)]
@@ -32,8 +30,7 @@ impl TurntableUniforms {
 
 /// The turntable pipeline for one target format. Build once, draw many sets.
 pub struct TurntablePipeline {
-    pipeline: wgpu::RenderPipeline,
-    layout: wgpu::BindGroupLayout,
+    pipeline: FullScreenPipeline,
 }
 
 /// GPU resources of one set: a texture per view and a bind group per neighbouring pair.
@@ -53,22 +50,15 @@ impl TurntableTarget {
 impl TurntablePipeline {
     /// Compiles `turntable.wgsl` for render targets of `target_format`.
     pub fn new(device: &wgpu::Device, target_format: wgpu::TextureFormat) -> Self {
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("lumos_turntable"),
-            entries: &[
-                uniform_entry(0, std::mem::size_of::<TurntableUniforms>()),
-                texture_entry(1, false),
-                texture_entry(2, false),
-            ],
-        });
-        let pipeline = full_screen_pipeline(
+        let pipeline = FullScreenPipeline::new(
             device,
             "lumos_turntable",
             TURNTABLE_WGSL,
-            &layout,
+            std::mem::size_of::<TurntableUniforms>(),
+            2,
             target_format,
         );
-        Self { pipeline, layout }
+        Self { pipeline }
     }
 
     /// Uploads the views of a set, in turntable order; `None` when there are none.
@@ -83,17 +73,7 @@ impl TurntablePipeline {
         }
         let textures: Vec<wgpu::TextureView> = views
             .iter()
-            .map(|view| {
-                let texture = texture_2d(
-                    device,
-                    "lumos_turntable_view",
-                    view.width_px.max(1),
-                    view.height_px.max(1),
-                    wgpu::TextureFormat::Rgba8Unorm,
-                );
-                write_texture(queue, &texture, view.bytes, 4);
-                texture.create_view(&wgpu::TextureViewDescriptor::default())
-            })
+            .map(|view| upload_rgba8(device, queue, "lumos_turntable_view", view))
             .collect();
         let uniforms = uniform_buffer(
             device,
@@ -103,24 +83,8 @@ impl TurntablePipeline {
         let pairs = (0..textures.len())
             .map(|k| {
                 let next = (k + 1) % textures.len();
-                device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("lumos_turntable_pair"),
-                    layout: &self.layout,
-                    entries: &[
-                        wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: uniforms.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 1,
-                            resource: wgpu::BindingResource::TextureView(&textures[k]),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 2,
-                            resource: wgpu::BindingResource::TextureView(&textures[next]),
-                        },
-                    ],
-                })
+                self.pipeline
+                    .bind_group(device, &uniforms, &[&textures[k], &textures[next]])
             })
             .collect();
         Some(TurntableTarget { pairs, uniforms })
@@ -140,9 +104,7 @@ impl TurntablePipeline {
     /// whole viewport of `pass`.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &TurntableTarget, from: usize) {
         if let Some(pair) = target.pairs.get(from % target.pairs.len().max(1)) {
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, pair, &[]);
-            pass.draw(0..6, 0..1);
+            self.pipeline.draw(pass, pair);
         }
     }
 }
