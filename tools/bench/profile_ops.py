@@ -96,8 +96,11 @@ def clean(symbol: str) -> str:
     trait_impl = re.match(r"^<(.+?) as .+>::(\w+)$", symbol)
     if trait_impl:
         symbol = f"{trait_impl.group(1)}::{trait_impl.group(2)}"
-    symbol = re.sub(r"<[^<>]*>", "", symbol)  # generic arguments, innermost first
-    symbol = re.sub(r"<[^<>]*>", "", symbol)
+    while True:  # generic arguments, innermost first
+        stripped = re.sub(r"<[^<>]*>", "", symbol)
+        if stripped == symbol:
+            break
+        symbol = stripped
     symbol = symbol.replace("{{closure}}", "closure")
     parts = [p for p in symbol.split("::") if p]
     for prefix in ("lumos_engine", "candle_core", "candle_nn", "models"):
