@@ -78,17 +78,24 @@ class Sample:
 
 @dataclass
 class Profile:
-    """Timed CPU nanoseconds per op, and how many runs they cover."""
+    """Timed CPU nanoseconds per (op, engine caller), and how many runs they cover."""
 
     runs: int
-    by_op: Counter = field(default_factory=Counter)
     by_op_and_caller: Counter = field(default_factory=Counter)
     setup_ns: int = 0
     other_ns: int = 0
     bench_lines: list[str] = field(default_factory=list)
 
+    @property
+    def by_op(self) -> Counter:
+        """Timed CPU nanoseconds per op, over all its callers."""
+        totals: Counter = Counter()
+        for (op, _), ns in self.by_op_and_caller.items():
+            totals[op] += ns
+        return totals
+
     def timed_ns(self) -> int:
-        return sum(self.by_op.values())
+        return sum(self.by_op_and_caller.values())
 
 
 def clean(symbol: str) -> str:
@@ -183,7 +190,6 @@ def attribute(main: list[Sample], workers: list[Sample], runs: int) -> Profile:
             profile.other_ns += period_ns
         else:
             op = op_override or op
-            profile.by_op[op] += period_ns
             profile.by_op_and_caller[(op, "" if op == IDLE_WORKER else caller)] += period_ns
 
     for sample, label in zip(main, main_labels):
@@ -245,9 +251,10 @@ def table(workload: str, profiles: dict[str, Profile], top: int) -> str:
         )
     out.append("")
     for title, key in (("op", "by_op"), ("op ← engine caller", "by_op_and_caller")):
+        tables = {label: getattr(p, key) for label, p in profiles.items()}
         totals: Counter = Counter()
-        for p in profiles.values():
-            for k, ns in getattr(p, key).items():
+        for label, p in profiles.items():
+            for k, ns in tables[label].items():
                 totals[k] = max(totals[k], ms_per_run(p, ns))
         rows = [k for k, _ in totals.most_common(top)]
         header = " | ".join(f"{label} ms/run (%)" for label in labels)
@@ -258,14 +265,14 @@ def table(workload: str, profiles: dict[str, Profile], top: int) -> str:
             else:
                 name = f"{k[0]} ← {k[1]}"
             cells = []
-            for p in profiles.values():
-                ns = getattr(p, key).get(k, 0)
+            for label, p in profiles.items():
+                ns = tables[label].get(k, 0)
                 share = 100.0 * ns / max(p.timed_ns(), 1)
                 cells.append(f"{ms_per_run(p, ns):.0f} ({share:.1f} %)" if ns else "—")
             out.append(f"| `{name}` | " + " | ".join(cells) + " |")
         rest = []
-        for p in profiles.values():
-            counted = sum(getattr(p, key).get(k, 0) for k in rows)
+        for label, p in profiles.items():
+            counted = sum(tables[label].get(k, 0) for k in rows)
             rest.append(f"{ms_per_run(p, p.timed_ns() - counted):.0f}")
         out += ["| the rest | " + " | ".join(rest) + " |", ""]
     return "\n".join(out)
