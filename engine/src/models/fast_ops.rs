@@ -4,6 +4,10 @@
 //! element. Linear layers: see [`DenseLinear`]. Self-attention: see
 //! [`fused_qkv_attention_cpu`]. On other devices and dtypes, and for tensors that track
 //! gradients (training), candle's own ops are used.
+//!
+//! The engine is compiled for baseline x86-64 (SSE2, 4 lanes) so that one binary runs on every
+//! x86-64 CPU; the loops here run through [`vectorised`], which picks AVX-512 or AVX2+FMA at run
+//! time where the CPU has them (gemm's microkernels do the same for the matrix products).
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -11,19 +15,30 @@ use rayon::prelude::*;
 /// `sqrt(2 / π)`.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
+/// Runs `f` compiled for the widest instruction set this CPU has (AVX-512, or AVX2 with FMA, on
+/// x86-64), chosen at run time: `f` is inlined into pulp's target-feature functions, and so is
+/// every `#[inline]` helper it calls. Wrap the serial loop itself (one row, one chunk, one
+/// attention head), not a parallel iterator: code behind a call that is not inlined — rayon's
+/// workers, gemm — runs as compiled elsewhere.
+#[inline(always)]
+pub(crate) fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
 /// `exp(x)` without a library call, so that loops using it vectorise: `x = n ln 2 + r` with
 /// `|r| ≤ ln 2 / 2` (Cody–Waite, two-part ln 2), `exp(r)` by its degree-7 Taylor polynomial,
 /// `2ⁿ` built in the exponent bits. Within 2 ulp of `f32::exp` on [−87, 88]; inputs are
 /// clamped to that range (the GELU only needs the saturated ends to saturate).
 #[inline(always)]
-fn exp_vectorisable(x: f32) -> f32 {
+pub(crate) fn exp_vectorisable(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     // Adding and subtracting 1.5 · 2²³ rounds to the nearest integer without a call.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
@@ -31,7 +46,11 @@ fn exp_vectorisable(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // `shifted` lies in [2²³, 2²⁴), where one ulp is 1, so its bits minus ROUND's are n — in
+    // integer lanes: `n as i32` saturates, and its NaN and range checks are done one lane at a
+    // time, which kept every loop calling this from vectorising.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);
     p * scale
 }
 
@@ -108,9 +127,11 @@ impl<F: Fn(f32) -> f32 + Send + Sync> CustomOp1 for ParallelMap<F> {
         out.par_chunks_mut(16 * 1024)
             .zip(input.par_chunks(16 * 1024))
             .for_each(|(o, i)| {
-                for (o, &x) in o.iter_mut().zip(i) {
-                    *o = (self.f)(x);
-                }
+                vectorised(|| {
+                    for (o, &x) in o.iter_mut().zip(i) {
+                        *o = (self.f)(x);
+                    }
+                })
             });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
@@ -398,7 +419,7 @@ impl candle_core::CustomOp3 for BiasedLinear {
 fn map_in_place<F: Fn(f32) -> f32 + Sync>(values: &mut [f32], f: F) {
     values
         .par_chunks_mut(16 * 1024)
-        .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = f(*v)));
+        .for_each(|chunk| vectorised(|| chunk.iter_mut().for_each(|v| *v = f(*v))));
 }
 
 /// A linear layer (`weight` `(out, in)` and `bias` under the checkpoint's keys) that, for CPU
@@ -576,18 +597,7 @@ impl CustomOp1 for FusedQkvAttention {
                         gemm::Parallelism::None,
                     );
                 }
-                for row in buf.scores.chunks_mut(n) {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for s in row.iter_mut() {
-                        *s = exp_vectorisable(*s - max);
-                        sum += *s;
-                    }
-                    let inv = 1.0 / sum;
-                    for s in row.iter_mut() {
-                        *s *= inv;
-                    }
-                }
+                vectorised(|| buf.scores.chunks_mut(n).for_each(softmax_in_place));
                 // SAFETY: see above.
                 unsafe {
                     // out = scores v
@@ -616,6 +626,40 @@ impl CustomOp1 for FusedQkvAttention {
             },
         );
         Ok((CpuStorage::F32(out), Shape::from((b, n, c))))
+    }
+}
+
+/// `values` folded by `step` in 16 independent lanes, the lanes then joined by `merge`: a
+/// reduction the compiler can vectorise (one running value is a chain it must keep in order).
+#[inline(always)]
+pub(crate) fn fold_lanes<T: Copy>(
+    values: &[f32],
+    init: T,
+    step: impl Fn(T, f32) -> T,
+    merge: impl Fn(T, T) -> T,
+) -> T {
+    const LANES: usize = 16;
+    let mut lanes = [init; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane = step(*lane, v);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(init, |acc, &v| step(acc, v));
+    lanes.iter().fold(tail, |acc, &lane| merge(acc, lane))
+}
+
+/// `row ← softmax(row)`, each pass vectorisable.
+#[inline(always)]
+fn softmax_in_place(row: &mut [f32]) {
+    let max = fold_lanes(row, f32::NEG_INFINITY, f32::max, f32::max);
+    for s in row.iter_mut() {
+        *s = exp_vectorisable(*s - max);
+    }
+    let inv = 1.0 / fold_lanes(row, 0.0, |acc, v| acc + v, |a, b| a + b);
+    for s in row.iter_mut() {
+        *s *= inv;
     }
 }
 

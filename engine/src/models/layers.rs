@@ -3,6 +3,8 @@
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::fast_ops::{exp_vectorisable, fold_lanes, vectorised};
+
 /// A LayerNorm without learned parameters (PixArt/Lumos use `elementwise_affine=False`).
 #[derive(Debug, Clone)]
 pub struct PlainLayerNorm {
@@ -325,27 +327,32 @@ impl Module for GroupNormSilu {
             .zip(data.par_chunks(group_len))
             .enumerate()
             .for_each(|(index, (dst, src))| {
-                let group = index % self.groups;
-                let n = src.len() as f64;
-                let mean = src.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-                let var = src
-                    .iter()
-                    .map(|&v| (f64::from(v) - mean).powi(2))
-                    .sum::<f64>()
-                    / n;
-                let inv_std = 1.0 / (var + self.eps).sqrt();
-                for (ci, (dst, src)) in dst.chunks_mut(spatial).zip(src.chunks(spatial)).enumerate()
-                {
-                    let channel = group * per_group + ci;
-                    let scale = (inv_std * f64::from(self.weight[channel])) as f32;
-                    let shift = (f64::from(self.bias[channel])
-                        - mean * inv_std * f64::from(self.weight[channel]))
-                        as f32;
-                    for (d, &s) in dst.iter_mut().zip(src) {
-                        let y = s * scale + shift;
-                        *d = if self.silu { y / (1.0 + (-y).exp()) } else { y };
+                vectorised(|| {
+                    let group = index % self.groups;
+                    let n = src.len() as f64;
+                    let sum = |a: f64, b: f64| a + b;
+                    let mean = fold_lanes(src, 0.0, |acc, v| acc + f64::from(v), sum) / n;
+                    let var =
+                        fold_lanes(src, 0.0, |acc, v| acc + (f64::from(v) - mean).powi(2), sum) / n;
+                    let inv_std = 1.0 / (var + self.eps).sqrt();
+                    for (ci, (dst, src)) in
+                        dst.chunks_mut(spatial).zip(src.chunks(spatial)).enumerate()
+                    {
+                        let channel = group * per_group + ci;
+                        let scale = (inv_std * f64::from(self.weight[channel])) as f32;
+                        let shift = (f64::from(self.bias[channel])
+                            - mean * inv_std * f64::from(self.weight[channel]))
+                            as f32;
+                        for (d, &s) in dst.iter_mut().zip(src) {
+                            let y = s * scale + shift;
+                            *d = if self.silu {
+                                y / (1.0 + exp_vectorisable(-y))
+                            } else {
+                                y
+                            };
+                        }
                     }
-                }
+                })
             });
         Tensor::from_vec(out, dims, xs.device())
     }
