@@ -286,7 +286,9 @@ impl Mlp {
 /// adaLN). GEMM kernels choose their summation order by shape, and with a handful of rows the
 /// shape is the batch size: computed row by row, a sample's result is the same bits in any
 /// batch, which lets the pipeline batch images on the CPU without changing any seed's image.
-/// Training (weights that track gradients) keeps the batched product.
+/// Training (weights that track gradients) keeps the batched product. On the CPU a row that
+/// repeats an earlier one (every row's timestep under classifier-free guidance, the null
+/// condition of each unconditional row) is computed once and copied.
 pub(crate) fn per_row(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
     let dims = xs.dims().to_vec();
     let Some((&width, outer)) = dims.split_last() else {
@@ -297,13 +299,42 @@ pub(crate) fn per_row(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
     if rows <= 1 || linear.weight().track_op() {
         return linear.forward(xs);
     }
-    let outs = (0..rows)
-        .map(|r| linear.forward(&flat.narrow(0, r, 1)?))
+    let (distinct, source_of_row) = distinct_rows(&flat)?;
+    let outs = distinct
+        .iter()
+        .map(|&r| linear.forward(&flat.narrow(0, r, 1)?))
         .collect::<Result<Vec<_>>>()?;
-    let out = Tensor::cat(&outs, 0)?;
+    let mut out = Tensor::cat(&outs, 0)?;
+    if distinct.len() < rows {
+        let index = Tensor::new(source_of_row.as_slice(), out.device())?;
+        out = out.index_select(&index, 0)?;
+    }
     let mut out_dims = outer.to_vec();
     out_dims.push(out.dim(1)?);
     out.reshape(out_dims)
+}
+
+/// The first row of each distinct bit pattern of `flat` `(rows, width)`, and for every row the
+/// position of its pattern among them. Other devices and dtypes (where reading the rows back
+/// would cost a transfer) count every row as distinct.
+fn distinct_rows(flat: &Tensor) -> Result<(Vec<usize>, Vec<u32>)> {
+    let rows = flat.dim(0)?;
+    if !flat.device().is_cpu() || flat.dtype() != DType::F32 {
+        return Ok(((0..rows).collect(), (0..rows as u32).collect()));
+    }
+    let mut distinct = Vec::new();
+    let mut position = std::collections::HashMap::new();
+    let mut source_of_row = Vec::with_capacity(rows);
+    for (r, row) in flat.to_vec2::<f32>()?.iter().enumerate() {
+        let bits: Vec<u32> = row.iter().map(|v| v.to_bits()).collect();
+        let next = distinct.len() as u32;
+        let at = *position.entry(bits).or_insert(next);
+        if at == next {
+            distinct.push(r);
+        }
+        source_of_row.push(at);
+    }
+    Ok((distinct, source_of_row))
 }
 
 /// Multi-head self-attention with a fused `qkv` projection.
@@ -812,5 +843,34 @@ impl LumosI2I {
             final_out,
             out,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_row_computes_a_repeated_row_once_and_gives_every_row_its_own_bits() -> Result<()> {
+        let device = Device::Cpu;
+        let weight = Tensor::randn(0f32, 1.0, (5, 3), &device)?;
+        let bias = Tensor::randn(0f32, 1.0, 5, &device)?;
+        let linear = Linear::new(weight, Some(bias));
+        let a = [0.5f32, -1.0, 2.0];
+        let b = [0.25f32, 3.0, -0.75];
+        let rows: Vec<f32> = [a, b, a, a, b].concat();
+        let xs = Tensor::from_vec(rows, (5, 3), &device)?;
+
+        let (distinct, source_of_row) = distinct_rows(&xs)?;
+        assert_eq!(distinct, [0, 1]);
+        assert_eq!(source_of_row, [0, 1, 0, 0, 1]);
+
+        let out = per_row(&linear, &xs)?.to_vec2::<f32>()?;
+        for (r, row) in out.iter().enumerate() {
+            let alone = linear.forward(&xs.narrow(0, r, 1)?)?.to_vec2::<f32>()?;
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(row), bits(&alone[0]), "row {r}");
+        }
+        Ok(())
     }
 }
