@@ -1,8 +1,14 @@
 //! `lumos bench`: the full-size networks (random weights) and the built-in default, timed; with
-//! `--compare PYTHON` the PyTorch reference runs the same workloads in the same run right after
+//! `--compare PYTHON` the PyTorch reference runs the same workloads in the same run
 //! (`../shared/bench/torch_reference.py`, `tools/bench/torch_default.py`), and each row gets
 //! its ratio — the figure the CPU-speed work is judged by. Quiet machine only: on 2 cores
 //! anything else running distorts both sides.
+//!
+//! Each workload's PyTorch runs follow its own runs at once, and `--rounds N` repeats the
+//! pairs, printing each round's ratios and their median: on a host where another guest takes
+//! a varying share of the CPU (this project's machine loses 40–50 % of it in some minutes), a
+//! ratio of two runs a minute apart measured the steal more than the code; adjacent runs see
+//! much the same machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -30,6 +36,10 @@ pub struct BenchArgs {
     /// reference on the same workloads afterwards and print the ratios.
     #[arg(long)]
     compare: Option<PathBuf>,
+    /// With --compare: rounds of (lumos, PyTorch) per workload; the summary is the median of
+    /// each row's ratios.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// The PyTorch reference script (default: `../shared/bench/torch_reference.py` beside the
     /// workspace).
     #[arg(long)]
@@ -50,53 +60,122 @@ fn torch_key(name: &str) -> Option<&'static str> {
     .map(|(_, key)| key)
 }
 
+/// The workloads `--only` names, in the order they run.
+const WORKLOADS: [&str; 4] = ["prior", "encoder", "vae", "default"];
+
 /// Runs `lumos bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let dev = lumos_engine::device::open(args.device)?;
+    if let Some(unknown) = args.only.iter().find(|o| !WORKLOADS.contains(&o.as_str())) {
+        anyhow::bail!(
+            "unknown workload {unknown:?} (one of {})",
+            WORKLOADS.join(", ")
+        );
+    }
     let wants = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let precision: Precision = args.precision.into();
-    let plan = lumos_engine::bench::BenchPlan {
-        runs: args.runs,
-        prior: wants("prior"),
-        encoder: wants("encoder"),
-        vae: wants("vae"),
-        default_model: wants("default"),
-        dtype: lumos_engine::device::dtype(precision),
-    };
     let threads = crate::rayon_threads();
+    let rounds = if args.compare.is_some() {
+        args.rounds.max(1)
+    } else {
+        1
+    };
     println!(
         "lumos bench on {} ({threads} threads), {precision:?}, median of {} runs after a warm-up",
         args.device, args.runs
     );
-    let results = lumos_engine::bench::run(&dev, plan, &mut |r| {
-        println!(
-            "{:<58} median {:>8.3} s   {:>7.1} GFLOP/s   cpu {}   ({:.1} GFLOP; runs {:?})",
-            r.name,
-            r.median_secs,
-            r.gflops(),
-            r.median_cpu_secs
-                .map(|c| format!("{c:.2} s"))
-                .unwrap_or_else(|| "n/a".into()),
-            r.flops / 1e9,
-            r.runs_secs
+    // Each row's ratio in every round, in the order the rows first appear.
+    let mut ratios: Vec<(String, Vec<f64>)> = Vec::new();
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("\nround {round} of {rounds}");
+        }
+        for workload in WORKLOADS.into_iter().filter(|w| wants(w)) {
+            let plan = lumos_engine::bench::BenchPlan {
+                runs: args.runs,
+                prior: workload == "prior",
+                encoder: workload == "encoder",
+                vae: workload == "vae",
+                default_model: workload == "default",
+                dtype: lumos_engine::device::dtype(precision),
+            };
+            let results = lumos_engine::bench::run(&dev, plan, &mut print_row)?;
+            let Some(python) = &args.compare else {
+                continue;
+            };
+            for (r, torch_secs) in results
                 .iter()
-                .map(|s| (s * 1000.0).round() / 1000.0)
-                .collect::<Vec<_>>()
-        );
-    })?;
-    if let Some(python) = &args.compare {
-        compare(python, &args, &threads, &results)?;
+                .zip(torch_times(python, &args, &threads, &results)?)
+            {
+                match torch_secs {
+                    Some(t) => {
+                        let ratio = r.median_secs / t;
+                        println!(
+                            "{:<58} torch  {:>8.3} s   ratio {ratio:.2}× (lumos ÷ torch)",
+                            "", t
+                        );
+                        match ratios.iter_mut().find(|(name, _)| *name == r.name) {
+                            Some((_, row)) => row.push(ratio),
+                            None => ratios.push((r.name.clone(), vec![ratio])),
+                        }
+                    }
+                    None => println!("{:<58} torch n/a", ""),
+                }
+            }
+        }
+    }
+    if args.compare.is_some() {
+        println!("\nbeside PyTorch, run after run (lumos ÷ torch; the goal is ≤ 0.85×):");
+        for (name, row) in &ratios {
+            let rounded: Vec<f64> = row.iter().map(|r| (r * 100.0).round() / 100.0).collect();
+            println!(
+                "{name:<58} ratio {:.2}×   (median of {} rounds: {rounded:?})",
+                median(row),
+                row.len()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the PyTorch reference for the same workloads and prints lumos / torch per row.
-fn compare(
+/// One result line.
+fn print_row(r: &BenchResult) {
+    println!(
+        "{:<58} median {:>8.3} s   {:>7.1} GFLOP/s   cpu {}   ({:.1} GFLOP; runs {:?})",
+        r.name,
+        r.median_secs,
+        r.gflops(),
+        r.median_cpu_secs
+            .map(|c| format!("{c:.2} s"))
+            .unwrap_or_else(|| "n/a".into()),
+        r.flops / 1e9,
+        r.runs_secs
+            .iter()
+            .map(|s| (s * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The median of a non-empty list.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+/// Runs the PyTorch reference for the same workloads: its median seconds for each of `ours`
+/// (`None` for a row it has no counterpart for).
+fn torch_times(
     python: &Path,
     args: &BenchArgs,
     threads: &str,
     ours: &[BenchResult],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Option<f64>>> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let reference = args
         .torch_reference
@@ -147,26 +226,16 @@ fn compare(
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    println!("\nbeside PyTorch in the same run (lumos ÷ torch; the goal is ≤ 0.85×):");
-    for r in ours {
-        let torch_secs = torch_key(&r.name).and_then(|key| {
+    Ok(ours
+        .iter()
+        .map(|r| {
+            let key = torch_key(&r.name)?;
             torch
                 .iter()
                 .find(|v| v["what"] == key)
                 .and_then(|v| v["median_s"].as_f64())
-        });
-        match torch_secs {
-            Some(t) => println!(
-                "{:<58} lumos {:>8.3} s   torch {:>8.3} s   ratio {:.2}×",
-                r.name,
-                r.median_secs,
-                t,
-                r.median_secs / t
-            ),
-            None => println!("{:<58} lumos {:>8.3} s   torch n/a", r.name, r.median_secs),
-        }
-    }
-    Ok(())
+        })
+        .collect())
 }
 
 fn run_python(mut command: Command) -> anyhow::Result<String> {
@@ -185,7 +254,13 @@ fn run_python(mut command: Command) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::torch_key;
+    use super::{median, torch_key};
+
+    #[test]
+    fn the_median_of_odd_and_even_lists() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
 
     #[test]
     fn every_workload_has_its_pytorch_name() {
