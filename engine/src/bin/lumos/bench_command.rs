@@ -111,15 +111,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     Some(t) => {
                         let ratio = r.median_secs / t;
                         println!(
-                            "{:<58} torch  {:>8.3} s   ratio {ratio:.2}× (lumos ÷ torch)",
-                            "", t
+                            "{:<58} torch  {t:>8.3} s   ratio {ratio:.2}× (lumos ÷ torch)",
+                            r.name
                         );
                         match ratios.iter_mut().find(|(name, _)| *name == r.name) {
                             Some((_, row)) => row.push(ratio),
                             None => ratios.push((r.name.clone(), vec![ratio])),
                         }
                     }
-                    None => println!("{:<58} torch n/a", ""),
+                    None => println!("{:<58} torch n/a", r.name),
                 }
             }
         }
@@ -129,9 +129,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         for (name, row) in &ratios {
             let rounded: Vec<f64> = row.iter().map(|r| (r * 100.0).round() / 100.0).collect();
             println!(
-                "{name:<58} ratio {:.2}×   (median of {} rounds: {rounded:?})",
-                median(row),
-                row.len()
+                "{name:<58} ratio {:.2}×   (median; each round: {rounded:?})",
+                median(row)
             );
         }
     }
