@@ -15,6 +15,10 @@ use rayon::prelude::*;
 /// `sqrt(2 / π)`.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
+/// Values per parallel task of the elementwise and row-wise kernels: enough to amortise a
+/// task, few enough that both threads get several.
+const VALUES_PER_TASK: usize = 16 * 1024;
+
 /// Runs `f` compiled for the widest instruction set this CPU has (AVX-512, or AVX2 with FMA, on
 /// x86-64), chosen at run time: `f` is inlined into pulp's target-feature functions, and so is
 /// every `#[inline]` helper it calls. Wrap the serial loop itself (one row, one chunk, one
@@ -124,8 +128,8 @@ impl<F: Fn(f32) -> f32 + Send + Sync> CustomOp1 for ParallelMap<F> {
         };
         let input = &data[start..end];
         let mut out = vec![0f32; input.len()];
-        out.par_chunks_mut(16 * 1024)
-            .zip(input.par_chunks(16 * 1024))
+        out.par_chunks_mut(VALUES_PER_TASK)
+            .zip(input.par_chunks(VALUES_PER_TASK))
             .for_each(|(o, i)| {
                 vectorised(|| {
                     for (o, &x) in o.iter_mut().zip(i) {
@@ -228,7 +232,7 @@ impl candle_core::CustomOp3 for AffineLayerNormOp {
                 bias.len()
             )
         }
-        let block = d * (16 * 1024 / d).max(1);
+        let block = d * (VALUES_PER_TASK / d).max(1);
         let mut out = vec![0f32; xs.len()];
         out.par_chunks_mut(block)
             .zip(xs.par_chunks(block))
@@ -487,7 +491,7 @@ impl candle_core::CustomOp3 for BiasedLinear {
 /// the loop, which can then vectorise; a function pointer would be called per element).
 fn map_in_place<F: Fn(f32) -> f32 + Sync>(values: &mut [f32], f: F) {
     values
-        .par_chunks_mut(16 * 1024)
+        .par_chunks_mut(VALUES_PER_TASK)
         .for_each(|chunk| vectorised(|| chunk.iter_mut().for_each(|v| *v = f(*v))));
 }
 
