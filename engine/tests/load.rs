@@ -87,19 +87,19 @@ impl Ledger {
     }
 }
 
-/// The job mix: one in ten runs to the end, one in ten is long and cancelled while it runs or
-/// waits, the rest are cancelled as soon as they are queued.
+/// The job mix: one in ten runs to the end, one in ten is long and cancelled once it has
+/// started, the rest are cancelled as soon as they are queued.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Finish,
-    CancelLater,
+    CancelWhileRunning,
     CancelAtOnce,
 }
 
 fn kind_of(i: usize) -> Kind {
     match i % 10 {
         0 => Kind::Finish,
-        5 => Kind::CancelLater,
+        5 => Kind::CancelWhileRunning,
         _ => Kind::CancelAtOnce,
     }
 }
@@ -117,9 +117,15 @@ struct Round {
 /// checks that each ended exactly once.
 fn round(engine: &EngineHandle, jobs: usize) -> Round {
     let mut ledger = Ledger::default();
-    let drain = |ledger: &mut Ledger, wait: Duration| {
+    // Records events; a long job is cancelled as soon as its start is seen.
+    let drain = |ledger: &mut Ledger, kinds: &HashMap<JobId, Kind>, wait: Duration| {
         while let Some(event) = engine.recv_timeout(wait).expect("engine alive") {
             ledger.record(&event);
+            if let Event::Started { job, .. } = event
+                && kinds.get(&job) == Some(&Kind::CancelWhileRunning)
+            {
+                engine.cancel(job);
+            }
             if wait > Duration::ZERO {
                 break;
             }
@@ -127,38 +133,24 @@ fn round(engine: &EngineHandle, jobs: usize) -> Round {
     };
     let started_at = Instant::now();
     let mut queued = 0;
-    let mut cancel_later: Vec<(JobId, Instant)> = Vec::new();
     let mut kinds: HashMap<JobId, Kind> = HashMap::new();
     for i in 0..jobs {
         while ledger.open(queued) >= MAX_OPEN {
-            drain(&mut ledger, Duration::from_millis(20));
+            drain(&mut ledger, &kinds, Duration::from_millis(20));
         }
         let kind = kind_of(i);
         let steps = match kind {
             Kind::Finish => 2,
-            Kind::CancelLater => 400,
+            Kind::CancelWhileRunning => 400,
             Kind::CancelAtOnce => 3,
         };
         let job = engine.generate(request(steps, i as u64)).expect("queued");
         queued += 1;
         kinds.insert(job, kind);
-        match kind {
-            Kind::CancelAtOnce => engine.cancel(job),
-            Kind::CancelLater => cancel_later.push((job, Instant::now())),
-            Kind::Finish => {}
+        if kind == Kind::CancelAtOnce {
+            engine.cancel(job);
         }
-        // Cancel the long ones a little later: some are running by then, some still queued.
-        cancel_later.retain(|&(job, at)| {
-            let due = at.elapsed() > Duration::from_millis(30);
-            if due {
-                engine.cancel(job);
-            }
-            !due
-        });
-        drain(&mut ledger, Duration::ZERO);
-    }
-    for (job, _) in cancel_later.drain(..) {
-        engine.cancel(job);
+        drain(&mut ledger, &kinds, Duration::ZERO);
     }
     let deadline = Instant::now() + Duration::from_secs(300);
     while ledger.terminal.len() < queued {
@@ -167,11 +159,11 @@ fn round(engine: &EngineHandle, jobs: usize) -> Round {
             "{} jobs never ended",
             ledger.open(queued)
         );
-        drain(&mut ledger, Duration::from_millis(50));
+        drain(&mut ledger, &kinds, Duration::from_millis(50));
     }
     // Late events (none expected) would arrive now.
     std::thread::sleep(Duration::from_millis(100));
-    drain(&mut ledger, Duration::ZERO);
+    drain(&mut ledger, &kinds, Duration::ZERO);
     let elapsed = started_at.elapsed();
 
     let ended_twice: Vec<_> = ledger
@@ -212,6 +204,16 @@ fn round(engine: &EngineHandle, jobs: usize) -> Round {
             .count()
     };
     assert_eq!(finished + cancelled(true) + cancelled(false), jobs);
+    for (job, _) in kinds
+        .iter()
+        .filter(|(_, k)| **k == Kind::CancelWhileRunning)
+    {
+        assert!(
+            ledger.started.contains_key(job) && ledger.terminal[job][0] == "cancelled",
+            "job {job} was to be cancelled while running: {:?}",
+            ledger.terminal[job]
+        );
+    }
     Round {
         elapsed,
         finished,
