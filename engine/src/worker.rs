@@ -141,32 +141,27 @@ impl EngineHandle {
         Self::spawn_from(self.next_job.load(Ordering::SeqCst), Arc::new(waker))
     }
 
-    fn allocate_job(&self) -> JobId {
-        self.next_job.fetch_add(1, Ordering::SeqCst)
+    /// Queues the request `make` builds for a new job id; returns the id.
+    fn queue(&self, make: impl FnOnce(JobId) -> Request) -> Result<JobId, EngineGone> {
+        let job = self.next_job.fetch_add(1, Ordering::SeqCst);
+        self.requests.send(make(job)).map_err(|_| EngineGone)?;
+        Ok(job)
     }
 
     /// Queues a generation; returns its job id.
     pub fn generate(&self, request: GenerateRequest) -> Result<JobId, EngineGone> {
-        let job = self.allocate_job();
-        self.requests
-            .send(Request::Generate {
-                job,
-                request: Box::new(request),
-            })
-            .map_err(|_| EngineGone)?;
-        Ok(job)
+        self.queue(|job| Request::Generate {
+            job,
+            request: Box::new(request),
+        })
     }
 
     /// Queues a multi-view set; returns its job id.
     pub fn multiview(&self, request: crate::protocol::MultiviewJob) -> Result<JobId, EngineGone> {
-        let job = self.allocate_job();
-        self.requests
-            .send(Request::Multiview {
-                job,
-                request: Box::new(request),
-            })
-            .map_err(|_| EngineGone)?;
-        Ok(job)
+        self.queue(|job| Request::Multiview {
+            job,
+            request: Box::new(request),
+        })
     }
 
     /// Queues images from a prompt; returns its job id.
@@ -174,14 +169,10 @@ impl EngineHandle {
         &self,
         request: crate::protocol::TextToImageJob,
     ) -> Result<JobId, EngineGone> {
-        let job = self.allocate_job();
-        self.requests
-            .send(Request::TextToImage {
-                job,
-                request: Box::new(request),
-            })
-            .map_err(|_| EngineGone)?;
-        Ok(job)
+        self.queue(|job| Request::TextToImage {
+            job,
+            request: Box::new(request),
+        })
     }
 
     /// Queues loading a model (to warm the cache); returns its job id.
@@ -190,15 +181,11 @@ impl EngineHandle {
         model: crate::protocol::ModelSpec,
         device: crate::protocol::DeviceChoice,
     ) -> Result<JobId, EngineGone> {
-        let job = self.allocate_job();
-        self.requests
-            .send(Request::LoadModel {
-                job,
-                model: Box::new(model),
-                device,
-            })
-            .map_err(|_| EngineGone)?;
-        Ok(job)
+        self.queue(|job| Request::LoadModel {
+            job,
+            model: Box::new(model),
+            device,
+        })
     }
 
     /// Cancels a running or queued job. It still ends with exactly one terminal event.
@@ -246,15 +233,13 @@ impl EngineHandle {
         request: GenerateRequest,
         step: usize,
     ) -> Result<JobId, EngineGone> {
-        let job = self.allocate_job();
-        self.injected_panics.insert(job, step);
-        self.requests
-            .send(Request::Generate {
+        self.queue(|job| {
+            self.injected_panics.insert(job, step);
+            Request::Generate {
                 job,
                 request: Box::new(request),
-            })
-            .map_err(|_| EngineGone)?;
-        Ok(job)
+            }
+        })
     }
 
     /// Whether the engine thread is still running.

@@ -25,32 +25,43 @@ pub struct ClassifierFreeGuidance<'a> {
 
 impl NoisePredictor for ClassifierFreeGuidance<'_> {
     fn predict_noise(&mut self, x: &Tensor, net_t: f32) -> Result<Tensor> {
-        let b = x.dim(0)?;
-        if self.scale == 1.0 {
-            return Ok(self
-                .model
-                .forward_eps(x, &vec![net_t; b], &self.condition)?
-                .to_dtype(x.dtype())?);
-        }
-        // One batched call: unconditional first, as the original.
-        let x_in = Tensor::cat(&[x, x], 0)?;
-        // The condition comes in f32, the learned null in the prior's dtype (f16 on GPUs).
-        let dtype = self.model.dtype();
-        let y_in = Tensor::cat(
-            &[
-                &self.uncondition.to_dtype(dtype)?,
-                &self.condition.to_dtype(dtype)?,
-            ],
-            0,
-        )?;
-        let eps = self
-            .model
-            .forward_eps(&x_in, &vec![net_t; 2 * b], &y_in)?
-            .to_dtype(x.dtype())?;
-        let eps_uncond = eps.narrow(0, 0, b)?;
-        let eps_cond = eps.narrow(0, b, b)?;
-        Ok((&eps_uncond + ((&eps_cond - &eps_uncond)? * self.scale)?)?)
+        guided_noise(
+            x,
+            net_t,
+            [&self.uncondition, &self.condition],
+            self.scale,
+            self.model.dtype(),
+            |x, t, y| Ok(self.model.forward_eps(x, t, y)?),
+        )
     }
+}
+
+/// Classifier-free guidance as the originals batch it: with `scale` 1 the conditional branch
+/// alone; otherwise one call of `forward(x, net_t per row, condition)` on `cat([x, x])` with
+/// `cat([uncondition, condition])` (unconditional first; both cast to the network's `dtype`:
+/// conditions arrive in f32, learned nulls in the network's), then `ε_u + scale (ε_c − ε_u)`,
+/// in `x`'s dtype.
+pub(crate) fn guided_noise(
+    x: &Tensor,
+    net_t: f32,
+    [uncondition, condition]: [&Tensor; 2],
+    scale: f64,
+    dtype: candle_core::DType,
+    forward: impl Fn(&Tensor, &[f32], &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let b = x.dim(0)?;
+    if scale == 1.0 {
+        return Ok(forward(x, &vec![net_t; b], condition)?.to_dtype(x.dtype())?);
+    }
+    let x_in = Tensor::cat(&[x, x], 0)?;
+    let y_in = Tensor::cat(
+        &[&uncondition.to_dtype(dtype)?, &condition.to_dtype(dtype)?],
+        0,
+    )?;
+    let eps = forward(&x_in, &vec![net_t; 2 * b], &y_in)?.to_dtype(x.dtype())?;
+    let eps_uncond = eps.narrow(0, 0, b)?;
+    let eps_cond = eps.narrow(0, b, b)?;
+    Ok((&eps_uncond + ((&eps_cond - &eps_uncond)? * scale)?)?)
 }
 
 impl<P: NoisePredictor + ?Sized> NoisePredictor for Box<P> {

@@ -5,7 +5,7 @@
 
 use candle_core::Tensor;
 
-use super::guidance::NoisePredictor;
+use super::guidance::{NoisePredictor, guided_noise};
 use crate::error::Result;
 use crate::models::{LumosT2IMS, MicroConditions};
 
@@ -27,32 +27,14 @@ pub struct TextGuidance<'a> {
 
 impl NoisePredictor for TextGuidance<'_> {
     fn predict_noise(&mut self, x: &Tensor, net_t: f32) -> Result<Tensor> {
-        let b = x.dim(0)?;
         let mask = self.mask.as_ref();
-        if self.scale == 1.0 {
-            return Ok(self
-                .model
-                .forward_eps(x, &vec![net_t; b], &self.condition, mask, &self.micro)?
-                .to_dtype(x.dtype())?);
-        }
-        // One batched call: unconditional first, as the original.
-        let x_in = Tensor::cat(&[x, x], 0)?;
-        // Caption features come from the f32 text encoder; the null caption is in the
-        // prior's dtype.
-        let dtype = self.model.dtype();
-        let y_in = Tensor::cat(
-            &[
-                &self.uncondition.to_dtype(dtype)?,
-                &self.condition.to_dtype(dtype)?,
-            ],
-            0,
-        )?;
-        let eps = self
-            .model
-            .forward_eps(&x_in, &vec![net_t; 2 * b], &y_in, mask, &self.micro)?
-            .to_dtype(x.dtype())?;
-        let eps_uncond = eps.narrow(0, 0, b)?;
-        let eps_cond = eps.narrow(0, b, b)?;
-        Ok((&eps_uncond + ((&eps_cond - &eps_uncond)? * self.scale)?)?)
+        guided_noise(
+            x,
+            net_t,
+            [&self.uncondition, &self.condition],
+            self.scale,
+            self.model.dtype(),
+            |x, t, y| Ok(self.model.forward_eps(x, t, y, mask, &self.micro)?),
+        )
     }
 }
