@@ -403,9 +403,8 @@ impl Activation {
     }
 }
 
-/// `xs Wᵀ + b` then `activation`, from the transposed weight `Wᵀ` `(in, out)`: one GEMM whose
-/// output buffer starts as the bias rows (the GEMM adds its product into it) and one parallel
-/// in-place pass for the activation. candle's `Linear` multiplies by a transposed view of the
+/// `xs Wᵀ + b` then `activation`, from the transposed weight `Wᵀ` `(in, out)`, in one parallel
+/// pass over blocks of output columns ([`biased_linear_by_columns`]). candle's `Linear` multiplies by a transposed view of the
 /// `(out, in)` weight into a zeroed buffer, adds the bias in a separate pass into a new tensor,
 /// and the activation makes a third.
 struct BiasedLinear {
@@ -439,46 +438,8 @@ impl candle_core::CustomOp3 for BiasedLinear {
             )
         }
         let m = xs.len() / k.max(1);
-        let mut out = Vec::with_capacity(m * n);
-        for _ in 0..m {
-            out.extend_from_slice(bias);
-        }
-        let threads = rayon::current_num_threads();
-        let parallelism = if threads > 1 {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
-        // SAFETY: `out` is m × n, `xs` m × k and `weight_t` k × n, all row-major and
-        // contiguous (column stride 1, row stride = width); every index stays inside them.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                true,
-                xs.as_ptr(),
-                1,
-                k as isize,
-                weight_t.as_ptr(),
-                1,
-                n as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-        match self.activation {
-            Activation::Identity => {}
-            Activation::GeluErf => map_in_place(&mut out, gelu_erf_scalar),
-            Activation::GeluTanh => map_in_place(&mut out, gelu_tanh_scalar),
-        }
+        let width = columns_per_task(m, k, n, rayon::current_num_threads());
+        let out = biased_linear_by_columns(xs, weight_t, bias, [m, k, n], width, self.activation);
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = n;
@@ -487,12 +448,100 @@ impl candle_core::CustomOp3 for BiasedLinear {
     }
 }
 
-/// `f` over `values` in parallel chunks, in place (generic over `f` so that it is inlined into
-/// the loop, which can then vectorise; a function pointer would be called per element).
-fn map_in_place<F: Fn(f32) -> f32 + Sync>(values: &mut [f32], f: F) {
-    values
-        .par_chunks_mut(VALUES_PER_TASK)
-        .for_each(|chunk| vectorised(|| chunk.iter_mut().for_each(|v| *v = f(*v))));
+/// Output columns per task of [`biased_linear_by_columns`] on `threads` threads: two blocks
+/// per thread, so that a thread slowed down (by the host, on a shared machine) hands work to
+/// the other, and at least 128 columns wide, so that each task's own packing of the
+/// activations stays small beside its product. Products under ~1 M multiply-adds run as one.
+fn columns_per_task(m: usize, k: usize, n: usize, threads: usize) -> usize {
+    const TASKS_PER_THREAD: usize = 2;
+    const MIN_COLUMNS: usize = 128;
+    const LANES: usize = 16;
+    if threads <= 1 || m * k * n < 1 << 20 {
+        return n.max(1);
+    }
+    let width = n.div_ceil(threads * TASKS_PER_THREAD).max(MIN_COLUMNS);
+    width.div_ceil(LANES) * LANES
+}
+
+/// `f` in place over an m × `columns` block of a row-major matrix `n` wide (generic over `f`
+/// so that the loop vectorises).
+///
+/// # Safety
+/// `block` must point at m rows of `columns` writable values, `n` apart, used by no one else.
+unsafe fn map_block<F: Fn(f32) -> f32>(block: *mut f32, m: usize, n: usize, columns: usize, f: F) {
+    vectorised(|| {
+        for row in 0..m {
+            // SAFETY: the caller's contract.
+            let values = unsafe { std::slice::from_raw_parts_mut(block.add(row * n), columns) };
+            values.iter_mut().for_each(|v| *v = f(*v));
+        }
+    })
+}
+
+/// `xs Wᵀ + b` then `activation` (`xs` m × k, `Wᵀ` k × n, both row-major) as independent
+/// blocks of `width` output columns: each task fills its block with the bias, adds its
+/// one-thread GEMM into it and applies the activation while the block is still in cache.
+///
+/// Why not the GEMM's own threads: it splits every product statically and synchronises the
+/// threads twice per slice of k (packing, then the product), and the bias rows (written by one
+/// thread) and the activation were passes of their own. One parallel loop per layer measured 5–25 % faster on
+/// DINO's and the DiT's layers (2 threads, alternating in one process).
+fn biased_linear_by_columns(
+    xs: &[f32],
+    weight_t: &[f32],
+    bias: &[f32],
+    [m, k, n]: [usize; 3],
+    width: usize,
+    activation: Activation,
+) -> Vec<f32> {
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    let width = width.max(1);
+    let dst = OutPtr(out.as_mut_ptr());
+    (0..n.div_ceil(width)).into_par_iter().for_each(|task| {
+        let first = task * width;
+        let columns = width.min(n - first);
+        // SAFETY: this task writes only columns first..first + columns of the m × n output,
+        // which no other task touches; `xs` is m × k and `weight_t` k × n, row-major.
+        unsafe {
+            let block = dst.get().add(first);
+            for row in 0..m {
+                std::ptr::copy_nonoverlapping(
+                    bias.as_ptr().add(first),
+                    block.add(row * n),
+                    columns,
+                );
+            }
+            gemm::gemm(
+                m,
+                columns,
+                k,
+                block,
+                1,
+                n as isize,
+                true,
+                xs.as_ptr(),
+                1,
+                k as isize,
+                weight_t.as_ptr().add(first),
+                1,
+                n as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+            match activation {
+                Activation::Identity => {}
+                Activation::GeluErf => map_block(block, m, n, columns, gelu_erf_scalar),
+                Activation::GeluTanh => map_block(block, m, n, columns, gelu_tanh_scalar),
+            }
+        }
+    });
+    // SAFETY: the tasks above wrote every one of the m × n elements.
+    unsafe { out.set_len(m * n) };
+    out
 }
 
 /// A linear layer (`weight` `(out, in)` and `bias` under the checkpoint's keys) that, for CPU
@@ -586,7 +635,7 @@ struct HeadBuffers {
 /// A raw output pointer shared by tasks that write disjoint elements.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
-// SAFETY: each task writes only the elements of its own (sample, head) pair.
+// SAFETY: each task writes only its own elements (an attention head's, a block of columns).
 unsafe impl Send for OutPtr {}
 // SAFETY: as above; no element is written by two tasks or read while written.
 unsafe impl Sync for OutPtr {}
@@ -861,6 +910,53 @@ mod tests {
         assert!(max((ours_y - ref_y)?)? < 1e-5);
         assert!(max((ours_g - ref_g)?)? < 1e-4);
         Ok(())
+    }
+
+    #[test]
+    fn column_blocks_of_any_width_match_candles_linear() -> Result<()> {
+        let dev = candle_core::Device::Cpu;
+        let (m, k, n) = (13, 29, 70);
+        let weight = Tensor::randn(0f32, 0.2, (n, k), &dev)?;
+        let bias = Tensor::randn(0f32, 1.0, n, &dev)?;
+        let xs = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+        let plain = candle_nn::Module::forward(
+            &candle_nn::Linear::new(weight.clone(), Some(bias.clone())),
+            &xs,
+        )?;
+        let weight_t = weight.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let (xs, bias) = (xs.flatten_all()?.to_vec1::<f32>()?, bias.to_vec1::<f32>()?);
+        for activation in [
+            Activation::Identity,
+            Activation::GeluErf,
+            Activation::GeluTanh,
+        ] {
+            let reference = activation.apply(&plain)?.flatten_all()?.to_vec1::<f32>()?;
+            // One column, a ragged last block (70 = 4 × 16 + 6), one block, wider than n.
+            for width in [1, 16, 70, 128] {
+                let ours =
+                    biased_linear_by_columns(&xs, &weight_t, &bias, [m, k, n], width, activation);
+                let err = ours
+                    .iter()
+                    .zip(&reference)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(err < 1e-5, "{activation:?}, width {width}: max error {err}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn column_blocks_give_each_thread_two_unless_too_narrow_or_too_small() {
+        // DINO's 197 × 768 → 2304 on 2 threads: four blocks of 576 columns.
+        assert_eq!(columns_per_task(197, 768, 2304, 2), 576);
+        // At least 128 columns, rounded up to a whole vector.
+        assert_eq!(columns_per_task(512, 1024, 256, 2), 128);
+        assert_eq!(columns_per_task(512, 256, 1000, 4), 128);
+        assert_eq!(columns_per_task(512, 256, 1300, 4), 176);
+        // One thread, or a product too small to share: one block.
+        assert_eq!(columns_per_task(197, 768, 2304, 1), 2304);
+        assert_eq!(columns_per_task(8, 64, 300, 2), 300);
     }
 
     #[test]
