@@ -634,7 +634,7 @@ struct HeadBuffers {
 
 /// A raw output pointer shared by tasks that write disjoint elements.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(crate) struct OutPtr(pub(crate) *mut f32);
 // SAFETY: each task writes only its own elements (an attention head's, a block of columns).
 unsafe impl Send for OutPtr {}
 // SAFETY: as above; no element is written by two tasks or read while written.
@@ -642,7 +642,7 @@ unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }

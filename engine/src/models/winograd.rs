@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use super::fast_ops::vectorised;
+use super::fast_ops::{OutPtr, vectorised};
 
 /// Working memory per chunk (transformed inputs and outputs), in f32 values.
 const CHUNK_VALUES: usize = 8 << 20;
@@ -230,7 +230,6 @@ impl WinogradConv3x3 {
         let (tile_rows, tile_cols) = (h.div_ceil(size), w.div_ceil(size));
         let rows_per_chunk =
             (CHUNK_VALUES / (positions * (c_in + c_out) * tile_cols)).clamp(1, tile_rows);
-        let threads = rayon::current_num_threads();
         let mut v = vec![0f32; c_in * positions * rows_per_chunk * tile_cols];
         let mut m = vec![0f32; c_out * positions * rows_per_chunk * tile_cols];
         let mut first_row = 0;
@@ -294,19 +293,24 @@ impl WinogradConv3x3 {
                         }
                     })
                 });
-            // M[co][ξ][t] = Σ_ci U[ξ][co][ci] V[ci][ξ][t]: one matrix product per ξ.
-            for xi in 0..positions {
+            // M[co][ξ][t] = Σ_ci U[ξ][co][ci] V[ci][ξ][t]: one matrix product per ξ, the
+            // products shared out between the threads (one task each, not every product split
+            // over both threads: one synchronisation per chunk instead of two per slice of c_in
+            // in each of the 36).
+            let products = OutPtr(m.as_mut_ptr());
+            (0..positions).into_par_iter().for_each(|xi| {
                 // SAFETY: dst rows are `c_out` rows of `tiles` values with stride
                 // `positions·tiles` starting at `xi·tiles` inside `m` (`c_out·positions·tiles`
                 // long); lhs is the row-major `c_out × c_in` block `xi` of `u`; rhs rows are
                 // `c_in` rows of `tiles` values with stride `positions·tiles` starting at
-                // `xi·tiles` inside `v`. All accesses stay within the buffers.
+                // `xi·tiles` inside `v`. All accesses stay within the buffers, and no two
+                // tasks (values of ξ) write the same element of `m`.
                 unsafe {
                     gemm::gemm(
                         c_out,
                         tiles,
                         c_in,
-                        m.as_mut_ptr().add(xi * tiles),
+                        products.get().add(xi * tiles),
                         1,
                         (positions * tiles) as isize,
                         false,
@@ -321,10 +325,10 @@ impl WinogradConv3x3 {
                         false,
                         false,
                         false,
-                        gemm::Parallelism::Rayon(threads),
+                        gemm::Parallelism::None,
                     );
                 }
-            }
+            });
             // Y = Aᵀ M A (+ bias) into the chunk's output rows, a row of tiles at a time.
             out.par_chunks_mut(h * w)
                 .zip(m[..c_out * positions * tiles].par_chunks(positions * tiles))
