@@ -190,16 +190,18 @@ pub(crate) fn contiguous_f32<'a>(
     Ok(&data[start..end])
 }
 
-/// `f` over the contiguous f32 values of a CPU tensor, borrowed in place (copied only when the
-/// tensor is not contiguous). `to_vec1` copies them on one thread while the other waits: 4 % of
-/// the autoencoder's CPU time went to those copies.
-pub(crate) fn with_cpu_f32<R>(xs: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let xs = xs.contiguous()?;
-    let (storage, layout) = xs.storage_and_layout();
-    let candle_core::Storage::Cpu(storage) = &*storage else {
+/// The contiguous f32 values of a CPU tensor's storage (from `Tensor::storage_and_layout` of a
+/// contiguous tensor), read in place. `to_vec1` would copy them on one thread while the other
+/// waits: 4 % of the autoencoder's CPU time went to those copies.
+pub(crate) fn cpu_f32_values<'a>(
+    storage: &'a candle_core::Storage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [f32]> {
+    let candle_core::Storage::Cpu(storage) = storage else {
         candle_core::bail!("{what}: CPU tensors only")
     };
-    Ok(f(contiguous_f32(storage, layout, what)?))
+    contiguous_f32(storage, layout, what)
 }
 
 /// Mean and 1/σ of a row (two passes, each reduced in lanes).
@@ -416,9 +418,9 @@ impl Activation {
 }
 
 /// `xs Wᵀ + b` then `activation`, from the transposed weight `Wᵀ` `(in, out)`, in one parallel
-/// pass over blocks of output columns ([`biased_linear_by_columns`]). candle's `Linear` multiplies by a transposed view of the
-/// `(out, in)` weight into a zeroed buffer, adds the bias in a separate pass into a new tensor,
-/// and the activation makes a third.
+/// pass over blocks of output columns ([`biased_linear_by_columns`]). candle's `Linear`
+/// multiplies by a transposed view of the `(out, in)` weight into a zeroed buffer, adds the bias
+/// in a separate pass into a new tensor, and the activation makes a third.
 struct BiasedLinear {
     activation: Activation,
 }
@@ -496,8 +498,8 @@ unsafe fn map_block<F: Fn(f32) -> f32>(block: *mut f32, m: usize, n: usize, colu
 ///
 /// Why not the GEMM's own threads: it splits every product statically and synchronises the
 /// threads twice per slice of k (packing, then the product), and the bias rows (written by one
-/// thread) and the activation were passes of their own. One parallel loop per layer measured 5–25 % faster on
-/// DINO's and the DiT's layers (2 threads, alternating in one process).
+/// thread) and the activation were passes of their own. One parallel loop per layer measured
+/// 5–25 % faster on DINO's and the DiT's layers (2 threads, alternating in one process).
 fn biased_linear_by_columns(
     xs: &[f32],
     weight_t: &[f32],

@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::fast_ops::{exp_vectorisable, fold_lanes, vectorised, with_cpu_f32};
+use super::fast_ops::{cpu_f32_values, exp_vectorisable, fold_lanes, vectorised};
 
 /// A LayerNorm without learned parameters (PixArt/Lumos use `elementwise_affine=False`).
 #[derive(Debug, Clone)]
@@ -258,7 +258,10 @@ impl Module for Conv3x3 {
         if c != self.c_in {
             candle_core::bail!("conv3x3: {c} input channels, expected {}", self.c_in)
         }
-        let out = with_cpu_f32(xs, "conv3x3", |data| self.forward_cpu(data, b, h, w))?;
+        let xs = xs.contiguous()?;
+        let (storage, layout) = xs.storage_and_layout();
+        let data = cpu_f32_values(&storage, layout, "conv3x3")?;
+        let out = self.forward_cpu(data, b, h, w);
         Tensor::from_vec(out, (b, self.c_out, h, w), xs.device())
     }
 }
@@ -319,43 +322,42 @@ impl Module for GroupNormSilu {
         }
         let per_group = c / self.groups;
         let group_len = per_group * spatial;
-        let out = with_cpu_f32(xs, "group-norm", |data| {
-            let mut out = vec![0f32; data.len()];
-            use rayon::prelude::*;
-            out.par_chunks_mut(group_len)
-                .zip(data.par_chunks(group_len))
-                .enumerate()
-                .for_each(|(index, (dst, src))| {
-                    vectorised(|| {
-                        let group = index % self.groups;
-                        let n = src.len() as f64;
-                        let sum = |a: f64, b: f64| a + b;
-                        let mean = fold_lanes(src, 0.0, |acc, v| acc + f64::from(v), sum) / n;
-                        let var =
-                            fold_lanes(src, 0.0, |acc, v| acc + (f64::from(v) - mean).powi(2), sum)
-                                / n;
-                        let inv_std = 1.0 / (var + self.eps).sqrt();
-                        for (ci, (dst, src)) in
-                            dst.chunks_mut(spatial).zip(src.chunks(spatial)).enumerate()
-                        {
-                            let channel = group * per_group + ci;
-                            let scale = (inv_std * f64::from(self.weight[channel])) as f32;
-                            let shift = (f64::from(self.bias[channel])
-                                - mean * inv_std * f64::from(self.weight[channel]))
-                                as f32;
-                            for (d, &s) in dst.iter_mut().zip(src) {
-                                let y = s * scale + shift;
-                                *d = if self.silu {
-                                    y / (1.0 + exp_vectorisable(-y))
-                                } else {
-                                    y
-                                };
-                            }
+        let xs = xs.contiguous()?;
+        let (storage, layout) = xs.storage_and_layout();
+        let data = cpu_f32_values(&storage, layout, "group-norm")?;
+        let mut out = vec![0f32; data.len()];
+        use rayon::prelude::*;
+        out.par_chunks_mut(group_len)
+            .zip(data.par_chunks(group_len))
+            .enumerate()
+            .for_each(|(index, (dst, src))| {
+                vectorised(|| {
+                    let group = index % self.groups;
+                    let n = src.len() as f64;
+                    let sum = |a: f64, b: f64| a + b;
+                    let mean = fold_lanes(src, 0.0, |acc, v| acc + f64::from(v), sum) / n;
+                    let var =
+                        fold_lanes(src, 0.0, |acc, v| acc + (f64::from(v) - mean).powi(2), sum) / n;
+                    let inv_std = 1.0 / (var + self.eps).sqrt();
+                    for (ci, (dst, src)) in
+                        dst.chunks_mut(spatial).zip(src.chunks(spatial)).enumerate()
+                    {
+                        let channel = group * per_group + ci;
+                        let scale = (inv_std * f64::from(self.weight[channel])) as f32;
+                        let shift = (f64::from(self.bias[channel])
+                            - mean * inv_std * f64::from(self.weight[channel]))
+                            as f32;
+                        for (d, &s) in dst.iter_mut().zip(src) {
+                            let y = s * scale + shift;
+                            *d = if self.silu {
+                                y / (1.0 + exp_vectorisable(-y))
+                            } else {
+                                y
+                            };
                         }
-                    })
-                });
-            out
-        })?;
+                    }
+                })
+            });
         Tensor::from_vec(out, dims, xs.device())
     }
 }
@@ -415,66 +417,66 @@ impl Module for DownsampleConv3x3 {
         // Padded to (h + 1, w + 1), then (n − 3)/2 + 1 outputs per side.
         let (oh, ow) = ((h + 1 - 3) / 2 + 1, (w + 1 - 3) / 2 + 1);
         let (k, n) = (c * 9, oh * ow);
-        let out = with_cpu_f32(xs, "conv3x3/2", |data| {
-            let threads = rayon::current_num_threads();
-            let mut out = vec![0f32; b * self.c_out * n];
-            let mut columns = vec![0f32; k * n];
-            use rayon::prelude::*;
-            for (image, dst) in data.chunks(c * h * w).zip(out.chunks_mut(self.c_out * n)) {
-                columns
-                    .par_chunks_mut(9 * n)
-                    .enumerate()
-                    .for_each(|(ci, rows)| {
-                        let plane = &image[ci * h * w..(ci + 1) * h * w];
-                        for (tap, row) in rows.chunks_mut(n).enumerate() {
-                            let (ky, kx) = (tap / 3, tap % 3);
-                            for oy in 0..oh {
-                                let y = 2 * oy + ky;
-                                let dst = &mut row[oy * ow..(oy + 1) * ow];
-                                if y >= h {
-                                    dst.fill(0.0);
-                                    continue;
-                                }
-                                let src = &plane[y * w..(y + 1) * w];
-                                for (ox, value) in dst.iter_mut().enumerate() {
-                                    *value = src.get(2 * ox + kx).copied().unwrap_or(0.0);
-                                }
+        let xs = xs.contiguous()?;
+        let (storage, layout) = xs.storage_and_layout();
+        let data = cpu_f32_values(&storage, layout, "conv3x3/2")?;
+        let threads = rayon::current_num_threads();
+        let mut out = vec![0f32; b * self.c_out * n];
+        let mut columns = vec![0f32; k * n];
+        use rayon::prelude::*;
+        for (image, dst) in data.chunks(c * h * w).zip(out.chunks_mut(self.c_out * n)) {
+            columns
+                .par_chunks_mut(9 * n)
+                .enumerate()
+                .for_each(|(ci, rows)| {
+                    let plane = &image[ci * h * w..(ci + 1) * h * w];
+                    for (tap, row) in rows.chunks_mut(n).enumerate() {
+                        let (ky, kx) = (tap / 3, tap % 3);
+                        for oy in 0..oh {
+                            let y = 2 * oy + ky;
+                            let dst = &mut row[oy * ow..(oy + 1) * ow];
+                            if y >= h {
+                                dst.fill(0.0);
+                                continue;
+                            }
+                            let src = &plane[y * w..(y + 1) * w];
+                            for (ox, value) in dst.iter_mut().enumerate() {
+                                *value = src.get(2 * ox + kx).copied().unwrap_or(0.0);
                             }
                         }
-                    });
-                // SAFETY: dst is `c_out × n` row-major, lhs `c_out × k` row-major, rhs `k × n`
-                // row-major; all three buffers have exactly those sizes.
-                unsafe {
-                    gemm::gemm(
-                        self.c_out,
-                        n,
-                        k,
-                        dst.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        self.weight.as_ptr(),
-                        1,
-                        k as isize,
-                        columns.as_ptr(),
-                        1,
-                        n as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(threads),
-                    );
-                }
-                if let Some(bias) = &self.bias {
-                    for (row, &bias) in dst.chunks_mut(n).zip(bias) {
-                        row.iter_mut().for_each(|v| *v += bias);
                     }
+                });
+            // SAFETY: dst is `c_out × n` row-major, lhs `c_out × k` row-major, rhs `k × n`
+            // row-major; all three buffers have exactly those sizes.
+            unsafe {
+                gemm::gemm(
+                    self.c_out,
+                    n,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    self.weight.as_ptr(),
+                    1,
+                    k as isize,
+                    columns.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(threads),
+                );
+            }
+            if let Some(bias) = &self.bias {
+                for (row, &bias) in dst.chunks_mut(n).zip(bias) {
+                    row.iter_mut().for_each(|v| *v += bias);
                 }
             }
-            out
-        })?;
+        }
         Tensor::from_vec(out, (b, self.c_out, oh, ow), xs.device())
     }
 }
