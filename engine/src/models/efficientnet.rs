@@ -184,38 +184,41 @@ impl CustomOp1 for DepthwiseRelu6 {
         out.par_chunks_mut(oh * ow)
             .enumerate()
             .for_each(|(plane, o)| {
-                vectorised(|| {
-                    let ch = plane % c;
-                    let src = &input[plane * h * w..(plane + 1) * h * w];
-                    let kernel = &self.host.0[ch * k * k..(ch + 1) * k * k];
-                    for (oy, out_row) in o.chunks_mut(ow).enumerate() {
-                        out_row.fill(self.host.1[ch]);
-                        for ky in 0..k {
-                            let Some(y) =
-                                (oy * stride + ky).checked_sub(pad_top).filter(|&y| y < h)
-                            else {
-                                continue;
-                            };
-                            let row = &src[y * w..(y + 1) * w];
-                            for kx in 0..k {
-                                let weight = kernel[ky * k + kx];
-                                // Output columns whose input column `ox·stride + kx − pad` is inside.
-                                let first = pad_left.saturating_sub(kx).div_ceil(stride);
-                                let Some(last) =
-                                    (w - 1 + pad_left).checked_sub(kx).map(|v| v / stride)
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        let ch = plane % c;
+                        let src = &input[plane * h * w..(plane + 1) * h * w];
+                        let kernel = &self.host.0[ch * k * k..(ch + 1) * k * k];
+                        for (oy, out_row) in o.chunks_mut(ow).enumerate() {
+                            out_row.fill(self.host.1[ch]);
+                            for ky in 0..k {
+                                let Some(y) =
+                                    (oy * stride + ky).checked_sub(pad_top).filter(|&y| y < h)
                                 else {
                                     continue;
                                 };
-                                for ox in first..=last.min(ow - 1) {
-                                    out_row[ox] += weight * row[ox * stride + kx - pad_left];
+                                let row = &src[y * w..(y + 1) * w];
+                                for kx in 0..k {
+                                    let weight = kernel[ky * k + kx];
+                                    // Output columns whose input column `ox·stride + kx − pad` is inside.
+                                    let first = pad_left.saturating_sub(kx).div_ceil(stride);
+                                    let Some(last) =
+                                        (w - 1 + pad_left).checked_sub(kx).map(|v| v / stride)
+                                    else {
+                                        continue;
+                                    };
+                                    for ox in first..=last.min(ow - 1) {
+                                        out_row[ox] += weight * row[ox * stride + kx - pad_left];
+                                    }
                                 }
                             }
+                            for v in out_row.iter_mut() {
+                                *v = v.clamp(0.0, 6.0);
+                            }
                         }
-                        for v in out_row.iter_mut() {
-                            *v = v.clamp(0.0, 6.0);
-                        }
-                    }
-                })
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), Shape::from((b, c, oh, ow))))
     }

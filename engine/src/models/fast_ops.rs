@@ -131,11 +131,14 @@ impl<F: Fn(f32) -> f32 + Send + Sync> CustomOp1 for ParallelMap<F> {
         out.par_chunks_mut(VALUES_PER_TASK)
             .zip(input.par_chunks(VALUES_PER_TASK))
             .for_each(|(o, i)| {
-                vectorised(|| {
-                    for (o, &x) in o.iter_mut().zip(i) {
-                        *o = (self.f)(x);
-                    }
-                })
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for (o, &x) in o.iter_mut().zip(i) {
+                            *o = (self.f)(x);
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
@@ -216,7 +219,10 @@ fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
 
 /// LayerNorm over the last dimension with `weight` and `bias`, for inference: rows in parallel
 /// blocks, each pass vectorised. candle's kernel sums a row in one scalar chain (and takes the
-/// variance as E[x²] − mean², which loses digits when the mean is large).
+/// variance as E[x²] − mean², which loses digits when the mean is large). `weight` and `bias`
+/// hold one row of `d` per group of consecutive rows — one group for a plain LayerNorm, one per
+/// sample for adaLN's `norm(x) · (1 + scale) + shift` — so that adaLN's modulation is part of
+/// the norm's pass instead of two broadcast passes after it.
 struct AffineLayerNormOp {
     eps: f32,
 }
@@ -239,45 +245,167 @@ impl candle_core::CustomOp3 for AffineLayerNormOp {
         let weight = contiguous_f32(weight, weight_layout, self.name())?;
         let bias = contiguous_f32(bias, bias_layout, self.name())?;
         let d = xs_layout.shape().dims().last().copied().unwrap_or(1).max(1);
-        if weight.len() != d || bias.len() != d {
+        let rows = xs.len() / d;
+        let groups = weight.len() / d;
+        if weight.len() != bias.len() || groups == 0 || weight.len() % d != 0 || rows % groups != 0
+        {
             candle_core::bail!(
-                "layer-norm: rows of {d}, weight {}, bias {}",
+                "layer-norm: {rows} rows of {d}, weight {}, bias {}",
                 weight.len(),
                 bias.len()
             )
         }
-        let block = d * (VALUES_PER_TASK / d).max(1);
+        let rows_per_group = rows / groups;
+        let rows_per_task = (VALUES_PER_TASK / d).max(1);
         let mut out = vec![0f32; xs.len()];
-        out.par_chunks_mut(block)
-            .zip(xs.par_chunks(block))
-            .for_each(|(out, xs)| {
-                vectorised(|| {
-                    for (out, row) in out.chunks_mut(d).zip(xs.chunks(d)) {
-                        let (mean, inv_std) = row_stats(row, self.eps);
-                        for ((o, &v), (&w, &b)) in
-                            out.iter_mut().zip(row).zip(weight.iter().zip(bias))
-                        {
-                            *o = (v - mean) * inv_std * w + b;
+        out.par_chunks_mut(rows_per_task * d)
+            .zip(xs.par_chunks(rows_per_task * d))
+            .enumerate()
+            .for_each(|(task, (out, xs))| {
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for (i, (out, row)) in out.chunks_mut(d).zip(xs.chunks(d)).enumerate() {
+                            let group = (task * rows_per_task + i) / rows_per_group;
+                            let weight = &weight[group * d..][..d];
+                            let bias = &bias[group * d..][..d];
+                            let (mean, inv_std) = row_stats(row, self.eps);
+                            for ((o, &v), (&w, &b)) in
+                                out.iter_mut().zip(row).zip(weight.iter().zip(bias))
+                            {
+                                *o = (v - mean) * inv_std * w + b;
+                            }
                         }
-                    }
-                })
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
     }
+}
+
+/// Whether the engine's own kernels apply: f32 CPU tensors that track no gradient.
+fn cpu_inference_f32(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op())
 }
 
 /// LayerNorm over the last dimension, `(x − mean) / √(var + eps) · weight + bias`: the
 /// vectorised kernel for f32 CPU tensors that track no gradient, candle's elsewhere.
 pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor> {
     let xs = xs.contiguous()?;
-    let fused = xs.device().is_cpu()
-        && [&xs, weight, bias]
-            .iter()
-            .all(|t| t.dtype() == DType::F32 && !t.track_op());
-    if fused {
+    if cpu_inference_f32(&[&xs, weight, bias]) {
         xs.apply_op3_no_bwd(weight, bias, &AffineLayerNormOp { eps })
     } else {
         candle_nn::ops::layer_norm(&xs, weight, bias, eps)
+    }
+}
+
+/// `normalised(xs) · weight + bias` with a weight and bias per sample — `xs` `(b, n, d)`,
+/// `weight` and `bias` `(b, 1, d)` or `(1, 1, d)` — in one pass (adaLN's modulated norm, with
+/// `weight = 1 + scale`), bit for bit what the norm followed by a broadcast multiply and add
+/// gives. `None` where the vectorised kernel does not apply (other devices and dtypes,
+/// gradients), for the caller to compose those.
+pub fn layer_norm_per_sample(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f32,
+) -> Result<Option<Tensor>> {
+    let (b, _, d) = xs.dims3()?;
+    let groups = weight.dim(0)?;
+    let per_sample = |t: &Tensor| t.dims() == [groups, 1, d];
+    if !(groups == 1 || groups == b) || !per_sample(weight) || !per_sample(bias) {
+        return Ok(None);
+    }
+    if !cpu_inference_f32(&[xs, weight, bias]) {
+        return Ok(None);
+    }
+    xs.contiguous()?
+        .apply_op3_no_bwd(
+            &weight.contiguous()?,
+            &bias.contiguous()?,
+            &AffineLayerNormOp { eps },
+        )
+        .map(Some)
+}
+
+/// `xs + delta · gate` with a gate per sample (`xs` and `delta` `(b, n, d)`, `gate` `(g, 1, d)`
+/// with one row per group of samples) in one pass. Bit for bit candle's broadcast multiply and
+/// add, which make two passes and a temporary.
+struct GatedResidualOp;
+
+impl candle_core::CustomOp3 for GatedResidualOp {
+    fn name(&self) -> &'static str {
+        "gated-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xs_layout: &Layout,
+        delta: &CpuStorage,
+        delta_layout: &Layout,
+        gate: &CpuStorage,
+        gate_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let xs = contiguous_f32(xs, xs_layout, self.name())?;
+        let delta = contiguous_f32(delta, delta_layout, self.name())?;
+        let gate = contiguous_f32(gate, gate_layout, self.name())?;
+        let d = xs_layout.shape().dims().last().copied().unwrap_or(1).max(1);
+        let rows = xs.len() / d;
+        let groups = gate.len() / d;
+        if delta.len() != xs.len() || groups == 0 || gate.len() % d != 0 || rows % groups != 0 {
+            candle_core::bail!(
+                "gated-residual: {rows} rows of {d}, delta {}, gate {}",
+                delta.len(),
+                gate.len()
+            )
+        }
+        let rows_per_group = rows / groups;
+        let rows_per_task = (VALUES_PER_TASK / d).max(1);
+        let mut out = vec![0f32; xs.len()];
+        out.par_chunks_mut(rows_per_task * d)
+            .zip(xs.par_chunks(rows_per_task * d))
+            .zip(delta.par_chunks(rows_per_task * d))
+            .enumerate()
+            .for_each(|(task, ((out, xs), delta))| {
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        let rows = out.chunks_mut(d).zip(xs.chunks(d)).zip(delta.chunks(d));
+                        for (i, ((out, xs), delta)) in rows.enumerate() {
+                            let group = (task * rows_per_task + i) / rows_per_group;
+                            let gate = &gate[group * d..][..d];
+                            for (((o, &x), &v), &g) in out.iter_mut().zip(xs).zip(delta).zip(gate) {
+                                *o = x + v * g;
+                            }
+                        }
+                    },
+                )
+            });
+        Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
+    }
+}
+
+/// `xs + delta · gate` (adaLN's gated residual): `xs` and `delta` `(b, n, d)`, `gate`
+/// `(b, 1, d)` or `(1, 1, d)`. One pass on f32 CPU tensors that track no gradient, candle's
+/// broadcast ops elsewhere.
+pub fn gated_residual(xs: &Tensor, delta: &Tensor, gate: &Tensor) -> Result<Tensor> {
+    let (b, _, d) = xs.dims3()?;
+    let groups = gate.dim(0)?;
+    let fused = (groups == 1 || groups == b)
+        && gate.dims() == [groups, 1, d]
+        && delta.dims() == xs.dims()
+        && cpu_inference_f32(&[xs, delta, gate]);
+    if fused {
+        xs.contiguous()?.apply_op3_no_bwd(
+            &delta.contiguous()?,
+            &gate.contiguous()?,
+            &GatedResidualOp,
+        )
+    } else {
+        xs + delta.broadcast_mul(gate)?
     }
 }
 
@@ -367,7 +495,7 @@ fn parallel_or<F: Fn(f32) -> f32 + Send + Sync>(
     map: &ParallelMap<F>,
     fallback: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
-    if xs.device().is_cpu() && xs.dtype() == DType::F32 && !xs.track_op() {
+    if cpu_inference_f32(&[xs]) {
         xs.contiguous()?.apply_op1_no_bwd(map)
     } else {
         fallback(xs)
@@ -483,13 +611,16 @@ fn columns_per_task(m: usize, k: usize, n: usize, threads: usize) -> usize {
 /// # Safety
 /// `block` must point at m rows of `columns` writable values, `n` apart, used by no one else.
 unsafe fn map_block<F: Fn(f32) -> f32>(block: *mut f32, m: usize, n: usize, columns: usize, f: F) {
-    vectorised(|| {
-        for row in 0..m {
-            // SAFETY: the caller's contract.
-            let values = unsafe { std::slice::from_raw_parts_mut(block.add(row * n), columns) };
-            values.iter_mut().for_each(|v| *v = f(*v));
-        }
-    })
+    vectorised(
+        #[inline(always)]
+        || {
+            for row in 0..m {
+                // SAFETY: the caller's contract.
+                let values = unsafe { std::slice::from_raw_parts_mut(block.add(row * n), columns) };
+                values.iter_mut().for_each(|v| *v = f(*v));
+            }
+        },
+    )
 }
 
 /// `xs Wᵀ + b` then `activation` (`xs` m × k, `Wᵀ` k × n, both row-major) as independent
@@ -734,7 +865,10 @@ impl CustomOp1 for FusedQkvAttention {
                         gemm::Parallelism::None,
                     );
                 }
-                vectorised(|| buf.scores.chunks_mut(n).for_each(softmax_in_place));
+                vectorised(
+                    #[inline(always)]
+                    || buf.scores.chunks_mut(n).for_each(softmax_in_place),
+                );
                 // SAFETY: see above.
                 unsafe {
                     // out = scores v
@@ -848,6 +982,42 @@ mod tests {
                 );
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn adalns_fused_norm_and_gated_residual_equal_the_broadcast_ops_bit_for_bit() -> Result<()> {
+        let device = candle_core::Device::Cpu;
+        // Rows that straddle the tasks' blocks (VALUES_PER_TASK / 48 rows each) and a tail.
+        let (b, n, d) = (3, VALUES_PER_TASK / 48 + 7, 48);
+        let xs = Tensor::randn(0f32, 1.0, (b, n, d), &device)?;
+        let delta = Tensor::randn(0f32, 1.0, (b, n, d), &device)?;
+        let bits = |t: &Tensor| -> Result<Vec<u32>> {
+            Ok(t.flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|v| v.to_bits())
+                .collect())
+        };
+        let ones = Tensor::ones(d, DType::F32, &device)?;
+        let zeros = Tensor::zeros(d, DType::F32, &device)?;
+        let normed = layer_norm(&xs, &ones, &zeros, 1e-6)?;
+        // One row per sample, and one row for all.
+        for samples in [b, 1] {
+            let scale = Tensor::randn(1f32, 0.5, (samples, 1, d), &device)?;
+            let shift = Tensor::randn(0f32, 0.5, (samples, 1, d), &device)?;
+            let fused = layer_norm_per_sample(&xs, &scale, &shift, 1e-6)?.expect("f32 on the CPU");
+            let composed = normed.broadcast_mul(&scale)?.broadcast_add(&shift)?;
+            assert_eq!(bits(&fused)?, bits(&composed)?, "norm, {samples} rows");
+            let gate = Tensor::randn(0f32, 1.0, (samples, 1, d), &device)?;
+            let fused = gated_residual(&xs, &delta, &gate)?;
+            let composed = (&xs + delta.broadcast_mul(&gate)?)?;
+            assert_eq!(bits(&fused)?, bits(&composed)?, "residual, {samples} rows");
+        }
+        // A gate or norm weight that fits neither is left to the caller or to candle.
+        let odd = Tensor::ones((2, 1, d), DType::F32, &device)?;
+        assert!(layer_norm_per_sample(&xs, &odd, &odd, 1e-6)?.is_none());
+        assert!(gated_residual(&xs, &delta, &odd).is_err());
         Ok(())
     }
 

@@ -3,7 +3,9 @@
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::direct_conv::DirectConv3x3;
 use super::fast_ops::{cpu_f32_values, exp_vectorisable, fold_lanes, vectorised};
+use super::winograd::{F4X4, WinogradConv3x3};
 
 /// A LayerNorm without learned parameters (PixArt/Lumos use `elementwise_affine=False`).
 #[derive(Debug, Clone)]
@@ -21,6 +23,23 @@ impl PlainLayerNorm {
             zeros: Tensor::zeros(dim, dtype, device)?,
             eps,
         })
+    }
+}
+
+impl PlainLayerNorm {
+    /// adaLN's `norm(xs) · (1 + scale) + shift`, `xs` `(b, n, c)`, `shift` and `scale` `(b, 1, c)`
+    /// or `(1, 1, c)`: in the norm's own pass where its kernel applies, else as the norm followed
+    /// by a broadcast multiply and add (the same values).
+    pub fn forward_modulated(&self, xs: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+        let scale_plus_one = (scale + 1.0)?;
+        if let Some(modulated) =
+            super::fast_ops::layer_norm_per_sample(xs, &scale_plus_one, shift, self.eps)?
+        {
+            return Ok(modulated);
+        }
+        self.forward(xs)?
+            .broadcast_mul(&scale_plus_one)?
+            .broadcast_add(shift)
     }
 }
 
@@ -110,29 +129,33 @@ pub fn merge_heads(xs: &Tensor) -> Result<Tensor> {
 
 /// A 3×3, stride-1, padding-1 convolution (the VAE's workhorse).
 ///
-/// On the CPU (f32) it runs as nine accumulating matrix products over shifted views of the
-/// padded input — no im2col copy: with the input padded to `(c, h + 3, w + 2)` and flattened,
-/// the tap `(dy, dx)` is the `(c, h·(w+2))` window starting at `dy·(w+2) + dx`, a strided view
-/// that the GEMM reads in place, and every tap adds into one output buffer. Each product
-/// yields `w + 2` columns per row, the last two of which are discarded. candle's tiled
-/// convolution reaches about a third of the GEMM's speed on these shapes. Other devices and
-/// dtypes use candle's `conv2d`.
+/// On the CPU (f32): layers with up to 64 input and output channels run the direct kernel
+/// ([`DirectConv3x3`], 2–4× Winograd's speed there: its transforms cost per channel what its
+/// products save per channel pair), wider ones Winograd's F(4×4, 3×3) ([`WinogradConv3x3`],
+/// 1.4–3.4× the direct kernel from 128 channels). On CPUs without AVX2 and FMA, or not x86-64,
+/// the direct kernel's portable form is used only where Winograd cannot be (under 16 input
+/// channels). Other devices and dtypes use candle's `conv2d`.
 #[derive(Debug, Clone)]
 pub struct Conv3x3 {
     conv: candle_nn::Conv2d,
-    /// `weight[:, :, dy, dx]` as row-major `(c_out, c_in)` matrices, one per tap (empty when
-    /// the Winograd filters are used instead).
-    taps: Vec<Vec<f32>>,
+    kernel: Conv3x3Kernel,
     bias: Option<Vec<f32>>,
-    /// The same filters for Winograd's F(2×2, 3×3), used when there are enough channels for
-    /// its transforms to pay off.
-    winograd: Option<super::winograd::WinogradConv3x3>,
     c_in: usize,
     c_out: usize,
 }
 
-/// Input channels from which the Winograd path is used (below, the direct products win: the
-/// transforms cost as much as the multiplies they save).
+/// The CPU form of a [`Conv3x3`]'s filters.
+#[derive(Debug, Clone)]
+enum Conv3x3Kernel {
+    Direct(DirectConv3x3),
+    Winograd(WinogradConv3x3),
+}
+
+/// Channels (input and output) up to which the direct kernel beats Winograd's (measured on
+/// 16–128 channels, 16–256 px, AVX-512; level at 128).
+const DIRECT_MAX_CHANNELS: usize = 64;
+
+/// Input channels from which Winograd's transforms are worth it at all.
 const WINOGRAD_MIN_CHANNELS: usize = 16;
 
 impl Conv3x3 {
@@ -144,108 +167,39 @@ impl Conv3x3 {
         };
         let conv = candle_nn::conv2d(c_in, c_out, 3, cfg, vb)?;
         let cpu_f32 = |t: &Tensor| t.to_device(&Device::Cpu)?.to_dtype(DType::F32);
-        let weight = cpu_f32(conv.weight())?;
+        let weight = cpu_f32(conv.weight())?.flatten_all()?.to_vec1::<f32>()?;
         let bias = conv
             .bias()
             .map(|b| cpu_f32(b)?.to_vec1::<f32>())
             .transpose()?;
-        // One CPU layout of the filters: Winograd's when there are channels enough, else the
-        // nine per-tap matrices of the direct products.
-        let (taps, winograd) = if c_in >= WINOGRAD_MIN_CHANNELS {
-            let flat = weight.flatten_all()?.to_vec1::<f32>()?;
-            let transformed =
-                super::winograd::WinogradConv3x3::new(super::winograd::F4X4, &flat, c_in, c_out);
-            (Vec::new(), Some(transformed))
+        let direct = c_in.max(c_out) <= DIRECT_MAX_CHANNELS && DirectConv3x3::is_fast_here();
+        let kernel = if direct || c_in < WINOGRAD_MIN_CHANNELS {
+            Conv3x3Kernel::Direct(DirectConv3x3::new(&weight, c_in, c_out))
         } else {
-            let taps = (0..9)
-                .map(|k| {
-                    weight
-                        .narrow(2, k / 3, 1)?
-                        .narrow(3, k % 3, 1)?
-                        .flatten_all()?
-                        .to_vec1::<f32>()
-                })
-                .collect::<Result<Vec<_>>>()?;
-            (taps, None)
+            Conv3x3Kernel::Winograd(WinogradConv3x3::new(F4X4, &weight, c_in, c_out))
         };
         Ok(Self {
             conv,
-            taps,
+            kernel,
             bias,
-            winograd,
             c_in,
             c_out,
         })
     }
 
     fn forward_cpu(&self, xs: &[f32], b: usize, h: usize, w: usize) -> Vec<f32> {
-        let (c_in, c_out) = (self.c_in, self.c_out);
-        if let Some(winograd) = &self.winograd {
-            let mut out = vec![0f32; b * c_out * h * w];
-            for (image, dst) in xs.chunks(c_in * h * w).zip(out.chunks_mut(c_out * h * w)) {
-                winograd.forward(image, h, w, self.bias.as_deref(), dst);
-            }
-            return out;
-        }
-        let row = w + 2;
-        let plane = (h + 3) * row;
-        let n = h * row;
-        let threads = rayon::current_num_threads();
-        let mut out = vec![0f32; b * c_out * h * w];
-        let mut padded = vec![0f32; c_in * plane];
-        let mut acc = vec![0f32; c_out * n];
-        for i in 0..b {
-            // Copy the image into the padded buffer (1 left/right/top, 2 bottom).
-            let image = &xs[i * c_in * h * w..(i + 1) * c_in * h * w];
-            for c in 0..c_in {
-                for y in 0..h {
-                    let src = &image[(c * h + y) * w..(c * h + y + 1) * w];
-                    let dst = c * plane + (y + 1) * row + 1;
-                    padded[dst..dst + w].copy_from_slice(src);
+        let bias = self.bias.as_deref();
+        match &self.kernel {
+            Conv3x3Kernel::Direct(direct) => direct.forward(xs, b, [h, w], bias),
+            Conv3x3Kernel::Winograd(winograd) => {
+                let (c_in, c_out) = (self.c_in, self.c_out);
+                let mut out = vec![0f32; b * c_out * h * w];
+                for (image, dst) in xs.chunks(c_in * h * w).zip(out.chunks_mut(c_out * h * w)) {
+                    winograd.forward(image, h, w, bias, dst);
                 }
-            }
-            for (k, tap) in self.taps.iter().enumerate() {
-                let offset = (k / 3) * row + k % 3;
-                // SAFETY: dst is `c_out × n` row-major; lhs is `c_out × c_in` row-major; rhs
-                // reads rows of `n` values starting at `offset + c·plane`, and
-                // `offset + n ≤ 2·row + 2 + h·row ≤ plane`, so every access is in bounds.
-                unsafe {
-                    gemm::gemm(
-                        c_out,
-                        n,
-                        c_in,
-                        acc.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        k > 0,
-                        tap.as_ptr(),
-                        1,
-                        c_in as isize,
-                        padded.as_ptr().add(offset),
-                        1,
-                        plane as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(threads),
-                    );
-                }
-            }
-            let dst = &mut out[i * c_out * h * w..(i + 1) * c_out * h * w];
-            for co in 0..c_out {
-                let bias = self.bias.as_ref().map_or(0.0, |b| b[co]);
-                for y in 0..h {
-                    let src = &acc[co * n + y * row..co * n + y * row + w];
-                    let d = &mut dst[(co * h + y) * w..(co * h + y + 1) * w];
-                    for (d, s) in d.iter_mut().zip(src) {
-                        *d = s + bias;
-                    }
-                }
+                out
             }
         }
-        out
     }
 }
 
@@ -331,32 +285,36 @@ impl Module for GroupNormSilu {
             .zip(data.par_chunks(group_len))
             .enumerate()
             .for_each(|(index, (dst, src))| {
-                vectorised(|| {
-                    let group = index % self.groups;
-                    let n = src.len() as f64;
-                    let sum = |a: f64, b: f64| a + b;
-                    let mean = fold_lanes(src, 0.0, |acc, v| acc + f64::from(v), sum) / n;
-                    let var =
-                        fold_lanes(src, 0.0, |acc, v| acc + (f64::from(v) - mean).powi(2), sum) / n;
-                    let inv_std = 1.0 / (var + self.eps).sqrt();
-                    for (ci, (dst, src)) in
-                        dst.chunks_mut(spatial).zip(src.chunks(spatial)).enumerate()
-                    {
-                        let channel = group * per_group + ci;
-                        let scale = (inv_std * f64::from(self.weight[channel])) as f32;
-                        let shift = (f64::from(self.bias[channel])
-                            - mean * inv_std * f64::from(self.weight[channel]))
-                            as f32;
-                        for (d, &s) in dst.iter_mut().zip(src) {
-                            let y = s * scale + shift;
-                            *d = if self.silu {
-                                y / (1.0 + exp_vectorisable(-y))
-                            } else {
-                                y
-                            };
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        let group = index % self.groups;
+                        let n = src.len() as f64;
+                        let sum = |a: f64, b: f64| a + b;
+                        let mean = fold_lanes(src, 0.0, |acc, v| acc + f64::from(v), sum) / n;
+                        let var =
+                            fold_lanes(src, 0.0, |acc, v| acc + (f64::from(v) - mean).powi(2), sum)
+                                / n;
+                        let inv_std = 1.0 / (var + self.eps).sqrt();
+                        for (ci, (dst, src)) in
+                            dst.chunks_mut(spatial).zip(src.chunks(spatial)).enumerate()
+                        {
+                            let channel = group * per_group + ci;
+                            let scale = (inv_std * f64::from(self.weight[channel])) as f32;
+                            let shift = (f64::from(self.bias[channel])
+                                - mean * inv_std * f64::from(self.weight[channel]))
+                                as f32;
+                            for (d, &s) in dst.iter_mut().zip(src) {
+                                let y = s * scale + shift;
+                                *d = if self.silu {
+                                    y / (1.0 + exp_vectorisable(-y))
+                                } else {
+                                    y
+                                };
+                            }
                         }
-                    }
-                })
+                    },
+                )
             });
         Tensor::from_vec(out, dims, xs.device())
     }

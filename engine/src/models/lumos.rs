@@ -20,7 +20,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::fast_ops::{Activation, DenseLinear};
+use super::fast_ops::{Activation, DenseLinear, gated_residual};
 use super::layers::{PlainLayerNorm, attention, fused_qkv_attention, merge_heads, split_heads};
 
 /// Hyper-parameters of `LumosI2I` (names as in the original constructor).
@@ -517,17 +517,14 @@ impl LumosBlock {
         else {
             candle_core::bail!("adaLN_modulation must give 6 chunks")
         };
-        let modulate = |v: &Tensor, shift: &Tensor, scale: &Tensor| -> Result<Tensor> {
-            v.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)
-        };
-        let attn_in = modulate(&self.norm.forward(xs)?, shift_msa, scale_msa)?;
+        let attn_in = self.norm.forward_modulated(xs, shift_msa, scale_msa)?;
         let attn_out = self.attn.forward(&attn_in)?;
-        let xs = (xs + attn_out.broadcast_mul(gate_msa)?)?;
+        let xs = gated_residual(xs, &attn_out, gate_msa)?;
         let cross_attn_out = self.cross_attn.forward_tokens(&xs, cond)?;
         let xs = xs.broadcast_add(&cross_attn_out)?;
-        let mlp_in = modulate(&self.norm.forward(&xs)?, shift_mlp, scale_mlp)?;
+        let mlp_in = self.norm.forward_modulated(&xs, shift_mlp, scale_mlp)?;
         let mlp_out = self.mlp.forward(&mlp_in)?;
-        let out = (&xs + mlp_out.broadcast_mul(gate_mlp)?)?;
+        let out = gated_residual(&xs, &mlp_out, gate_mlp)?;
         Ok(BlockTrace {
             ada_ln,
             attn_out,
@@ -808,10 +805,7 @@ impl LumosI2I {
             .broadcast_add(&t_emb.unsqueeze(1)?)?;
         let shift = table.narrow(1, 0, 1)?;
         let scale = table.narrow(1, 1, 1)?;
-        let normed = self.norm.forward(&tokens)?;
-        let modulated = normed
-            .broadcast_mul(&(scale + 1.0)?)?
-            .broadcast_add(&shift)?;
+        let modulated = self.norm.forward_modulated(&tokens, &shift, &scale)?;
         let final_out = self.final_linear.forward(&modulated)?;
 
         // (b, gh*gw, p*p*c) → (b, gh, gw, p, p, c) → (b, c, gh, p, gw, p) → (b, c, h, w)

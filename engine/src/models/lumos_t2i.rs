@@ -491,11 +491,7 @@ impl LumosT2IMS {
             .broadcast_add(&t_cond.unsqueeze(1)?)?;
         let shift = table.i((.., 0..1, ..))?;
         let scale = table.i((.., 1..2, ..))?;
-        let modulated = self
-            .norm
-            .forward(&tokens)?
-            .broadcast_mul(&(scale + 1.0)?)?
-            .broadcast_add(&shift)?;
+        let modulated = self.norm.forward_modulated(&tokens, &shift, &scale)?;
         let final_out = self.final_linear.forward(&modulated)?;
 
         // (b, gh*gw, p*p*c) → (b, gh, gw, p, p, c) → (b, c, gh, p, gw, p) → (b, c, h, w)

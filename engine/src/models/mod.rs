@@ -3,6 +3,7 @@
 
 pub mod clip_vision;
 pub mod dino;
+pub mod direct_conv;
 pub mod efficientnet;
 pub mod encoder;
 pub mod fast_ops;

@@ -241,57 +241,61 @@ impl WinogradConv3x3 {
                 .par_chunks_mut(positions * tiles)
                 .enumerate()
                 .for_each(|(ci, v)| {
-                    vectorised(|| {
-                        let plane = &input[ci * h * w..(ci + 1) * h * w];
-                        let mut padded = vec![0f32; size * tile_cols + 2];
-                        // columns[r][b][tx]: row r of the tile, column transform b.
-                        let mut columns = vec![0f32; positions * tile_cols];
-                        let mut gathered = vec![vec![0f32; tile_cols]; alpha];
-                        let mut staging = vec![0f32; alpha * tile_cols];
-                        for row in 0..rows {
-                            let ty = first_row + row;
-                            for r in 0..alpha {
-                                padded.fill(0.0);
-                                let y = (size * ty + r) as isize - 1;
-                                if y >= 0 && y < h as isize {
-                                    let src = &plane[y as usize * w..(y as usize + 1) * w];
-                                    let end = (1 + w).min(padded.len());
-                                    padded[1..end].copy_from_slice(&src[..end - 1]);
+                    vectorised(
+                        #[inline(always)]
+                        || {
+                            let plane = &input[ci * h * w..(ci + 1) * h * w];
+                            let mut padded = vec![0f32; size * tile_cols + 2];
+                            // columns[r][b][tx]: row r of the tile, column transform b.
+                            let mut columns = vec![0f32; positions * tile_cols];
+                            let mut gathered = vec![vec![0f32; tile_cols]; alpha];
+                            let mut staging = vec![0f32; alpha * tile_cols];
+                            for row in 0..rows {
+                                let ty = first_row + row;
+                                for r in 0..alpha {
+                                    padded.fill(0.0);
+                                    let y = (size * ty + r) as isize - 1;
+                                    if y >= 0 && y < h as isize {
+                                        let src = &plane[y as usize * w..(y as usize + 1) * w];
+                                        let end = (1 + w).min(padded.len());
+                                        padded[1..end].copy_from_slice(&src[..end - 1]);
+                                    }
+                                    // The α input columns of every tile, then d Bᵀ's columns.
+                                    for (k, column) in gathered.iter_mut().enumerate() {
+                                        for (tx, value) in column.iter_mut().enumerate() {
+                                            *value =
+                                                padded.get(size * tx + k).copied().unwrap_or(0.0);
+                                        }
+                                    }
+                                    let refs: Vec<&[f32]> =
+                                        gathered.iter().map(Vec::as_slice).collect();
+                                    variant.apply_bt(
+                                        &refs,
+                                        &mut columns
+                                            [r * alpha * tile_cols..(r + 1) * alpha * tile_cols],
+                                        tile_cols,
+                                    );
                                 }
-                                // The α input columns of every tile, then d Bᵀ's columns.
-                                for (k, column) in gathered.iter_mut().enumerate() {
-                                    for (tx, value) in column.iter_mut().enumerate() {
-                                        *value = padded.get(size * tx + k).copied().unwrap_or(0.0);
+                                let base = row * tile_cols;
+                                for b in 0..alpha {
+                                    let rows_b: Vec<&[f32]> = (0..alpha)
+                                        .map(|r| {
+                                            &columns[(r * alpha + b) * tile_cols
+                                                ..(r * alpha + b + 1) * tile_cols]
+                                        })
+                                        .collect();
+                                    variant.apply_bt(&rows_b, &mut staging, tile_cols);
+                                    for a in 0..alpha {
+                                        let xi = a * alpha + b;
+                                        v[xi * tiles + base..xi * tiles + base + tile_cols]
+                                            .copy_from_slice(
+                                                &staging[a * tile_cols..(a + 1) * tile_cols],
+                                            );
                                     }
                                 }
-                                let refs: Vec<&[f32]> =
-                                    gathered.iter().map(Vec::as_slice).collect();
-                                variant.apply_bt(
-                                    &refs,
-                                    &mut columns
-                                        [r * alpha * tile_cols..(r + 1) * alpha * tile_cols],
-                                    tile_cols,
-                                );
                             }
-                            let base = row * tile_cols;
-                            for b in 0..alpha {
-                                let rows_b: Vec<&[f32]> = (0..alpha)
-                                    .map(|r| {
-                                        &columns[(r * alpha + b) * tile_cols
-                                            ..(r * alpha + b + 1) * tile_cols]
-                                    })
-                                    .collect();
-                                variant.apply_bt(&rows_b, &mut staging, tile_cols);
-                                for a in 0..alpha {
-                                    let xi = a * alpha + b;
-                                    v[xi * tiles + base..xi * tiles + base + tile_cols]
-                                        .copy_from_slice(
-                                            &staging[a * tile_cols..(a + 1) * tile_cols],
-                                        );
-                                }
-                            }
-                        }
-                    })
+                        },
+                    )
                 });
             // M[co][ξ][t] = Σ_ci U[ξ][co][ci] V[ci][ξ][t]: one matrix product per ξ, the
             // products shared out between the threads (one task each, not every product split
@@ -334,49 +338,54 @@ impl WinogradConv3x3 {
                 .zip(m[..c_out * positions * tiles].par_chunks(positions * tiles))
                 .enumerate()
                 .for_each(|(co, (plane, m))| {
-                    vectorised(|| {
-                        let bias = bias.map_or(0.0, |b| b[co]);
-                        let mut partial = vec![0f32; size * alpha * tile_cols];
-                        let mut outputs = vec![0f32; size * tile_cols];
-                        let mut line = vec![0f32; size * tile_cols];
-                        for row in 0..rows {
-                            let ty = first_row + row;
-                            let base = row * tile_cols;
-                            // partial[b][i][tx] = Σ_a Aᵀ[i][a] M[a][b][tx].
-                            for b in 0..alpha {
-                                let rows_b: Vec<&[f32]> = (0..alpha)
-                                    .map(|a| {
-                                        let xi = a * alpha + b;
-                                        &m[xi * tiles + base..xi * tiles + base + tile_cols]
-                                    })
-                                    .collect();
-                                variant.apply_at(
-                                    &rows_b,
-                                    &mut partial[b * size * tile_cols..(b + 1) * size * tile_cols],
-                                    tile_cols,
-                                );
-                            }
-                            for i in 0..size {
-                                let y = size * ty + i;
-                                if y >= h {
-                                    continue;
+                    vectorised(
+                        #[inline(always)]
+                        || {
+                            let bias = bias.map_or(0.0, |b| b[co]);
+                            let mut partial = vec![0f32; size * alpha * tile_cols];
+                            let mut outputs = vec![0f32; size * tile_cols];
+                            let mut line = vec![0f32; size * tile_cols];
+                            for row in 0..rows {
+                                let ty = first_row + row;
+                                let base = row * tile_cols;
+                                // partial[b][i][tx] = Σ_a Aᵀ[i][a] M[a][b][tx].
+                                for b in 0..alpha {
+                                    let rows_b: Vec<&[f32]> = (0..alpha)
+                                        .map(|a| {
+                                            let xi = a * alpha + b;
+                                            &m[xi * tiles + base..xi * tiles + base + tile_cols]
+                                        })
+                                        .collect();
+                                    variant.apply_at(
+                                        &rows_b,
+                                        &mut partial
+                                            [b * size * tile_cols..(b + 1) * size * tile_cols],
+                                        tile_cols,
+                                    );
                                 }
-                                let rows_i: Vec<&[f32]> = (0..alpha)
-                                    .map(|b| {
-                                        &partial[(b * size + i) * tile_cols
-                                            ..(b * size + i + 1) * tile_cols]
-                                    })
-                                    .collect();
-                                variant.apply_at(&rows_i, &mut outputs, tile_cols);
-                                for tx in 0..tile_cols {
-                                    for j in 0..size {
-                                        line[size * tx + j] = outputs[j * tile_cols + tx] + bias;
+                                for i in 0..size {
+                                    let y = size * ty + i;
+                                    if y >= h {
+                                        continue;
                                     }
+                                    let rows_i: Vec<&[f32]> = (0..alpha)
+                                        .map(|b| {
+                                            &partial[(b * size + i) * tile_cols
+                                                ..(b * size + i + 1) * tile_cols]
+                                        })
+                                        .collect();
+                                    variant.apply_at(&rows_i, &mut outputs, tile_cols);
+                                    for tx in 0..tile_cols {
+                                        for j in 0..size {
+                                            line[size * tx + j] =
+                                                outputs[j * tile_cols + tx] + bias;
+                                        }
+                                    }
+                                    plane[y * w..(y + 1) * w].copy_from_slice(&line[..w]);
                                 }
-                                plane[y * w..(y + 1) * w].copy_from_slice(&line[..w]);
                             }
-                        }
-                    })
+                        },
+                    )
                 });
             first_row += rows;
         }
