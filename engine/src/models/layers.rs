@@ -131,8 +131,9 @@ pub fn merge_heads(xs: &Tensor) -> Result<Tensor> {
 ///
 /// On the CPU (f32): layers with up to 64 input and output channels run the direct kernel
 /// ([`DirectConv3x3`], 2–4× Winograd's speed there: its transforms cost per channel what its
-/// products save per channel pair), wider ones Winograd's F(4×4, 3×3) ([`WinogradConv3x3`],
-/// 1.4–3.4× the direct kernel from 128 channels). On CPUs without AVX2 and FMA, or not x86-64,
+/// products save per channel pair), wider ones Winograd's F(4×4, 3×3) ([`WinogradConv3x3`]:
+/// level with the direct kernel at 128 channels on 32–64 px, 1.8–3× faster at 256–512 channels
+/// or at 256 px). On CPUs without AVX2 and FMA, or not x86-64,
 /// the direct kernel's portable form is used only where Winograd cannot be (under 16 input
 /// channels). Other devices and dtypes use candle's `conv2d`.
 #[derive(Debug, Clone)]
