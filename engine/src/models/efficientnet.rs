@@ -201,7 +201,8 @@ impl CustomOp1 for DepthwiseRelu6 {
                                 let row = &src[y * w..(y + 1) * w];
                                 for kx in 0..k {
                                     let weight = kernel[ky * k + kx];
-                                    // Output columns whose input column `ox·stride + kx − pad` is inside.
+                                    // Output columns whose input column
+                                    // `ox·stride + kx − pad` is inside.
                                     let first = pad_left.saturating_sub(kx).div_ceil(stride);
                                     let Some(last) =
                                         (w - 1 + pad_left).checked_sub(kx).map(|v| v / stride)
