@@ -23,10 +23,11 @@ const VALUES_PER_TASK: usize = 16 * 1024;
 /// x86-64), chosen at run time: `f` is inlined into pulp's target-feature functions, and so is
 /// every `#[inline]` helper it calls. Pass the closure as `vectorised(#[inline(always)] || ...)`:
 /// a closure is otherwise inlined or not at the compiler's discretion, and one that is not runs
-/// at the baseline's 4 lanes (until 2026-12-02 the autoencoder's GroupNorm did: 15 % of a decode
-/// of the built-in default, on SSE registers). Wrap the serial loop itself (one row, one chunk,
-/// one attention head), not a parallel iterator: code behind a call that is not inlined —
-/// rayon's workers, gemm — runs as compiled elsewhere.
+/// at the baseline's 4 lanes (until 2026-12-02 the LayerNorm, attention and GroupNorm closures
+/// did: separate functions on SSE registers; the GroupNorm alone was 15 % of a decode of the
+/// built-in default). Wrap the serial loop itself (one row, one chunk, one attention head), not a
+/// parallel iterator: code behind a call that is not inlined — rayon's workers, gemm — runs as
+/// compiled elsewhere.
 #[inline(always)]
 pub(crate) fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
