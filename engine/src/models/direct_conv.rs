@@ -1,14 +1,15 @@
 //! 3×3 convolutions (stride 1, padding 1) computed directly on the CPU in f32, for layers with
 //! few channels. Winograd's transforms (`winograd.rs`) cost per channel what its products save
-//! per channel pair, so with 16–64 channels they dominate: the built-in default's decoder
-//! (16–64 channels, 16–128 px) spent 0.18 s in them where PyTorch's oneDNN direct convolution
-//! takes 0.07 s for the whole decode.
+//! per channel pair, so with 16–64 channels they dominate: the built-in default's decode
+//! (16–64 channels, 16–128 px) took 0.18 s with them, PyTorch's (oneDNN's direct convolution)
+//! 0.07 s.
 //!
 //! The input is padded once into planes of `(h + 2)` rows of `w + 2` values, flattened, so that
 //! tap `(ky, kx)` of every output position `j = y·(w + 2) + x` reads the input at
 //! `j + ky·(w + 2) + kx`: any run of consecutive positions is one contiguous load per tap, across
 //! row ends (the two extra columns a row are computed and dropped). A register block holds 32
-//! positions of 8 output channels; each tap adds one load of 32 inputs times 8 filter values.
+//! positions (16 with AVX2) of 8 output channels; each tap adds one load of those inputs times 8
+//! filter values.
 //! Tasks are (image, block of 8 output channels, band of rows). Hand-written: candle's CPU
 //! convolution copies the input out (im2col) and runs at about a third of the GEMM's speed.
 
