@@ -250,16 +250,15 @@ impl candle_core::CustomOp3 for AffineLayerNormOp {
         let bias = contiguous_f32(bias, bias_layout, self.name())?;
         let d = xs_layout.shape().dims().last().copied().unwrap_or(1).max(1);
         let rows = xs.len() / d;
-        let groups = weight.len() / d;
-        if weight.len() != bias.len() || groups == 0 || weight.len() % d != 0 || rows % groups != 0
-        {
+        let Some(rows_per_group) =
+            rows_per_group(rows, d, weight.len()).filter(|_| weight.len() == bias.len())
+        else {
             candle_core::bail!(
                 "layer-norm: {rows} rows of {d}, weight {}, bias {}",
                 weight.len(),
                 bias.len()
             )
-        }
-        let rows_per_group = rows / groups;
+        };
         let rows_per_task = (VALUES_PER_TASK / d).max(1);
         let mut out = vec![0f32; xs.len()];
         out.par_chunks_mut(rows_per_task * d)
@@ -285,6 +284,20 @@ impl candle_core::CustomOp3 for AffineLayerNormOp {
             });
         Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
     }
+}
+
+/// Rows per group when `rows` rows of `d` values share `params` values, one row of `d` per group
+/// of consecutive rows; `None` when they do not divide so.
+fn rows_per_group(rows: usize, d: usize, params: usize) -> Option<usize> {
+    let groups = params / d;
+    (groups > 0 && params.is_multiple_of(d) && rows.is_multiple_of(groups)).then(|| rows / groups)
+}
+
+/// Whether `per_sample` is `(b, 1, d)` or `(1, 1, d)` for `xs` `(b, n, d)`.
+fn one_row_per_sample(xs: &Tensor, per_sample: &Tensor) -> Result<bool> {
+    let (b, _, d) = xs.dims3()?;
+    let groups = per_sample.dim(0)?;
+    Ok((groups == 1 || groups == b) && per_sample.dims() == [groups, 1, d])
 }
 
 /// Whether the engine's own kernels apply: f32 CPU tensors that track no gradient.
@@ -316,13 +329,10 @@ pub fn layer_norm_per_sample(
     bias: &Tensor,
     eps: f32,
 ) -> Result<Option<Tensor>> {
-    let (b, _, d) = xs.dims3()?;
-    let groups = weight.dim(0)?;
-    let per_sample = |t: &Tensor| t.dims() == [groups, 1, d];
-    if !(groups == 1 || groups == b) || !per_sample(weight) || !per_sample(bias) {
-        return Ok(None);
-    }
-    if !cpu_inference_f32(&[xs, weight, bias]) {
+    let fused = one_row_per_sample(xs, weight)?
+        && one_row_per_sample(xs, bias)?
+        && cpu_inference_f32(&[xs, weight, bias]);
+    if !fused {
         return Ok(None);
     }
     xs.contiguous()?
@@ -358,15 +368,15 @@ impl candle_core::CustomOp3 for GatedResidualOp {
         let gate = contiguous_f32(gate, gate_layout, self.name())?;
         let d = xs_layout.shape().dims().last().copied().unwrap_or(1).max(1);
         let rows = xs.len() / d;
-        let groups = gate.len() / d;
-        if delta.len() != xs.len() || groups == 0 || gate.len() % d != 0 || rows % groups != 0 {
+        let Some(rows_per_group) =
+            rows_per_group(rows, d, gate.len()).filter(|_| delta.len() == xs.len())
+        else {
             candle_core::bail!(
                 "gated-residual: {rows} rows of {d}, delta {}, gate {}",
                 delta.len(),
                 gate.len()
             )
-        }
-        let rows_per_group = rows / groups;
+        };
         let rows_per_task = (VALUES_PER_TASK / d).max(1);
         let mut out = vec![0f32; xs.len()];
         out.par_chunks_mut(rows_per_task * d)
@@ -396,10 +406,7 @@ impl candle_core::CustomOp3 for GatedResidualOp {
 /// `(b, 1, d)` or `(1, 1, d)`. One pass on f32 CPU tensors that track no gradient, candle's
 /// broadcast ops elsewhere.
 pub fn gated_residual(xs: &Tensor, delta: &Tensor, gate: &Tensor) -> Result<Tensor> {
-    let (b, _, d) = xs.dims3()?;
-    let groups = gate.dim(0)?;
-    let fused = (groups == 1 || groups == b)
-        && gate.dims() == [groups, 1, d]
+    let fused = one_row_per_sample(xs, gate)?
         && delta.dims() == xs.dims()
         && cpu_inference_f32(&[xs, delta, gate]);
     if fused {
