@@ -352,16 +352,18 @@ impl Worker {
         }
     }
 
-    /// Runs `f` unless the job was cancelled while queued; turns panics into errors.
+    /// Runs `f` on the compute threads ([`crate::device::on_compute_threads`]) unless the job
+    /// was cancelled while queued; turns panics into errors.
     fn guarded(
         &mut self,
         job: JobId,
-        f: impl FnOnce(&mut Self) -> crate::error::Result<()>,
+        f: impl FnOnce(&mut Self) -> crate::error::Result<()> + Send,
     ) -> crate::error::Result<()> {
         if self.cancelled.contains(job) {
             return Err(EngineError::Cancelled);
         }
-        match std::panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
+        let run = || crate::device::on_compute_threads(|| f(self));
+        match std::panic::catch_unwind(AssertUnwindSafe(run)) {
             Ok(outcome) => outcome,
             Err(panic) => {
                 let what = panic

@@ -14,7 +14,8 @@ engine layer that called it. It needs `perf` (Debian: linux-perf) and the schedu
 tracepoints (root, or `/proc/sys/kernel/perf_event_paranoid` at -1); a release build (`cargo
 build --release -p lumos-engine --bin lumos`) is what `lumos bench` figures are quoted for.
 
-How samples are attributed:
+How samples are attributed ("main thread": the thread that runs the bench, a pool thread since the
+CLI runs its commands on one, see `parse_perf_script`):
 - Phase: a main-thread sample is setup when its stack is in model loading or random weights, timed
   when it is in the engine otherwise (not only under `lumos_engine::bench`: a deep stack is cut
   at `--stack-bytes` before it reaches the bench). Worker threads' stacks end in the thread pool,
@@ -55,6 +56,8 @@ SETUP_FRAME = re.compile(
     r"lumos_engine::.*::load\b|RandomWeights|random_vb|candle_nn::init::|candle_nn::var_map|"
     r"rand_normal|rand_uniform|clap_builder|decode_image|default_spec"
 )
+# The bench itself: its thread is the one whose events the others are attributed to.
+BENCH_FRAME = re.compile(r"^<?lumos_engine::bench::")
 # The engine's own functions (not generic library code instantiated with an engine type).
 ENGINE_FRAME = re.compile(r"^<?lumos_engine::")
 # A candle call made by the engine, the op of the sample; candle's custom-op wrapper is not one
@@ -123,9 +126,12 @@ def parse_perf_script(text: str) -> tuple[int, list[Sample], list[Sample]]:
 
     `cpu-clock` samples carry CPU time; `sched:sched_switch` events (a thread going to sleep or
     being preempted) carry none but say what the main thread was doing when it stopped running.
+    The "main thread" is the one that runs the bench: the thread with the most events inside
+    `lumos_engine::bench` (since 2026-12-02 the CLI runs its command on a pool thread,
+    `device::on_compute_threads`, while the process's first thread sleeps), else the first
+    thread.
     """
-    main: list[Sample] = []
-    workers: list[Sample] = []
+    events: list[tuple[int, Sample]] = []
     pid = None
     for block in text.split("\n\n"):
         lines = [line for line in block.splitlines() if line.strip()]
@@ -142,7 +148,13 @@ def parse_perf_script(text: str) -> tuple[int, list[Sample], list[Sample]]:
             frames.append(parts[1] if len(parts) > 1 else "[unknown]")
         on_cpu = header.group(5).startswith("cpu-clock")
         sample = Sample(float(header.group(3)), int(header.group(4)) if on_cpu else 0, frames)
-        (main if tid == sample_pid else workers).append(sample)
+        events.append((tid, sample))
+    in_bench = Counter(
+        tid for tid, sample in events if any(BENCH_FRAME.match(f) for f in sample.frames)
+    )
+    driver = in_bench.most_common(1)[0][0] if in_bench else pid
+    main = [sample for tid, sample in events if tid == driver]
+    workers = [sample for tid, sample in events if tid != driver]
     return pid or 0, main, workers
 
 

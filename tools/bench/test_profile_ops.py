@@ -73,6 +73,17 @@ class AttributionTest(unittest.TestCase):
         self.assertEqual(profile.setup_ns, 11000)  # random weights and argument parsing
         self.assertEqual(profile.other_ns, 0)
 
+    def test_the_thread_running_the_bench_is_the_main_one(self):
+        # The CLI's command on pool thread 12 while the process's first thread (10) sleeps.
+        script = PERF_SCRIPT.replace("10/10 ", "10/12 ").replace("10/11 ", "10/13 ")
+        script = "10/10 0.500: 700 cpu-clock:\n\t1 clap_builder::parser::Parser::parse\n\n" + script
+        pid, main, workers = P.parse_perf_script(script)
+        self.assertEqual((pid, len(main), len(workers)), (10, 5, 3))
+        profile = P.attribute(main, workers, runs=0)
+        self.assertEqual(profile.by_op["fast_ops::DenseLinear::forward"], 2000)
+        # Before the bench's first event: neither setup nor timed.
+        self.assertEqual(profile.other_ns, 700)
+
     def test_clean_names(self):
         add = "<candle_core::tensor::Tensor as core::ops::arith::Add<B>>::add"
         self.assertEqual(P.clean(add), "Tensor::add")

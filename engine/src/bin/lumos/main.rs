@@ -384,7 +384,7 @@ fn main() -> ExitCode {
     lumos_engine::device::tune_threads();
     let cli = Cli::parse();
     lumos_engine::device::tune_allocator();
-    match run(cli) {
+    match lumos_engine::device::on_compute_threads(|| run(cli)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
