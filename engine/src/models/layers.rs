@@ -133,9 +133,9 @@ pub fn merge_heads(xs: &Tensor) -> Result<Tensor> {
 /// ([`DirectConv3x3`], 2–4× Winograd's speed there: its transforms cost per channel what its
 /// products save per channel pair), wider ones Winograd's F(4×4, 3×3) ([`WinogradConv3x3`]:
 /// level with the direct kernel at 128 channels on 32–64 px, 1.8–3× faster at 256–512 channels
-/// or at 256 px). On CPUs without AVX2 and FMA, or not x86-64,
-/// the direct kernel's portable form is used only where Winograd cannot be (under 16 input
-/// channels). Other devices and dtypes use candle's `conv2d`.
+/// or at 256 px). On CPUs without AVX2 and FMA, or not x86-64, the direct kernel's portable
+/// form is used only where Winograd cannot be (under 16 input channels). Other devices and
+/// dtypes use candle's `conv2d`.
 #[derive(Debug, Clone)]
 pub struct Conv3x3 {
     conv: candle_nn::Conv2d,
