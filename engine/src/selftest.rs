@@ -375,6 +375,20 @@ pub fn check_dino_vit(dir: &Path, device: &Device, dtype: DType) -> Result<Vec<C
             }
             check("cls", &trace.cls, PARITY)?;
             check("cond", &condition_from_cls(&trace.cls)?, PARITY)?;
+            // The untraced forward, whose last block runs for the CLS token alone.
+            let full = format!("{prefix}.cls");
+            if io.has(&full) {
+                let cls = model.forward(&io.get(input, device)?.to_dtype(dtype)?)?;
+                let reference = io.get(&full, device)?;
+                let tol = network_tolerance(dtype, PARITY);
+                checks.push(compare(
+                    &group,
+                    &format!("{full} (forward)"),
+                    &cls,
+                    &reference,
+                    tol,
+                )?);
+            }
         }
     }
     let preprocess_dir = dir.join("preprocess");
