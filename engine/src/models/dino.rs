@@ -112,9 +112,7 @@ impl VitBlock {
         let merged = fused_qkv_attention(&self.qkv.forward(xs)?, self.num_heads)?;
         self.proj.forward(&merged)
     }
-}
 
-impl VitBlock {
     /// The MLP half of the block, with its residual.
     fn mlp_residual(&self, xs: &Tensor) -> Result<Tensor> {
         let hidden = self
