@@ -10,7 +10,7 @@ use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::fast_ops::{Activation, DenseLinear};
-use super::layers::{AffineLayerNorm, attention, fused_qkv_attention};
+use super::layers::{AffineLayerNorm, attention, fused_qkv_attention, merge_heads, split_heads};
 
 /// Hyper-parameters of the DINO ViT.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,26 +126,17 @@ impl VitBlock {
     /// when only the CLS token is read (a ~7 % cut of ViT-B/16's forward at 224 px).
     fn forward_cls(&self, xs: &Tensor) -> Result<Tensor> {
         let qkv = self.qkv.forward(&self.norm1.forward(xs)?)?;
-        let (b, n, c3) = qkv.dims3()?;
-        let (c, heads) = (c3 / 3, self.num_heads);
-        let head_dim = c / heads;
-        // One query row: (b, 1, heads·d) and (b, heads, 1, d) share a layout.
-        let q = qkv
-            .narrow(1, 0, 1)?
-            .narrow(2, 0, c)?
-            .reshape((b, heads, 1, head_dim))?;
-        let heads_of = |offset: usize| -> Result<Tensor> {
-            qkv.narrow(2, offset, c)?
-                .reshape((b, n, heads, head_dim))?
-                .transpose(1, 2)
-        };
-        let merged = attention(
-            &q,
-            &heads_of(c)?,
-            &heads_of(2 * c)?,
+        let c = qkv.dim(2)? / 3;
+        let heads =
+            |rows: &Tensor, offset: usize| split_heads(&rows.narrow(2, offset, c)?, self.num_heads);
+        let cls_row = qkv.narrow(1, 0, 1)?;
+        let head_dim = c / self.num_heads;
+        let merged = merge_heads(&attention(
+            &heads(&cls_row, 0)?,
+            &heads(&qkv, c)?,
+            &heads(&qkv, 2 * c)?,
             1.0 / (head_dim as f64).sqrt(),
-        )?
-        .reshape((b, 1, c))?;
+        )?)?;
         let cls = (xs.narrow(1, 0, 1)? + self.proj.forward(&merged)?)?;
         self.mlp_residual(&cls)
     }
