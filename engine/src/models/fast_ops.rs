@@ -12,6 +12,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::panel_gemm::{self, PanelWeight};
+
 /// `sqrt(2 / π)`.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
@@ -554,6 +556,22 @@ impl Activation {
             Activation::GeluTanh => gelu_tanh(xs),
         }
     }
+
+    /// Applies the activation in place to an m × `columns` block of a row-major matrix `n`
+    /// wide.
+    ///
+    /// # Safety
+    /// As [`map_block`].
+    unsafe fn apply_in_place(self, block: *mut f32, m: usize, n: usize, columns: usize) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match self {
+                Activation::Identity => {}
+                Activation::GeluErf => map_block(block, m, n, columns, gelu_erf_scalar),
+                Activation::GeluTanh => map_block(block, m, n, columns, gelu_tanh_scalar),
+            }
+        }
+    }
 }
 
 /// `xs Wᵀ + b` then `activation`, from the transposed weight `Wᵀ` `(in, out)`, in one parallel
@@ -689,11 +707,7 @@ fn biased_linear_by_columns(
                 false,
                 gemm::Parallelism::None,
             );
-            match activation {
-                Activation::Identity => {}
-                Activation::GeluErf => map_block(block, m, n, columns, gelu_erf_scalar),
-                Activation::GeluTanh => map_block(block, m, n, columns, gelu_tanh_scalar),
-            }
+            activation.apply_in_place(block, m, n, columns);
         }
     });
     // SAFETY: the tasks above wrote every one of the m × n elements.
@@ -701,19 +715,96 @@ fn biased_linear_by_columns(
     out
 }
 
+/// `xs Wᵀ + b` then `activation`, from a weight in panels ([`PanelWeight`]), as independent
+/// tasks of whole panels: each task fills its columns with the bias, adds the product into them
+/// and applies the activation while the block is still in cache (as [`biased_linear_by_columns`]
+/// does with `gemm`).
+struct PanelLinear<'a> {
+    weight: &'a PanelWeight,
+    bias: &'a [f32],
+    activation: Activation,
+}
+
+impl CustomOp1 for PanelLinear<'_> {
+    fn name(&self) -> &'static str {
+        "panel-linear"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let xs = contiguous_f32(storage, layout, self.name())?;
+        let (k, n) = (self.weight.in_dim(), self.weight.out_dim());
+        let dims = layout.shape().dims();
+        if dims.last() != Some(&k) {
+            candle_core::bail!("panel-linear: input {dims:?} into a layer ({k} → {n})")
+        }
+        let m = xs.len() / k.max(1);
+        let width = columns_per_task(m, k, n, rayon::current_num_threads());
+        let panels_per_task = width.div_ceil(panel_gemm::COLUMNS);
+        let rows = panel_gemm::pack_rows(xs, m, k);
+        let mut out = Vec::<f32>::with_capacity(m * n);
+        let dst = OutPtr(out.as_mut_ptr());
+        let count = self.weight.panel_count();
+        (0..count.div_ceil(panels_per_task))
+            .into_par_iter()
+            .for_each(|task| {
+                let panels = task * panels_per_task..((task + 1) * panels_per_task).min(count);
+                let first = panels.start * panel_gemm::COLUMNS;
+                let columns = (panels.end * panel_gemm::COLUMNS).min(n) - first;
+                // SAFETY: this task writes only columns first..first + columns of the m × n
+                // output, which no other task touches; panels exist only where
+                // `panel_gemm::applies` (DenseLinear::new).
+                unsafe {
+                    let block = dst.get().add(first);
+                    for row in 0..m {
+                        std::ptr::copy_nonoverlapping(
+                            self.bias.as_ptr().add(first),
+                            block.add(row * n),
+                            columns,
+                        );
+                    }
+                    self.weight.add_product(&rows, panels, dst.get(), n);
+                    self.activation.apply_in_place(block, m, n, columns);
+                }
+            });
+        // SAFETY: the tasks above wrote every one of the m × n elements.
+        unsafe { out.set_len(m * n) };
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = n;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(out_dims)))
+    }
+}
+
+/// How a [`DenseLinear`] keeps its weight.
+#[derive(Debug, Clone)]
+enum LinearForm {
+    /// candle's `Linear`: other devices and dtypes, weights that track gradients (training),
+    /// layers without bias.
+    Candle(candle_nn::Linear),
+    /// CPU f32 inference: the weight transposed, `(in, out)` contiguous, for [`BiasedLinear`].
+    Transposed { weight_t: Tensor, bias: Tensor },
+    /// CPU f32 inference on a CPU with AVX2 and FMA but no AVX-512 ([`panel_gemm::applies`]):
+    /// the weight in panels, for [`PanelLinear`].
+    Panels {
+        weight: std::sync::Arc<PanelWeight>,
+        bias: Vec<f32>,
+    },
+}
+
 /// A linear layer (`weight` `(out, in)` and `bias` under the checkpoint's keys) that, for CPU
-/// inference in f32, keeps its weight transposed — `(in, out)`, contiguous — and runs as one
-/// [`BiasedLinear`] pass. The GEMM reads a row-major right-hand side in place but packs a
+/// inference in f32, rearranges its weight once at load and runs as one fused pass (product,
+/// bias, activation): in panels of 16 output columns for the AVX2 blocks of [`panel_gemm`]
+/// where the CPU has AVX2 without AVX-512, else transposed — `(in, out)`, contiguous — for
+/// `gemm` ([`BiasedLinear`]). `gemm` reads a row-major right-hand side in place but packs a
 /// transposed one element by element: with the weights cold in cache (every layer of a forward
 /// pass), DINO's `197 × 768 → 2304` product ran at 260 GFLOP/s from the `(out, in)` weight and
-/// 400 GFLOP/s from the transposed copy on 2 cores. Elsewhere (other devices and dtypes, weights
-/// that track gradients, layers without bias) it is candle's `Linear`; the copy replaces the
-/// original, whose `(out, in)` view [`DenseLinear::layer`] still offers.
+/// 400 GFLOP/s from the transposed copy on 2 cores (AVX-512). The rearranged copy replaces the
+/// original; `DenseLinear::linear` rebuilds candle's `Linear` for the rare input that cannot
+/// take the fused pass (one that tracks gradients). Elsewhere it is candle's `Linear`.
 #[derive(Debug, Clone)]
 pub struct DenseLinear {
-    layer: candle_nn::Linear,
-    /// `(in, out)` contiguous, when the fused CPU pass applies.
-    weight_t: Option<Tensor>,
+    form: LinearForm,
 }
 
 impl DenseLinear {
@@ -722,46 +813,87 @@ impl DenseLinear {
         Self::new(candle_nn::linear(in_dim, out_dim, vb)?)
     }
 
-    /// Wraps a layer, transposing its weight once when the fused CPU pass applies.
+    /// Wraps a layer, rearranging its weight once when the fused CPU pass applies.
     pub fn new(layer: candle_nn::Linear) -> Result<Self> {
+        Self::rearranged(layer, panel_gemm::applies())
+    }
+
+    /// [`Self::new`], in panels or transposed as `panels` says.
+    fn rearranged(layer: candle_nn::Linear, panels: bool) -> Result<Self> {
         let weight = layer.weight();
-        let fused = layer.bias().is_some_and(|bias| {
-            weight.device().is_cpu()
-                && weight.dtype() == DType::F32
-                && bias.dtype() == DType::F32
-                && !weight.track_op()
-                && !bias.track_op()
-        });
-        if !fused {
-            return Ok(Self {
-                layer,
-                weight_t: None,
-            });
-        }
-        let weight_t = weight.t()?.contiguous()?;
-        Ok(Self {
-            layer: candle_nn::Linear::new(weight_t.t()?, layer.bias().cloned()),
-            weight_t: Some(weight_t),
+        let bias = match layer.bias() {
+            Some(bias)
+                if weight.device().is_cpu()
+                    && weight.dtype() == DType::F32
+                    && bias.dtype() == DType::F32
+                    && !weight.track_op()
+                    && !bias.track_op() =>
+            {
+                bias.clone()
+            }
+            _ => {
+                return Ok(Self {
+                    form: LinearForm::Candle(layer),
+                });
+            }
+        };
+        let form = if panels {
+            let (out_dim, in_dim) = weight.dims2()?;
+            let values = weight.flatten_all()?.to_vec1::<f32>()?;
+            LinearForm::Panels {
+                weight: std::sync::Arc::new(PanelWeight::from_weight(&values, out_dim, in_dim)),
+                bias: bias.to_vec1::<f32>()?,
+            }
+        } else {
+            LinearForm::Transposed {
+                weight_t: weight.t()?.contiguous()?,
+                bias,
+            }
+        };
+        Ok(Self { form })
+    }
+
+    /// The layer as candle's `Linear` (its weight `(out, in)`; a transposed view, or for
+    /// panels a copy made here).
+    fn linear(&self) -> Result<std::borrow::Cow<'_, candle_nn::Linear>> {
+        use std::borrow::Cow;
+        Ok(match &self.form {
+            LinearForm::Candle(layer) => Cow::Borrowed(layer),
+            LinearForm::Transposed { weight_t, bias } => {
+                Cow::Owned(candle_nn::Linear::new(weight_t.t()?, Some(bias.clone())))
+            }
+            LinearForm::Panels { weight, bias } => {
+                let device = candle_core::Device::Cpu;
+                let shape = (weight.out_dim(), weight.in_dim());
+                Cow::Owned(candle_nn::Linear::new(
+                    Tensor::from_vec(weight.to_weight(), shape, &device)?,
+                    Some(Tensor::new(bias.as_slice(), &device)?),
+                ))
+            }
         })
     }
 
-    /// The layer as candle's `Linear` (its weight `(out, in)`, possibly a transposed view).
-    pub fn layer(&self) -> &candle_nn::Linear {
-        &self.layer
+    /// Whether the weight tracks gradients (training).
+    pub fn tracks_gradients(&self) -> bool {
+        matches!(&self.form, LinearForm::Candle(layer) if layer.weight().track_op())
     }
 
     /// The layer followed by `activation`.
     pub fn forward_activated(&self, xs: &Tensor, activation: Activation) -> Result<Tensor> {
-        if let (Some(weight_t), Some(bias)) = (&self.weight_t, self.layer.bias())
-            && xs.device().is_cpu()
-            && xs.dtype() == DType::F32
-            && !xs.track_op()
-        {
-            return xs
+        let fused = xs.device().is_cpu() && xs.dtype() == DType::F32 && !xs.track_op();
+        match &self.form {
+            LinearForm::Transposed { weight_t, bias } if fused => xs
                 .contiguous()?
-                .apply_op3_no_bwd(weight_t, bias, &BiasedLinear { activation });
+                .apply_op3_no_bwd(weight_t, bias, &BiasedLinear { activation }),
+            LinearForm::Panels { weight, bias } if fused => {
+                xs.contiguous()?.apply_op1_no_bwd(&PanelLinear {
+                    weight,
+                    bias,
+                    activation,
+                })
+            }
+            _ => activation.apply(&candle_nn::Module::forward(self.linear()?.as_ref(), xs)?),
         }
-        activation.apply(&candle_nn::Module::forward(&self.layer, xs)?)
     }
 }
 
@@ -959,6 +1091,7 @@ pub fn fused_qkv_attention_cpu(qkv: &Tensor, heads: usize) -> Result<Option<Tens
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_nn::Module;
 
     #[test]
     fn the_affine_layer_norm_matches_a_double_precision_reference() -> Result<()> {
@@ -1166,48 +1299,85 @@ mod tests {
     }
 
     #[test]
-    fn the_dense_linear_matches_candles_linear_and_activation() -> Result<()> {
+    fn the_dense_linear_matches_candles_linear_and_activation_in_both_forms() -> Result<()> {
         let dev = candle_core::Device::Cpu;
         let weight = Tensor::randn(0f32, 0.2, (37, 24), &dev)?;
         let bias = Tensor::randn(0f32, 1.0, 37, &dev)?;
         let reference_layer = candle_nn::Linear::new(weight, Some(bias));
-        let layer = DenseLinear::new(reference_layer.clone())?;
-        assert!(
-            layer.weight_t.is_some(),
-            "the fused pass applies on the CPU in f32"
-        );
         let xs = Tensor::randn(0f32, 1.0, (2, 5, 24), &dev)?;
         let max_diff =
             |a: Tensor, b: Tensor| -> Result<f32> { (a - b)?.abs()?.max_all()?.to_scalar::<f32>() };
-        for activation in [
-            Activation::Identity,
-            Activation::GeluErf,
-            Activation::GeluTanh,
-        ] {
-            let ours = layer.forward_activated(&xs, activation)?;
-            let plain = candle_nn::Module::forward(&reference_layer, &xs)?;
-            let reference = match activation {
-                Activation::Identity => plain,
-                Activation::GeluErf => plain.gelu_erf()?,
-                Activation::GeluTanh => plain.gelu()?,
-            };
-            assert_eq!(ours.dims(), &[2, 5, 37]);
-            let err = max_diff(ours, reference)?;
-            assert!(err < 1e-5, "{activation:?}: max error {err}");
+        let mut forms = vec![false];
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            forms.push(true);
         }
-        // A strided input is made contiguous first; the (out, in) view still multiplies.
-        let transposed = xs.transpose(0, 1)?;
-        let reference = candle_nn::Module::forward(&reference_layer, &transposed.contiguous()?)?;
-        let err = max_diff(
-            candle_nn::Module::forward(&layer, &transposed)?,
-            reference.clone(),
-        )?;
-        assert!(err < 1e-5, "strided: max error {err}");
-        let err = max_diff(
-            candle_nn::Module::forward(layer.layer(), &transposed.contiguous()?)?,
-            reference,
-        )?;
-        assert!(err < 1e-5, "view: max error {err}");
+        for panels in forms {
+            let layer = DenseLinear::rearranged(reference_layer.clone(), panels)?;
+            match (&layer.form, panels) {
+                (LinearForm::Panels { .. }, true) | (LinearForm::Transposed { .. }, false) => {}
+                (form, _) => panic!("panels {panels}: {form:?}"),
+            }
+            for activation in [
+                Activation::Identity,
+                Activation::GeluErf,
+                Activation::GeluTanh,
+            ] {
+                let ours = layer.forward_activated(&xs, activation)?;
+                let plain = candle_nn::Module::forward(&reference_layer, &xs)?;
+                let reference = match activation {
+                    Activation::Identity => plain,
+                    Activation::GeluErf => plain.gelu_erf()?,
+                    Activation::GeluTanh => plain.gelu()?,
+                };
+                assert_eq!(ours.dims(), &[2, 5, 37]);
+                let err = max_diff(ours, reference)?;
+                assert!(
+                    err < 1e-5,
+                    "panels {panels}, {activation:?}: max error {err}"
+                );
+            }
+            // A strided input is made contiguous first; candle's `Linear` rebuilt from the
+            // rearranged weight, and an input that tracks gradients (which takes it), agree.
+            let transposed = xs.transpose(0, 1)?;
+            let reference = candle_nn::Module::forward(&reference_layer, &transposed)?;
+            let tracked = candle_core::Var::from_tensor(&transposed)?;
+            for (what, ours) in [
+                ("strided", layer.forward(&transposed)?),
+                ("rebuilt", layer.linear()?.forward(&transposed)?),
+                ("tracked", layer.forward(tracked.as_tensor())?),
+            ] {
+                let err = max_diff(ours, reference.clone())?;
+                assert!(err < 1e-5, "panels {panels}, {what}: max error {err}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_row_through_the_panels_gets_the_same_bits_in_any_batch() -> Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            let dev = candle_core::Device::Cpu;
+            // Wide enough to be shared between tasks, deep enough for two slices of k.
+            let (k, n) = (300, 200);
+            let layer = DenseLinear::rearranged(
+                candle_nn::Linear::new(
+                    Tensor::randn(0f32, 0.1, (n, k), &dev)?,
+                    Some(Tensor::randn(0f32, 1.0, n, &dev)?),
+                ),
+                true,
+            )?;
+            let batch = Tensor::randn(0f32, 1.0, (37, k), &dev)?;
+            let together = layer.forward(&batch)?.to_vec2::<f32>()?;
+            for r in [0, 5, 6, 36] {
+                let alone = layer.forward(&batch.narrow(0, r, 1)?)?.to_vec2::<f32>()?;
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&together[r]), bits(&alone[0]), "row {r}");
+            }
+            return Ok(());
+        }
+        println!("SKIPPED: this CPU has no AVX2 and FMA");
         Ok(())
     }
 

@@ -276,8 +276,8 @@ impl Mlp {
     /// [`Module::forward`] with [`per_row`] products (for per-sample inputs).
     pub(crate) fn forward_per_row(&self, xs: &Tensor) -> Result<Tensor> {
         per_row(
-            self.fc2.layer(),
-            &super::fast_ops::gelu_tanh(&per_row(self.fc1.layer(), xs)?)?,
+            &self.fc2,
+            &super::fast_ops::gelu_tanh(&per_row(&self.fc1, xs)?)?,
         )
     }
 }
@@ -289,14 +289,14 @@ impl Mlp {
 /// Training (weights that track gradients) keeps the batched product. On the CPU a row that
 /// repeats an earlier one (every row's timestep under classifier-free guidance, the null
 /// condition of each unconditional row) is computed once and copied.
-pub(crate) fn per_row(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
+pub(crate) fn per_row(linear: &impl RowLinear, xs: &Tensor) -> Result<Tensor> {
     let dims = xs.dims().to_vec();
     let Some((&width, outer)) = dims.split_last() else {
         return linear.forward(xs);
     };
     let flat = xs.reshape(((), width))?;
     let rows = flat.dim(0)?;
-    if rows <= 1 || linear.weight().track_op() {
+    if rows <= 1 || linear.tracks_gradients() {
         return linear.forward(xs);
     }
     let (distinct, source_of_row) = distinct_rows(&flat)?;
@@ -312,6 +312,24 @@ pub(crate) fn per_row(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
     let mut out_dims = outer.to_vec();
     out_dims.push(out.dim(1)?);
     out.reshape(out_dims)
+}
+
+/// A linear layer that [`per_row`] runs one row at a time.
+pub(crate) trait RowLinear: Module {
+    /// Whether the weight tracks gradients (training keeps the batched product).
+    fn tracks_gradients(&self) -> bool;
+}
+
+impl RowLinear for Linear {
+    fn tracks_gradients(&self) -> bool {
+        self.weight().track_op()
+    }
+}
+
+impl RowLinear for DenseLinear {
+    fn tracks_gradients(&self) -> bool {
+        DenseLinear::tracks_gradients(self)
+    }
 }
 
 /// The first row of each distinct bit pattern of `flat` `(rows, width)`, and for every row the

@@ -11,6 +11,7 @@ pub mod layers;
 pub mod ldm_unet;
 pub mod lumos;
 pub mod lumos_t2i;
+pub mod panel_gemm;
 pub mod prompt_encoder;
 pub mod t5;
 pub mod vae;
