@@ -3,20 +3,25 @@
 //! loads of the panel and six broadcasts of `xs`.
 //!
 //! Why by hand: on a CPU with AVX2 and FMA but no AVX-512 (an AMD EPYC, Zen 3, whose FMA units
-//! peak at 91 GFLOP/s a core, measured), the `gemm` crate ran DINO's and the built-in default's
-//! layer shapes at 90–110 GFLOP/s on two cores, 55–60 % of that ceiling, and these blocks over a
-//! weight packed once at load ran 2–20 % faster (197 × 3072 → 768: 7.8 against 9.4 ms; alternating
-//! in one process, weights cold). Reading the transposed weight in place instead was up to 45 %
-//! slower (a block's 16 columns are one cache line from each of k rows far apart). Where AVX-512
-//! is present `gemm`'s kernels ran level with MKL's, and they stay ([`applies`]).
+//! peak at 91 GFLOP/s a core, measured), the `gemm` crate ran DINO's layer shapes at 90–140
+//! GFLOP/s on two cores, and these blocks over a weight rearranged once at load 3–24 % faster
+//! (median 12 %; three runs of `DenseLinear` alternating both forms in one process, weights
+//! cold; 197 × 3072 → 768: 7.8 against 9.2 ms). On the built-in default's shapes (512 rows, k
+//! 256–1024) they were 9 % faster to 21 % slower (512 × 1024 → 256 the slowest), on the DiT
+//! XL's (512 rows, k 1152–4608) within −7 … +8 %. Reading the transposed weight in place instead was up to 45 % slower (a block's 16
+//! columns are one cache line from each of k rows far apart). Where AVX-512 is present `gemm`'s
+//! kernels ran level with MKL's, and they stay ([`applies`]).
 //!
 //! Layout: the weight's panel `p` is `[k][16]` — columns 16p..16p + 16 of `Wᵀ`, zero past the
-//! last output — so a block streams 64 contiguous bytes a step. `xs` is packed once per product
-//! into panels of 6 rows (`[k][6]`, zero rows past m) so that a step's six broadcasts are
-//! adjacent. Loop order: slices of [`DEPTH`] rows of k, then weight panels, then row panels — a
-//! panel's slice (16 KB) stays in L1 while every row panel passes over it, and the packed rows'
-//! slice in L2. Each output is its start value plus one sum per slice, each summed in k order,
-//! whatever m is and whichever rows share its block: a row gets the same bits in any batch.
+//! last output — so a block streams 64 contiguous bytes a step; the panels' slices of [`DEPTH`]
+//! rows of k are stored slice by slice (`[k / DEPTH][panel][DEPTH][16]`), so that a product
+//! reads the weight front to back. `xs` is packed once per product into panels of 6 rows
+//! (`[k][6]`, zero rows past m) so that a step's six broadcasts are adjacent. Loop order: slices
+//! of [`DEPTH`] rows of k, then blocks of at most 240 rows, then weight panels, then the block's
+//! row panels — a weight panel's slice (16 KB) stays in L1 while the block's row panels pass
+//! over it, and the block's packed rows (240 KB at most) stay in L2. Each output is its start
+//! value plus one sum per slice, each summed in k order, whatever m is and whichever rows share
+//! its block: a row gets the same bits in any batch.
 
 use std::ops::Range;
 
@@ -28,6 +33,9 @@ const ROWS: usize = 6;
 pub const COLUMNS: usize = 16;
 /// Rows of k per slice.
 const DEPTH: usize = 256;
+/// Row panels per block at most: a block's slice of the packed rows (240 rows × 256 × 4 bytes)
+/// stays in a 512 KB L2 while every weight panel of the task passes over it.
+const ROW_PANELS_PER_BLOCK: usize = 40;
 
 /// Whether this CPU takes these blocks: AVX2 and FMA without AVX-512.
 pub fn applies() -> bool {
@@ -65,15 +73,20 @@ impl PanelWeight {
             out_dim * in_dim,
             "weight ({out_dim}, {in_dim})"
         );
-        let mut panels = vec![0f32; out_dim.div_ceil(COLUMNS) * in_dim * COLUMNS];
+        let panel_count = out_dim.div_ceil(COLUMNS);
+        let mut panels = vec![0f32; panel_count * in_dim * COLUMNS];
         panels
-            .par_chunks_mut((in_dim * COLUMNS).max(1))
+            .par_chunks_mut((panel_count * DEPTH * COLUMNS).max(1))
             .enumerate()
-            .for_each(|(p, panel)| {
-                for c in 0..COLUMNS.min(out_dim - p * COLUMNS) {
-                    let row = &weight[(p * COLUMNS + c) * in_dim..][..in_dim];
-                    for (i, &value) in row.iter().enumerate() {
-                        panel[i * COLUMNS + c] = value;
+            .for_each(|(slice, values)| {
+                let k0 = slice * DEPTH;
+                let depth = DEPTH.min(in_dim - k0);
+                for (p, panel) in values.chunks_mut(depth * COLUMNS).enumerate() {
+                    for c in 0..COLUMNS.min(out_dim - p * COLUMNS) {
+                        let row = &weight[(p * COLUMNS + c) * in_dim + k0..][..depth];
+                        for (i, &value) in row.iter().enumerate() {
+                            panel[i * COLUMNS + c] = value;
+                        }
                     }
                 }
             });
@@ -84,13 +97,21 @@ impl PanelWeight {
         }
     }
 
+    /// Slice `k0 .. k0 + depth` of panel `p`: `[depth][16]`.
+    fn panel_slice(&self, p: usize, k0: usize, depth: usize) -> &[f32] {
+        &self.panels[(k0 * self.panel_count() + p * depth) * COLUMNS..][..depth * COLUMNS]
+    }
+
     /// The row-major `(out_dim, in_dim)` weight back.
     pub fn to_weight(&self) -> Vec<f32> {
         let mut weight = vec![0f32; self.out_dim * self.in_dim];
         for (o, row) in weight.chunks_mut(self.in_dim.max(1)).enumerate() {
-            let panel = &self.panels[(o / COLUMNS) * self.in_dim * COLUMNS..];
-            for (i, value) in row.iter_mut().enumerate() {
-                *value = panel[i * COLUMNS + o % COLUMNS];
+            for k0 in (0..self.in_dim).step_by(DEPTH) {
+                let depth = DEPTH.min(self.in_dim - k0);
+                let panel = self.panel_slice(o / COLUMNS, k0, depth);
+                for (i, value) in row[k0..][..depth].iter_mut().enumerate() {
+                    *value = panel[i * COLUMNS + o % COLUMNS];
+                }
             }
         }
         weight
@@ -152,29 +173,36 @@ impl PanelWeight {
         // The last panel's block, when it holds fewer than 16 outputs: computed here, then added
         // to the columns that exist.
         let mut tile = [0f32; ROWS * COLUMNS];
+        let row_panels = m.div_ceil(ROWS);
+        let row_panels_per_block = row_panels
+            .div_ceil(row_panels.div_ceil(ROW_PANELS_PER_BLOCK))
+            .max(1);
         for k0 in (0..k).step_by(DEPTH) {
             let depth = DEPTH.min(k - k0);
-            for p in panels.clone() {
-                let width = COLUMNS.min(self.out_dim - p * COLUMNS);
-                let b = &self.panels[(p * k + k0) * COLUMNS..][..depth * COLUMNS];
-                for row_panel in 0..m.div_ceil(ROWS) {
-                    let first_row = row_panel * ROWS;
-                    let rows_here = ROWS.min(m - first_row);
-                    let a = &rows.values[(row_panel * k + k0) * ROWS..][..depth * ROWS];
-                    // SAFETY: `out` covers rows first_row.. first_row + rows_here and this
-                    // panel's `width` columns (the caller's contract); `a` and `b` hold
-                    // `depth` steps (sliced above); the CPU has AVX2 and FMA.
-                    unsafe {
-                        let c = out.add(first_row * ldc + p * COLUMNS);
-                        if width == COLUMNS {
-                            block(a, b, c, ldc, rows_here);
-                        } else {
-                            tile.fill(0.0);
-                            block(a, b, tile.as_mut_ptr(), COLUMNS, rows_here);
-                            for r in 0..rows_here {
-                                let values = &tile[r * COLUMNS..][..width];
-                                for (col, &value) in values.iter().enumerate() {
-                                    *c.add(r * ldc + col) += value;
+            for first in (0..row_panels).step_by(row_panels_per_block) {
+                let row_block = first..(first + row_panels_per_block).min(row_panels);
+                for p in panels.clone() {
+                    let width = COLUMNS.min(self.out_dim - p * COLUMNS);
+                    let b = self.panel_slice(p, k0, depth);
+                    for row_panel in row_block.clone() {
+                        let first_row = row_panel * ROWS;
+                        let rows_here = ROWS.min(m - first_row);
+                        let a = &rows.values[(row_panel * k + k0) * ROWS..][..depth * ROWS];
+                        // SAFETY: `out` covers rows first_row.. first_row + rows_here and this
+                        // panel's `width` columns (the caller's contract); `a` and `b` hold
+                        // `depth` steps (sliced above); the CPU has AVX2 and FMA.
+                        unsafe {
+                            let c = out.add(first_row * ldc + p * COLUMNS);
+                            if width == COLUMNS {
+                                block(a, b, c, ldc, rows_here);
+                            } else {
+                                tile.fill(0.0);
+                                block(a, b, tile.as_mut_ptr(), COLUMNS, rows_here);
+                                for r in 0..rows_here {
+                                    let values = &tile[r * COLUMNS..][..width];
+                                    for (col, &value) in values.iter().enumerate() {
+                                        *c.add(r * ldc + col) += value;
+                                    }
                                 }
                             }
                         }
@@ -200,10 +228,16 @@ pub fn pack_rows(xs: &[f32], m: usize, k: usize) -> PackedRows {
         .par_chunks_mut((k * ROWS).max(1))
         .enumerate()
         .for_each(|(panel, packed)| {
-            for r in 0..ROWS.min(m - panel * ROWS) {
-                let row = &xs[(panel * ROWS + r) * k..][..k];
-                for (p, &value) in row.iter().enumerate() {
-                    packed[p * ROWS + r] = value;
+            // Written front to back, a step of six values at a time, from one read stream per
+            // row: writing one row at a time (stride 6) made DINO's 197 × 3072 pack 12 % of
+            // its product (~1 ms), its panels being larger than L1.
+            let first = panel * ROWS;
+            let sources: [&[f32]; ROWS] = std::array::from_fn(|r| {
+                xs.get((first + r) * k..(first + r + 1) * k).unwrap_or(&[])
+            });
+            for (p, step) in packed.chunks_exact_mut(ROWS).enumerate() {
+                for (value, row) in step.iter_mut().zip(&sources) {
+                    *value = row.get(p).copied().unwrap_or(0.0);
                 }
             }
         });
@@ -262,7 +296,7 @@ mod tests {
 
     #[test]
     fn the_panels_hold_the_weight() {
-        for (out_dim, in_dim) in [(37, 5), (16, 3), (1, 1), (0, 4)] {
+        for (out_dim, in_dim) in [(37, 5), (16, 3), (1, 1), (0, 4), (21, 600), (40, 512)] {
             let weight = values(out_dim * in_dim, 7);
             assert_eq!(
                 PanelWeight::from_weight(&weight, out_dim, in_dim).to_weight(),
