@@ -751,8 +751,8 @@ impl CustomOp1 for PanelLinear<'_> {
                 let first = panels.start * panel_gemm::COLUMNS;
                 let columns = (panels.end * panel_gemm::COLUMNS).min(n) - first;
                 // SAFETY: this task writes only columns first..first + columns of the m × n
-                // output, which no other task touches; panels exist only where
-                // `panel_gemm::applies` (DenseLinear::new).
+                // output, which no other task touches; `DenseLinear` makes panels only on CPUs
+                // with AVX2 and FMA.
                 unsafe {
                     let block = dst.get().add(first);
                     for row in 0..m {
@@ -1368,9 +1368,10 @@ mod tests {
                 ),
                 true,
             )?;
-            let batch = Tensor::randn(0f32, 1.0, (37, k), &dev)?;
+            // 250 rows: two blocks of row panels.
+            let batch = Tensor::randn(0f32, 1.0, (250, k), &dev)?;
             let together = layer.forward(&batch)?.to_vec2::<f32>()?;
-            for r in [0, 5, 6, 36] {
+            for r in [0, 5, 6, 130, 249] {
                 let alone = layer.forward(&batch.narrow(0, r, 1)?)?.to_vec2::<f32>()?;
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&together[r]), bits(&alone[0]), "row {r}");

@@ -134,7 +134,7 @@ impl PanelWeight {
     /// [`pack_rows`]`(xs, m, in_dim)`.
     ///
     /// # Safety
-    /// [`applies`] holds (AVX2 and FMA), and `out` points at m rows `ldc` apart whose columns
+    /// The CPU has AVX2 and FMA, and `out` points at m rows `ldc` apart whose columns
     /// `16·panels.start .. min(16·panels.end, out_dim)` are writable and used by no one else
     /// meanwhile.
     pub unsafe fn add_product(
