@@ -669,23 +669,10 @@ fn biased_linear_by_columns(
     width: usize,
     activation: Activation,
 ) -> Vec<f32> {
-    let mut out = Vec::<f32>::with_capacity(m * n);
-    let width = width.max(1);
-    let dst = OutPtr(out.as_mut_ptr());
-    (0..n.div_ceil(width)).into_par_iter().for_each(|task| {
-        let first = task * width;
-        let columns = width.min(n - first);
-        // SAFETY: this task writes only columns first..first + columns of the m × n output,
-        // which no other task touches; `xs` is m × k and `weight_t` k × n, row-major.
+    biased_column_tasks(bias, [m, n], width, activation, |first, columns, block| {
+        // SAFETY: `block` is this task's own columns first..first + columns of the m × n
+        // output (`biased_column_tasks`); `xs` is m × k and `weight_t` k × n, row-major.
         unsafe {
-            let block = dst.get().add(first);
-            for row in 0..m {
-                std::ptr::copy_nonoverlapping(
-                    bias.as_ptr().add(first),
-                    block.add(row * n),
-                    columns,
-                );
-            }
             gemm::gemm(
                 m,
                 columns,
@@ -706,7 +693,40 @@ fn biased_linear_by_columns(
                 false,
                 false,
                 gemm::Parallelism::None,
-            );
+            )
+        }
+    })
+}
+
+/// The m × n output of a fused linear pass, as parallel tasks of `width` output columns: each
+/// fills its columns with the bias, adds its product into them (`add_product(first, columns,
+/// block)`, `block` pointing at column `first` of row 0, rows `n` apart) and applies the
+/// activation while the block is still in cache.
+fn biased_column_tasks(
+    bias: &[f32],
+    [m, n]: [usize; 2],
+    width: usize,
+    activation: Activation,
+    add_product: impl Fn(usize, usize, *mut f32) + Sync,
+) -> Vec<f32> {
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    let width = width.max(1);
+    let dst = OutPtr(out.as_mut_ptr());
+    (0..n.div_ceil(width)).into_par_iter().for_each(|task| {
+        let first = task * width;
+        let columns = width.min(n - first);
+        // SAFETY: this task writes only columns first..first + columns of the m × n output,
+        // which no other task touches.
+        unsafe {
+            let block = dst.get().add(first);
+            for row in 0..m {
+                std::ptr::copy_nonoverlapping(
+                    bias.as_ptr().add(first),
+                    block.add(row * n),
+                    columns,
+                );
+            }
+            add_product(first, columns, block);
             activation.apply_in_place(block, m, n, columns);
         }
     });
@@ -739,35 +759,30 @@ impl CustomOp1 for PanelLinear<'_> {
         }
         let m = xs.len() / k.max(1);
         let width = columns_per_task(m, k, n, rayon::current_num_threads());
-        let panels_per_task = width.div_ceil(panel_gemm::COLUMNS);
+        // Whole panels per task.
+        let width = width.div_ceil(panel_gemm::COLUMNS) * panel_gemm::COLUMNS;
         let rows = panel_gemm::pack_rows(xs, m, k);
-        let mut out = Vec::<f32>::with_capacity(m * n);
-        let dst = OutPtr(out.as_mut_ptr());
-        let count = self.weight.panel_count();
-        (0..count.div_ceil(panels_per_task))
-            .into_par_iter()
-            .for_each(|task| {
-                let panels = task * panels_per_task..((task + 1) * panels_per_task).min(count);
-                let first = panels.start * panel_gemm::COLUMNS;
-                let columns = (panels.end * panel_gemm::COLUMNS).min(n) - first;
-                // SAFETY: this task writes only columns first..first + columns of the m × n
-                // output, which no other task touches; `DenseLinear` makes panels only on CPUs
-                // with AVX2 and FMA.
+        let out = biased_column_tasks(
+            self.bias,
+            [m, n],
+            width,
+            self.activation,
+            |first, columns, block| {
+                let first_panel = first / panel_gemm::COLUMNS;
+                let panels = first_panel..(first + columns).div_ceil(panel_gemm::COLUMNS);
+                // SAFETY: `block` is this task's own columns of the m × n output, the panels'
+                // (`biased_column_tasks`); `DenseLinear` makes panels only on CPUs with AVX2 and
+                // FMA.
                 unsafe {
-                    let block = dst.get().add(first);
-                    for row in 0..m {
-                        std::ptr::copy_nonoverlapping(
-                            self.bias.as_ptr().add(first),
-                            block.add(row * n),
-                            columns,
-                        );
-                    }
-                    self.weight.add_product(&rows, panels, dst.get(), n);
-                    self.activation.apply_in_place(block, m, n, columns);
+                    self.weight.add_product(
+                        &rows,
+                        panels,
+                        block.sub(first_panel * panel_gemm::COLUMNS),
+                        n,
+                    )
                 }
-            });
-        // SAFETY: the tasks above wrote every one of the m × n elements.
-        unsafe { out.set_len(m * n) };
+            },
+        );
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = n;
