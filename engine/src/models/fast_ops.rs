@@ -575,7 +575,7 @@ impl Activation {
 }
 
 /// `xs Wᵀ + b` then `activation`, from the transposed weight `Wᵀ` `(in, out)`, in one parallel
-/// pass over blocks of output columns ([`biased_linear_by_columns`]). candle's `Linear`
+/// pass over blocks of output columns or rows ([`linear_tasks`]). candle's `Linear`
 /// multiplies by a transposed view of the `(out, in)` weight into a zeroed buffer, adds the bias
 /// in a separate pass into a new tensor, and the activation makes a third.
 struct BiasedLinear {
@@ -609,13 +609,44 @@ impl candle_core::CustomOp3 for BiasedLinear {
             )
         }
         let m = xs.len() / k.max(1);
-        let width = columns_per_task(m, k, n, rayon::current_num_threads());
-        let out = biased_linear_by_columns(xs, weight_t, bias, [m, k, n], width, self.activation);
+        let out = match linear_tasks(m, k, n, rayon::current_num_threads()) {
+            LinearTasks::Columns(width) => {
+                biased_linear_by_columns(xs, weight_t, bias, [m, k, n], width, self.activation)
+            }
+            LinearTasks::Rows(height) => {
+                biased_linear_by_rows(xs, weight_t, bias, [m, k, n], height, self.activation)
+            }
+        };
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = n;
         }
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
+    }
+}
+
+/// How [`BiasedLinear`] shares a product between threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinearTasks {
+    /// Blocks of this many output columns ([`biased_linear_by_columns`]).
+    Columns(usize),
+    /// Blocks of this many rows ([`biased_linear_by_rows`]).
+    Rows(usize),
+}
+
+/// Rows for a weight of up to 2¹⁸ values (1 MiB, a core's L2), two blocks per thread; columns
+/// for larger ones ([`columns_per_task`]). A column task packs every row of the activations for
+/// its own product, a row task only its own rows while each reads the whole weight: on the
+/// built-in default's `512 × 256 → 256 … 512 × 1024 → 256` products rows ran 3–15 % faster
+/// (AVX-512, 2 threads), on DINO's and the DiT's larger weights columns 0–10 % (rows' reads of
+/// the weight no longer fit in cache).
+fn linear_tasks(m: usize, k: usize, n: usize, threads: usize) -> LinearTasks {
+    const ROWS_MAX_WEIGHT: usize = 1 << 18;
+    const TASKS_PER_THREAD: usize = 2;
+    if threads > 1 && k * n <= ROWS_MAX_WEIGHT && m * k * n >= 1 << 20 {
+        LinearTasks::Rows(m.div_ceil(threads * TASKS_PER_THREAD))
+    } else {
+        LinearTasks::Columns(columns_per_task(m, k, n, threads))
     }
 }
 
@@ -673,29 +704,95 @@ fn biased_linear_by_columns(
         // SAFETY: `block` is this task's own columns first..first + columns of the m × n
         // output (`biased_column_tasks`); `xs` is m × k and `weight_t` k × n, row-major.
         unsafe {
-            gemm::gemm(
-                m,
-                columns,
-                k,
-                block,
-                1,
-                n as isize,
-                true,
+            add_product_on_this_thread(
+                [m, k, columns],
                 xs.as_ptr(),
-                1,
-                k as isize,
+                k,
                 weight_t.as_ptr().add(first),
-                1,
-                n as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+                block,
+                n,
             )
         }
     })
+}
+
+/// `out += lhs · rhs` with `gemm` on the calling thread: `lhs` m × k with rows `lhs_stride`
+/// apart, `rhs` k × n with rows `n_stride` apart, `out` m × n with rows `n_stride` apart.
+///
+/// # Safety
+/// The pointers must cover those matrices; `out` must be writable and used by no one else.
+unsafe fn add_product_on_this_thread(
+    [m, k, n]: [usize; 3],
+    lhs: *const f32,
+    lhs_stride: usize,
+    rhs: *const f32,
+    out: *mut f32,
+    n_stride: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out,
+            1,
+            n_stride as isize,
+            true,
+            lhs,
+            1,
+            lhs_stride as isize,
+            rhs,
+            1,
+            n_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// [`biased_linear_by_columns`] as independent blocks of `height` rows: each task fills its rows
+/// with the bias, adds its one-thread GEMM (its rows of `xs` by all of `Wᵀ`) and applies the
+/// activation.
+fn biased_linear_by_rows(
+    xs: &[f32],
+    weight_t: &[f32],
+    bias: &[f32],
+    [m, k, n]: [usize; 3],
+    height: usize,
+    activation: Activation,
+) -> Vec<f32> {
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    let height = height.max(1);
+    let dst = OutPtr(out.as_mut_ptr());
+    (0..m.div_ceil(height)).into_par_iter().for_each(|task| {
+        let first = task * height;
+        let rows = height.min(m - first);
+        // SAFETY: this task writes only rows first..first + rows of the m × n output, which
+        // no other task touches; `xs` is m × k and `weight_t` k × n, row-major.
+        unsafe {
+            let block = dst.get().add(first * n);
+            for row in 0..rows {
+                std::ptr::copy_nonoverlapping(bias.as_ptr(), block.add(row * n), n);
+            }
+            add_product_on_this_thread(
+                [rows, k, n],
+                xs.as_ptr().add(first * k),
+                k,
+                weight_t.as_ptr(),
+                block,
+                n,
+            );
+            activation.apply_in_place(block, rows, n, n);
+        }
+    });
+    // SAFETY: the tasks above wrote every one of the m × n elements.
+    unsafe { out.set_len(m * n) };
+    out
 }
 
 /// The m × n output of a fused linear pass, as parallel tasks of `width` output columns: each
@@ -1267,7 +1364,7 @@ mod tests {
     }
 
     #[test]
-    fn column_blocks_of_any_width_match_candles_linear() -> Result<()> {
+    fn column_and_row_blocks_of_any_size_match_candles_linear() -> Result<()> {
         let dev = candle_core::Device::Cpu;
         let (m, k, n) = (13, 29, 70);
         let weight = Tensor::randn(0f32, 0.2, (n, k), &dev)?;
@@ -1285,16 +1382,25 @@ mod tests {
             Activation::GeluTanh,
         ] {
             let reference = activation.apply(&plain)?.flatten_all()?.to_vec1::<f32>()?;
-            // One column, a ragged last block (70 = 4 × 16 + 6), one block, wider than n.
-            for width in [1, 16, 70, 128] {
-                let ours =
+            // One column or row, a ragged last block (70 = 4 × 16 + 6 columns, 13 = 2 × 5 + 3
+            // rows), one block, wider than the output.
+            let by_columns = [1, 16, 70, 128].map(|width| {
+                let out =
                     biased_linear_by_columns(&xs, &weight_t, &bias, [m, k, n], width, activation);
+                (LinearTasks::Columns(width), out)
+            });
+            let by_rows = [1, 5, 13, 20].map(|height| {
+                let out =
+                    biased_linear_by_rows(&xs, &weight_t, &bias, [m, k, n], height, activation);
+                (LinearTasks::Rows(height), out)
+            });
+            for (tasks, ours) in by_columns.into_iter().chain(by_rows) {
                 let err = ours
                     .iter()
                     .zip(&reference)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
-                assert!(err < 1e-5, "{activation:?}, width {width}: max error {err}");
+                assert!(err < 1e-5, "{activation:?}, {tasks:?}: max error {err}");
             }
         }
         Ok(())
@@ -1311,6 +1417,18 @@ mod tests {
         // One thread, or a product too small to share: one block.
         assert_eq!(columns_per_task(197, 768, 2304, 1), 2304);
         assert_eq!(columns_per_task(8, 64, 300, 2), 300);
+    }
+
+    #[test]
+    fn small_weights_share_rows_and_large_ones_columns() {
+        // The built-in default's 512 × 1024 → 256 (a 1 MiB weight): two blocks of rows a thread.
+        assert_eq!(linear_tasks(512, 1024, 256, 2), LinearTasks::Rows(128));
+        assert_eq!(linear_tasks(197, 256, 768, 2), LinearTasks::Rows(50));
+        // DINO's 197 × 768 → 2304: columns.
+        assert_eq!(linear_tasks(197, 768, 2304, 2), LinearTasks::Columns(576));
+        // One thread, or a product too small to share: one block of columns.
+        assert_eq!(linear_tasks(512, 256, 256, 1), LinearTasks::Columns(256));
+        assert_eq!(linear_tasks(8, 64, 300, 2), LinearTasks::Columns(300));
     }
 
     #[test]
