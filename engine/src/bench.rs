@@ -40,16 +40,32 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// Timed runs of a workload: at least `runs`, and for a short one enough to span
+/// [`MIN_TIMED_SECS`] (at most [`MAX_RUNS`]), judged by the warm-up. The median of three 0.2 s
+/// runs (DINO) measured one burst of the host's other guests as often as the code; medians of
+/// ten on both sides of `--compare` moved far less.
+fn timed_run_count(runs: usize, warm_up_secs: f64) -> usize {
+    let to_fill = (MIN_TIMED_SECS / warm_up_secs.max(1e-3)).ceil() as usize;
+    runs.max(1).max(to_fill.min(MAX_RUNS))
+}
+
+/// Seconds a short workload's timed runs span at least ([`timed_run_count`]).
+const MIN_TIMED_SECS: f64 = 2.0;
+/// Timed runs of a short workload at most ([`timed_run_count`]).
+const MAX_RUNS: usize = 15;
+
 fn time_runs(
     name: &str,
     flops: f64,
     runs: usize,
     mut f: impl FnMut() -> Result<()>,
 ) -> Result<BenchResult> {
-    f()?; // warm-up
+    let warm_up = Instant::now();
+    f()?;
+    let runs = timed_run_count(runs, warm_up.elapsed().as_secs_f64());
     let mut runs_secs = Vec::with_capacity(runs);
     let mut cpu_secs = Vec::with_capacity(runs);
-    for _ in 0..runs.max(1) {
+    for _ in 0..runs {
         let cpu_start = process_cpu_secs();
         let start = Instant::now();
         f()?;
@@ -234,7 +250,8 @@ pub fn vae_encode_flops(cfg: &VaeConfig, h: usize, w: usize) -> f64 {
 /// Which workloads to time.
 #[derive(Clone, Copy, Debug)]
 pub struct BenchPlan {
-    /// Timed runs per workload (after one warm-up).
+    /// Timed runs per workload (after one warm-up), at least; short workloads get more
+    /// ([`timed_run_count`]).
     pub runs: usize,
     /// Time the DiT sampler step.
     pub prior: bool,
@@ -345,4 +362,18 @@ pub fn run(
         push(r, &mut results);
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_RUNS, timed_run_count};
+
+    #[test]
+    fn short_workloads_run_until_they_span_two_seconds() {
+        assert_eq!(timed_run_count(3, 4.0), 3, "long: the asked runs");
+        assert_eq!(timed_run_count(3, 0.2), 10, "0.2 s: ten runs span 2 s");
+        assert_eq!(timed_run_count(12, 0.5), 12, "never fewer than asked");
+        assert_eq!(timed_run_count(0, 0.0), MAX_RUNS, "capped");
+        assert_eq!(timed_run_count(0, 9.0), 1, "at least one");
+    }
 }

@@ -12,6 +12,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::gemm_panels::{self, GemmPanelWeight};
 use super::panel_gemm::{self, PanelWeight};
 
 /// `sqrt(2 / π)`.
@@ -574,52 +575,7 @@ impl Activation {
     }
 }
 
-/// `xs Wᵀ + b` then `activation`, from the transposed weight `Wᵀ` `(in, out)`, in one parallel
-/// pass over blocks of output columns or rows ([`linear_tasks`]). candle's `Linear`
-/// multiplies by a transposed view of the `(out, in)` weight into a zeroed buffer, adds the bias
-/// in a separate pass into a new tensor, and the activation makes a third.
-struct BiasedLinear {
-    activation: Activation,
-}
-
-impl candle_core::CustomOp3 for BiasedLinear {
-    fn name(&self) -> &'static str {
-        "biased-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xs_layout: &Layout,
-        weight_t: &CpuStorage,
-        weight_t_layout: &Layout,
-        bias: &CpuStorage,
-        bias_layout: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let xs = contiguous_f32(xs, xs_layout, self.name())?;
-        let weight_t = contiguous_f32(weight_t, weight_t_layout, self.name())?;
-        let bias = contiguous_f32(bias, bias_layout, self.name())?;
-        let (k, n) = weight_t_layout.shape().dims2()?;
-        let dims = xs_layout.shape().dims();
-        if dims.last() != Some(&k) || bias.len() != n {
-            candle_core::bail!(
-                "biased-linear: input {:?}, transposed weight ({k}, {n}), bias {}",
-                dims,
-                bias.len()
-            )
-        }
-        let m = xs.len() / k.max(1);
-        let tasks = linear_tasks(m, k, n, rayon::current_num_threads());
-        let out = biased_linear(xs, weight_t, bias, [m, k, n], tasks, self.activation);
-        let mut out_dims = dims.to_vec();
-        if let Some(last) = out_dims.last_mut() {
-            *last = n;
-        }
-        Ok((CpuStorage::F32(out), Shape::from(out_dims)))
-    }
-}
-
-/// How [`BiasedLinear`] shares a product between threads.
+/// How a fused linear pass over [`GemmPanelWeight`] shares a product between threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LinearTasks {
     /// Blocks of this many output columns.
@@ -640,7 +596,9 @@ fn linear_tasks(m: usize, k: usize, n: usize, threads: usize) -> LinearTasks {
     if threads > 1 && k * n <= ROWS_MAX_WEIGHT && m * k * n >= 1 << 20 {
         LinearTasks::Rows(m.div_ceil(threads * TASKS_PER_THREAD))
     } else {
-        LinearTasks::Columns(columns_per_task(m, k, n, threads))
+        // Whole panels per task.
+        let width = columns_per_task(m, k, n, threads);
+        LinearTasks::Columns(width.div_ceil(gemm_panels::PANEL) * gemm_panels::PANEL)
     }
 }
 
@@ -677,8 +635,8 @@ unsafe fn map_block<F: Fn(f32) -> f32>(block: *mut f32, m: usize, n: usize, colu
     )
 }
 
-/// `xs Wᵀ + b` then `activation` (`xs` m × k, `Wᵀ` k × n, both row-major) as independent
-/// blocks of output columns or rows ([`biased_block_tasks`]), each a one-thread GEMM.
+/// `xs Wᵀ + b` then `activation` (`xs` m × k row-major) as independent blocks of output
+/// columns or rows ([`biased_block_tasks`]), each a one-thread GEMM over the weight's panels.
 ///
 /// Why not the GEMM's own threads: it splits every product statically and synchronises the
 /// threads twice per slice of k (packing, then the product), and the bias rows (written by one
@@ -687,65 +645,18 @@ unsafe fn map_block<F: Fn(f32) -> f32>(block: *mut f32, m: usize, n: usize, colu
 /// in one process).
 fn biased_linear(
     xs: &[f32],
-    weight_t: &[f32],
+    weight: &GemmPanelWeight,
     bias: &[f32],
-    [m, k, n]: [usize; 3],
+    m: usize,
     tasks: LinearTasks,
     activation: Activation,
 ) -> Vec<f32> {
+    let n = weight.out_dim();
     biased_block_tasks(bias, [m, n], tasks, activation, |rows, columns, block| {
         // SAFETY: `block` is this task's own rows and columns of the m × n output
-        // (`biased_block_tasks`); `xs` is m × k and `weight_t` k × n, row-major.
-        unsafe {
-            add_product_on_this_thread(
-                [rows.len(), k, columns.len()],
-                xs.as_ptr().add(rows.start * k),
-                k,
-                weight_t.as_ptr().add(columns.start),
-                block,
-                n,
-            )
-        }
+        // (`biased_block_tasks`), whole panels for a block of columns (`linear_tasks`).
+        unsafe { weight.add_product(xs, rows, columns, block, n) }
     })
-}
-
-/// `out += lhs · rhs` with `gemm` on the calling thread: `lhs` m × k with rows `lhs_stride`
-/// apart, `rhs` k × n with rows `n_stride` apart, `out` m × n with rows `n_stride` apart.
-///
-/// # Safety
-/// The pointers must cover those matrices; `out` must be writable and used by no one else.
-unsafe fn add_product_on_this_thread(
-    [m, k, n]: [usize; 3],
-    lhs: *const f32,
-    lhs_stride: usize,
-    rhs: *const f32,
-    out: *mut f32,
-    n_stride: usize,
-) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out,
-            1,
-            n_stride as isize,
-            true,
-            lhs,
-            1,
-            lhs_stride as isize,
-            rhs,
-            1,
-            n_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
 }
 
 /// The m × n output of a fused linear pass, as parallel tasks over blocks of `tasks`' rows or
@@ -792,12 +703,45 @@ fn biased_block_tasks(
     out
 }
 
-/// `xs Wᵀ + b` then `activation`, from a weight in panels ([`PanelWeight`]), as independent
-/// tasks of whole panels: each task fills its columns with the bias, adds the product into them
-/// and applies the activation while the block is still in cache (as [`biased_linear`]
-/// does with `gemm`).
+/// A linear layer's weight, rearranged once at load for a fused CPU product.
+#[derive(Debug)]
+enum PanelWeights {
+    /// 16-column panels for the AVX2 blocks of [`panel_gemm`] (CPUs with AVX2 and FMA but no
+    /// AVX-512, [`panel_gemm::applies`]).
+    Avx2(PanelWeight),
+    /// 64-column panels that `gemm` reads in place ([`gemm_panels`]).
+    Gemm(GemmPanelWeight),
+}
+
+impl PanelWeights {
+    fn in_dim(&self) -> usize {
+        match self {
+            Self::Avx2(weight) => weight.in_dim(),
+            Self::Gemm(weight) => weight.in_dim(),
+        }
+    }
+
+    fn out_dim(&self) -> usize {
+        match self {
+            Self::Avx2(weight) => weight.out_dim(),
+            Self::Gemm(weight) => weight.out_dim(),
+        }
+    }
+
+    fn to_weight(&self) -> Vec<f32> {
+        match self {
+            Self::Avx2(weight) => weight.to_weight(),
+            Self::Gemm(weight) => weight.to_weight(),
+        }
+    }
+}
+
+/// `xs Wᵀ + b` then `activation`, from a weight in panels, as independent tasks of whole
+/// panels (or, for `gemm`'s panels and a small weight, of rows: [`linear_tasks`]): each task
+/// fills its block with the bias, adds the product into it and applies the activation while
+/// the block is still in cache.
 struct PanelLinear<'a> {
-    weight: &'a PanelWeight,
+    weight: &'a PanelWeights,
     bias: &'a [f32],
     activation: Activation,
 }
@@ -811,35 +755,51 @@ impl CustomOp1 for PanelLinear<'_> {
         let xs = contiguous_f32(storage, layout, self.name())?;
         let (k, n) = (self.weight.in_dim(), self.weight.out_dim());
         let dims = layout.shape().dims();
-        if dims.last() != Some(&k) {
-            candle_core::bail!("panel-linear: input {dims:?} into a layer ({k} → {n})")
+        if dims.last() != Some(&k) || self.bias.len() != n {
+            candle_core::bail!(
+                "panel-linear: input {dims:?} into a layer ({k} → {n}, bias {})",
+                self.bias.len()
+            )
         }
         let m = xs.len() / k.max(1);
-        let width = columns_per_task(m, k, n, rayon::current_num_threads());
-        // Whole panels per task.
-        let width = width.div_ceil(panel_gemm::COLUMNS) * panel_gemm::COLUMNS;
-        let rows = panel_gemm::pack_rows(xs, m, k);
-        let out = biased_block_tasks(
-            self.bias,
-            [m, n],
-            LinearTasks::Columns(width),
-            self.activation,
-            |_, columns, block| {
-                let first_panel = columns.start / panel_gemm::COLUMNS;
-                let panels = first_panel..columns.end.div_ceil(panel_gemm::COLUMNS);
-                // SAFETY: `block` is this task's own columns of the m × n output, the panels'
-                // (`biased_block_tasks`); `DenseLinear` makes panels only on CPUs with AVX2 and
-                // FMA.
-                unsafe {
-                    self.weight.add_product(
-                        &rows,
-                        panels,
-                        block.sub(first_panel * panel_gemm::COLUMNS),
-                        n,
-                    )
-                }
-            },
-        );
+        let threads = rayon::current_num_threads();
+        let out = match self.weight {
+            PanelWeights::Gemm(weight) => biased_linear(
+                xs,
+                weight,
+                self.bias,
+                m,
+                linear_tasks(m, k, n, threads),
+                self.activation,
+            ),
+            PanelWeights::Avx2(weight) => {
+                // Whole panels per task.
+                let width = columns_per_task(m, k, n, threads).div_ceil(panel_gemm::COLUMNS)
+                    * panel_gemm::COLUMNS;
+                let rows = panel_gemm::pack_rows(xs, m, k);
+                biased_block_tasks(
+                    self.bias,
+                    [m, n],
+                    LinearTasks::Columns(width),
+                    self.activation,
+                    |_, columns, block| {
+                        let first_panel = columns.start / panel_gemm::COLUMNS;
+                        let panels = first_panel..columns.end.div_ceil(panel_gemm::COLUMNS);
+                        // SAFETY: `block` is this task's own columns of the m × n output, the
+                        // panels' (`biased_block_tasks`); `DenseLinear` makes these panels only
+                        // on CPUs with AVX2 and FMA.
+                        unsafe {
+                            weight.add_product(
+                                &rows,
+                                panels,
+                                block.sub(first_panel * panel_gemm::COLUMNS),
+                                n,
+                            )
+                        }
+                    },
+                )
+            }
+        };
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = n;
@@ -854,12 +814,9 @@ enum LinearForm {
     /// candle's `Linear`: other devices and dtypes, weights that track gradients (training),
     /// layers without bias.
     Candle(candle_nn::Linear),
-    /// CPU f32 inference: the weight transposed, `(in, out)` contiguous, for [`BiasedLinear`].
-    Transposed { weight_t: Tensor, bias: Tensor },
-    /// CPU f32 inference on a CPU with AVX2 and FMA but no AVX-512 ([`panel_gemm::applies`]):
-    /// the weight in panels, for [`PanelLinear`].
+    /// CPU f32 inference: the weight in panels, for [`PanelLinear`].
     Panels {
-        weight: std::sync::Arc<PanelWeight>,
+        weight: std::sync::Arc<PanelWeights>,
         bias: Vec<f32>,
     },
 }
@@ -867,11 +824,11 @@ enum LinearForm {
 /// A linear layer (`weight` `(out, in)` and `bias` under the checkpoint's keys) that, for CPU
 /// inference in f32, rearranges its weight once at load and runs as one fused pass (product,
 /// bias, activation): in panels of 16 output columns for the AVX2 blocks of [`panel_gemm`]
-/// where the CPU has AVX2 without AVX-512, else transposed — `(in, out)`, contiguous — for
-/// `gemm` ([`BiasedLinear`]). `gemm` reads a row-major right-hand side in place but packs a
-/// transposed one element by element: with the weights cold in cache (every layer of a forward
-/// pass), DINO's `197 × 768 → 2304` product ran at 260 GFLOP/s from the `(out, in)` weight and
-/// 400 GFLOP/s from the transposed copy on 2 cores (AVX-512). The rearranged copy replaces the
+/// where the CPU has AVX2 without AVX-512, else in panels of 64 that `gemm` reads in place
+/// ([`gemm_panels`]). (`gemm` reads a row-major right-hand side in place but packs a transposed
+/// one element by element: with the weights cold in cache, DINO's `197 × 768 → 2304` product
+/// ran at 260 GFLOP/s from the `(out, in)` weight and 400 GFLOP/s from a transposed copy on 2
+/// cores, AVX-512; the panels go further, [`gemm_panels`].) The rearranged copy replaces the
 /// original; `DenseLinear::linear` rebuilds candle's `Linear` for the rare input that cannot
 /// take the fused pass (one that tracks gradients). Elsewhere it is candle's `Linear`.
 #[derive(Debug, Clone)]
@@ -890,8 +847,8 @@ impl DenseLinear {
         Self::rearranged(layer, panel_gemm::applies())
     }
 
-    /// [`Self::new`], in panels or transposed as `panels` says.
-    fn rearranged(layer: candle_nn::Linear, panels: bool) -> Result<Self> {
+    /// [`Self::new`], in AVX2 panels where `avx2_panels` says, else in `gemm`'s.
+    fn rearranged(layer: candle_nn::Linear, avx2_panels: bool) -> Result<Self> {
         let weight = layer.weight();
         let bias = match layer.bias() {
             Some(bias)
@@ -909,31 +866,26 @@ impl DenseLinear {
                 });
             }
         };
-        let form = if panels {
-            let (out_dim, in_dim) = weight.dims2()?;
-            let values = weight.flatten_all()?.to_vec1::<f32>()?;
-            LinearForm::Panels {
-                weight: std::sync::Arc::new(PanelWeight::from_weight(&values, out_dim, in_dim)),
-                bias: bias.to_vec1::<f32>()?,
-            }
+        let (out_dim, in_dim) = weight.dims2()?;
+        let values = weight.flatten_all()?.to_vec1::<f32>()?;
+        let weight = if avx2_panels {
+            PanelWeights::Avx2(PanelWeight::from_weight(&values, out_dim, in_dim))
         } else {
-            LinearForm::Transposed {
-                weight_t: weight.t()?.contiguous()?,
-                bias,
-            }
+            PanelWeights::Gemm(GemmPanelWeight::from_weight(&values, out_dim, in_dim))
         };
-        Ok(Self { form })
+        Ok(Self {
+            form: LinearForm::Panels {
+                weight: std::sync::Arc::new(weight),
+                bias: bias.to_vec1::<f32>()?,
+            },
+        })
     }
 
-    /// The layer as candle's `Linear` (its weight `(out, in)`; a transposed view, or for
-    /// panels a copy made here).
+    /// The layer as candle's `Linear` (for panels, its weight `(out, in)` copied here).
     fn linear(&self) -> Result<std::borrow::Cow<'_, candle_nn::Linear>> {
         use std::borrow::Cow;
         Ok(match &self.form {
             LinearForm::Candle(layer) => Cow::Borrowed(layer),
-            LinearForm::Transposed { weight_t, bias } => {
-                Cow::Owned(candle_nn::Linear::new(weight_t.t()?, Some(bias.clone())))
-            }
             LinearForm::Panels { weight, bias } => {
                 let device = candle_core::Device::Cpu;
                 let shape = (weight.out_dim(), weight.in_dim());
@@ -954,9 +906,6 @@ impl DenseLinear {
     pub fn forward_activated(&self, xs: &Tensor, activation: Activation) -> Result<Tensor> {
         let fused = xs.device().is_cpu() && xs.dtype() == DType::F32 && !xs.track_op();
         match &self.form {
-            LinearForm::Transposed { weight_t, bias } if fused => xs
-                .contiguous()?
-                .apply_op3_no_bwd(weight_t, bias, &BiasedLinear { activation }),
             LinearForm::Panels { weight, bias } if fused => {
                 xs.contiguous()?.apply_op1_no_bwd(&PanelLinear {
                     weight,
@@ -1326,7 +1275,7 @@ mod tests {
     #[test]
     fn column_and_row_blocks_of_any_size_match_candles_linear() -> Result<()> {
         let dev = candle_core::Device::Cpu;
-        let (m, k, n) = (13, 29, 70);
+        let (m, k, n) = (13, 29, 150);
         let weight = Tensor::randn(0f32, 0.2, (n, k), &dev)?;
         let bias = Tensor::randn(0f32, 1.0, n, &dev)?;
         let xs = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
@@ -1334,7 +1283,7 @@ mod tests {
             &candle_nn::Linear::new(weight.clone(), Some(bias.clone())),
             &xs,
         )?;
-        let weight_t = weight.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let panels = GemmPanelWeight::from_weight(&weight.flatten_all()?.to_vec1::<f32>()?, n, k);
         let (xs, bias) = (xs.flatten_all()?.to_vec1::<f32>()?, bias.to_vec1::<f32>()?);
         for activation in [
             Activation::Identity,
@@ -1342,20 +1291,20 @@ mod tests {
             Activation::GeluTanh,
         ] {
             let reference = activation.apply(&plain)?.flatten_all()?.to_vec1::<f32>()?;
-            // One column or row, a ragged last block (70 = 4 × 16 + 6 columns, 13 = 2 × 5 + 3
-            // rows), one block, wider than the output.
-            let by_columns = [1, 16, 70, 128].map(|width| {
+            // Blocks of whole panels with a ragged last one (150 = 2 × 64 + 22 columns), one
+            // block, wider than the output; one row, a ragged last block (13 = 2 × 5 + 3 rows).
+            let by_columns = [64, 128, 150, 192].map(|width| {
                 let tasks = LinearTasks::Columns(width);
                 (
                     tasks,
-                    biased_linear(&xs, &weight_t, &bias, [m, k, n], tasks, activation),
+                    biased_linear(&xs, &panels, &bias, m, tasks, activation),
                 )
             });
             let by_rows = [1, 5, 13, 20].map(|height| {
                 let tasks = LinearTasks::Rows(height);
                 (
                     tasks,
-                    biased_linear(&xs, &weight_t, &bias, [m, k, n], tasks, activation),
+                    biased_linear(&xs, &panels, &bias, m, tasks, activation),
                 )
             });
             for (tasks, ours) in by_columns.into_iter().chain(by_rows) {
@@ -1390,9 +1339,11 @@ mod tests {
         assert_eq!(linear_tasks(197, 256, 768, 2), LinearTasks::Rows(50));
         // DINO's 197 × 768 → 2304: columns.
         assert_eq!(linear_tasks(197, 768, 2304, 2), LinearTasks::Columns(576));
+        // The DiT's 512 × 1152 → 3456: whole panels of 64 (14 of 54 a task).
+        assert_eq!(linear_tasks(512, 1152, 3456, 2), LinearTasks::Columns(896));
         // One thread, or a product too small to share: one block of columns.
         assert_eq!(linear_tasks(512, 256, 256, 1), LinearTasks::Columns(256));
-        assert_eq!(linear_tasks(8, 64, 300, 2), LinearTasks::Columns(300));
+        assert_eq!(linear_tasks(8, 64, 300, 2), LinearTasks::Columns(320));
     }
 
     #[test]
@@ -1412,7 +1363,8 @@ mod tests {
         for panels in forms {
             let layer = DenseLinear::rearranged(reference_layer.clone(), panels)?;
             match (&layer.form, panels) {
-                (LinearForm::Panels { .. }, true) | (LinearForm::Transposed { .. }, false) => {}
+                (LinearForm::Panels { weight, .. }, _)
+                    if matches!(**weight, PanelWeights::Avx2(_)) == panels => {}
                 (form, _) => panic!("panels {panels}: {form:?}"),
             }
             for activation in [

@@ -7,6 +7,7 @@ pub mod direct_conv;
 pub mod efficientnet;
 pub mod encoder;
 pub mod fast_ops;
+pub mod gemm_panels;
 pub mod layers;
 pub mod ldm_unet;
 pub mod lumos;
