@@ -23,7 +23,8 @@ CLI runs its commands on one, see `parse_perf_script`):
   main thread's stack each time it stops running (`sched:sched_switch`), and while the pools
   work the main thread sleeps inside the op that handed them the work (a GEMM) or spins at its
   barrier. Only timed samples are reported; they cover the warm-up and the timed runs, so CPU
-  time per run is their total over `runs + 1`.
+  time per run is their total over `runs + 1` — the runs the bench made, read from its output
+  (`--runs` is a minimum: a short workload runs until its runs span 2 s).
 - Op: the innermost engine frame's callee when that is candle (`Tensor::matmul`,
   `ops::softmax_last_dim`, ...), else that engine frame itself (the engine's own kernels:
   `DenseLinear::forward`, the Winograd transforms). Main-thread time spent waiting for the
@@ -242,9 +243,20 @@ def record(binary: str, workload: str, runs: int, freq: int, stack_bytes: int) -
             check=True,
         ).stdout
     _, main, workers = parse_perf_script(script)
-    profile = attribute(main, workers, runs)
-    profile.bench_lines = [line for line in bench.stdout.splitlines() if "median" in line]
+    bench_lines = [line for line in bench.stdout.splitlines() if "median" in line]
+    profile = attribute(main, workers, timed_runs(bench_lines, runs))
+    profile.bench_lines = bench_lines
     return profile
+
+
+def timed_runs(bench_lines: list[str], asked: int) -> int:
+    """The timed runs a bench made (its `runs [..]` lists; `--runs` is a minimum)."""
+    counts = [
+        len(m.group(1).split(","))
+        for line in bench_lines
+        if (m := re.search(r"runs \[([^\]]*)\]", line))
+    ]
+    return max(counts, default=asked)
 
 
 def ms_per_run(profile: Profile, ns: int) -> float:

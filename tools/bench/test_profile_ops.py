@@ -91,5 +91,14 @@ class AttributionTest(unittest.TestCase):
         self.assertEqual(P.clean(conv), "winograd::WinogradConv3x3::forward")
 
 
+class TimedRuns(unittest.TestCase):
+    def test_the_runs_the_bench_made_not_the_runs_asked(self):
+        lines = [
+            "DINO ViT-B/16, 224 px  median 0.194 s  181.4 GFLOP/s  cpu 0.37 s  (35.1 GFLOP; runs [0.194, 0.276, 0.19])",
+        ]
+        self.assertEqual(P.timed_runs(lines, 1), 3)
+        self.assertEqual(P.timed_runs([], 5), 5)
+
+
 if __name__ == "__main__":
     unittest.main()
