@@ -7,10 +7,10 @@
 //! from memory, every forward pass: `pack_lhs` was 15 % of the matrix products' CPU samples in
 //! DINO. Kept in panels from load and multiplied 24 rows of `xs` at a time, the weight is never
 //! packed. Alternating both forms in one process (2 threads, AVX-512, 12 cold copies of each
-//! weight): DINO's four layer shapes 6–12 % faster (`197 × 768 → 2304`: 3.69 → 3.30 ms), the
-//! DiT XL's 0–14 %, the built-in default's 0–7 %. Multiplying all rows in one call instead
-//! (gemm packs again) gave back most of it; 48 rows a call was as fast as 24 on DINO but up to
-//! 10 % slower on the DiT's `512 × 4608 → 1152`.
+//! weight; two runs): DINO's four layer shapes 6–13 % faster (`197 × 768 → 2304`: 3.69 → 3.30
+//! ms), the DiT XL's 4–16 %, the built-in default's 1–7 %. Multiplying all rows in one call
+//! instead (gemm packs again) gave back most of it; 48 rows a call was as fast as 24 on DINO but
+//! up to 10 % slower on the DiT's `512 × 4608 → 1152`.
 
 use std::ops::Range;
 
